@@ -1,0 +1,191 @@
+//! The [`CacheAdapter`] trait: what a layer kind implements.
+//!
+//! cache-tower ships [`MemoryAdapter`](crate::MemoryAdapter); implement this trait to add a layer
+//! kind of your own (a file cache, memcached, a database table). A tower calls an adapter through
+//! `Arc<dyn CacheAdapter>`, so the trait is object safe.
+
+pub(crate) mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::value::Entry;
+
+/// One layer kind of a [`CacheTower`](crate::CacheTower).
+///
+/// Keys arrive as the tower's keys; the adapter applies its namespace. Each adapter has one TTL
+/// for the whole layer ([`ttl`](Self::ttl)); an entry is written with a TTL of its own as well
+/// ([`Entry::ttl`]), and the adapter keeps it for the shorter of the two. An entry past its TTL
+/// must be absent for every operation.
+///
+/// Errors mean "this layer could not do it" (I/O, timeout). The tower treats a failed read as a
+/// miss and goes on with the other layers, so an adapter should return `Err` rather than retry
+/// for long. A stored value that turns out to be unreadable is not the adapter's concern: return
+/// it, and the tower counts it as a decode failure.
+///
+/// `mget` and `mset` have default implementations that loop over `get` and `set`; an adapter
+/// that can batch (one network round trip for many keys) should override them.
+///
+/// # Example: a complete adapter
+///
+/// A layer that keeps each entry's JSON in a `BTreeMap`, with no TTL:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use cache_tower::{CacheAdapter, CacheTower, Entry, Error, ErrorKind, MemoryAdapter, Result, StoredValue};
+///
+/// #[derive(Debug, Clone, Default)]
+/// struct JsonMapAdapter {
+///     map: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+/// }
+///
+/// impl JsonMapAdapter {
+///     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>>> {
+///         self.map.lock().map_err(|_| Error::new(ErrorKind::Layer, "map lock poisoned"))
+///     }
+/// }
+///
+/// impl CacheAdapter for JsonMapAdapter {
+///     fn kind(&self) -> &'static str { "json-map" }
+///     fn namespace(&self) -> &str { "" }
+///     fn ttl(&self) -> Option<Duration> { None }
+///
+///     fn get(&self, key: &str) -> Result<Option<Entry>> {
+///         let map = self.lock()?;
+///         Ok(map.get(key).map(|json| Entry::new(StoredValue::from_json(json.clone()), None)))
+///     }
+///     fn set(&self, key: &str, entry: &Entry) -> Result<()> {
+///         let json = entry.value().json()?.to_vec();
+///         self.lock()?.insert(key.to_owned(), json);
+///         Ok(())
+///     }
+///     fn delete(&self, key: &str) -> Result<()> {
+///         self.lock()?.remove(key);
+///         Ok(())
+///     }
+///     fn exists(&self, key: &str) -> Result<bool> {
+///         Ok(self.lock()?.contains_key(key))
+///     }
+///     fn flush(&self) -> Result<()> {
+///         self.lock()?.clear();
+///         Ok(())
+///     }
+/// }
+///
+/// # fn main() -> cache_tower::Result<()> {
+/// let slow = JsonMapAdapter::default();
+/// let tower = CacheTower::new();
+/// tower.add_layer(MemoryAdapter::new());
+/// tower.add_layer(slow.clone());
+///
+/// slow.set("answer", &Entry::new(StoredValue::new(42u32), None))?;
+/// assert_eq!(tower.get::<u32>("answer")?, Some(42)); // found in layer 1, backfilled into layer 0
+/// assert!(tower.get_layers()[0].exists("answer")?);
+/// # Ok(())
+/// # }
+/// ```
+pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
+    /// A short name of the layer kind for stats and logs, such as `"memory"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+
+    /// The prefix this layer puts before every key.
+    fn namespace(&self) -> &str;
+
+    /// The layer's TTL: how long an entry lives at most; `None` means entries never expire.
+    fn ttl(&self) -> Option<Duration>;
+
+    /// Reads one key. `Ok(None)` is a miss. The entry's TTL is the time it has left.
+    fn get(&self, key: &str) -> Result<Option<Entry>>;
+
+    /// Reads many keys: one result per key, in the order given (`None` for a miss).
+    fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Writes one key, replacing any value it had. It lives for the shorter of the layer's TTL
+    /// and the entry's; an entry whose TTL is zero is not stored (and any older value goes).
+    fn set(&self, key: &str, entry: &Entry) -> Result<()>;
+
+    /// Writes many keys, each as [`set`](Self::set) would.
+    fn mset(&self, items: &[(&str, Entry)]) -> Result<()> {
+        items.iter().try_for_each(|(key, entry)| self.set(key, entry))
+    }
+
+    /// Removes one key; removing an absent key is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether the key is present (and not expired). Never changes what is stored.
+    fn exists(&self, key: &str) -> Result<bool>;
+
+    /// Removes every key of this layer's namespace, and only those.
+    fn flush(&self) -> Result<()>;
+
+    /// What the adapter counts itself (evictions, expirations); zeros by default.
+    fn stats(&self) -> AdapterStats {
+        AdapterStats::default()
+    }
+}
+
+/// Counters an adapter keeps about its own storage, reported by
+/// [`CacheTower::stats`](crate::CacheTower::stats).
+///
+/// ```
+/// use cache_tower::{CacheAdapter, MemoryAdapter};
+///
+/// let memory = MemoryAdapter::builder().maxsize(1).build();
+/// let tower = cache_tower::CacheTower::new();
+/// tower.add_layer(memory.clone());
+/// tower.set("a", 1)?;
+/// tower.set("b", 2)?;
+/// assert_eq!(memory.stats().evictions, 1);
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdapterStats {
+    /// Entries removed to make room (maxsize reached).
+    pub evictions: u64,
+    /// Entries removed because their TTL ran out.
+    pub expirations: u64,
+}
+
+impl AdapterStats {
+    /// Counters with the given values (for adapters outside this crate).
+    pub fn new(evictions: u64, expirations: u64) -> Self {
+        Self { evictions, expirations }
+    }
+}
+
+/// Anything that can sit in a tower as a layer: an adapter, or an `Arc<dyn CacheAdapter>` such as
+/// [`CacheTower::get_layers`](crate::CacheTower::get_layers) returns.
+///
+/// ```
+/// use cache_tower::{CacheTower, MemoryAdapter};
+///
+/// let tower = CacheTower::new();
+/// tower.add_layer(MemoryAdapter::new());            // an adapter
+/// let layers = tower.get_layers();
+/// let other = CacheTower::new();
+/// other.set_layers(layers);                          // shared handles from another tower
+/// assert_eq!(other.get_layers().len(), 1);
+/// ```
+pub trait IntoAdapter {
+    /// The adapter as the shared handle a tower keeps.
+    fn into_adapter(self) -> Arc<dyn CacheAdapter>;
+}
+
+impl<A: CacheAdapter> IntoAdapter for A {
+    fn into_adapter(self) -> Arc<dyn CacheAdapter> {
+        Arc::new(self)
+    }
+}
+
+impl IntoAdapter for Arc<dyn CacheAdapter> {
+    fn into_adapter(self) -> Arc<dyn CacheAdapter> {
+        self
+    }
+}

@@ -1,0 +1,874 @@
+//! [`MemoryAdapter`]: the in-process layer.
+//!
+//! # How it is built
+//!
+//! Keys are spread over a fixed number of *shards* by hash; each shard is a hash table of slot
+//! indices into a slab of nodes, guarded by its own lock. Within a shard:
+//!
+//! * an intrusive doubly linked list keeps the eviction order: insertion order (FIFO) or recency
+//!   (LRU); the head is evicted first;
+//! * an indexed binary min-heap orders the entries that have a TTL by expiry time. Every
+//!   operation that holds the shard's write lock first removes up to [`PURGE_BATCH`] expired
+//!   entries from the top of the heap, and every write also sweeps one other shard (round robin,
+//!   only if its lock is free). So expired entries are reclaimed without being read, with bounded
+//!   work per operation and no background thread.
+//!
+//! Values are kept typed ([`StoredValue`]): a hit clones the stored value, it never parses.
+//!
+//! Small caches (fewer than [`MIN_SLOTS_PER_SHARD`] entries per shard) use a single shard, so the
+//! eviction order is exact across the whole cache. Larger ones split `maxsize` between the shards
+//! and keep the order exact within each shard: an entry is evicted when *its shard* is full. See
+//! `docs/adr/0002-sharded-memory-adapter.md`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use parking_lot::RwLock;
+
+use crate::adapter::{AdapterStats, CacheAdapter};
+use crate::clock::{Clock, saturating_nanos};
+use crate::error::Result;
+use crate::value::{Entry, StoredValue, effective_ttl};
+
+/// Expired entries removed at most per operation, so no single call pays for a mass expiry.
+const PURGE_BATCH: usize = 8;
+/// A shard is only worth having when it holds at least this many entries.
+const MIN_SLOTS_PER_SHARD: usize = 64;
+/// "No link" in the slab's lists.
+const NIL: u32 = u32::MAX;
+/// The expiry time of an entry without TTL.
+const NEVER: u64 = u64::MAX;
+
+/// The in-process layer: a bounded or unbounded map of typed values, FIFO or LRU, with a TTL.
+///
+/// Cloning a `MemoryAdapter` shares its storage, so one adapter can sit in several towers and a
+/// test can keep a handle on a layer it gave away.
+///
+/// * `maxsize`: the most entries kept (`0`, the default: no limit). Writing a new key into a full
+///   cache evicts the oldest entry (FIFO, the default) or the least recently used one (`lru`).
+///   Overwriting a present key never evicts.
+/// * `lru`: in LRU mode `get` and `set` make a key the most recently used; `exists` does not. In
+///   FIFO mode overwriting a key keeps its place in the order.
+/// * `ttl`: how long an entry lives (`None` or zero: forever). An expired entry is absent for
+///   every operation and is reclaimed without having to be read.
+/// * `namespace`: reported to the tower and to stats. Keys are stored as given: the prefix is the
+///   same for every key of an adapter, so adding it would only cost a copy per operation.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_tower::{CacheTower, MemoryAdapter};
+///
+/// let memory = MemoryAdapter::builder()
+///     .maxsize(2)
+///     .lru(true)
+///     .ttl(Duration::from_secs(60))
+///     .namespace("session:")
+///     .build();
+/// let tower = CacheTower::new();
+/// tower.add_layer(memory);
+/// tower.set("a", 1)?;
+/// tower.set("b", 2)?;
+/// tower.get::<i32>("a")?;    // "a" is now the most recently used
+/// tower.set("c", 3)?;        // evicts "b"
+/// assert_eq!(tower.get::<i32>("b")?, None);
+/// assert_eq!(tower.get::<i32>("a")?, Some(1));
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryAdapter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Padded<RwLock<Shard>>]>,
+    shard_mask: usize,
+    hasher: RandomState,
+    namespace: String,
+    ttl: Option<Duration>,
+    maxsize: usize,
+    lru: bool,
+    clock: Clock,
+    /// Which shard the next write sweeps for expired entries.
+    sweep_cursor: AtomicUsize,
+}
+
+/// Keeps each shard's lock on its own cache lines, so threads on different shards do not slow
+/// each other down.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Builds a [`MemoryAdapter`]. Every setting is optional.
+///
+/// ```
+/// use cache_tower::MemoryAdapter;
+///
+/// let memory = MemoryAdapter::builder().maxsize(10_000).build();
+/// assert_eq!(memory.maxsize(), 10_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct MemoryAdapterBuilder {
+    namespace: String,
+    ttl: Option<Duration>,
+    maxsize: usize,
+    lru: bool,
+    clock: Clock,
+}
+
+impl MemoryAdapterBuilder {
+    /// The most entries kept; `0` (the default) means no limit.
+    pub fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = maxsize;
+        self
+    }
+
+    /// `true`: evict the least recently used entry; `false` (the default): the oldest one.
+    pub fn lru(mut self, lru: bool) -> Self {
+        self.lru = lru;
+        self
+    }
+
+    /// How long entries live; `Duration::ZERO` (the default) means they never expire.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = (!ttl.is_zero()).then_some(ttl);
+        self
+    }
+
+    /// The layer's namespace (default: empty).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The clock TTLs are measured with (default: the system's monotonic clock).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Builds the adapter.
+    pub fn build(self) -> MemoryAdapter {
+        let shard_count = shard_count(self.maxsize);
+        let shards = (0..shard_count)
+            .map(|i| {
+                // Split maxsize so that the shards' capacities add up to it exactly.
+                let capacity = if self.maxsize == 0 {
+                    0
+                } else {
+                    self.maxsize / shard_count + usize::from(i < self.maxsize % shard_count)
+                };
+                Padded(RwLock::new(Shard::new(capacity)))
+            })
+            .collect();
+        MemoryAdapter {
+            inner: Arc::new(Inner {
+                shards,
+                shard_mask: shard_count - 1,
+                hasher: RandomState::default(),
+                namespace: self.namespace,
+                ttl: self.ttl,
+                maxsize: self.maxsize,
+                lru: self.lru,
+                clock: self.clock,
+                sweep_cursor: AtomicUsize::new(0),
+            }),
+        }
+    }
+}
+
+/// How many shards: enough that threads rarely meet on one lock, but never so many that a
+/// shard holds fewer than [`MIN_SLOTS_PER_SHARD`] entries. Always a power of two.
+fn shard_count(maxsize: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, usize::from);
+    let wanted = (cores * 8).next_power_of_two().clamp(16, 256);
+    if maxsize == 0 {
+        return wanted;
+    }
+    let most = (maxsize / MIN_SLOTS_PER_SHARD).max(1);
+    // The largest power of two not above `most`.
+    let most = 1usize << (usize::BITS - 1 - most.leading_zeros());
+    wanted.min(most)
+}
+
+impl Default for MemoryAdapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryAdapter {
+    /// An unbounded FIFO adapter with no TTL and an empty namespace.
+    ///
+    /// ```
+    /// let memory = cache_tower::MemoryAdapter::new();
+    /// assert_eq!(memory.maxsize(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder to set maxsize, LRU, TTL, namespace and clock.
+    pub fn builder() -> MemoryAdapterBuilder {
+        MemoryAdapterBuilder::default()
+    }
+
+    /// The most entries kept (`0`: no limit).
+    pub fn maxsize(&self) -> usize {
+        self.inner.maxsize
+    }
+
+    /// Whether eviction is least-recently-used (`false`: FIFO).
+    pub fn is_lru(&self) -> bool {
+        self.inner.lru
+    }
+
+    /// The number of live entries. Expired entries are reclaimed first, so they do not count.
+    ///
+    /// ```
+    /// let memory = cache_tower::MemoryAdapter::new();
+    /// assert_eq!(memory.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.purge_expired();
+        self.inner.shards.iter().map(|shard| shard.0.read().len).sum()
+    }
+
+    /// Whether no live entry is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every expired entry now, and returns how many there were. Expired entries are
+    /// reclaimed anyway as the adapter is used; call this to free their memory when the adapter
+    /// sits idle.
+    ///
+    /// ```
+    /// let memory = cache_tower::MemoryAdapter::new();
+    /// assert_eq!(memory.purge_expired(), 0);
+    /// ```
+    pub fn purge_expired(&self) -> usize {
+        let now = self.inner.clock.now_nanos();
+        self.inner.shards.iter().map(|shard| shard.0.write().purge_expired(now, usize::MAX)).sum()
+    }
+
+    /// The keys of the live entries of every shard, oldest (or least recently used) first within
+    /// each shard. Meant for tests and debugging: it locks each shard in turn.
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.inner.clock.now_nanos();
+        let mut keys = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.0.read();
+            let mut id = shard.head;
+            while id != NIL {
+                let node = shard.node(id);
+                if !node.expired(now) {
+                    keys.push(node.key.to_string());
+                }
+                id = node.next;
+            }
+        }
+        keys
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+        // hashbrown uses the lowest and the highest bits of the hash; take the shard from the
+        // middle so the two do not correlate.
+        let index = (hash >> 32) as usize & self.inner.shard_mask;
+        &self.inner.shards[index].0
+    }
+
+    /// The expiry time for an entry written now with `ttl`; `None` when it is already expired.
+    fn expiry(&self, entry_ttl: Option<Duration>, now: &mut Now<'_>) -> Option<u64> {
+        match effective_ttl(self.inner.ttl, entry_ttl) {
+            None => Some(NEVER),
+            Some(ttl) if ttl.is_zero() => None,
+            Some(ttl) => Some(now.get().saturating_add(saturating_nanos(ttl)).min(NEVER - 1)),
+        }
+    }
+
+    /// Sweeps expired entries of one shard after a write, if nobody holds its lock.
+    fn sweep_another_shard(&self) {
+        if self.inner.shards.len() == 1 {
+            return;
+        }
+        let index = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.inner.shard_mask;
+        if let Some(mut shard) = self.inner.shards[index].0.try_write() {
+            if !shard.heap.is_empty() {
+                let now = self.inner.clock.now_nanos();
+                shard.purge_expired(now, PURGE_BATCH);
+            }
+        }
+    }
+
+    fn write_one(&self, key: &str, entry: &Entry) {
+        let mut now = Now::new(&self.inner.clock);
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).write();
+        shard.purge_expired_lazily(&mut now);
+        match self.expiry(entry.ttl(), &mut now) {
+            Some(expires_at) => shard.upsert(key, hash, entry.value().clone(), expires_at, self.inner.lru, &mut now),
+            None => {
+                if let Some(id) = shard.find(hash, key) {
+                    shard.remove(id);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for MemoryAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryAdapter")
+            .field("namespace", &self.inner.namespace)
+            .field("ttl", &self.inner.ttl)
+            .field("maxsize", &self.inner.maxsize)
+            .field("lru", &self.inner.lru)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+impl CacheAdapter for MemoryAdapter {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    fn ttl(&self) -> Option<Duration> {
+        self.inner.ttl
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>> {
+        let hash = self.hash(key);
+        let lock = self.shard(hash);
+        let mut now = Now::new(&self.inner.clock);
+        if self.inner.lru {
+            // Recency changes on every hit, so LRU reads take the write lock.
+            let mut shard = lock.write();
+            shard.purge_expired_lazily(&mut now);
+            let Some(id) = shard.find(hash, key) else { return Ok(None) };
+            if shard.node(id).expired(now.get_if(shard.node(id).expires_at)) {
+                shard.expire(id);
+                return Ok(None);
+            }
+            shard.move_to_back(id);
+            return Ok(Some(shard.node(id).entry(&mut now)));
+        }
+        // FIFO reads change nothing, so they share the read lock.
+        let (found, sweep) = {
+            let shard = lock.read();
+            let found = shard.find(hash, key).map(|id| {
+                let node = shard.node(id);
+                if node.expired(now.get_if(node.expires_at)) { None } else { Some(node.entry(&mut now)) }
+            });
+            (found, shard.top_expired(&mut now))
+        };
+        if sweep || matches!(found, Some(None)) {
+            // Something expired: reclaim it under the write lock (the key read, when expired,
+            // is gone by the time we return).
+            let mut shard = lock.write();
+            shard.purge_expired_lazily(&mut now);
+            if let Some(id) = shard.find(hash, key) {
+                if shard.node(id).expired(now.get()) {
+                    shard.expire(id);
+                }
+            }
+        }
+        Ok(found.flatten())
+    }
+
+    fn set(&self, key: &str, entry: &Entry) -> Result<()> {
+        self.write_one(key, entry);
+        self.sweep_another_shard();
+        Ok(())
+    }
+
+    fn mset(&self, items: &[(&str, Entry)]) -> Result<()> {
+        for (key, entry) in items {
+            self.write_one(key, entry);
+        }
+        self.sweep_another_shard();
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).write();
+        if let Some(id) = shard.find(hash, key) {
+            shard.remove(id);
+        }
+        drop(shard);
+        self.sweep_another_shard();
+        Ok(())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let hash = self.hash(key);
+        let mut now = Now::new(&self.inner.clock);
+        let shard = self.shard(hash).read();
+        Ok(shard.find(hash, key).is_some_and(|id| {
+            let node = shard.node(id);
+            !node.expired(now.get_if(node.expires_at))
+        }))
+    }
+
+    fn flush(&self) -> Result<()> {
+        for shard in self.inner.shards.iter() {
+            shard.0.write().clear();
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> AdapterStats {
+        self.inner.shards.iter().fold(AdapterStats::default(), |mut total, shard| {
+            let shard = shard.0.read();
+            total.evictions += shard.evictions;
+            total.expirations += shard.expirations;
+            total
+        })
+    }
+}
+
+/// The current time, read from the clock at most once per operation and only when needed: an
+/// operation on entries without TTL never reads the clock.
+struct Now<'a> {
+    clock: &'a Clock,
+    nanos: Option<u64>,
+}
+
+impl<'a> Now<'a> {
+    fn new(clock: &'a Clock) -> Self {
+        Self { clock, nanos: None }
+    }
+
+    fn get(&mut self) -> u64 {
+        *self.nanos.get_or_insert_with(|| self.clock.now_nanos())
+    }
+
+    /// The time, when comparing it with `expires_at` matters; `0` for entries that never expire.
+    fn get_if(&mut self, expires_at: u64) -> u64 {
+        if expires_at == NEVER { 0 } else { self.get() }
+    }
+}
+
+// ===== impl Shard =====
+
+struct Node {
+    key: Box<str>,
+    hash: u64,
+    value: StoredValue,
+    expires_at: u64,
+    /// Neighbours in the eviction order.
+    prev: u32,
+    next: u32,
+    /// Position in the expiry heap, `NIL` when the entry has no TTL.
+    heap_pos: u32,
+}
+
+impl Node {
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at != NEVER && self.expires_at <= now
+    }
+
+    fn entry(&self, now: &mut Now<'_>) -> Entry {
+        let ttl = (self.expires_at != NEVER).then(|| Duration::from_nanos(self.expires_at - now.get()));
+        Entry::new(self.value.clone(), ttl)
+    }
+}
+
+enum Slot {
+    Used(Node),
+    /// A free slot, linking to the next free one.
+    Free(u32),
+}
+
+struct Shard {
+    /// Slot indices, found by the key's hash and compared by the node's key.
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: u32,
+    /// Evicted first: the oldest (FIFO) or least recently used (LRU) entry.
+    head: u32,
+    tail: u32,
+    /// Min-heap of the slots that have a TTL, by `expires_at`.
+    heap: Vec<u32>,
+    len: usize,
+    /// Most entries kept; `0` means no limit.
+    capacity: usize,
+    evictions: u64,
+    expirations: u64,
+}
+
+impl Shard {
+    fn new(capacity: usize) -> Self {
+        Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: NIL,
+            head: NIL,
+            tail: NIL,
+            heap: Vec::new(),
+            len: 0,
+            capacity,
+            evictions: 0,
+            expirations: 0,
+        }
+    }
+
+    fn node(&self, id: u32) -> &Node {
+        match &self.slots[id as usize] {
+            Slot::Used(node) => node,
+            // Only ids of used slots are ever linked from the table, the list or the heap.
+            Slot::Free(_) => unreachable!("slot {id} is linked but free"),
+        }
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut Node {
+        match &mut self.slots[id as usize] {
+            Slot::Used(node) => node,
+            Slot::Free(_) => unreachable!("slot {id} is linked but free"),
+        }
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<u32> {
+        self.table.find(hash, |&id| &*self.node(id).key == key).copied()
+    }
+
+    /// Writes `value` under `key`: replaces the value of a present key (never evicting), or
+    /// inserts a new one, evicting first when the shard is full.
+    fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64, lru: bool, now: &mut Now<'_>) {
+        if let Some(id) = self.find(hash, key) {
+            let node = self.node_mut(id);
+            node.value = value;
+            node.expires_at = expires_at;
+            self.heap_update(id);
+            if lru {
+                self.move_to_back(id);
+            }
+            return;
+        }
+        if self.capacity > 0 && self.len >= self.capacity {
+            self.make_room(now);
+        }
+        let id = self.alloc(Node { key: key.into(), hash, value, expires_at, prev: NIL, next: NIL, heap_pos: NIL });
+        let slots = &self.slots;
+        self.table.insert_unique(hash, id, |&i| match &slots[i as usize] {
+            Slot::Used(node) => node.hash,
+            Slot::Free(_) => unreachable!("slot {i} is in the table but free"),
+        });
+        self.push_back(id);
+        self.heap_update(id);
+        self.len += 1;
+    }
+
+    /// Frees one place: an expired entry if there is one, else the head of the order.
+    fn make_room(&mut self, now: &mut Now<'_>) {
+        if let Some(&top) = self.heap.first() {
+            if self.node(top).expired(now.get()) {
+                self.expire(top);
+                return;
+            }
+        }
+        if self.head != NIL {
+            self.remove(self.head);
+            self.evictions += 1;
+        }
+    }
+
+    fn expire(&mut self, id: u32) {
+        self.remove(id);
+        self.expirations += 1;
+    }
+
+    fn remove(&mut self, id: u32) -> Node {
+        let hash = self.node(id).hash;
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        self.unlink(id);
+        if self.node(id).heap_pos != NIL {
+            self.heap_remove(id);
+        }
+        self.len -= 1;
+        let slot = std::mem::replace(&mut self.slots[id as usize], Slot::Free(self.free));
+        self.free = id;
+        match slot {
+            Slot::Used(node) => node,
+            Slot::Free(_) => unreachable!("slot {id} removed twice"),
+        }
+    }
+
+    fn alloc(&mut self, node: Node) -> u32 {
+        if self.free == NIL {
+            // u32 slot ids: a shard holds at most 4 billion entries.
+            let id = u32::try_from(self.slots.len()).unwrap_or(NIL);
+            assert!(id != NIL, "a memory shard cannot hold more than 2^32 - 1 entries");
+            self.slots.push(Slot::Used(node));
+            return id;
+        }
+        let id = self.free;
+        self.free = match std::mem::replace(&mut self.slots[id as usize], Slot::Used(node)) {
+            Slot::Free(next) => next,
+            Slot::Used(_) => unreachable!("free list points at used slot {id}"),
+        };
+        id
+    }
+
+    fn clear(&mut self) {
+        *self = Self { evictions: self.evictions, expirations: self.expirations, ..Self::new(self.capacity) };
+    }
+
+    /// Removes up to `limit` expired entries; returns how many.
+    fn purge_expired(&mut self, now: u64, limit: usize) -> usize {
+        let mut purged = 0;
+        while purged < limit {
+            match self.heap.first() {
+                Some(&top) if self.node(top).expired(now) => {
+                    self.expire(top);
+                    purged += 1;
+                }
+                _ => break,
+            }
+        }
+        purged
+    }
+
+    /// [`purge_expired`](Self::purge_expired) with the batch limit, reading the clock only when
+    /// some entry has a TTL.
+    fn purge_expired_lazily(&mut self, now: &mut Now<'_>) {
+        if !self.heap.is_empty() {
+            self.purge_expired(now.get(), PURGE_BATCH);
+        }
+    }
+
+    /// Whether the entry closest to expiry has expired.
+    fn top_expired(&self, now: &mut Now<'_>) -> bool {
+        self.heap.first().is_some_and(|&top| self.node(top).expired(now.get()))
+    }
+
+    // ----- eviction order -----
+
+    fn unlink(&mut self, id: u32) {
+        let (prev, next) = {
+            let node = self.node(id);
+            (node.prev, node.next)
+        };
+        if prev == NIL {
+            self.head = next
+        } else {
+            self.node_mut(prev).next = next
+        }
+        if next == NIL {
+            self.tail = prev
+        } else {
+            self.node_mut(next).prev = prev
+        }
+        let node = self.node_mut(id);
+        node.prev = NIL;
+        node.next = NIL;
+    }
+
+    fn push_back(&mut self, id: u32) {
+        let tail = self.tail;
+        {
+            let node = self.node_mut(id);
+            node.prev = tail;
+            node.next = NIL;
+        }
+        if tail == NIL {
+            self.head = id
+        } else {
+            self.node_mut(tail).next = id
+        }
+        self.tail = id;
+    }
+
+    fn move_to_back(&mut self, id: u32) {
+        if self.tail != id {
+            self.unlink(id);
+            self.push_back(id);
+        }
+    }
+
+    // ----- expiry heap -----
+
+    fn expires_at(&self, heap_index: usize) -> u64 {
+        self.node(self.heap[heap_index]).expires_at
+    }
+
+    fn heap_set(&mut self, heap_index: usize, id: u32) {
+        self.heap[heap_index] = id;
+        // Heap positions fit in u32: the heap holds at most as many ids as there are slots.
+        self.node_mut(id).heap_pos = heap_index as u32;
+    }
+
+    /// Puts `id` where its (possibly changed) expiry belongs: in, out of, or moved within the heap.
+    fn heap_update(&mut self, id: u32) {
+        let (pos, expires_at) = {
+            let node = self.node(id);
+            (node.heap_pos, node.expires_at)
+        };
+        match (pos == NIL, expires_at == NEVER) {
+            (true, true) => {}
+            (false, true) => self.heap_remove(id),
+            (true, false) => {
+                self.heap.push(id);
+                let last = self.heap.len() - 1;
+                self.heap_set(last, id);
+                self.sift_up(last);
+            }
+            (false, false) => {
+                let pos = pos as usize;
+                self.sift_up(pos);
+                let pos = self.node(id).heap_pos as usize;
+                self.sift_down(pos);
+            }
+        }
+    }
+
+    fn heap_remove(&mut self, id: u32) {
+        let pos = self.node(id).heap_pos as usize;
+        self.node_mut(id).heap_pos = NIL;
+        let last = self.heap.len() - 1;
+        let moved = self.heap[last];
+        self.heap.pop();
+        if pos != last {
+            self.heap_set(pos, moved);
+            self.sift_up(pos);
+            let pos = self.node(moved).heap_pos as usize;
+            self.sift_down(pos);
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.expires_at(parent) <= self.expires_at(i) {
+                break;
+            }
+            self.heap_swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (left, right) = (2 * i + 1, 2 * i + 2);
+            let mut smallest = i;
+            if left < self.heap.len() && self.expires_at(left) < self.expires_at(smallest) {
+                smallest = left;
+            }
+            if right < self.heap.len() && self.expires_at(right) < self.expires_at(smallest) {
+                smallest = right;
+            }
+            if smallest == i {
+                break;
+            }
+            self.heap_swap(i, smallest);
+            i = smallest;
+        }
+    }
+
+    fn heap_swap(&mut self, a: usize, b: usize) {
+        let (id_a, id_b) = (self.heap[a], self.heap[b]);
+        self.heap_set(a, id_b);
+        self.heap_set(b, id_a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn entry(v: i32) -> Entry {
+        Entry::new(StoredValue::new(v), None)
+    }
+
+    fn get(memory: &MemoryAdapter, key: &str) -> Option<i32> {
+        memory.get(key).unwrap().map(|e| e.value().decode().unwrap())
+    }
+
+    #[test]
+    fn shard_count_is_one_for_small_caches() {
+        assert_eq!(shard_count(2), 1);
+        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2 - 1), 1);
+        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2), 2);
+        assert!(shard_count(0).is_power_of_two());
+        assert!(shard_count(1_000_000) >= 16);
+    }
+
+    #[test]
+    fn capacities_add_up_to_maxsize() {
+        let memory = MemoryAdapter::builder().maxsize(10_001).build();
+        let total: usize = memory.inner.shards.iter().map(|s| s.0.read().capacity).sum();
+        assert_eq!(total, 10_001);
+    }
+
+    #[test]
+    fn heap_orders_many_expiries() {
+        let clock = ManualClock::new();
+        let memory = MemoryAdapter::builder().clock(&clock).build();
+        // Insert with TTLs in scrambled order, then advance second by second.
+        let ttls: Vec<u64> = (0..100).map(|i| (i * 37) % 100 + 1).collect();
+        for (i, ttl) in ttls.iter().enumerate() {
+            let e = Entry::new(StoredValue::new(i as i32), Some(Duration::from_secs(*ttl)));
+            memory.set(&format!("k{i}"), &e).unwrap();
+        }
+        for second in 1..=100u64 {
+            clock.advance(Duration::from_secs(1));
+            let purged = memory.purge_expired();
+            assert_eq!(purged, 1, "exactly one entry expires at second {second}");
+        }
+        assert_eq!(memory.len(), 0);
+        assert_eq!(memory.stats().expirations, 100);
+    }
+
+    #[test]
+    fn overwrite_changes_expiry_in_heap() {
+        let clock = ManualClock::new();
+        let memory = MemoryAdapter::builder().clock(&clock).build();
+        let with_ttl = |v, s| Entry::new(StoredValue::new(v), Some(Duration::from_secs(s)));
+        memory.set("a", &with_ttl(1, 10)).unwrap();
+        memory.set("b", &with_ttl(2, 20)).unwrap();
+        memory.set("a", &with_ttl(3, 30)).unwrap();
+        memory.set("b", &entry(4)).unwrap(); // no TTL any more
+        clock.advance(Duration::from_secs(25));
+        assert_eq!(get(&memory, "a"), Some(3));
+        assert_eq!(get(&memory, "b"), Some(4));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(get(&memory, "a"), None);
+        assert_eq!(get(&memory, "b"), Some(4));
+    }
+
+    #[test]
+    fn zero_ttl_entry_is_not_stored_and_removes_old_value() {
+        let memory = MemoryAdapter::new();
+        memory.set("a", &entry(1)).unwrap();
+        memory.set("a", &Entry::new(StoredValue::new(2), Some(Duration::ZERO))).unwrap();
+        assert_eq!(get(&memory, "a"), None);
+    }
+
+    #[test]
+    fn slots_are_reused() {
+        let memory = MemoryAdapter::builder().maxsize(3).build();
+        for i in 0..1000 {
+            memory.set(&format!("k{i}"), &entry(i)).unwrap();
+        }
+        assert_eq!(memory.inner.shards[0].0.read().slots.len(), 3);
+        assert_eq!(memory.keys(), vec!["k997", "k998", "k999"]);
+    }
+}

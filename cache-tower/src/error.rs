@@ -1,0 +1,170 @@
+//! The crate's error type.
+//!
+//! Every fallible public call returns [`Result<T>`](Result). An [`Error`] says what went wrong in
+//! its message and carries a [`kind`](Error::kind) a caller can branch on, plus, for configuration
+//! and layer faults, *where*: the layer index and the configuration field.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] reports.
+///
+/// ```
+/// use cache_tower::{CacheTower, ErrorKind};
+///
+/// let err = CacheTower::from_json(r#"[{"adapter": "memcached"}]"#).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is wrong: unknown adapter or field, a value of the wrong type, bad JSON.
+    Config,
+    /// A layer position passed to a layer-management call does not exist.
+    Position,
+    /// A layer failed to carry out an operation (I/O, timeout, a server error).
+    Layer,
+    /// A value could not be encoded for a layer that stores encoded values.
+    Encode,
+    /// A stored value could not be decoded as the requested type.
+    Decode,
+}
+
+/// The error of every fallible call in this crate.
+///
+/// ```
+/// use cache_tower::CacheTower;
+///
+/// let err = CacheTower::from_json(r#"[{"adapter": "memory", "ttl": -5}]"#).unwrap_err();
+/// assert_eq!(err.layer(), Some(0));
+/// assert_eq!(err.field(), Some("ttl"));
+/// assert!(err.to_string().contains("layer 0"));
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    layer: Option<usize>,
+    field: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a message.
+    ///
+    /// Adapters written outside this crate use this (and [`with_source`](Self::with_source)) to
+    /// report their failures.
+    ///
+    /// ```
+    /// use cache_tower::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Layer, "disk full");
+    /// assert_eq!(err.to_string(), "disk full");
+    /// ```
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), layer: None, field: None, source: None }
+    }
+
+    /// A configuration error about `field` of the layer at `layer`.
+    pub(crate) fn config(layer: Option<usize>, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self { layer, field: field.map(str::to_owned), ..Self::new(ErrorKind::Config, message) }
+    }
+
+    /// Attaches the underlying error.
+    ///
+    /// ```
+    /// use cache_tower::{Error, ErrorKind};
+    /// use std::error::Error as _;
+    ///
+    /// let io = std::io::Error::other("connection reset");
+    /// let err = Error::new(ErrorKind::Layer, "write failed").with_source(io);
+    /// assert!(err.source().is_some());
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Records which layer of a tower the error came from (the tower does this for you).
+    #[must_use]
+    pub fn at_layer(mut self, layer: usize) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The index of the layer concerned, when there is one.
+    pub fn layer(&self) -> Option<usize> {
+        self.layer
+    }
+
+    /// The configuration field concerned (for example `ttl` or `params.maxsize`), when there is one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The message alone, without the location prefix that `Display` adds.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.layer, &self.field) {
+            (Some(layer), Some(field)) => write!(f, "layer {layer}, field `{field}`: ")?,
+            (Some(layer), None) => write!(f, "layer {layer}: ")?,
+            (None, Some(field)) => write!(f, "field `{field}`: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("layer", &self.layer)
+            .field("field", &self.field)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_layer_and_field() {
+        let err = Error::config(Some(2), Some("params.maxsize"), "expected an integer");
+        assert_eq!(err.to_string(), "layer 2, field `params.maxsize`: expected an integer");
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn display_includes_source() {
+        let err =
+            Error::new(ErrorKind::Layer, "get failed").at_layer(1).with_source(std::io::Error::other("timed out"));
+        assert_eq!(err.to_string(), "layer 1: get failed: timed out");
+    }
+}

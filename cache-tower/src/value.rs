@@ -1,0 +1,241 @@
+//! The value and entry types that a tower and its layers exchange.
+//!
+//! A [`StoredValue`] is a cheap, shareable handle on one cached value. It holds the value either
+//! *typed* (as the Rust value the caller stored, so an in-process layer hands back a clone and
+//! never parses), *encoded* (the JSON bytes a shared layer such as Redis returned), or both. Each
+//! form is produced from the other on demand, at most once.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::Result;
+
+/// What a value must be to be cached: serializable for shared layers, cloneable for in-process
+/// hits, and shareable between threads.
+///
+/// It is implemented for every type that qualifies; you never implement it by hand.
+///
+/// ```
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct User { id: u64, name: String }
+///
+/// fn assert_cacheable<T: cache_tower::Cacheable>() {}
+/// assert_cacheable::<User>();
+/// assert_cacheable::<Vec<String>>();
+/// ```
+pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable for T {}
+
+/// One cached value, as layers store and return it. Cloning it shares it (one reference count).
+///
+/// ```
+/// use cache_tower::StoredValue;
+///
+/// let typed = StoredValue::new(vec![1, 2, 3]);
+/// assert_eq!(typed.json().unwrap(), b"[1,2,3]");
+/// assert_eq!(typed.decode::<Vec<i32>>().unwrap(), vec![1, 2, 3]);
+///
+/// let encoded = StoredValue::from_json(b"[4,5]".to_vec());
+/// assert_eq!(encoded.decode::<Vec<i32>>().unwrap(), vec![4, 5]);
+/// ```
+#[derive(Clone)]
+pub struct StoredValue {
+    inner: Arc<dyn Erased>,
+}
+
+/// The object-safe face of the two representations.
+trait Erased: Send + Sync {
+    /// The typed value, when this value has one.
+    fn typed(&self) -> Option<&(dyn Any + Send + Sync)>;
+    /// The JSON bytes, encoded on first use.
+    fn json(&self) -> Result<&[u8]>;
+}
+
+/// A value stored from Rust; its JSON is made on first demand and kept.
+struct Typed<T> {
+    value: T,
+    json: OnceLock<Box<[u8]>>,
+}
+
+/// A value that arrived as bytes from a shared layer.
+struct Encoded {
+    json: Box<[u8]>,
+}
+
+impl<T: Cacheable> Erased for Typed<T> {
+    fn typed(&self) -> Option<&(dyn Any + Send + Sync)> {
+        Some(&self.value)
+    }
+
+    fn json(&self) -> Result<&[u8]> {
+        if let Some(json) = self.json.get() {
+            return Ok(json);
+        }
+        // Two threads may both encode the first time; one result is kept, both are equal.
+        let encoded = codec::encode(&self.value)?.into_boxed_slice();
+        Ok(self.json.get_or_init(|| encoded))
+    }
+}
+
+impl Erased for Encoded {
+    fn typed(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
+
+    fn json(&self) -> Result<&[u8]> {
+        Ok(&self.json)
+    }
+}
+
+impl StoredValue {
+    /// Wraps a Rust value. Nothing is encoded until a layer asks for [`json`](Self::json).
+    pub fn new<T: Cacheable>(value: T) -> Self {
+        Self { inner: Arc::new(Typed { value, json: OnceLock::new() }) }
+    }
+
+    /// Wraps JSON bytes read from a shared layer. They are decoded when a caller asks for a type.
+    pub fn from_json(json: impl Into<Box<[u8]>>) -> Self {
+        Self { inner: Arc::new(Encoded { json: json.into() }) }
+    }
+
+    /// A value known in both forms: `value` was just decoded from `json`.
+    pub(crate) fn with_json<T: Cacheable>(value: T, json: &[u8]) -> Self {
+        Self { inner: Arc::new(Typed { value, json: OnceLock::from(Box::<[u8]>::from(json)) }) }
+    }
+
+    /// The value as JSON bytes, for layers that store bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Encode`](crate::ErrorKind::Encode) when the typed value cannot be written as
+    /// JSON (for example a map whose keys are not strings).
+    pub fn json(&self) -> Result<&[u8]> {
+        self.inner.json()
+    }
+
+    /// Whether this value holds a typed `T`, so [`decode`](Self::decode) is a clone, not a parse.
+    pub fn is<T: Cacheable>(&self) -> bool {
+        self.inner.typed().is_some_and(|any| any.is::<T>())
+    }
+
+    /// The value as a `T`: a clone when it holds a typed `T`, otherwise a JSON decode.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) when the stored value is not a valid `T`
+    /// (for example a struct whose shape changed since the value was written).
+    pub fn decode<T: Cacheable>(&self) -> Result<T> {
+        if let Some(value) = self.inner.typed().and_then(|any| any.downcast_ref::<T>()) {
+            return Ok(value.clone());
+        }
+        codec::decode(self.inner.json()?)
+    }
+}
+
+impl fmt::Debug for StoredValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may hold personal data; show only the form, never the content.
+        let form = if self.inner.typed().is_some() { "typed" } else { "encoded" };
+        f.debug_struct("StoredValue").field("form", &form).finish_non_exhaustive()
+    }
+}
+
+/// A value together with how long it may still live: what a layer returns from a read, and what
+/// it is given to write.
+///
+/// On a read, [`ttl`](Self::ttl) is the time the entry has left in that layer (`None`: no expiry).
+/// On a write, it is the longest the entry may live: a layer stores it for the shorter of that and
+/// its own TTL. This is how a backfilled entry never outlives the copy it was made from.
+///
+/// ```
+/// use cache_tower::{Entry, StoredValue};
+/// use std::time::Duration;
+///
+/// let entry = Entry::new(StoredValue::new("v".to_string()), Some(Duration::from_secs(5)));
+/// assert_eq!(entry.ttl(), Some(Duration::from_secs(5)));
+/// assert_eq!(entry.value().decode::<String>().unwrap(), "v");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Entry {
+    value: StoredValue,
+    ttl: Option<Duration>,
+}
+
+impl Entry {
+    /// An entry of `value` that lives at most `ttl` (`None`: as long as the layer keeps entries).
+    pub fn new(value: StoredValue, ttl: Option<Duration>) -> Self {
+        Self { value, ttl }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &StoredValue {
+        &self.value
+    }
+
+    /// The time left (on reads) or the longest life allowed (on writes); `None` means no limit.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// Splits the entry into its value and TTL.
+    pub fn into_parts(self) -> (StoredValue, Option<Duration>) {
+        (self.value, self.ttl)
+    }
+}
+
+/// The TTL a layer with TTL `layer_ttl` gives an entry written with `entry_ttl`: the shorter one.
+pub(crate) fn effective_ttl(layer_ttl: Option<Duration>, entry_ttl: Option<Duration>) -> Option<Duration> {
+    match (layer_ttl, entry_ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_value_decodes_by_clone_and_encodes_once() {
+        let value = StoredValue::new(String::from("hello"));
+        assert!(value.is::<String>());
+        assert!(!value.is::<u32>());
+        assert_eq!(value.decode::<String>().unwrap(), "hello");
+        let first = value.json().unwrap().as_ptr();
+        assert_eq!(value.json().unwrap(), b"\"hello\"");
+        assert_eq!(value.json().unwrap().as_ptr(), first, "json is cached");
+    }
+
+    #[test]
+    fn typed_value_decodes_as_another_type_through_json() {
+        let value = StoredValue::new(7u8);
+        assert_eq!(value.decode::<u64>().unwrap(), 7);
+        assert!(value.decode::<String>().is_err());
+    }
+
+    #[test]
+    fn encoded_value_reports_bad_json_as_decode_error() {
+        let value = StoredValue::from_json(b"{not json".to_vec());
+        assert_eq!(value.decode::<u32>().unwrap_err().kind(), crate::ErrorKind::Decode);
+    }
+
+    #[test]
+    fn debug_does_not_show_content() {
+        let value = StoredValue::new(String::from("secret"));
+        assert!(!format!("{value:?}").contains("secret"));
+    }
+
+    #[test]
+    fn effective_ttl_is_the_shorter() {
+        let s = Duration::from_secs;
+        assert_eq!(effective_ttl(None, None), None);
+        assert_eq!(effective_ttl(Some(s(5)), None), Some(s(5)));
+        assert_eq!(effective_ttl(None, Some(s(3))), Some(s(3)));
+        assert_eq!(effective_ttl(Some(s(5)), Some(s(3))), Some(s(3)));
+    }
+}
