@@ -58,3 +58,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;
 pub use value::{Cacheable, Entry, StoredValue};
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
