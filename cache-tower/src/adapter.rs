@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::value::Entry;
+use crate::value::{Entry, StoredValue};
 
 /// One layer kind of a [`CacheTower`](crate::CacheTower).
 ///
@@ -106,6 +106,18 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
         keys.iter().map(|key| self.get(key)).collect()
     }
 
+    /// Reads one key when its remaining TTL is not needed (nothing will be backfilled from this
+    /// read: the tower asks its top layer this way). Override it when learning the TTL costs
+    /// extra work, as it does for Redis; the default calls [`get`](Self::get).
+    fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
+        Ok(self.get(key)?.map(|entry| entry.into_parts().0))
+    }
+
+    /// [`mget`](Self::mget) without the TTLs, as [`get_value`](Self::get_value) is to `get`.
+    fn mget_values(&self, keys: &[&str]) -> Result<Vec<Option<StoredValue>>> {
+        Ok(self.mget(keys)?.into_iter().map(|entry| entry.map(|e| e.into_parts().0)).collect())
+    }
+
     /// Writes one key, replacing any value it had. It lives for the shorter of the layer's TTL
     /// and the entry's; an entry whose TTL is zero is not stored (and any older value goes).
     fn set(&self, key: &str, entry: &Entry) -> Result<()>;
@@ -128,6 +140,55 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     fn stats(&self) -> AdapterStats {
         AdapterStats::default()
     }
+
+    /// The adapter's non-blocking operations, for the tower's `*_async` calls.
+    ///
+    /// `None` (the default) means the adapter never waits on I/O, so the async calls run its
+    /// sync methods inline; that is right for in-process layers. An adapter that does network or
+    /// disk I/O should implement [`AsyncCacheAdapter`] and return `Some(self)`, so it never
+    /// blocks the executor.
+    #[cfg(feature = "tokio")]
+    fn as_async(&self) -> Option<&dyn AsyncCacheAdapter> {
+        None
+    }
+}
+
+/// A boxed future, as the methods of [`AsyncCacheAdapter`] return.
+#[cfg(feature = "tokio")]
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The non-blocking twins of a [`CacheAdapter`]'s operations, with the same meaning.
+///
+/// Implement it for an adapter that does I/O, and return it from
+/// [`CacheAdapter::as_async`]; the tower's `*_async` methods then await these instead of calling
+/// the blocking ones.
+///
+/// ```
+/// use cache_tower::{AsyncCacheAdapter, CacheAdapter, MemoryAdapter};
+///
+/// // The memory layer has no async twin: it never waits on I/O.
+/// assert!(MemoryAdapter::new().as_async().is_none());
+/// ```
+#[cfg(feature = "tokio")]
+pub trait AsyncCacheAdapter: Send + Sync {
+    /// As [`CacheAdapter::get`].
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>>>;
+    /// As [`CacheAdapter::get_value`].
+    fn get_value_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredValue>>>;
+    /// As [`CacheAdapter::mget`].
+    fn mget_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Entry>>>>;
+    /// As [`CacheAdapter::mget_values`].
+    fn mget_values_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<StoredValue>>>>;
+    /// As [`CacheAdapter::set`].
+    fn set_async<'a>(&'a self, key: &'a str, entry: &'a Entry) -> BoxFuture<'a, Result<()>>;
+    /// As [`CacheAdapter::mset`].
+    fn mset_async<'a>(&'a self, items: &'a [(&'a str, Entry)]) -> BoxFuture<'a, Result<()>>;
+    /// As [`CacheAdapter::delete`].
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// As [`CacheAdapter::exists`].
+    fn exists_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// As [`CacheAdapter::flush`].
+    fn flush_async(&self) -> BoxFuture<'_, Result<()>>;
 }
 
 /// Counters an adapter keeps about its own storage, reported by

@@ -42,6 +42,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod adapter;
+mod breaker;
 mod clock;
 mod codec;
 mod config;
@@ -53,6 +54,8 @@ mod value;
 
 pub use adapter::memory::{MemoryAdapter, MemoryAdapterBuilder};
 pub use adapter::{AdapterStats, CacheAdapter, IntoAdapter};
+#[cfg(feature = "tokio")]
+pub use adapter::{AsyncCacheAdapter, BoxFuture};
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorKind, Result};
 pub use stats::LayerStats;

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use event_listener::{Event, Listener};
+use parking_lot::Mutex;
 
 use crate::value::StoredValue;
 
@@ -20,10 +21,10 @@ pub(crate) struct Flights {
     in_flight: Mutex<HashMap<String, Arc<Flight>>>,
 }
 
-/// One computation in progress, which followers wait on.
+/// One computation in progress, which followers wait on, blocking or async.
 pub(crate) struct Flight {
     state: Mutex<State>,
-    changed: Condvar,
+    changed: Event,
 }
 
 enum State {
@@ -55,7 +56,7 @@ impl Flights {
         if let Some(flight) = in_flight.get(key) {
             return Joined::Follower(Arc::clone(flight));
         }
-        let flight = Arc::new(Flight { state: Mutex::new(State::Flying), changed: Condvar::new() });
+        let flight = Arc::new(Flight { state: Mutex::new(State::Flying), changed: Event::new() });
         in_flight.insert(key.to_owned(), Arc::clone(&flight));
         Joined::Leader(Leader { flights: self, key: key.to_owned(), flight, landed: false })
     }
@@ -68,15 +69,42 @@ impl Flights {
 }
 
 impl Flight {
-    /// Waits until the leader lands (`Some(value)`) or abandons (`None`: try again).
+    /// Blocks until the leader lands (`Some(value)`) or abandons (`None`: try again).
     pub(crate) fn wait(&self) -> Option<StoredValue> {
-        let mut state = self.state.lock();
         loop {
-            match &*state {
-                State::Flying => self.changed.wait(&mut state),
-                State::Landed(value) => return Some(value.clone()),
-                State::Abandoned => return None,
+            if let Some(outcome) = self.outcome() {
+                return outcome;
             }
+            // Listen before looking again, so a landing in between is not missed.
+            let listener = self.changed.listen();
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            listener.wait();
+        }
+    }
+
+    /// [`wait`](Self::wait) for async callers: the task sleeps, the thread does not.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn wait_async(&self) -> Option<StoredValue> {
+        loop {
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            let listener = self.changed.listen();
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            listener.await;
+        }
+    }
+
+    /// `None` while flying; then the value, or `Some(None)` when abandoned.
+    fn outcome(&self) -> Option<Option<StoredValue>> {
+        match &*self.state.lock() {
+            State::Flying => None,
+            State::Landed(value) => Some(Some(value.clone())),
+            State::Abandoned => Some(None),
         }
     }
 }
@@ -90,7 +118,7 @@ impl Leader<'_> {
 
     fn finish(&self, outcome: State) {
         *self.flight.state.lock() = outcome;
-        self.flight.changed.notify_all();
+        self.flight.changed.notify(usize::MAX);
         // Callers arriving from now on start a new flight (and usually find the value cached).
         self.flights.in_flight.lock().remove(&self.key);
     }

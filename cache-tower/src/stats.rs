@@ -43,6 +43,9 @@ pub struct LayerStats {
     pub backfills: u64,
     /// Operations that failed in this layer (I/O, timeouts, encode failures).
     pub errors: u64,
+    /// Operations not sent to this layer because its circuit breaker was open (it had failed
+    /// repeatedly); a skipped read is a miss, a skipped write an error returned to the caller.
+    pub skipped: u64,
     /// Values present in this layer that did not decode as the requested type (counted as misses
     /// too).
     pub decode_failures: u64,
@@ -50,6 +53,8 @@ pub struct LayerStats {
     pub evictions: u64,
     /// Entries that expired, as the adapter reports.
     pub expirations: u64,
+    /// Whether the layer's circuit breaker is open right now (the layer is being skipped).
+    pub circuit_open: bool,
 }
 
 const STRIPES: usize = 16;
@@ -62,6 +67,7 @@ struct Stripe {
     misses: AtomicU64,
     backfills: AtomicU64,
     errors: AtomicU64,
+    skipped: AtomicU64,
     decode_failures: AtomicU64,
 }
 
@@ -120,6 +126,10 @@ impl LayerCounters {
         bump(&self.stripe().errors, 1);
     }
 
+    pub(crate) fn skipped(&self) {
+        bump(&self.stripe().skipped, 1);
+    }
+
     pub(crate) fn decode_failure(&self) {
         let stripe = self.stripe();
         bump(&stripe.decode_failures, 1);
@@ -134,7 +144,13 @@ impl LayerCounters {
             && self.last_warning.compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
-    pub(crate) fn snapshot(&self, layer: usize, kind: &'static str, adapter: AdapterStats) -> LayerStats {
+    pub(crate) fn snapshot(
+        &self,
+        layer: usize,
+        kind: &'static str,
+        adapter: AdapterStats,
+        circuit_open: bool,
+    ) -> LayerStats {
         let sum = |field: fn(&Stripe) -> &AtomicU64| -> u64 {
             self.stripes.iter().map(|s| field(s).load(Ordering::Relaxed)).sum()
         };
@@ -145,9 +161,11 @@ impl LayerCounters {
             misses: sum(|s| &s.misses),
             backfills: sum(|s| &s.backfills),
             errors: sum(|s| &s.errors),
+            skipped: sum(|s| &s.skipped),
             decode_failures: sum(|s| &s.decode_failures),
             evictions: adapter.evictions,
             expirations: adapter.expirations,
+            circuit_open,
         }
     }
 }
@@ -170,7 +188,7 @@ mod tests {
                 });
             }
         });
-        let stats = counters.snapshot(0, "memory", AdapterStats::default());
+        let stats = counters.snapshot(0, "memory", AdapterStats::default(), false);
         assert_eq!(stats.hits, 8000);
         assert_eq!(stats.misses, 8 * 3);
         assert_eq!(stats.decode_failures, 8);

@@ -15,7 +15,11 @@
 //! below rather than backfilling the old one. A layer that fails is skipped; the others are still
 //! written, and the call returns the error of the topmost failing layer.
 
-use std::collections::{HashMap, HashSet};
+#[cfg(feature = "tokio")]
+mod asynchronous;
+mod slot;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,17 +27,21 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::adapter::{CacheAdapter, IntoAdapter};
-use crate::clock::Clock;
 use crate::config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memoize::{Flights, Joined};
-use crate::stats::{LayerCounters, LayerStats};
+use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
+use slot::{LayerSlot, Mget, Write, backfill_entry};
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
 ///
 /// Methods take `&self`, layer management included, so a tower can be shared behind an `Arc`
 /// and reconfigured while in use; each operation sees one consistent stack.
+///
+/// Every operation has an async twin (`get_async`, `set_async`, `get_or_set_async`, ...) with
+/// the `tokio` feature; the sync operations block on network I/O, so call them outside async
+/// code (or in `spawn_blocking`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,35 +58,6 @@ pub struct CacheTower {
     /// Serializes layer-management calls, so none of them loses another's change.
     reconfigure: Mutex<()>,
     flights: Flights,
-}
-
-/// One position in the stack: the adapter and the tower's counters for it.
-#[derive(Clone)]
-struct LayerSlot {
-    adapter: Arc<dyn CacheAdapter>,
-    counters: Arc<LayerCounters>,
-}
-
-impl LayerSlot {
-    fn new(adapter: Arc<dyn CacheAdapter>) -> Self {
-        Self { adapter, counters: Arc::default() }
-    }
-
-    /// Counts and logs a failed operation of this layer.
-    fn fault(&self, index: usize, operation: &str, err: &Error) {
-        self.counters.error();
-        let now_secs = Clock::system().now_nanos() / 1_000_000_000;
-        if self.counters.may_warn(now_secs) {
-            tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err,
-                "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
-        }
-    }
-
-    /// Counts and logs a value that did not decode as the type asked for.
-    fn decode_failure(&self, index: usize, err: &Error) {
-        self.counters.decode_failure();
-        tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err, "cached value did not decode; treated as a miss");
-    }
 }
 
 impl Default for CacheTower {
@@ -236,12 +215,7 @@ impl CacheTower {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     pub fn stats(&self) -> Vec<LayerStats> {
-        self.stack
-            .load()
-            .iter()
-            .enumerate()
-            .map(|(index, slot)| slot.counters.snapshot(index, slot.adapter.kind(), slot.adapter.stats()))
-            .collect()
+        self.stack.load().iter().enumerate().map(|(index, slot)| slot.snapshot(index)).collect()
     }
 }
 
@@ -267,29 +241,15 @@ impl CacheTower {
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         let stack = self.stack.load();
         for (index, layer) in stack.iter().enumerate() {
-            let entry = match layer.adapter.get(key) {
-                Ok(Some(entry)) => entry,
-                Ok(None) => {
-                    layer.counters.misses(1);
-                    continue;
-                }
-                Err(err) => {
-                    layer.fault(index, "get", &err);
-                    continue;
-                }
-            };
-            match entry.value().decode::<T>() {
-                Ok(value) => {
-                    layer.counters.hit();
-                    if index > 0 {
-                        let items = [(key, backfill_entry(&value, entry))];
-                        for (above, upper) in stack[..index].iter().enumerate() {
-                            backfill(above, upper, &items);
-                        }
+            let read = layer.admit(index).and_then(|()| layer.settle(index, "get", read_one(layer, index, key)));
+            if let Some((value, entry)) = layer.accept::<T>(index, read) {
+                let items = [(key, backfill_entry(&value, entry))];
+                for (above, upper) in stack[..index].iter().enumerate() {
+                    if let Some(write) = Write::backfill(&items) {
+                        backfill(above, upper, &write);
                     }
-                    return Ok(Some(value));
                 }
-                Err(err) => layer.decode_failure(index, &err),
+                return Ok(Some(value));
             }
         }
         Ok(None)
@@ -312,68 +272,22 @@ impl CacheTower {
     /// None today, as for [`get`](Self::get).
     pub fn mget<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
         let stack = self.stack.load();
-        let mut seen = HashSet::with_capacity(keys.len());
-        let mut pending: Vec<&str> = keys.iter().map(AsRef::as_ref).filter(|key| seen.insert(*key)).collect();
-        let mut values = HashMap::with_capacity(pending.len());
-        // (layer index where found, key, entry to backfill above it)
-        let mut found: Vec<(usize, &str, Entry)> = Vec::new();
-
+        let mut mget = Mget::<T>::new(keys);
         for (index, layer) in stack.iter().enumerate() {
-            if pending.is_empty() {
+            if mget.pending().is_empty() {
                 break;
             }
-            let entries = match layer.adapter.mget(&pending) {
-                Ok(entries) if entries.len() == pending.len() => entries,
-                Ok(entries) => {
-                    let err = Error::new(
-                        ErrorKind::Layer,
-                        format!("mget returned {} results for {} keys", entries.len(), pending.len()),
-                    );
-                    layer.fault(index, "mget", &err);
-                    continue;
-                }
-                Err(err) => {
-                    layer.fault(index, "mget", &err);
-                    continue;
-                }
-            };
-            let mut still_missing = Vec::new();
-            for (key, entry) in pending.iter().copied().zip(entries) {
-                let Some(entry) = entry else {
-                    layer.counters.misses(1);
-                    still_missing.push(key);
-                    continue;
-                };
-                match entry.value().decode::<T>() {
-                    Ok(value) => {
-                        layer.counters.hit();
-                        if index > 0 {
-                            found.push((index, key, backfill_entry(&value, entry)));
-                        }
-                        values.insert(key.to_owned(), Some(value));
-                    }
-                    Err(err) => {
-                        layer.decode_failure(index, &err);
-                        still_missing.push(key);
-                    }
-                }
+            let read =
+                layer.admit(index).and_then(|()| layer.settle(index, "mget", read_many(layer, index, mget.pending())));
+            mget.absorb(index, layer, read);
+        }
+        for (index, layer) in stack[..mget.deepest_hit()].iter().enumerate() {
+            let items = mget.backfill_for(index);
+            if let Some(write) = Write::backfill(&items) {
+                backfill(index, layer, &write);
             }
-            pending = still_missing;
         }
-        for key in pending {
-            values.insert(key.to_owned(), None);
-        }
-
-        // Layer j receives the keys found below it, in one batch.
-        for (j, upper) in stack.iter().enumerate() {
-            let items: Vec<(&str, Entry)> =
-                found.iter().filter(|(at, ..)| *at > j).map(|(_, key, entry)| (*key, entry.clone())).collect();
-            if items.is_empty() {
-                break; // fewer keys were found below each deeper layer
-            }
-            backfill(j, upper, &items);
-        }
-        Ok(values)
+        Ok(mget.into_values())
     }
 
     /// Whether any layer has `key`. Never backfills.
@@ -391,43 +305,40 @@ impl CacheTower {
     pub fn exists(&self, key: &str) -> Result<bool> {
         let stack = self.stack.load();
         for (index, layer) in stack.iter().enumerate() {
-            match layer.adapter.exists(key) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(err) => layer.fault(index, "exists", &err),
+            if let Ok(true) = layer.admit(index).and_then(|()| layer.settle(index, "exists", layer.adapter.exists(key)))
+            {
+                return Ok(true);
             }
         }
         Ok(false)
     }
 }
 
-/// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
-/// typed value (so an in-process layer never parses it again) and, when known, its JSON.
-fn backfill_entry<T: Cacheable>(value: &T, found: Entry) -> Entry {
-    let (stored, ttl) = found.into_parts();
-    if stored.is::<T>() {
-        return Entry::new(stored, ttl);
+/// Reads one key from one layer: without its TTL from the top layer (nothing is backfilled
+/// above it), with it from the others.
+fn read_one(layer: &LayerSlot, index: usize, key: &str) -> Result<Option<Entry>> {
+    if index == 0 {
+        Ok(layer.adapter.get_value(key)?.map(|value| Entry::new(value, None)))
+    } else {
+        layer.adapter.get(key)
     }
-    let stored = match stored.json() {
-        Ok(json) => StoredValue::with_json(value.clone(), json),
-        Err(_) => StoredValue::new(value.clone()),
-    };
-    Entry::new(stored, ttl)
 }
 
-/// Writes `items`, found below layer `index`, into that layer.
-fn backfill(index: usize, layer: &LayerSlot, items: &[(&str, Entry)]) {
-    // An entry found with no time left is not worth copying upward.
-    let live: Vec<(&str, Entry)> =
-        items.iter().filter(|(_, e)| e.ttl().is_none_or(|t| !t.is_zero())).cloned().collect();
-    let outcome = match live.as_slice() {
-        [] => return,
-        [(key, entry)] => layer.adapter.set(key, entry),
-        many => layer.adapter.mset(many),
-    };
-    match outcome {
-        Ok(()) => layer.counters.backfills(live.len() as u64),
-        Err(err) => layer.fault(index, "backfill", &err),
+/// [`read_one`] for many keys.
+fn read_many(layer: &LayerSlot, index: usize, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+    if index == 0 {
+        let values = layer.adapter.mget_values(keys)?;
+        Ok(values.into_iter().map(|value| value.map(|v| Entry::new(v, None))).collect())
+    } else {
+        layer.adapter.mget(keys)
+    }
+}
+
+/// Backfills layer `index`; a failure is counted and logged, never returned.
+fn backfill(index: usize, layer: &LayerSlot, write: &Write<'_>) {
+    let done = layer.admit(index).and_then(|()| layer.settle(index, "backfill", write.run(&*layer.adapter)));
+    if done.is_ok() {
+        layer.counters.backfills(write.len());
     }
 }
 
@@ -447,7 +358,7 @@ impl CacheTower {
     /// The error of the topmost layer that failed; every other layer was still written.
     pub fn set<T: Cacheable>(&self, key: &str, value: T) -> Result<()> {
         let entry = Entry::new(StoredValue::new(value), None);
-        self.write_each("set", |adapter| adapter.set(key, &entry))
+        self.write_each(&Write::Set(key, &entry))
     }
 
     /// Writes many keys into every layer (one batch per layer).
@@ -473,7 +384,7 @@ impl CacheTower {
         if items.is_empty() {
             return Ok(());
         }
-        self.write_each("mset", |adapter| adapter.mset(&items))
+        self.write_each(&Write::Mset(&items))
     }
 
     /// Removes `key` from every layer.
@@ -489,7 +400,7 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn delete(&self, key: &str) -> Result<()> {
-        self.write_each("delete", |adapter| adapter.delete(key))
+        self.write_each(&Write::Delete(key))
     }
 
     /// Empties every layer (each layer removes only the keys of its own namespace).
@@ -505,17 +416,17 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn flush(&self) -> Result<()> {
-        self.write_each("flush", |adapter| adapter.flush())
+        self.write_each(&Write::Flush)
     }
 
-    /// Runs `write` on every layer, bottom up; returns the topmost layer's error, if any.
-    fn write_each(&self, operation: &str, write: impl Fn(&dyn CacheAdapter) -> Result<()>) -> Result<()> {
+    /// Runs `write` on every layer, bottom up; returns the topmost failing layer's error.
+    fn write_each(&self, write: &Write<'_>) -> Result<()> {
         let stack = self.stack.load();
         let mut topmost_error = None;
         for (index, layer) in stack.iter().enumerate().rev() {
-            if let Err(err) = write(&*layer.adapter) {
-                layer.fault(index, operation, &err);
-                topmost_error = Some(err.at_layer(index));
+            let done = layer.admit(index).and_then(|()| layer.settle(index, write.name(), write.run(&*layer.adapter)));
+            if let Err(err) = done {
+                topmost_error = Some(err);
             }
         }
         topmost_error.map_or(Ok(()), Err)
@@ -587,7 +498,7 @@ impl CacheTower {
                     let stored = StoredValue::new(value.clone());
                     let entry = Entry::new(stored.clone(), None);
                     // A store failure is counted and logged by write_each; the value still goes out.
-                    let _ = self.write_each("set", |adapter| adapter.set(key, &entry));
+                    let _ = self.write_each(&Write::Set(key, &entry));
                     leader.land(stored);
                     return Ok(value);
                 }
@@ -598,9 +509,11 @@ impl CacheTower {
     /// The top layer's value of `key`, if it has one of type `T`.
     fn get_top<T: Cacheable>(&self, key: &str) -> Option<(T, StoredValue)> {
         let stack = self.stack.load();
-        let entry = stack.first()?.adapter.get(key).ok()??;
+        let top = stack.first()?;
+        // Not counted as a hit or miss: the caller's own read was counted already.
+        let entry = top.admit(0).and_then(|()| top.settle(0, "get", read_one(top, 0, key))).ok()??;
         let value = entry.value().decode::<T>().ok()?;
-        Some((value, entry.value().clone()))
+        Some((value, entry.into_parts().0))
     }
 }
 

@@ -1,0 +1,222 @@
+//! One position in a tower's stack, and the bookkeeping the sync and async paths share: the
+//! circuit breaker around every call, the counting of hits and misses, what to backfill.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::adapter::CacheAdapter;
+use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::stats::{LayerCounters, LayerStats};
+use crate::value::{Cacheable, Entry, StoredValue};
+
+/// A layer of the stack: its adapter, the tower's counters for it and its circuit breaker.
+#[derive(Clone)]
+pub(super) struct LayerSlot {
+    pub(super) adapter: Arc<dyn CacheAdapter>,
+    pub(super) counters: Arc<LayerCounters>,
+    breaker: Arc<Breaker>,
+}
+
+impl LayerSlot {
+    pub(super) fn new(adapter: Arc<dyn CacheAdapter>) -> Self {
+        Self { adapter, counters: Arc::default(), breaker: Arc::default() }
+    }
+
+    pub(super) fn snapshot(&self, index: usize) -> LayerStats {
+        self.counters.snapshot(index, self.adapter.kind(), self.adapter.stats(), self.breaker.is_open())
+    }
+
+    /// `Ok` when the layer may be called now; an error when its breaker is open.
+    pub(super) fn admit(&self, index: usize) -> Result<()> {
+        if self.breaker.admit() {
+            return Ok(());
+        }
+        self.counters.skipped();
+        Err(Error::new(
+            ErrorKind::Layer,
+            format!(
+                "layer skipped: it failed {FAILURES_TO_OPEN} times in a row and is retried every {}s",
+                COOL_DOWN.as_secs()
+            ),
+        )
+        .at_layer(index))
+    }
+
+    /// Records the outcome of a call in the breaker and, for a failure, the counters and the log.
+    pub(super) fn settle<R>(&self, index: usize, operation: &str, result: Result<R>) -> Result<R> {
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Err(err) => {
+                self.breaker.failure();
+                self.counters.error();
+                let now_secs = Clock::system().now_nanos() / 1_000_000_000;
+                if self.counters.may_warn(now_secs) {
+                    tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err,
+                        "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
+                }
+                Err(err.at_layer(index))
+            }
+        }
+    }
+
+    /// Makes sense of this layer's answer to a read of one key: the value, when it holds a `T`.
+    /// Failures were counted by [`admit`](Self::admit) and [`settle`](Self::settle).
+    pub(super) fn accept<T: Cacheable>(&self, index: usize, read: Result<Option<Entry>>) -> Option<(T, Entry)> {
+        let entry = match read {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                self.counters.misses(1);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        match entry.value().decode::<T>() {
+            Ok(value) => {
+                self.counters.hit();
+                Some((value, entry))
+            }
+            Err(err) => {
+                self.counters.decode_failure();
+                tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err,
+                    "cached value did not decode; treated as a miss");
+                None
+            }
+        }
+    }
+}
+
+/// A write, applied to one layer at a time by the sync or the async path.
+pub(super) enum Write<'a> {
+    Set(&'a str, &'a Entry),
+    Mset(&'a [(&'a str, Entry)]),
+    Delete(&'a str),
+    Flush,
+}
+
+impl Write<'_> {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Write::Set(..) => "set",
+            Write::Mset(..) => "mset",
+            Write::Delete(..) => "delete",
+            Write::Flush => "flush",
+        }
+    }
+
+    /// How many keys it writes (for the backfill counter).
+    pub(super) fn len(&self) -> u64 {
+        match self {
+            Write::Mset(items) => items.len() as u64,
+            _ => 1,
+        }
+    }
+
+    pub(super) fn run(&self, adapter: &dyn CacheAdapter) -> Result<()> {
+        match self {
+            Write::Set(key, entry) => adapter.set(key, entry),
+            Write::Mset(items) => adapter.mset(items),
+            Write::Delete(key) => adapter.delete(key),
+            Write::Flush => adapter.flush(),
+        }
+    }
+
+    /// The write to backfill `items` into a layer: `None` when nothing is worth copying (an
+    /// entry found with no time left).
+    pub(super) fn backfill<'a>(items: &'a [(&'a str, Entry)]) -> Option<Write<'a>> {
+        let live = |(_, entry): &(&str, Entry)| entry.ttl().is_none_or(|ttl| !ttl.is_zero());
+        match items {
+            [] => None,
+            [one] if live(one) => Some(Write::Set(one.0, &one.1)),
+            [_] => None,
+            many => Some(Write::Mset(many)),
+        }
+    }
+}
+
+/// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
+/// typed value (so an in-process layer never parses it again) and, when known, its JSON.
+pub(super) fn backfill_entry<T: Cacheable>(value: &T, found: Entry) -> Entry {
+    let (stored, ttl) = found.into_parts();
+    if stored.is::<T>() {
+        return Entry::new(stored, ttl);
+    }
+    let stored = match stored.json() {
+        Ok(json) => StoredValue::with_json(value.clone(), json),
+        Err(_) => StoredValue::new(value.clone()),
+    };
+    Entry::new(stored, ttl)
+}
+
+/// The state of an `mget` as it goes down the stack: which keys are still missing, which were
+/// found, and where (to backfill each only above its own layer).
+pub(super) struct Mget<'k, T> {
+    pending: Vec<&'k str>,
+    values: HashMap<String, Option<T>>,
+    /// (layer index where found, key, entry to backfill above it)
+    found: Vec<(usize, &'k str, Entry)>,
+}
+
+impl<'k, T: Cacheable> Mget<'k, T> {
+    pub(super) fn new<K: AsRef<str>>(keys: &'k [K]) -> Self {
+        let mut seen = HashSet::with_capacity(keys.len());
+        let pending: Vec<&str> = keys.iter().map(AsRef::as_ref).filter(|key| seen.insert(*key)).collect();
+        Self { values: HashMap::with_capacity(pending.len()), pending, found: Vec::new() }
+    }
+
+    /// The keys no layer has answered yet.
+    pub(super) fn pending(&self) -> &[&'k str] {
+        &self.pending
+    }
+
+    /// Takes in one layer's answer for the pending keys.
+    pub(super) fn absorb(&mut self, index: usize, layer: &LayerSlot, read: Result<Vec<Option<Entry>>>) {
+        let entries = match read {
+            Ok(entries) if entries.len() == self.pending.len() => entries,
+            Ok(entries) => {
+                let err = Error::new(
+                    ErrorKind::Layer,
+                    format!("mget returned {} results for {} keys", entries.len(), self.pending.len()),
+                );
+                let _ = layer.settle::<()>(index, "mget", Err(err));
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut still_missing = Vec::new();
+        for (key, entry) in self.pending.iter().copied().zip(entries) {
+            match layer.accept::<T>(index, Ok(entry)) {
+                Some((value, entry)) => {
+                    if index > 0 {
+                        self.found.push((index, key, backfill_entry(&value, entry)));
+                    }
+                    self.values.insert(key.to_owned(), Some(value));
+                }
+                None => still_missing.push(key),
+            }
+        }
+        self.pending = still_missing;
+    }
+
+    /// What layer `index` must be backfilled with: every key found below it.
+    pub(super) fn backfill_for(&self, index: usize) -> Vec<(&'k str, Entry)> {
+        self.found.iter().filter(|(at, ..)| *at > index).map(|(_, key, entry)| (*key, entry.clone())).collect()
+    }
+
+    /// The deepest layer any key was found in (0 when none was found below the top).
+    pub(super) fn deepest_hit(&self) -> usize {
+        self.found.iter().map(|(at, ..)| *at).max().unwrap_or(0)
+    }
+
+    /// Every requested key, `None` for those no layer had.
+    pub(super) fn into_values(mut self) -> HashMap<String, Option<T>> {
+        for key in self.pending {
+            self.values.insert(key.to_owned(), None);
+        }
+        self.values
+    }
+}
