@@ -5,6 +5,8 @@
 //! `Arc<dyn CacheAdapter>`, so the trait is object safe.
 
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::fmt;
 use std::sync::Arc;

@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 /// The fields a layer object may have.
 const LAYER_FIELDS: &[&str] = &["adapter", "namespace", "ttl", "params"];
 /// The adapters this build knows.
+#[cfg(feature = "redis")]
+const ADAPTERS: &[&str] = &["memory", "redis"];
+#[cfg(not(feature = "redis"))]
 const ADAPTERS: &[&str] = &["memory"];
 
 /// Parses JSON text, reporting syntax errors as configuration errors.
@@ -81,6 +84,8 @@ fn build_layer(index: usize, layer: &Value) -> Result<Arc<dyn CacheAdapter>> {
     };
     match adapter {
         "memory" => memory_layer(&spec),
+        #[cfg(feature = "redis")]
+        "redis" => redis_layer(&spec),
         other => Err(field_error(
             index,
             "adapter",
@@ -113,6 +118,120 @@ fn memory_layer(spec: &LayerSpec<'_>) -> Result<Arc<dyn CacheAdapter>> {
         }
     }
     Ok(Arc::new(builder.build()))
+}
+
+/// The Redis layer's `params`: the seed's (`host`, `port`, `db`, `username`, `password`,
+/// `decode_responses`, accepted and ignored: values are always JSON text), a URL, secrets from
+/// environment variables, timeouts, pool size and TLS.
+#[cfg(feature = "redis")]
+const REDIS_PARAMS: &[&str] = &[
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "password_env",
+    "url",
+    "url_env",
+    "decode_responses",
+    "timeout_ms",
+    "connect_timeout_ms",
+    "pool_size",
+    "tls",
+    "tls_ca_file",
+];
+
+#[cfg(feature = "redis")]
+fn redis_layer(spec: &LayerSpec<'_>) -> Result<Arc<dyn CacheAdapter>> {
+    use crate::adapter::redis::RedisAdapter;
+
+    let index = spec.index;
+    let mut builder = RedisAdapter::builder().namespace(spec.namespace.clone()).ttl(spec.ttl);
+    let empty = Map::new();
+    let params = spec.params.unwrap_or(&empty);
+    reject_unknown(index, "params.", params, REDIS_PARAMS)?;
+    let text = |name: &str| -> Result<Option<String>> {
+        match params.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(field_error(
+                index,
+                &format!("params.{name}"),
+                format!("expected a string, got {}", describe(other)),
+            )),
+        }
+    };
+    let number = |name: &str, expected: &str| -> Result<Option<u64>> {
+        params.get(name).map(|value| whole_number(index, &format!("params.{name}"), value, expected)).transpose()
+    };
+    let flag = |name: &str| -> Result<Option<bool>> {
+        match params.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(other) => Err(field_error(
+                index,
+                &format!("params.{name}"),
+                format!("expected true or false, got {}", describe(other)),
+            )),
+        }
+    };
+    let too_large =
+        |name: &str, value: u64| field_error(index, &format!("params.{name}"), format!("{value} is out of range"));
+
+    if let Some(url) = text("url")? {
+        builder = builder.url(url);
+    }
+    if let Some(name) = text("url_env")? {
+        builder = builder.url_env(name);
+    }
+    if let Some(host) = text("host")? {
+        builder = builder.host(host);
+    }
+    if let Some(port) = number("port", "a port number from 1 to 65535")? {
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| too_large("port", port))?;
+        builder = builder.port(port);
+    }
+    if let Some(db) = number("db", "a database number, 0 or more")? {
+        builder = builder.db(u32::try_from(db).map_err(|_| too_large("db", db))?);
+    }
+    if let Some(username) = text("username")? {
+        builder = builder.username(username);
+    }
+    if let Some(password) = text("password")? {
+        builder = builder.password(password);
+    }
+    if let Some(name) = text("password_env")? {
+        builder = builder.password_env(name);
+    }
+    flag("decode_responses")?; // accepted for the seed's sake; values are always JSON text
+    if let Some(ms) = number("timeout_ms", "a whole number of milliseconds, more than 0")? {
+        builder = builder.timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = number("connect_timeout_ms", "a whole number of milliseconds, more than 0")? {
+        builder = builder.connect_timeout(Duration::from_millis(ms));
+    }
+    if let Some(size) = number("pool_size", "a whole number of connections, 0 or more")? {
+        builder = builder.pool_size(usize::try_from(size).map_err(|_| too_large("pool_size", size))?);
+    }
+    if let Some(tls) = flag("tls")? {
+        builder = builder.tls(tls);
+    }
+    if let Some(path) = text("tls_ca_file")? {
+        builder = builder.tls_ca_file(path);
+    }
+    let adapter = builder.build().map_err(|err| {
+        // The builder names its own setting; in a configuration file that is `params.<name>`.
+        let field = err.field().map(|field| {
+            let name = match field {
+                "timeout" => "timeout_ms",
+                "connect_timeout" => "connect_timeout_ms",
+                other => other,
+            };
+            format!("params.{name}")
+        });
+        Error::config(Some(index), field.as_deref(), err.message().to_owned())
+    })?;
+    Ok(Arc::new(adapter))
 }
 
 fn reject_unknown(index: usize, prefix: &str, object: &Map<String, Value>, known: &[&str]) -> Result<()> {
@@ -195,6 +314,40 @@ mod tests {
             let err = error_of(config.clone());
             assert_eq!(err.kind(), ErrorKind::Config, "{config}");
             assert_eq!(err.layer(), Some(layer), "{config}: {err}");
+            assert_eq!(err.field(), Some(field), "{config}: {err}");
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn accepts_the_seed_redis_layer_without_connecting() {
+        let layers = build_layers(&json!([
+            {"adapter": "memory", "namespace": "session:", "ttl": 60, "params": {"maxsize": 1024, "lru": true}},
+            {"adapter": "redis", "namespace": "session:", "ttl": 300,
+             "params": {"host": "localhost", "port": 6379, "db": 0, "decode_responses": true}}
+        ]))
+        .unwrap();
+        assert_eq!(layers[1].kind(), "redis");
+        assert_eq!(layers[1].ttl(), Some(Duration::from_secs(300)));
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_errors_name_the_layer_and_field() {
+        let cases = [
+            (json!([{"adapter": "redis", "params": {"port": "6379"}}]), "params.port"),
+            (json!([{"adapter": "redis", "params": {"port": 70000}}]), "params.port"),
+            (json!([{"adapter": "redis", "params": {"db": -1}}]), "params.db"),
+            (json!([{"adapter": "redis", "params": {"hots": "x"}}]), "params.hots"),
+            (json!([{"adapter": "redis", "params": {"url": "http://x"}}]), "params.url"),
+            (json!([{"adapter": "redis", "params": {"url": "redis://x", "host": "y"}}]), "params.url"),
+            (json!([{"adapter": "redis", "params": {"url_env": "CACHE_TOWER_SURELY_UNSET_VAR"}}]), "params.url_env"),
+            (json!([{"adapter": "redis", "params": {"timeout_ms": 0}}]), "params.timeout_ms"),
+            (json!([{"adapter": "redis", "params": {"decode_responses": "yes"}}]), "params.decode_responses"),
+        ];
+        for (config, field) in cases {
+            let err = error_of(config.clone());
+            assert_eq!(err.layer(), Some(0), "{config}: {err}");
             assert_eq!(err.field(), Some(field), "{config}: {err}");
         }
     }

@@ -53,6 +53,8 @@ mod tower;
 mod value;
 
 pub use adapter::memory::{MemoryAdapter, MemoryAdapterBuilder};
+#[cfg(feature = "redis")]
+pub use adapter::redis::{RedisAdapter, RedisAdapterBuilder};
 pub use adapter::{AdapterStats, CacheAdapter, IntoAdapter};
 #[cfg(feature = "tokio")]
 pub use adapter::{AsyncCacheAdapter, BoxFuture};
