@@ -23,6 +23,8 @@
 //!   computes a missing value once however many threads ask.
 //! * [`MemoryAdapter`]: the in-process layer (maxsize, FIFO or LRU, TTL). A hit is a clone of
 //!   the stored value; it never parses JSON.
+//! * `RedisAdapter` (feature `redis`): the shared layer; JSON text under `namespace + key`, one
+//!   round trip per operation, bounded timeouts, a circuit breaker in the tower.
 //! * [`CacheAdapter`]: the trait to implement for a layer kind of your own.
 //! * Configuration: [`CacheTower::from_json`] takes the list-of-layers format.
 //! * [`CacheTower::stats`]: per-layer hits, misses, backfills, errors, evictions, expirations.
@@ -31,12 +33,16 @@
 //!
 //! A cache must never make the application less available than it would be without it. A layer
 //! that fails is a miss for reads and is skipped for writes (the write still returns its error).
+//! After three failures in a row a layer is skipped for a second, then probed and used again.
 //! A stored value that does not decode as the requested type is a miss, never a panic.
 //!
 //! ## Features
 //!
-//! No optional features yet; the Redis layer, async operations and the `#[cached_tower]` macro
-//! each arrive behind their own feature.
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `redis` | yes | [`RedisAdapter`] and the `"redis"` configuration adapter |
+//! | `tokio` | yes | the `*_async` operations and [`AsyncCacheAdapter`]; Redis's async connection |
+//! | `tls` | no | `rediss://` URLs and `tls_ca_file` for the Redis layer (rustls) |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
