@@ -1,0 +1,69 @@
+//! Command-line options.
+
+/// How to run: from `--quick` and `--filter <substring>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Fewer, shorter samples: rough figures in a few seconds.
+    pub quick: bool,
+    /// Run only the scenarios whose id contains this.
+    pub filter: Option<String>,
+    /// Print the usage and stop.
+    pub help: bool,
+}
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substring>]
+
+  --quick               fewer, shorter samples (rough figures, well under 2 minutes)
+  --filter <substring>  run only the scenarios whose id contains <substring>
+                        (ids: memory/get-hit, memory/set-overwrite, memory/get-2-threads,
+                        memory/get-or-set-hit)
+  -h, --help            show this text";
+
+/// Parses the arguments after the program name.
+///
+/// # Errors
+/// A message naming the argument that is unknown or lacks its value.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "-h" | "--help" => options.help = true,
+            "--filter" => {
+                let value = args.next().ok_or("`--filter` needs a value: --filter <substring>")?;
+                options.filter = Some(value);
+            }
+            _ => match arg.strip_prefix("--filter=") {
+                Some(value) => options.filter = Some(value.to_string()),
+                None => return Err(format!("unknown argument `{arg}`")),
+            },
+        }
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Options, String> {
+        parse(args.iter().map(|arg| arg.to_string()))
+    }
+
+    #[test]
+    fn parses_quick_and_filter_in_both_forms() {
+        assert_eq!(parse_strs(&[]), Ok(Options::default()));
+        let expected = Options { quick: true, filter: Some("get".into()), help: false };
+        assert_eq!(parse_strs(&["--quick", "--filter", "get"]), Ok(expected.clone()));
+        assert_eq!(parse_strs(&["--filter=get", "--quick"]), Ok(expected));
+    }
+
+    #[test]
+    fn rejects_unknown_arguments_and_a_missing_filter() {
+        assert_eq!(parse_strs(&["--fast"]), Err("unknown argument `--fast`".to_string()));
+        assert!(parse_strs(&["--filter"]).unwrap_err().contains("needs a value"));
+    }
+}

@@ -1,0 +1,172 @@
+//! Timing: warm-up, interleaved samples, medians.
+//!
+//! A *contender* is one cache doing one kind of operation. It is given as a batch function that
+//! runs the operation once per key index of a sequence, so the clock is read twice per batch,
+//! never per operation, and the operation is inlined in its loop (no dynamic call per op).
+//!
+//! Contenders of one scenario are measured in rounds: each round takes one sample of every
+//! contender, in an order that rotates from round to round. Noise from the machine (other
+//! processes, frequency changes) then falls on all of them alike, and the median of the samples
+//! discards the rounds it spoiled.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// How much to measure.
+///
+/// Many short samples rather than a few long ones: on a shared machine the noise comes in bursts
+/// (a neighbour's compile, memory bandwidth), and the median of many samples steps over them.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Samples kept per contender; the median is reported.
+    pub samples: usize,
+    /// Rounds run first and thrown away (caches, branch predictors and CPU clocks settle).
+    pub warmup_rounds: usize,
+    /// Operations per sample (per thread in multi-threaded scenarios).
+    pub ops_per_sample: usize,
+}
+
+impl Settings {
+    /// A fast run, for checking that everything works and for rough figures.
+    pub fn quick() -> Self {
+        Self { samples: 15, warmup_rounds: 2, ops_per_sample: 50_000 }
+    }
+
+    /// A longer run, for figures stable enough to publish.
+    pub fn full() -> Self {
+        Self { samples: 41, warmup_rounds: 2, ops_per_sample: 200_000 }
+    }
+}
+
+/// Runs one operation per key index; shared by the threads of a throughput sample.
+type Batch<'a> = Box<dyn Fn(&[u32]) + Sync + 'a>;
+
+/// One cache doing one kind of operation, as a batch over key indices.
+pub struct Contender<'a> {
+    name: String,
+    batch: Batch<'a>,
+}
+
+impl<'a> Contender<'a> {
+    /// A contender that runs `op(index)` for each key index of a batch. Wrap what `op` computes in
+    /// [`std::hint::black_box`] so the compiler cannot drop the work.
+    pub fn per_op(name: impl Into<String>, op: impl Fn(usize) + Sync + 'a) -> Self {
+        let batch = move |indices: &[u32]| {
+            for &index in indices {
+                op(index as usize);
+            }
+        };
+        Self { name: name.into(), batch: Box::new(batch) }
+    }
+
+    /// The contender's name, as shown in the table.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The samples of one contender, in its unit (ns/op or Mops/s).
+#[derive(Debug, Clone)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    /// The median sample.
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// (max - min) / median: how much the samples disagree.
+    pub fn spread(&self) -> f64 {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (max - min) / self.median()
+    }
+}
+
+/// Nanoseconds per operation of each contender, on one thread, reading `indices` per sample.
+pub fn ns_per_op(contenders: &[Contender<'_>], indices: &[u32], settings: &Settings) -> Vec<Samples> {
+    interleave(contenders.len(), settings, |c| {
+        let started = Instant::now();
+        (contenders[c].batch)(indices);
+        started.elapsed().as_nanos() as f64 / indices.len() as f64
+    })
+}
+
+/// Total throughput (millions of operations per second, all threads together) of each contender,
+/// with one thread per sequence of `per_thread`, all started together. A sample lasts from the
+/// first thread's start to the last thread's end, so a thread that lags is not hidden.
+pub fn throughput(contenders: &[Contender<'_>], per_thread: &[&[u32]], settings: &Settings) -> Vec<Samples> {
+    let total_ops: usize = per_thread.iter().map(|indices| indices.len()).sum();
+    interleave(contenders.len(), settings, |c| {
+        let batch = &contenders[c].batch;
+        let start_line = Barrier::new(per_thread.len());
+        let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = per_thread
+                .iter()
+                .map(|indices| {
+                    let start_line = &start_line;
+                    scope.spawn(move || {
+                        start_line.wait();
+                        let started = Instant::now();
+                        batch(indices);
+                        (started, Instant::now())
+                    })
+                })
+                .collect();
+            // A worker that panicked has already printed why; there is no figure to report.
+            workers.into_iter().map(|worker| worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let first = spans.iter().map(|span| span.0).min();
+        let last = spans.iter().map(|span| span.1).max();
+        let elapsed = match (first, last) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        };
+        total_ops as f64 / elapsed.as_secs_f64() / 1e6
+    })
+}
+
+/// Runs `sample(contender)` for every contender, round after round, rotating the order; keeps
+/// the samples of the rounds after the warm-up.
+fn interleave(contenders: usize, settings: &Settings, mut sample: impl FnMut(usize) -> f64) -> Vec<Samples> {
+    let mut kept = vec![Vec::with_capacity(settings.samples); contenders];
+    for round in 0..settings.warmup_rounds + settings.samples {
+        for turn in 0..contenders {
+            let contender = (turn + round) % contenders;
+            let value = sample(contender);
+            if round >= settings.warmup_rounds {
+                kept[contender].push(value);
+            }
+        }
+    }
+    kept.into_iter().map(Samples).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(Samples(vec![3.0, 1.0, 2.0]).median(), 2.0);
+        assert_eq!(Samples(vec![4.0, 1.0, 3.0, 2.0]).median(), 2.5);
+    }
+
+    #[test]
+    fn every_contender_gets_every_sample() {
+        let settings = Settings { samples: 3, warmup_rounds: 2, ops_per_sample: 0 };
+        let mut calls = vec![0; 4];
+        let samples = interleave(4, &settings, |c| {
+            calls[c] += 1;
+            c as f64
+        });
+        assert_eq!(calls, vec![5; 4]);
+        assert!(samples.iter().enumerate().all(|(c, s)| s.0 == vec![c as f64; 3]));
+    }
+}

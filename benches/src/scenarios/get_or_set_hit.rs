@@ -1,0 +1,46 @@
+//! `get_or_set` of a present key on one thread: the hit path of get-or-compute, where the
+//! computation must not run.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use cache_tower::MemoryAdapter;
+
+use super::caches::{self, MOKA, QUICK_CACHE};
+use super::{Scenario, measure_ns_per_op, versus};
+use crate::data::{Dataset, ENTRIES, load_user, loads};
+use crate::harness::{Contender, Settings};
+use crate::report::Outcome;
+
+/// See the module docs.
+pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-or-set-hit", run };
+
+fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
+    let mut notes = Vec::new();
+    let tower = caches::tower(MemoryAdapter::new(), data, &mut notes)?;
+    let moka = caches::moka(None, data, &mut notes);
+    let quick = caches::quick_cache(2 * ENTRIES, data, &mut notes);
+
+    let keys = &data.keys;
+    let contenders = [
+        Contender::per_op("cache-tower `get_or_set`", |i| {
+            black_box(tower.get_or_set(&keys[i], || load_user(&keys[i])));
+        }),
+        // `get_with_by_ref` rather than `get_with`: it takes `&str` like ours, no key clone.
+        Contender::per_op(format!("{MOKA} `get_with_by_ref`"), |i| {
+            black_box(moka.get_with_by_ref(keys[i].as_str(), || load_user(&keys[i])));
+        }),
+        Contender::per_op(format!("{QUICK_CACHE} `get_or_insert_with`"), |i| {
+            black_box(quick.get_or_insert_with(keys[i].as_str(), || Ok::<_, Infallible>(load_user(&keys[i]))).ok());
+        }),
+    ];
+    let loads_before = loads();
+    let measured = measure_ns_per_op(&contenders, data, settings);
+    if loads() != loads_before {
+        let note = format!("warning: get_or_set ran {} computations: some calls missed", loads() - loads_before);
+        eprintln!("  {note}");
+        notes.push(note);
+    }
+    let rows = versus("get_or_set hit, 1 thread (ns/op, lower is better)", &measured[0], &measured[1..]);
+    Ok(Outcome { rows, notes })
+}

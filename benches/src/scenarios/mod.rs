@@ -1,0 +1,79 @@
+//! The scenarios: each builds its caches, measures cache-tower and its peers side by side, and
+//! returns one table row per peer.
+//!
+//! Unless a scenario says otherwise, every cache is filled with the same 10,000 entries and has
+//! room for all of them: cache-tower is a tower of one unbounded `MemoryAdapter` (no TTL), moka
+//! is unbounded, and quick_cache (always bounded) gets twice the room it needs. Reads hit.
+//!
+//! To add a scenario (a Redis layer, the memoize macro), write a file with a `SCENARIO` constant
+//! and list it in [`all`]. Its `id` is what `--filter` matches.
+
+mod caches;
+mod get_hit;
+mod get_or_set_hit;
+mod get_two_threads;
+mod set_overwrite;
+
+use crate::data::Dataset;
+use crate::harness::{self, Contender, Samples, Settings};
+use crate::report::{Figure, Outcome, Row};
+
+/// One scenario of the benchmark run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// A short, stable name, matched by `--filter`: `memory/get-hit`, ...
+    pub id: &'static str,
+    /// Builds the caches, measures, returns the rows.
+    pub run: fn(&Dataset, &Settings) -> cache_tower::Result<Outcome>,
+}
+
+/// Every scenario, in table order.
+pub fn all() -> Vec<Scenario> {
+    vec![get_hit::SCENARIO, set_overwrite::SCENARIO, get_two_threads::SCENARIO, get_or_set_hit::SCENARIO]
+}
+
+/// One contender's median figure.
+#[derive(Debug, Clone)]
+struct Measured {
+    name: String,
+    figure: Figure,
+}
+
+/// Measures ns/op of every contender on one thread (thread 0's read sequence), and logs each
+/// median with its spread to stderr.
+fn measure_ns_per_op(contenders: &[Contender<'_>], data: &Dataset, settings: &Settings) -> Vec<Measured> {
+    let samples = harness::ns_per_op(contenders, data.reads(0), settings);
+    summarize(contenders, &samples, Figure::NsPerOp)
+}
+
+/// Measures the total throughput of every contender with one thread per read sequence.
+fn measure_throughput(contenders: &[Contender<'_>], data: &Dataset, settings: &Settings) -> Vec<Measured> {
+    let per_thread: Vec<&[u32]> = data.reads.iter().map(Vec::as_slice).collect();
+    let samples = harness::throughput(contenders, &per_thread, settings);
+    summarize(contenders, &samples, Figure::MopsPerSec)
+}
+
+fn summarize(contenders: &[Contender<'_>], samples: &[Samples], unit: fn(f64) -> Figure) -> Vec<Measured> {
+    contenders
+        .iter()
+        .zip(samples)
+        .map(|(contender, samples)| {
+            let figure = unit(samples.median());
+            eprintln!("  {:<40} {figure:>16}  (spread {:.0}%)", contender.name(), samples.spread() * 100.0);
+            Measured { name: contender.name().to_string(), figure }
+        })
+        .collect()
+}
+
+/// The rows of `scenario`: `ours` against each of `peers`.
+fn versus(scenario: &str, ours: &Measured, peers: &[Measured]) -> Vec<Row> {
+    peers
+        .iter()
+        .map(|peer| Row {
+            scenario: scenario.to_string(),
+            ours: ours.figure,
+            peer: peer.name.clone(),
+            theirs: peer.figure,
+        })
+        .collect()
+}
