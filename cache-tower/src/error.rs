@@ -44,8 +44,15 @@ pub enum ErrorKind {
 /// assert!(err.to_string().contains("layer 0"));
 /// ```
 pub struct Error {
+    // Boxed: results pass through the read path by value, and a small `Err` keeps every
+    // `Result` the size of its `Ok`.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: ErrorKind,
     message: String,
+    tower: Option<String>,
     layer: Option<usize>,
     field: Option<String>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
@@ -64,12 +71,24 @@ impl Error {
     /// assert_eq!(err.to_string(), "disk full");
     /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), layer: None, field: None, source: None }
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                tower: None,
+                layer: None,
+                field: None,
+                source: None,
+            }),
+        }
     }
 
     /// A configuration error about `field` of the layer at `layer`.
     pub(crate) fn config(layer: Option<usize>, field: Option<&str>, message: impl Into<String>) -> Self {
-        Self { layer, field: field.map(str::to_owned), ..Self::new(ErrorKind::Config, message) }
+        let mut err = Self::new(ErrorKind::Config, message);
+        err.inner.layer = layer;
+        err.inner.field = field.map(str::to_owned);
+        err
     }
 
     /// Attaches the underlying error.
@@ -84,48 +103,67 @@ impl Error {
     /// ```
     #[must_use]
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// Records which layer of a tower the error came from (the tower does this for you).
     #[must_use]
     pub fn at_layer(mut self, layer: usize) -> Self {
-        self.layer = Some(layer);
+        self.inner.layer = Some(layer);
         self
+    }
+
+    /// Records which named tower of a configuration the error is about (the registry does this).
+    #[must_use]
+    pub(crate) fn in_tower(mut self, tower: &str) -> Self {
+        self.inner.tower = Some(tower.to_owned());
+        self
+    }
+
+    /// The name of the tower concerned, for errors from a configuration of named towers.
+    pub fn tower(&self) -> Option<&str> {
+        self.inner.tower.as_deref()
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The index of the layer concerned, when there is one.
     pub fn layer(&self) -> Option<usize> {
-        self.layer
+        self.inner.layer
     }
 
     /// The configuration field concerned (for example `ttl` or `params.maxsize`), when there is one.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.inner.field.as_deref()
     }
 
     /// The message alone, without the location prefix that `Display` adds.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.layer, &self.field) {
-            (Some(layer), Some(field)) => write!(f, "layer {layer}, field `{field}`: ")?,
-            (Some(layer), None) => write!(f, "layer {layer}: ")?,
-            (None, Some(field)) => write!(f, "field `{field}`: ")?,
-            (None, None) => {}
+        let mut place = Vec::new();
+        if let Some(tower) = &self.inner.tower {
+            place.push(format!("tower `{tower}`"));
         }
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
+        if let Some(layer) = self.inner.layer {
+            place.push(format!("layer {layer}"));
+        }
+        if let Some(field) = &self.inner.field {
+            place.push(format!("field `{field}`"));
+        }
+        if !place.is_empty() {
+            write!(f, "{}: ", place.join(", "))?;
+        }
+        f.write_str(&self.inner.message)?;
+        if let Some(source) = &self.inner.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -135,18 +173,19 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("layer", &self.layer)
-            .field("field", &self.field)
-            .field("source", &self.source)
+            .field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
+            .field("tower", &self.inner.tower)
+            .field("layer", &self.inner.layer)
+            .field("field", &self.inner.field)
+            .field("source", &self.inner.source)
             .finish()
     }
 }
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+        self.inner.source.as_deref().map(|s| s as &(dyn StdError + 'static))
     }
 }
 

@@ -53,7 +53,9 @@ mod clock;
 mod codec;
 mod config;
 mod error;
+mod flight;
 mod memoize;
+pub mod registry;
 mod stats;
 mod tower;
 mod value;
@@ -69,6 +71,12 @@ pub use error::{Error, ErrorKind, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;
 pub use value::{Cacheable, Entry, StoredValue};
+
+/// What `#[cached_tower]` expands to calls. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::memoize::*;
+}
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

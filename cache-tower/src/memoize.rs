@@ -1,194 +1,324 @@
-//! Single flight: when many callers miss the same key at once, one of them (the *leader*)
-//! computes the value and the others (*followers*) wait for it and share it.
+//! What `#[cached_tower]` expands to: ordinary, tested functions the generated code calls through
+//! `cache_tower::__private`, so the expansion stays a few lines.
 //!
-//! A leader that fails — its computation returns an error or panics — abandons the flight: its
-//! followers wake up and try again, one of them becoming the next leader. Nothing is poisoned
-//! and nobody waits for a flight that no one is flying. The tower's
-//! [`get_or_set`](crate::CacheTower::get_or_set) is built on this.
+//! A memoized call looks its tower up by name in the [registry](crate::registry), reads the key
+//! through the tower, and on a miss runs the function body once for all concurrent callers
+//! (single flight, sync or async) and writes the result to every layer. A cache fault never
+//! becomes the function's error: at worst the body runs. With no tower of that name registered,
+//! the body runs uncached and a warning is logged once per call site.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use event_listener::{Event, Listener};
-use parking_lot::Mutex;
+use serde::Serialize;
 
-use crate::value::StoredValue;
+use crate::registry;
+use crate::tower::CacheTower;
+use crate::value::Cacheable;
 
-/// The flights in progress, one per key.
-#[derive(Default)]
-pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+/// One memoized function: the tower it uses and its name, for messages.
+#[derive(Debug)]
+pub struct CallSite {
+    tower: &'static str,
+    function: &'static str,
+    warned: AtomicBool,
 }
 
-/// One computation in progress, which followers wait on, blocking or async.
-pub(crate) struct Flight {
-    state: Mutex<State>,
-    changed: Event,
-}
-
-enum State {
-    Flying,
-    Landed(StoredValue),
-    Abandoned,
-}
-
-/// What [`Flights::join`] made of the caller.
-pub(crate) enum Joined<'a> {
-    /// Nobody was computing this key: the caller must, then call [`Leader::land`].
-    Leader(Leader<'a>),
-    /// Somebody is: wait with [`Flight::wait`].
-    Follower(Arc<Flight>),
-}
-
-/// The right and duty to compute one key. Dropping it without landing abandons the flight.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
-    key: String,
-    flight: Arc<Flight>,
-    landed: bool,
-}
-
-impl Flights {
-    /// Joins the flight for `key`, starting it when there is none.
-    pub(crate) fn join(&self, key: &str) -> Joined<'_> {
-        let mut in_flight = self.in_flight.lock();
-        if let Some(flight) = in_flight.get(key) {
-            return Joined::Follower(Arc::clone(flight));
-        }
-        let flight = Arc::new(Flight { state: Mutex::new(State::Flying), changed: Event::new() });
-        in_flight.insert(key.to_owned(), Arc::clone(&flight));
-        Joined::Leader(Leader { flights: self, key: key.to_owned(), flight, landed: false })
+impl CallSite {
+    /// A call site of `function` caching in the tower registered as `tower`.
+    pub const fn new(tower: &'static str, function: &'static str) -> Self {
+        Self { tower, function, warned: AtomicBool::new(false) }
     }
 
-    /// How many keys are being computed right now.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.in_flight.lock().len()
-    }
-}
-
-impl Flight {
-    /// Blocks until the leader lands (`Some(value)`) or abandons (`None`: try again).
-    pub(crate) fn wait(&self) -> Option<StoredValue> {
-        loop {
-            if let Some(outcome) = self.outcome() {
-                return outcome;
-            }
-            // Listen before looking again, so a landing in between is not missed.
-            let listener = self.changed.listen();
-            if let Some(outcome) = self.outcome() {
-                return outcome;
-            }
-            listener.wait();
+    /// Logs `message` the first time this call site has something to say, and never again.
+    fn warn_once(&self, message: impl FnOnce() -> String) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(function = self.function, tower = self.tower, "{}", message());
         }
     }
 
-    /// [`wait`](Self::wait) for async callers: the task sleeps, the thread does not.
-    #[cfg(feature = "tokio")]
-    pub(crate) async fn wait_async(&self) -> Option<StoredValue> {
-        loop {
-            if let Some(outcome) = self.outcome() {
-                return outcome;
-            }
-            let listener = self.changed.listen();
-            if let Some(outcome) = self.outcome() {
-                return outcome;
-            }
-            listener.await;
+    /// The tower, if registered; warns (once) when it is not.
+    fn tower(&self) -> Option<Arc<CacheTower>> {
+        let tower = registry::get(self.tower);
+        if tower.is_none() {
+            self.warn_no_tower();
         }
+        tower
     }
 
-    /// `None` while flying; then the value, or `Some(None)` when abandoned.
-    fn outcome(&self) -> Option<Option<StoredValue>> {
-        match &*self.state.lock() {
-            State::Flying => None,
-            State::Landed(value) => Some(Some(value.clone())),
-            State::Abandoned => Some(None),
-        }
+    fn warn_no_tower(&self) {
+        self.warn_once(|| {
+            format!(
+                "no cache tower named `{}` is registered, so `{}` runs uncached; register one with \
+                 cache_tower::registry::register or register_json",
+                self.tower, self.function
+            )
+        });
+    }
+
+    fn warn_no_key(&self) {
+        self.warn_once(|| {
+            format!(
+                "the arguments of `{}` could not be written as JSON to make its cache key, so it runs \
+                 uncached; give #[cached_tower] a `key` template",
+                self.function
+            )
+        });
     }
 }
 
-impl Leader<'_> {
-    /// Hands `value` to every follower and ends the flight.
-    pub(crate) fn land(mut self, value: StoredValue) {
-        self.finish(State::Landed(value));
-        self.landed = true;
-    }
+/// Compile-time check that a memoized function's result can be cached; the macro calls it with
+/// the span of the return type, so the error points there.
+pub fn assert_cacheable<T: Cacheable>() {}
 
-    fn finish(&self, outcome: State) {
-        *self.flight.state.lock() = outcome;
-        self.flight.changed.notify(usize::MAX);
-        // Callers arriving from now on start a new flight (and usually find the value cached).
-        self.flights.in_flight.lock().remove(&self.key);
+/// Compile-time check that an argument can be part of a default key (serialized as JSON).
+pub fn assert_key_argument<T: Serialize + ?Sized>(_: &T) {}
+
+/// The default key: the function's path and its arguments as a JSON array, such as
+/// `my_crate::users::get_user:[7,"eu"]`. It is the same in every process and build as long as
+/// the function's path and its arguments' JSON are. `None` when an argument cannot be written as
+/// JSON.
+pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<String> {
+    let json = serde_json::to_string(arguments).ok()?;
+    Some(format!("{function}:{json}"))
+}
+
+/// Why a computed value is not cached (an `Err` or a `None` result).
+#[derive(Debug)]
+enum NotCached<E> {
+    Err(E),
+    None,
+}
+
+/// Memoizes a function returning a plain `T`.
+pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> T) -> T {
+    match memoize_with(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body())) {
+        Ok(value) => value,
+        Err(NotCached::Err(never)) => match never {},
+        // `body` never says "do not cache"; unreachable in practice, but a value is still owed.
+        Err(NotCached::None) => unreachable!("a plain result is always cached"),
     }
 }
 
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
-        if !self.landed {
-            // The computation failed or panicked: release the followers so one of them retries.
-            self.finish(State::Abandoned);
+/// Memoizes a function returning `Result<T, E>`: only `Ok` values are cached.
+///
+/// # Errors
+/// The body's error, uncached.
+pub fn memoize_result<T: Cacheable, E>(
+    site: &CallSite,
+    key: Option<String>,
+    body: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    match memoize_with(site, key, || body().map_err(NotCached::Err)) {
+        Ok(value) => Ok(value),
+        Err(NotCached::Err(err)) => Err(err),
+        Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
+    }
+}
+
+/// Memoizes a function returning `Option<T>`: only `Some` values are cached.
+pub fn memoize_option<T: Cacheable>(
+    site: &CallSite,
+    key: Option<String>,
+    body: impl FnOnce() -> Option<T>,
+) -> Option<T> {
+    memoize_with(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None)).ok()
+}
+
+fn memoize_with<T: Cacheable, E>(
+    site: &CallSite,
+    key: Option<String>,
+    body: impl FnOnce() -> Result<T, NotCached<E>>,
+) -> Result<T, NotCached<E>> {
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body();
+    };
+    // The hit path reads the registry without cloning the tower's Arc, so threads never write
+    // to a shared reference count.
+    let tower = {
+        let towers = registry::snapshot();
+        let Some(tower) = towers.get(site.tower) else {
+            drop(towers);
+            site.warn_no_tower();
+            return body();
+        };
+        if let Ok(Some(value)) = tower.get::<T>(&key) {
+            return Ok(value);
         }
+        Arc::clone(tower)
+    };
+    tower.compute_and_set(&key, body)
+}
+
+/// The async twin of [`memoize`].
+#[cfg(feature = "tokio")]
+pub async fn memoize_async<T, Fut>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> Fut) -> T
+where
+    T: Cacheable,
+    Fut: Future<Output = T>,
+{
+    let body = || async { Ok::<T, NotCached<std::convert::Infallible>>(body().await) };
+    match memoize_with_async(site, key, body).await {
+        Ok(value) => value,
+        Err(NotCached::Err(never)) => match never {},
+        Err(NotCached::None) => unreachable!("a plain result is always cached"),
     }
 }
 
-impl fmt::Debug for Flights {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Flights").field("in_flight", &self.in_flight.lock().len()).finish()
+/// The async twin of [`memoize_result`].
+///
+/// # Errors
+/// The body's error, uncached.
+#[cfg(feature = "tokio")]
+pub async fn memoize_result_async<T, E, Fut>(
+    site: &CallSite,
+    key: Option<String>,
+    body: impl FnOnce() -> Fut,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match memoize_with_async(site, key, || async { body().await.map_err(NotCached::Err) }).await {
+        Ok(value) => Ok(value),
+        Err(NotCached::Err(err)) => Err(err),
+        Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
+    }
+}
+
+/// The async twin of [`memoize_option`].
+#[cfg(feature = "tokio")]
+pub async fn memoize_option_async<T, Fut>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> Fut) -> Option<T>
+where
+    T: Cacheable,
+    Fut: Future<Output = Option<T>>,
+{
+    let body = || async { body().await.ok_or(NotCached::<std::convert::Infallible>::None) };
+    memoize_with_async(site, key, body).await.ok()
+}
+
+#[cfg(feature = "tokio")]
+async fn memoize_with_async<T, E, Fut>(
+    site: &CallSite,
+    key: Option<String>,
+    body: impl FnOnce() -> Fut,
+) -> Result<T, NotCached<E>>
+where
+    T: Cacheable,
+    Fut: Future<Output = Result<T, NotCached<E>>>,
+{
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body().await;
+    };
+    let Some(tower) = site.tower() else { return body().await };
+    if let Ok(Some(value)) = tower.get_async::<T>(&key).await {
+        return Ok(value);
+    }
+    tower.compute_and_set_async(&key, body).await
+}
+
+/// Removes the cached entry of one call (the `<fn>_invalidate` companion).
+///
+/// # Errors
+/// The error of the topmost layer that failed to delete (see
+/// [`CacheTower::delete`](crate::CacheTower::delete)); `Ok` when no tower is registered.
+pub fn invalidate(site: &CallSite, key: Option<String>) -> crate::Result<()> {
+    match (key, site.tower()) {
+        (Some(key), Some(tower)) => tower.delete(&key),
+        _ => Ok(()),
+    }
+}
+
+/// The async twin of [`invalidate`].
+///
+/// # Errors
+/// As [`invalidate`].
+#[cfg(feature = "tokio")]
+pub async fn invalidate_async(site: &CallSite, key: Option<String>) -> crate::Result<()> {
+    match (key, site.tower()) {
+        (Some(key), Some(tower)) => tower.delete_async(&key).await,
+        _ => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Barrier;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
-    #[test]
-    fn followers_get_the_leaders_value() {
-        let flights = Flights::default();
-        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
-        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
-        std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| flight.wait().map(|v| v.decode::<i32>().unwrap()));
-            leader.land(StoredValue::new(7));
-            assert_eq!(waiter.join().unwrap(), Some(7));
-        });
-        assert_eq!(flights.len(), 0);
+    fn site(tower: &'static str) -> CallSite {
+        CallSite::new(tower, "unit::f")
+    }
+
+    fn register_memory(name: &str) -> Arc<CacheTower> {
+        let tower = Arc::new(CacheTower::from_json(r#"[{"adapter": "memory"}]"#).unwrap());
+        registry::register(name, Arc::clone(&tower));
+        tower
     }
 
     #[test]
-    fn dropped_leader_releases_followers() {
-        let flights = Flights::default();
-        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
-        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
-        drop(leader);
-        assert!(flight.wait().is_none());
-        assert!(matches!(flights.join("k"), Joined::Leader(_)), "a new flight can start");
+    fn default_key_is_path_and_json_arguments() {
+        assert_eq!(default_key("a::f", &(7u32, "eu")).as_deref(), Some(r#"a::f:[7,"eu"]"#));
+        assert_eq!(default_key("a::g", &()).as_deref(), Some("a::g:null"));
+        let unserializable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert_eq!(default_key("a::h", &(unserializable,)), None);
     }
 
     #[test]
-    fn panicking_leader_releases_followers() {
-        let flights = Flights::default();
-        let (registered, followed) = (Barrier::new(2), Barrier::new(2));
-        let retried = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            let leader = scope.spawn(|| {
-                let Joined::Leader(_leader) = flights.join("k") else { panic!("leads") };
-                registered.wait();
-                followed.wait();
-                panic!("computation failed");
-            });
-            registered.wait();
-            let Joined::Follower(flight) = flights.join("k") else { panic!("the leader is still flying") };
-            followed.wait();
-            if flight.wait().is_none() {
-                retried.fetch_add(1, Ordering::SeqCst);
-            }
-            assert!(leader.join().is_err());
-        });
-        assert_eq!(retried.load(Ordering::SeqCst), 1);
-        assert_eq!(flights.len(), 0);
+    fn memoize_runs_the_body_once_per_key() {
+        register_memory("unit_memoize_once");
+        let site = site("unit_memoize_once");
+        let runs = AtomicUsize::new(0);
+        let call = |n: u32| {
+            memoize(&site, Some(format!("k{n}")), || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                n * 2
+            })
+        };
+        assert_eq!((call(1), call(1), call(2)), (2, 2, 4));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn results_and_options_cache_only_success() {
+        let tower = register_memory("unit_memoize_kinds");
+        let site = site("unit_memoize_kinds");
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Err("no")), Err("no"));
+        assert!(!tower.exists("r").unwrap());
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Ok(1)), Ok(1));
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Err("cached")), Ok(1));
+        assert_eq!(memoize_option::<u8>(&site, Some("o".into()), || None), None);
+        assert!(!tower.exists("o").unwrap());
+        assert_eq!(memoize_option(&site, Some("o".into()), || Some(5u8)), Some(5));
+        assert_eq!(memoize_option::<u8>(&site, Some("o".into()), || None), Some(5));
+    }
+
+    #[test]
+    fn without_a_tower_or_key_the_body_runs_every_time() {
+        let site = site("unit_memoize_never_registered");
+        let runs = AtomicUsize::new(0);
+        for _ in 0..3 {
+            memoize(&site, Some("k".into()), || runs.fetch_add(1, Ordering::SeqCst));
+        }
+        register_memory("unit_memoize_no_key");
+        let keyless = CallSite::new("unit_memoize_no_key", "unit::g");
+        for _ in 0..3 {
+            memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 6);
+        assert!(site.warned.load(Ordering::Relaxed) && keyless.warned.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn invalidate_removes_the_entry() {
+        let tower = register_memory("unit_memoize_invalidate");
+        let site = site("unit_memoize_invalidate");
+        memoize(&site, Some("k".into()), || 1u8);
+        invalidate(&site, Some("k".into())).unwrap();
+        assert!(!tower.exists("k").unwrap());
+        assert!(invalidate(&CallSite::new("unit_nowhere", "f"), Some("k".into())).is_ok());
     }
 }

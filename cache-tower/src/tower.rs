@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use crate::adapter::{CacheAdapter, IntoAdapter};
 use crate::config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::memoize::{Flights, Joined};
+use crate::flight::{Flights, Joined};
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
 use slot::{LayerSlot, Mget, Write, backfill_entry};
@@ -243,10 +243,12 @@ impl CacheTower {
         for (index, layer) in stack.iter().enumerate() {
             let read = layer.admit(index).and_then(|()| layer.settle(index, "get", read_one(layer, index, key)));
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
-                let items = [(key, backfill_entry(&value, entry))];
-                for (above, upper) in stack[..index].iter().enumerate() {
+                if index > 0 {
+                    let items = [(key, backfill_entry(&value, entry))];
                     if let Some(write) = Write::backfill(&items) {
-                        backfill(above, upper, &write);
+                        for (above, upper) in stack[..index].iter().enumerate() {
+                            backfill(above, upper, &write);
+                        }
                     }
                 }
                 return Ok(Some(value));
@@ -480,6 +482,15 @@ impl CacheTower {
         if let Ok(Some(value)) = self.get::<T>(key) {
             return Ok(value);
         }
+        self.compute_and_set(key, compute)
+    }
+
+    /// The miss half of [`try_get_or_set`](Self::try_get_or_set): join or lead the key's flight.
+    pub(crate) fn compute_and_set<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Result<T, E>,
+    {
         loop {
             match self.flights.join(key) {
                 Joined::Follower(flight) => {

@@ -11,7 +11,7 @@ use super::slot::{LayerSlot, Mget, Write, backfill_entry};
 use super::{CacheTower, read_many, read_one};
 use crate::adapter::CacheAdapter;
 use crate::error::Result;
-use crate::memoize::Joined;
+use crate::flight::Joined;
 use crate::value::{Cacheable, Entry, StoredValue};
 
 impl CacheTower {
@@ -34,10 +34,12 @@ impl CacheTower {
         for (index, layer) in stack.iter().enumerate() {
             let read = guarded(layer, index, "get", read_one_async(layer, index, key)).await;
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
-                let items = [(key, backfill_entry(&value, entry))];
-                for (above, upper) in stack[..index].iter().enumerate() {
+                if index > 0 {
+                    let items = [(key, backfill_entry(&value, entry))];
                     if let Some(write) = Write::backfill(&items) {
-                        backfill_async(above, upper, &write).await;
+                        for (above, upper) in stack[..index].iter().enumerate() {
+                            backfill_async(above, upper, &write).await;
+                        }
                     }
                 }
                 return Ok(Some(value));
@@ -183,6 +185,16 @@ impl CacheTower {
         if let Ok(Some(value)) = self.get_async::<T>(key).await {
             return Ok(value);
         }
+        self.compute_and_set_async(key, compute).await
+    }
+
+    /// The miss half of [`try_get_or_set_async`](Self::try_get_or_set_async).
+    pub(crate) async fn compute_and_set_async<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         loop {
             match self.flights.join(key) {
                 Joined::Follower(flight) => {

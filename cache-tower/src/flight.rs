@@ -1,0 +1,194 @@
+//! Single flight: when many callers miss the same key at once, one of them (the *leader*)
+//! computes the value and the others (*followers*) wait for it and share it.
+//!
+//! A leader that fails — its computation returns an error or panics — abandons the flight: its
+//! followers wake up and try again, one of them becoming the next leader. Nothing is poisoned
+//! and nobody waits for a flight that no one is flying. The tower's
+//! [`get_or_set`](crate::CacheTower::get_or_set) is built on this.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use event_listener::{Event, Listener};
+use parking_lot::Mutex;
+
+use crate::value::StoredValue;
+
+/// The flights in progress, one per key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+/// One computation in progress, which followers wait on, blocking or async.
+pub(crate) struct Flight {
+    state: Mutex<State>,
+    changed: Event,
+}
+
+enum State {
+    Flying,
+    Landed(StoredValue),
+    Abandoned,
+}
+
+/// What [`Flights::join`] made of the caller.
+pub(crate) enum Joined<'a> {
+    /// Nobody was computing this key: the caller must, then call [`Leader::land`].
+    Leader(Leader<'a>),
+    /// Somebody is: wait with [`Flight::wait`].
+    Follower(Arc<Flight>),
+}
+
+/// The right and duty to compute one key. Dropping it without landing abandons the flight.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    flight: Arc<Flight>,
+    landed: bool,
+}
+
+impl Flights {
+    /// Joins the flight for `key`, starting it when there is none.
+    pub(crate) fn join(&self, key: &str) -> Joined<'_> {
+        let mut in_flight = self.in_flight.lock();
+        if let Some(flight) = in_flight.get(key) {
+            return Joined::Follower(Arc::clone(flight));
+        }
+        let flight = Arc::new(Flight { state: Mutex::new(State::Flying), changed: Event::new() });
+        in_flight.insert(key.to_owned(), Arc::clone(&flight));
+        Joined::Leader(Leader { flights: self, key: key.to_owned(), flight, landed: false })
+    }
+
+    /// How many keys are being computed right now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.in_flight.lock().len()
+    }
+}
+
+impl Flight {
+    /// Blocks until the leader lands (`Some(value)`) or abandons (`None`: try again).
+    pub(crate) fn wait(&self) -> Option<StoredValue> {
+        loop {
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            // Listen before looking again, so a landing in between is not missed.
+            let listener = self.changed.listen();
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            listener.wait();
+        }
+    }
+
+    /// [`wait`](Self::wait) for async callers: the task sleeps, the thread does not.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn wait_async(&self) -> Option<StoredValue> {
+        loop {
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            let listener = self.changed.listen();
+            if let Some(outcome) = self.outcome() {
+                return outcome;
+            }
+            listener.await;
+        }
+    }
+
+    /// `None` while flying; then the value, or `Some(None)` when abandoned.
+    fn outcome(&self) -> Option<Option<StoredValue>> {
+        match &*self.state.lock() {
+            State::Flying => None,
+            State::Landed(value) => Some(Some(value.clone())),
+            State::Abandoned => Some(None),
+        }
+    }
+}
+
+impl Leader<'_> {
+    /// Hands `value` to every follower and ends the flight.
+    pub(crate) fn land(mut self, value: StoredValue) {
+        self.finish(State::Landed(value));
+        self.landed = true;
+    }
+
+    fn finish(&self, outcome: State) {
+        *self.flight.state.lock() = outcome;
+        self.flight.changed.notify(usize::MAX);
+        // Callers arriving from now on start a new flight (and usually find the value cached).
+        self.flights.in_flight.lock().remove(&self.key);
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            // The computation failed or panicked: release the followers so one of them retries.
+            self.finish(State::Abandoned);
+        }
+    }
+}
+
+impl fmt::Debug for Flights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flights").field("in_flight", &self.in_flight.lock().len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn followers_get_the_leaders_value() {
+        let flights = Flights::default();
+        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
+        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| flight.wait().map(|v| v.decode::<i32>().unwrap()));
+            leader.land(StoredValue::new(7));
+            assert_eq!(waiter.join().unwrap(), Some(7));
+        });
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn dropped_leader_releases_followers() {
+        let flights = Flights::default();
+        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
+        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
+        drop(leader);
+        assert!(flight.wait().is_none());
+        assert!(matches!(flights.join("k"), Joined::Leader(_)), "a new flight can start");
+    }
+
+    #[test]
+    fn panicking_leader_releases_followers() {
+        let flights = Flights::default();
+        let (registered, followed) = (Barrier::new(2), Barrier::new(2));
+        let retried = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let leader = scope.spawn(|| {
+                let Joined::Leader(_leader) = flights.join("k") else { panic!("leads") };
+                registered.wait();
+                followed.wait();
+                panic!("computation failed");
+            });
+            registered.wait();
+            let Joined::Follower(flight) = flights.join("k") else { panic!("the leader is still flying") };
+            followed.wait();
+            if flight.wait().is_none() {
+                retried.fetch_add(1, Ordering::SeqCst);
+            }
+            assert!(leader.join().is_err());
+        });
+        assert_eq!(retried.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.len(), 0);
+    }
+}
