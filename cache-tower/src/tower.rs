@@ -240,15 +240,17 @@ impl CacheTower {
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         let stack = self.stack.load();
-        for (index, layer) in stack.iter().enumerate() {
-            let read = layer.admit(index).and_then(|()| layer.settle(index, "get", read_one(layer, index, key)));
+        let Some(top) = stack.first() else { return Ok(None) };
+        if let Some(value) = top.read_top::<T>(key) {
+            return Ok(Some(value));
+        }
+        for (index, layer) in stack.iter().enumerate().skip(1) {
+            let read = layer.admit(index).and_then(|()| layer.settle(index, "get", layer.adapter.get(key)));
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
-                if index > 0 {
-                    let items = [(key, backfill_entry(&value, entry))];
-                    if let Some(write) = Write::backfill(&items) {
-                        for (above, upper) in stack[..index].iter().enumerate() {
-                            backfill(above, upper, &write);
-                        }
+                let items = [(key, backfill_entry(&value, entry))];
+                if let Some(write) = Write::backfill(&items) {
+                    for (above, upper) in stack[..index].iter().enumerate() {
+                        backfill(above, upper, &write);
                     }
                 }
                 return Ok(Some(value));

@@ -456,6 +456,10 @@ impl CacheAdapter for MemoryAdapter {
         Ok(self.read(key, |node, _| node.value.clone()))
     }
 
+    fn peek_value(&self, key: &str, read: &mut dyn FnMut(&StoredValue)) -> Result<bool> {
+        Ok(self.read(key, |node, _| read(&node.value)).is_some())
+    }
+
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {
         self.write_one(key, entry);
         self.sweep_another_shard();

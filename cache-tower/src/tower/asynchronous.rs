@@ -31,15 +31,24 @@ impl CacheTower {
     /// None today, as for [`get`](Self::get).
     pub async fn get_async<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         let stack = self.stack.load_full();
-        for (index, layer) in stack.iter().enumerate() {
+        let Some(top) = stack.first() else { return Ok(None) };
+        let found = match top.adapter.as_async() {
+            None => top.read_top::<T>(key),
+            Some(adapter) => {
+                let read = guarded(top, 0, "get", adapter.get_value_async(key)).await;
+                read.ok().and_then(|value| top.classify(0, value.map(|v| v.decode::<T>())))
+            }
+        };
+        if let Some(value) = found {
+            return Ok(Some(value));
+        }
+        for (index, layer) in stack.iter().enumerate().skip(1) {
             let read = guarded(layer, index, "get", read_one_async(layer, index, key)).await;
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
-                if index > 0 {
-                    let items = [(key, backfill_entry(&value, entry))];
-                    if let Some(write) = Write::backfill(&items) {
-                        for (above, upper) in stack[..index].iter().enumerate() {
-                            backfill_async(above, upper, &write).await;
-                        }
+                let items = [(key, backfill_entry(&value, entry))];
+                if let Some(write) = Write::backfill(&items) {
+                    for (above, upper) in stack[..index].iter().enumerate() {
+                        backfill_async(above, upper, &write).await;
                     }
                 }
                 return Ok(Some(value));

@@ -64,29 +64,44 @@ impl LayerSlot {
         }
     }
 
-    /// Makes sense of this layer's answer to a read of one key: the value, when it holds a `T`.
-    /// Failures were counted by [`admit`](Self::admit) and [`settle`](Self::settle).
-    pub(super) fn accept<T: Cacheable>(&self, index: usize, read: Result<Option<Entry>>) -> Option<(T, Entry)> {
-        let entry = match read {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                self.counters.misses(1);
-                return None;
-            }
-            Err(_) => return None,
-        };
-        match entry.value().decode::<T>() {
-            Ok(value) => {
+    /// Reads `key` from this layer as the top of the stack: no TTL needed (nothing is backfilled
+    /// above it), and a typed hit is cloned straight from the layer's storage.
+    pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Option<T> {
+        self.admit(0).ok()?;
+        let mut decoded = None;
+        let read = self.adapter.peek_value(key, &mut |stored| decoded = Some(stored.decode::<T>()));
+        self.settle(0, "get", read).ok()?;
+        self.classify(0, decoded)
+    }
+
+    /// Counts a read of one key by what it found: a hit, a miss, or a value that did not decode.
+    pub(super) fn classify<T>(&self, index: usize, decoded: Option<Result<T>>) -> Option<T> {
+        match decoded {
+            Some(Ok(value)) => {
                 self.counters.hit();
-                Some((value, entry))
+                Some(value)
             }
-            Err(err) => {
+            None => {
+                self.counters.misses(1);
+                None
+            }
+            Some(Err(err)) => {
                 self.counters.decode_failure();
                 tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err,
                     "cached value did not decode; treated as a miss");
                 None
             }
         }
+    }
+
+    /// Makes sense of this layer's answer to a read of one key: the value, when it holds a `T`.
+    /// Failures were counted by [`admit`](Self::admit) and [`settle`](Self::settle).
+    pub(super) fn accept<T: Cacheable>(&self, index: usize, read: Result<Option<Entry>>) -> Option<(T, Entry)> {
+        // Failures were counted by `admit` and `settle`.
+        let entry = read.ok()?;
+        let decoded = entry.as_ref().map(|entry| entry.value().decode::<T>());
+        let value = self.classify(index, decoded)?;
+        entry.map(|entry| (value, entry))
     }
 }
 
