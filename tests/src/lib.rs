@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cache_tower::{CacheAdapter, Entry, StoredValue};
+use cache_tower::{CacheAdapter, CacheTower, Entry, MemoryAdapter, StoredValue};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A value shaped like a typical cached record: several strings, a list, integers, a float, a bool.
@@ -63,4 +63,25 @@ pub fn put<T: cache_tower::Cacheable>(layer: &dyn CacheAdapter, key: &str, value
 /// Reads `key` straight from one adapter, bypassing the tower.
 pub fn peek<T: cache_tower::Cacheable>(layer: &dyn CacheAdapter, key: &str) -> Option<T> {
     layer.get(key).expect("reading a test layer").map(|entry| entry.value().decode().expect("decoding"))
+}
+
+/// Writes raw JSON text straight into one adapter, as a shared layer (Redis) would return it.
+pub fn put_json(layer: &dyn CacheAdapter, key: &str, json: &str) {
+    let entry = Entry::new(StoredValue::from_json(json.as_bytes().to_vec()), None);
+    layer.set(key, &entry).expect("writing to a test layer");
+}
+
+/// `count` unbounded memory adapters without TTL.
+pub fn memory_layers(count: usize) -> Vec<MemoryAdapter> {
+    (0..count).map(|_| MemoryAdapter::new()).collect()
+}
+
+/// A tower whose layers are `layers`, top first. The adapters are cloned, so the caller's handles
+/// share their storage with the tower's layers.
+pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
+    let tower = CacheTower::new();
+    for layer in layers {
+        tower.add_layer(layer.clone());
+    }
+    tower
 }
