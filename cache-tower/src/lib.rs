@@ -72,6 +72,73 @@ pub use stats::LayerStats;
 pub use tower::CacheTower;
 pub use value::{Cacheable, Entry, StoredValue};
 
+/// Memoizes a function through a registered [`CacheTower`]: the result is looked up by key through
+/// the whole stack, and on a miss the body runs once (however many callers miss the same key at
+/// once) and its result is stored in every layer.
+///
+/// ```
+/// use cache_tower::{cached_tower, registry};
+/// # #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// # struct User { id: u64, name: String }
+///
+/// #[cached_tower(config = "doc_users", key = "user:{id}")]
+/// fn load_user(id: u64) -> User {
+///     User { id, name: format!("user {id}") } // an expensive query in real life
+/// }
+///
+/// registry::register_json(r#"{"doc_users": [{"adapter": "memory", "ttl": 60}]}"#)?;
+/// assert_eq!(load_user(7).name, "user 7");      // runs the body, caches under "user:7"
+/// assert_eq!(load_user(7).name, "user 7");      // a memory hit
+/// load_user_invalidate(7)?;                      // forget it
+/// let fresh = load_user_uncached(7);             // always runs the body, caches nothing
+/// # let _ = fresh;
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+///
+/// # Arguments
+///
+/// * `config = "name"`: the [registry](crate::registry) name of the tower to use (default:
+///   `"default"`, [`registry::DEFAULT_TOWER`](crate::registry::DEFAULT_TOWER)). If no tower of
+///   that name is registered when the function runs, it runs uncached and a warning is logged
+///   once; it never panics.
+/// * `key = "template"`: the cache key, built from the parameters: `"user:{id}"`,
+///   `"{tenant.id}:{page}"`, `"{self.region}:{id}"`, with `format!` specs (`"{id:08}"`); `{{`
+///   and `}}` are literal braces. A placeholder that names no parameter is a compile error.
+///   Without `key`, the key is the function's module path and name followed by its arguments as a
+///   JSON array (`my_app::users::load_user:[7]`): stable across processes and builds as long as
+///   the path and the arguments' JSON are, and every argument must be `Serialize`. The receiver is
+///   not part of the default key — give methods a `key` (two methods of the same name in one
+///   module would otherwise share keys).
+/// * `result = true` / `option = true`: treat the return type as a `Result` / `Option` when it is
+///   an alias the macro cannot recognise by name.
+/// * `cache_none = true`: cache `None` results of an `Option` function too.
+///
+/// # What is cached
+///
+/// * A plain `T` is always cached; `T` must be [`Cacheable`] (a compile error at the return type
+///   says so otherwise).
+/// * `Result<T, E>`: only `Ok(T)` is cached; an `Err` is returned to its caller and not stored.
+/// * `Option<T>`: only `Some(T)`, unless `cache_none = true`.
+///
+/// # Where it works
+///
+/// `fn` and `async fn` (the async form uses the `*_async` operations: no blocking of the
+/// executor on I/O), free functions and methods taking `&self` or `self`, and generic functions
+/// whose bounds make the result [`Cacheable`]. Concurrent callers of the same key share one call,
+/// sync or async; a panic in the body, or a dropped future, releases the waiting callers (one of
+/// them runs the body instead). A cache fault never becomes the function's error: at worst the
+/// body runs.
+///
+/// # Companions
+///
+/// Next to `name`, the macro defines `name_uncached` (same signature: runs the body, bypassing
+/// the cache) and `name_invalidate` (same parameters, returns `cache_tower::Result<()>`: removes
+/// the entry for those arguments from every layer). Both are `async` when `name` is.
+///
+/// The generated code names the runtime as `::cache_tower`, so depend on it under that name.
+#[cfg(feature = "macros")]
+pub use cache_tower_macros::cached_tower;
+
 /// What `#[cached_tower]` expands to calls. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,129 @@
+//! Key templates: `"user:{id}"`, `"{tenant.id}:{page}"`, `"{self.region}:{id}"`, `"{id:08}"`.
+//!
+//! A placeholder is a parameter name (or `self`) followed by field accesses, and optionally a
+//! format spec after `:` as in `format!`. `{{` and `}}` stand for literal braces.
+
+/// A parsed template: the `format!` string and the placeholders' expressions, in order.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Template {
+    pub(crate) format: String,
+    pub(crate) placeholders: Vec<Placeholder>,
+}
+
+/// One `{…}` of a template.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Placeholder {
+    /// The parameter (or `self`) it starts from.
+    pub(crate) root: String,
+    /// The whole expression, such as `tenant.id`.
+    pub(crate) expression: String,
+}
+
+/// Parses a template; the error says what is wrong with it.
+pub(crate) fn parse(template: &str) -> Result<Template, String> {
+    let mut format = String::with_capacity(template.len());
+    let mut placeholders = Vec::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                format.push_str("{{");
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                format.push_str("}}");
+            }
+            '}' => return Err("unmatched `}` in key template (write `}}` for a literal brace)".to_owned()),
+            '{' => {
+                let mut inside = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some('{') => return Err("a placeholder cannot contain `{`".to_owned()),
+                        Some(c) => inside.push(c),
+                        None => {
+                            return Err("unclosed `{` in key template (write `{{` for a literal brace)".to_owned());
+                        }
+                    }
+                }
+                let (expression, spec) = match inside.split_once(':') {
+                    Some((expression, spec)) => (expression.trim(), Some(spec)),
+                    None => (inside.trim(), None),
+                };
+                let root = check_expression(expression)?;
+                format.push('{');
+                if let Some(spec) = spec {
+                    format.push(':');
+                    format.push_str(spec);
+                }
+                format.push('}');
+                placeholders.push(Placeholder { root, expression: expression.to_owned() });
+            }
+            c => format.push(c),
+        }
+    }
+    Ok(Template { format, placeholders })
+}
+
+/// Checks `a.b.0` shapes and returns the root name.
+fn check_expression(expression: &str) -> Result<String, String> {
+    if expression.is_empty() {
+        return Err("empty placeholder `{}` in key template: name a parameter, as in `{id}`".to_owned());
+    }
+    let mut segments = expression.split('.');
+    let root = segments.next().unwrap_or_default();
+    if !is_identifier(root) {
+        return Err(format!("placeholder `{{{expression}}}` must start with a parameter name"));
+    }
+    for segment in segments {
+        if !(is_identifier(segment) || (!segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit()))) {
+            return Err(format!("placeholder `{{{expression}}}`: `{segment}` is not a field name"));
+        }
+    }
+    Ok(root.to_owned())
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic()) && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placeholder(root: &str, expression: &str) -> Placeholder {
+        Placeholder { root: root.to_owned(), expression: expression.to_owned() }
+    }
+
+    #[test]
+    fn parses_placeholders_fields_and_specs() {
+        let template = parse("{tenant.id}:{page}/{id:08}/{self.region}").unwrap();
+        assert_eq!(template.format, "{}:{}/{:08}/{}");
+        assert_eq!(
+            template.placeholders,
+            vec![
+                placeholder("tenant", "tenant.id"),
+                placeholder("page", "page"),
+                placeholder("id", "id"),
+                placeholder("self", "self.region"),
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_escaped_braces() {
+        let template = parse("{{literal}}:{id}").unwrap();
+        assert_eq!(template.format, "{{literal}}:{}");
+        assert_eq!(template.placeholders.len(), 1);
+    }
+
+    #[test]
+    fn rejects_malformed_templates() {
+        for bad in ["{", "}", "{}", "{ }", "{1abc}", "{a.}", "{a.b-c}", "{a{b}}"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("{pair.0}").is_ok());
+    }
+}
