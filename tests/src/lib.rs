@@ -85,3 +85,6 @@ pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
     }
     tower
 }
+
+pub mod redis_server;
+pub mod tls_server;

@@ -1,0 +1,113 @@
+//! The two ways of calling a tower, so a behaviour is written once and tested on both: the
+//! blocking methods ([`Blocking`]) and the `*_async` ones awaited on tokio ([`OnTokio`]).
+//! [`on_both_paths!`] turns a list of behaviours into a `blocking::*` and an `on_tokio::*` test each.
+//!
+//! Shared by several test files (`mod both_paths;`); each uses only some of the calls.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use cache_tower::{CacheAdapter, CacheTower, Cacheable, Entry, RedisAdapter, Result};
+
+/// For each behaviour `fn name(api: &impl Calls)` of the test file, a test `blocking::name` and a
+/// test `on_tokio::name`.
+macro_rules! on_both_paths {
+    ($($behaviour:ident),+ $(,)?) => {
+        mod blocking {
+            $( #[test] fn $behaviour() { super::$behaviour(&$crate::both_paths::Blocking) } )+
+        }
+        mod on_tokio {
+            $( #[test] fn $behaviour() { super::$behaviour(&$crate::both_paths::OnTokio::new()) } )+
+        }
+    };
+}
+
+pub(crate) use on_both_paths;
+
+/// The tower operations a behaviour uses, made either blocking or async.
+pub(crate) trait Calls {
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>>;
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>>;
+    fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()>;
+    fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()>;
+    fn delete(&self, tower: &CacheTower, key: &str) -> Result<()>;
+    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool>;
+    fn flush(&self, tower: &CacheTower) -> Result<()>;
+    fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
+    /// The adapter's own read (value and remaining TTL), bypassing the tower.
+    fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>>;
+}
+
+/// The blocking methods.
+pub(crate) struct Blocking;
+
+impl Calls for Blocking {
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>> {
+        tower.get(key)
+    }
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+        tower.mget(keys)
+    }
+    fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()> {
+        tower.set(key, value)
+    }
+    fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()> {
+        tower.mset(items.iter().map(|(key, value)| (key.as_str(), value.clone())))
+    }
+    fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
+        tower.delete(key)
+    }
+    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool> {
+        tower.exists(key)
+    }
+    fn flush(&self, tower: &CacheTower) -> Result<()> {
+        tower.flush()
+    }
+    fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
+        tower.get_or_set(key, compute)
+    }
+    fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>> {
+        CacheAdapter::get(adapter, key)
+    }
+}
+
+/// The `*_async` methods, awaited on a multi-threaded tokio runtime.
+pub(crate) struct OnTokio(tokio::runtime::Runtime);
+
+impl OnTokio {
+    pub(crate) fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+        Self(runtime.expect("building a tokio runtime"))
+    }
+}
+
+impl Calls for OnTokio {
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>> {
+        self.0.block_on(tower.get_async(key))
+    }
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+        self.0.block_on(tower.mget_async(keys))
+    }
+    fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()> {
+        self.0.block_on(tower.set_async(key, value))
+    }
+    fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()> {
+        self.0.block_on(tower.mset_async(items.iter().map(|(key, value)| (key.as_str(), value.clone()))))
+    }
+    fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
+        self.0.block_on(tower.delete_async(key))
+    }
+    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool> {
+        self.0.block_on(tower.exists_async(key))
+    }
+    fn flush(&self, tower: &CacheTower) -> Result<()> {
+        self.0.block_on(tower.flush_async())
+    }
+    fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
+        self.0.block_on(tower.get_or_set_async(key, move || async move { compute() }))
+    }
+    fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>> {
+        let adapter = adapter.as_async().expect("the redis adapter has async operations");
+        self.0.block_on(adapter.get_async(key))
+    }
+}
