@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use crate::registry;
-use crate::tower::CacheTower;
+use crate::tower::{CacheTower, Faults};
 use crate::value::Cacheable;
 
 /// One memoized function: the tower it uses and its name, for messages.
@@ -137,6 +137,7 @@ fn memoize_with<T: Cacheable, E>(
     };
     // The hit path reads the registry without cloning the tower's Arc, so threads never write
     // to a shared reference count.
+    let mut faults = Faults::default();
     let tower = {
         let towers = registry::snapshot();
         let Some(tower) = towers.get(site.tower) else {
@@ -144,12 +145,12 @@ fn memoize_with<T: Cacheable, E>(
             site.warn_no_tower();
             return body();
         };
-        if let Ok(Some(value)) = tower.get::<T>(&key) {
+        if let Some(value) = tower.read_through::<T>(&key, &mut faults) {
             return Ok(value);
         }
         Arc::clone(tower)
     };
-    tower.compute_and_set(&key, body)
+    tower.compute_and_set(&key, body, faults)
 }
 
 /// The async twin of [`memoize`].
@@ -214,10 +215,11 @@ where
         return body().await;
     };
     let Some(tower) = site.tower() else { return body().await };
-    if let Ok(Some(value)) = tower.get_async::<T>(&key).await {
+    let mut faults = Faults::default();
+    if let Some(value) = tower.read_through_async::<T>(&key, &mut faults).await {
         return Ok(value);
     }
-    tower.compute_and_set_async(&key, body).await
+    tower.compute_and_set_async(&key, body, faults).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).

@@ -32,6 +32,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{Flights, Joined};
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
+pub(crate) use slot::Faults;
 use slot::{LayerSlot, Mget, Write, backfill_entry};
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
@@ -239,13 +240,23 @@ impl CacheTower {
     /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self.read_through(key, &mut Faults::default()))
+    }
+
+    /// The read path of [`get`](Self::get), noting in `faults` the layers that failed.
+    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
         let stack = self.stack.load();
-        let Some(top) = stack.first() else { return Ok(None) };
-        if let Some(value) = top.read_top::<T>(key) {
-            return Ok(Some(value));
+        let top = stack.first()?;
+        match top.read_top::<T>(key) {
+            Ok(Some(value)) => return Some(value),
+            Ok(None) => {}
+            Err(_) => faults.note(0),
         }
         for (index, layer) in stack.iter().enumerate().skip(1) {
             let read = layer.admit(index).and_then(|()| layer.settle(index, "get", layer.adapter.get(key)));
+            if read.is_err() {
+                faults.note(index);
+            }
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
                 let items = [(key, backfill_entry(&value, entry))];
                 if let Some(write) = Write::backfill(&items) {
@@ -253,10 +264,10 @@ impl CacheTower {
                         backfill(above, upper, &write);
                     }
                 }
-                return Ok(Some(value));
+                return Some(value);
             }
         }
-        Ok(None)
+        None
     }
 
     /// Reads many keys. Every requested key is in the result, `None` for a miss. Each layer is
@@ -362,7 +373,7 @@ impl CacheTower {
     /// The error of the topmost layer that failed; every other layer was still written.
     pub fn set<T: Cacheable>(&self, key: &str, value: T) -> Result<()> {
         let entry = Entry::new(StoredValue::new(value), None);
-        self.write_each(&Write::Set(key, &entry))
+        self.write_each(&Write::Set(key, &entry), Faults::default())
     }
 
     /// Writes many keys into every layer (one batch per layer).
@@ -388,7 +399,7 @@ impl CacheTower {
         if items.is_empty() {
             return Ok(());
         }
-        self.write_each(&Write::Mset(&items))
+        self.write_each(&Write::Mset(&items), Faults::default())
     }
 
     /// Removes `key` from every layer.
@@ -404,7 +415,7 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn delete(&self, key: &str) -> Result<()> {
-        self.write_each(&Write::Delete(key))
+        self.write_each(&Write::Delete(key), Faults::default())
     }
 
     /// Empties every layer (each layer removes only the keys of its own namespace).
@@ -420,14 +431,15 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn flush(&self) -> Result<()> {
-        self.write_each(&Write::Flush)
+        self.write_each(&Write::Flush, Faults::default())
     }
 
-    /// Runs `write` on every layer, bottom up; returns the topmost failing layer's error.
-    fn write_each(&self, write: &Write<'_>) -> Result<()> {
+    /// Runs `write` on every layer but those in `skip`, bottom up; returns the topmost failing
+    /// layer's error.
+    fn write_each(&self, write: &Write<'_>, skip: Faults) -> Result<()> {
         let stack = self.stack.load();
         let mut topmost_error = None;
-        for (index, layer) in stack.iter().enumerate().rev() {
+        for (index, layer) in stack.iter().enumerate().rev().filter(|(index, _)| !skip.contains(*index)) {
             let done = layer.admit(index).and_then(|()| layer.settle(index, write.name(), write.run(&*layer.adapter)));
             if let Err(err) = done {
                 topmost_error = Some(err);
@@ -480,15 +492,17 @@ impl CacheTower {
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
-        // `get` reports layer faults as misses, so its `Err` never happens; a miss computes.
-        if let Ok(Some(value)) = self.get::<T>(key) {
+        let mut faults = Faults::default();
+        if let Some(value) = self.read_through::<T>(key, &mut faults) {
             return Ok(value);
         }
-        self.compute_and_set(key, compute)
+        self.compute_and_set(key, compute, faults)
     }
 
     /// The miss half of [`try_get_or_set`](Self::try_get_or_set): join or lead the key's flight.
-    pub(crate) fn compute_and_set<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
+    /// Layers in `faults` failed the caller's read: they are not asked again in this call, so a
+    /// hung layer costs the caller one timeout, not two.
+    pub(crate) fn compute_and_set<T, E, F>(&self, key: &str, compute: F, faults: Faults) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
@@ -503,15 +517,17 @@ impl CacheTower {
                 }
                 Joined::Leader(leader) => {
                     // A leader that landed just before we joined has stored the value already.
-                    if let Some((value, stored)) = self.get_top::<T>(key) {
-                        leader.land(stored);
-                        return Ok(value);
+                    if !faults.contains(0) {
+                        if let Some((value, stored)) = self.get_top::<T>(key) {
+                            leader.land(stored);
+                            return Ok(value);
+                        }
                     }
                     let value = compute()?;
                     let stored = StoredValue::new(value.clone());
                     let entry = Entry::new(stored.clone(), None);
                     // A store failure is counted and logged by write_each; the value still goes out.
-                    let _ = self.write_each(&Write::Set(key, &entry));
+                    let _ = self.write_each(&Write::Set(key, &entry), faults);
                     leader.land(stored);
                     return Ok(value);
                 }

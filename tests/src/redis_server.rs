@@ -11,8 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to get redis-server when it is missing.
-const INSTALL_HINT: &str =
-    "redis-server was not found on PATH. Install it (Debian: `apt-get install redis-server`) or run the \
+const INSTALL_HINT: &str = "redis-server was not found on PATH. Install it (Debian: `apt-get install redis-server`) or run the \
      suite with `bash scripts/test.sh`, which installs it; or set REDIS_URL to a server you manage.";
 
 /// A redis-server this test started.
@@ -180,7 +179,10 @@ pub fn unique_namespace(test: &str) -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("binding a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a free loopback port")
 }
 
 fn answers_ping(port: u16) -> bool {

@@ -260,6 +260,11 @@ fn open_client(url: &str, root_cert: Option<Vec<u8>>) -> redis::RedisResult<Clie
 
 #[cfg(feature = "tls")]
 fn with_tls(info: redis::ConnectionInfo, root_cert: Option<Vec<u8>>) -> redis::RedisResult<Client> {
+    if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        // rustls needs a process-wide crypto provider; install ring's unless the application
+        // installed one already (then this does nothing).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     match root_cert {
         None => Client::open(info),
         Some(root_cert) => {

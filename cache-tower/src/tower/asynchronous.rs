@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use super::slot::{LayerSlot, Mget, Write, backfill_entry};
+use super::slot::{Faults, LayerSlot, Mget, Write, backfill_entry};
 use super::{CacheTower, read_many, read_one};
 use crate::adapter::CacheAdapter;
 use crate::error::Result;
@@ -30,20 +30,29 @@ impl CacheTower {
     /// # Errors
     /// None today, as for [`get`](Self::get).
     pub async fn get_async<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self.read_through_async(key, &mut Faults::default()).await)
+    }
+
+    /// The read path of [`get_async`](Self::get_async), noting in `faults` the layers that failed.
+    pub(crate) async fn read_through_async<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
         let stack = self.stack.load_full();
-        let Some(top) = stack.first() else { return Ok(None) };
+        let top = stack.first()?;
         let found = match top.adapter.as_async() {
             None => top.read_top::<T>(key),
-            Some(adapter) => {
-                let read = guarded(top, 0, "get", adapter.get_value_async(key)).await;
-                read.ok().and_then(|value| top.classify(0, value.map(|v| v.decode::<T>())))
-            }
+            Some(adapter) => guarded(top, 0, "get", adapter.get_value_async(key))
+                .await
+                .map(|value| top.classify(0, value.map(|v| v.decode::<T>()))),
         };
-        if let Some(value) = found {
-            return Ok(Some(value));
+        match found {
+            Ok(Some(value)) => return Some(value),
+            Ok(None) => {}
+            Err(_) => faults.note(0),
         }
         for (index, layer) in stack.iter().enumerate().skip(1) {
             let read = guarded(layer, index, "get", read_one_async(layer, index, key)).await;
+            if read.is_err() {
+                faults.note(index);
+            }
             if let Some((value, entry)) = layer.accept::<T>(index, read) {
                 let items = [(key, backfill_entry(&value, entry))];
                 if let Some(write) = Write::backfill(&items) {
@@ -51,10 +60,10 @@ impl CacheTower {
                         backfill_async(above, upper, &write).await;
                     }
                 }
-                return Ok(Some(value));
+                return Some(value);
             }
         }
-        Ok(None)
+        None
     }
 
     /// The async twin of [`mget`](Self::mget).
@@ -106,7 +115,7 @@ impl CacheTower {
     /// As for [`set`](Self::set).
     pub async fn set_async<T: Cacheable>(&self, key: &str, value: T) -> Result<()> {
         let entry = Entry::new(StoredValue::new(value), None);
-        self.write_each_async(&Write::Set(key, &entry)).await
+        self.write_each_async(&Write::Set(key, &entry), Faults::default()).await
     }
 
     /// The async twin of [`mset`](Self::mset).
@@ -125,7 +134,7 @@ impl CacheTower {
         if items.is_empty() {
             return Ok(());
         }
-        self.write_each_async(&Write::Mset(&items)).await
+        self.write_each_async(&Write::Mset(&items), Faults::default()).await
     }
 
     /// The async twin of [`delete`](Self::delete).
@@ -133,7 +142,7 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub async fn delete_async(&self, key: &str) -> Result<()> {
-        self.write_each_async(&Write::Delete(key)).await
+        self.write_each_async(&Write::Delete(key), Faults::default()).await
     }
 
     /// The async twin of [`flush`](Self::flush).
@@ -141,13 +150,13 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub async fn flush_async(&self) -> Result<()> {
-        self.write_each_async(&Write::Flush).await
+        self.write_each_async(&Write::Flush, Faults::default()).await
     }
 
-    async fn write_each_async(&self, write: &Write<'_>) -> Result<()> {
+    async fn write_each_async(&self, write: &Write<'_>, skip: Faults) -> Result<()> {
         let stack = self.stack.load_full();
         let mut topmost_error = None;
-        for (index, layer) in stack.iter().enumerate().rev() {
+        for (index, layer) in stack.iter().enumerate().rev().filter(|(index, _)| !skip.contains(*index)) {
             if let Err(err) = guarded(layer, index, write.name(), write.run_async(&*layer.adapter)).await {
                 topmost_error = Some(err);
             }
@@ -191,14 +200,20 @@ impl CacheTower {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Ok(Some(value)) = self.get_async::<T>(key).await {
+        let mut faults = Faults::default();
+        if let Some(value) = self.read_through_async::<T>(key, &mut faults).await {
             return Ok(value);
         }
-        self.compute_and_set_async(key, compute).await
+        self.compute_and_set_async(key, compute, faults).await
     }
 
     /// The miss half of [`try_get_or_set_async`](Self::try_get_or_set_async).
-    pub(crate) async fn compute_and_set_async<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    pub(crate) async fn compute_and_set_async<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        faults: Faults,
+    ) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Fut,
@@ -212,14 +227,16 @@ impl CacheTower {
                     }
                 }
                 Joined::Leader(leader) => {
-                    if let Some((value, stored)) = self.get_top_async::<T>(key).await {
-                        leader.land(stored);
-                        return Ok(value);
+                    if !faults.contains(0) {
+                        if let Some((value, stored)) = self.get_top_async::<T>(key).await {
+                            leader.land(stored);
+                            return Ok(value);
+                        }
                     }
                     let value = compute().await?;
                     let stored = StoredValue::new(value.clone());
                     let entry = Entry::new(stored.clone(), None);
-                    let _ = self.write_each_async(&Write::Set(key, &entry)).await;
+                    let _ = self.write_each_async(&Write::Set(key, &entry), faults).await;
                     leader.land(stored);
                     return Ok(value);
                 }

@@ -66,12 +66,13 @@ impl LayerSlot {
 
     /// Reads `key` from this layer as the top of the stack: no TTL needed (nothing is backfilled
     /// above it), and a typed hit is cloned straight from the layer's storage.
-    pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Option<T> {
-        self.admit(0).ok()?;
+    /// An `Err` means the layer failed (counted and logged already).
+    pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+        self.admit(0)?;
         let mut decoded = None;
         let read = self.adapter.peek_value(key, &mut |stored| decoded = Some(stored.decode::<T>()));
-        self.settle(0, "get", read).ok()?;
-        self.classify(0, decoded)
+        self.settle(0, "get", read)?;
+        Ok(self.classify(0, decoded))
     }
 
     /// Counts a read of one key by what it found: a hit, a miss, or a value that did not decode.
@@ -102,6 +103,23 @@ impl LayerSlot {
         let decoded = entry.as_ref().map(|entry| entry.value().decode::<T>());
         let value = self.classify(index, decoded)?;
         entry.map(|entry| (value, entry))
+    }
+}
+
+/// The layers that failed during one call, so that the call does not wait on them a second time
+/// (a `get_or_set` whose read timed out skips that layer when it stores the computed value).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Faults(u64);
+
+impl Faults {
+    pub(super) fn note(&mut self, index: usize) {
+        if index < 64 {
+            self.0 |= 1 << index;
+        }
+    }
+
+    pub(super) fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
     }
 }
 

@@ -47,9 +47,13 @@ impl Connector {
         match receiver.recv_timeout(within) {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(err)) => Err(self.error(operation, &err)),
-            Err(_) => Err(Error::new(
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::new(
                 ErrorKind::Layer,
                 format!("redis {operation} on {}: connecting timed out after {within:?}", self.endpoint),
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::new(
+                ErrorKind::Layer,
+                format!("redis {operation} on {}: the connect thread failed (it panicked)", self.endpoint),
             )),
         }
     }
