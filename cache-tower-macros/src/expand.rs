@@ -115,11 +115,18 @@ fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn:
         let checks = signature.params.iter().map(|(name, ty)| {
             quote_spanned! { syn::spanned::Spanned::span(ty)=> ::cache_tower::__private::assert_key_argument(&#name); }
         });
+        // A tuple of references is written as a JSON array; `()` would be `null`, so no
+        // arguments are an empty array instead.
+        let arguments = if names.is_empty() {
+            quote! { &[(); 0] }
+        } else {
+            quote! { &(#(&#names,)*) }
+        };
         return Ok(quote! {{
             #(#checks)*
             ::cache_tower::__private::default_key(
                 ::core::concat!(::core::module_path!(), "::", #name_text),
-                &(#(&#names,)*),
+                #arguments,
             )
         }});
     };

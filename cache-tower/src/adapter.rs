@@ -151,6 +151,23 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
         AdapterStats::default()
     }
 
+    /// Whether this layer lives inside this process, so that its copies go stale when another
+    /// process changes a shared layer below it. The tower evicts such layers' copies when a
+    /// layer below reports a change ([`watch_changes`](Self::watch_changes)). `false` by
+    /// default; [`MemoryAdapter`](crate::MemoryAdapter) says `true`.
+    fn is_process_local(&self) -> bool {
+        false
+    }
+
+    /// Starts reporting changes to this layer's keys made by anyone — other processes, other
+    /// programs, this process — to `sink`, until the returned [`ChangeWatch`] is dropped. The
+    /// tower calls it for a shared layer with process-local layers above it, and evicts their
+    /// stale copies. `None` (the default) means the layer cannot report changes.
+    fn watch_changes(&self, sink: ChangeSink) -> Option<ChangeWatch> {
+        let _ = sink;
+        None
+    }
+
     /// The adapter's non-blocking operations, for the tower's `*_async` calls.
     ///
     /// `None` (the default) means the adapter never waits on I/O, so the async calls run its
@@ -199,6 +216,46 @@ pub trait AsyncCacheAdapter: Send + Sync {
     fn exists_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// As [`CacheAdapter::flush`].
     fn flush_async(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A change to a shared layer, as [`CacheAdapter::watch_changes`] reports it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Change<'a> {
+    /// These keys (tower keys, namespace removed) were written, deleted or expired.
+    Keys(&'a [String]),
+    /// Anything may have changed: the store was flushed, or changes may have been missed
+    /// because the watch was (re)started or its connection was lost.
+    All,
+}
+
+/// Where an adapter reports [`Change`]s.
+pub type ChangeSink = Arc<dyn Fn(Change<'_>) + Send + Sync>;
+
+/// A running change watch; dropping it stops the watch.
+///
+/// ```
+/// use cache_tower::ChangeWatch;
+///
+/// struct StopOnDrop; // an adapter's handle on its watcher: its Drop stops it
+/// let watch = ChangeWatch::new(StopOnDrop);
+/// drop(watch);
+/// ```
+pub struct ChangeWatch {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl ChangeWatch {
+    /// A watch that lasts as long as `guard`: dropping the watch drops the guard.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self { _guard: Box::new(guard) }
+    }
+}
+
+impl fmt::Debug for ChangeWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeWatch").finish_non_exhaustive()
+    }
 }
 
 /// Counters an adapter keeps about its own storage, reported by

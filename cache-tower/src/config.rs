@@ -139,6 +139,7 @@ const REDIS_PARAMS: &[&str] = &[
     "pool_size",
     "tls",
     "tls_ca_file",
+    "invalidation",
 ];
 
 #[cfg(feature = "redis")]
@@ -218,6 +219,9 @@ fn redis_layer(spec: &LayerSpec<'_>) -> Result<Arc<dyn CacheAdapter>> {
     }
     if let Some(path) = text("tls_ca_file")? {
         builder = builder.tls_ca_file(path);
+    }
+    if let Some(invalidation) = flag("invalidation")? {
+        builder = builder.invalidation(invalidation);
     }
     let adapter = builder.build().map_err(|err| {
         // The builder names its own setting; in a configuration file that is `params.<name>`.

@@ -49,6 +49,7 @@
 
 mod adapter;
 mod breaker;
+mod change_log;
 mod clock;
 mod codec;
 mod config;
@@ -63,7 +64,7 @@ mod value;
 pub use adapter::memory::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 pub use adapter::redis::{RedisAdapter, RedisAdapterBuilder};
-pub use adapter::{AdapterStats, CacheAdapter, IntoAdapter};
+pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, IntoAdapter};
 #[cfg(feature = "tokio")]
 pub use adapter::{AsyncCacheAdapter, BoxFuture};
 pub use clock::{Clock, ManualClock};

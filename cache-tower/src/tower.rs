@@ -17,6 +17,7 @@
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
+mod coherence;
 mod slot;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{Flights, Joined};
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
+use coherence::{Coherence, guarded_write};
 pub(crate) use slot::Faults;
 use slot::{LayerSlot, Mget, Write, backfill_entry};
 
@@ -59,6 +61,8 @@ pub struct CacheTower {
     /// Serializes layer-management calls, so none of them loses another's change.
     reconfigure: Mutex<()>,
     flights: Flights,
+    /// Evicts local copies of keys changed in shared layers (cross-process invalidation).
+    coherence: Coherence,
 }
 
 impl Default for CacheTower {
@@ -73,7 +77,12 @@ impl CacheTower {
     /// An empty tower (the programmatic method): add layers with [`add_layer`](Self::add_layer).
     /// A tower without layers misses every read and ignores writes.
     pub fn new() -> Self {
-        Self { stack: ArcSwap::from_pointee(Vec::new()), reconfigure: Mutex::new(()), flights: Flights::default() }
+        Self {
+            stack: ArcSwap::from_pointee(Vec::new()),
+            reconfigure: Mutex::new(()),
+            flights: Flights::default(),
+            coherence: Coherence::default(),
+        }
     }
 
     /// A tower from the JSON list-of-layers configuration (the dictionary method).
@@ -204,6 +213,7 @@ impl CacheTower {
         let _guard = self.reconfigure.lock();
         let mut stack = Vec::clone(&self.stack.load());
         change(&mut stack);
+        self.coherence.rewatch(&mut stack);
         self.stack.store(Arc::new(stack));
     }
 
@@ -252,6 +262,7 @@ impl CacheTower {
             Ok(None) => {}
             Err(_) => faults.note(0),
         }
+        let since = self.coherence.log.now();
         for (index, layer) in stack.iter().enumerate().skip(1) {
             let read = layer.admit(index).and_then(|()| layer.settle(index, "get", layer.adapter.get(key)));
             if read.is_err() {
@@ -261,7 +272,7 @@ impl CacheTower {
                 let items = [(key, backfill_entry(&value, entry))];
                 if let Some(write) = Write::backfill(&items) {
                     for (above, upper) in stack[..index].iter().enumerate() {
-                        backfill(above, upper, &write);
+                        self.backfill(above, upper, &write, since);
                     }
                 }
                 return Some(value);
@@ -287,6 +298,7 @@ impl CacheTower {
     /// None today, as for [`get`](Self::get).
     pub fn mget<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
         let stack = self.stack.load();
+        let since = self.coherence.log.now();
         let mut mget = Mget::<T>::new(keys);
         for (index, layer) in stack.iter().enumerate() {
             if mget.pending().is_empty() {
@@ -299,7 +311,7 @@ impl CacheTower {
         for (index, layer) in stack[..mget.deepest_hit()].iter().enumerate() {
             let items = mget.backfill_for(index);
             if let Some(write) = Write::backfill(&items) {
-                backfill(index, layer, &write);
+                self.backfill(index, layer, &write, since);
             }
         }
         Ok(mget.into_values())
@@ -349,11 +361,24 @@ fn read_many(layer: &LayerSlot, index: usize, keys: &[&str]) -> Result<Vec<Optio
     }
 }
 
-/// Backfills layer `index`; a failure is counted and logged, never returned.
-fn backfill(index: usize, layer: &LayerSlot, write: &Write<'_>) {
-    let done = layer.admit(index).and_then(|()| layer.settle(index, "backfill", write.run(&*layer.adapter)));
-    if done.is_ok() {
-        layer.counters.backfills(write.len());
+impl CacheTower {
+    /// Runs `write` on layer `index` behind its breaker. A guarded local layer only takes keys
+    /// that did not change in a shared layer since change number `since`.
+    fn write_layer(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) -> Result<()> {
+        layer.admit(index)?;
+        let outcome = if layer.guarded {
+            guarded_write(&self.coherence.log, &*layer.adapter, write, since)
+        } else {
+            write.run(&*layer.adapter)
+        };
+        layer.settle(index, write.name(), outcome)
+    }
+
+    /// Backfills layer `index`; a failure is counted and logged, never returned.
+    fn backfill(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) {
+        if self.write_layer(index, layer, write, since).is_ok() {
+            layer.counters.backfills(write.len());
+        }
     }
 }
 
@@ -438,10 +463,10 @@ impl CacheTower {
     /// layer's error.
     fn write_each(&self, write: &Write<'_>, skip: Faults) -> Result<()> {
         let stack = self.stack.load();
+        let since = self.coherence.log.now();
         let mut topmost_error = None;
         for (index, layer) in stack.iter().enumerate().rev().filter(|(index, _)| !skip.contains(*index)) {
-            let done = layer.admit(index).and_then(|()| layer.settle(index, write.name(), write.run(&*layer.adapter)));
-            if let Err(err) = done {
+            if let Err(err) = self.write_layer(index, layer, write, since) {
                 topmost_error = Some(err);
             }
         }

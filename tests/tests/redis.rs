@@ -102,12 +102,15 @@ impl Raw {
 }
 
 /// A Redis layer. The timeout is generous: a slow machine must not turn a reply into a miss here
-/// (faults are the subject of `redis_outage.rs`).
+/// (faults are the subject of `redis_outage.rs`). Cross-process invalidation is off: it evicts
+/// local copies after every write, which these tests of the layer's own semantics (backfill,
+/// TTLs, round trips) would see as noise; it has tests of its own (`coherence.rs`).
 fn redis_layer(url: &str, namespace: &str, ttl: Duration) -> RedisAdapter {
     RedisAdapter::builder()
         .url(url)
         .namespace(namespace)
         .ttl(ttl)
+        .invalidation(false)
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
         .build()

@@ -108,7 +108,7 @@ struct ReadLoop {
 impl ReadLoop {
     /// One round: a key no one has (a miss in memory, so Redis is asked), a key computed on the
     /// spot (a miss, a computation, a write to both layers), a key computed earlier (answered by
-    /// memory).
+    /// memory, or a miss once memory was cleared for a lost invalidation connection).
     fn round(&mut self, api: &impl Calls, tower: &CacheTower) {
         let (i, timings) = (self.round, &mut self.timings);
         let absent = format!("absent:{i}");
@@ -121,7 +121,11 @@ impl ReadLoop {
 
         let earlier = format!("computed:{}", i / 2);
         let got = timings.time(|| format!("get {earlier}"), || api.get::<u64>(tower, &earlier));
-        assert_eq!(got.expect("get never fails"), Some(i / 2), "{earlier}");
+        // Memory answers while the invalidation connection is up; when it is lost (Redis killed
+        // or frozen) memory is cleared, since changes may be missed, and Redis cannot answer:
+        // then a miss is right. A wrong value never is.
+        let got = got.expect("get never fails");
+        assert!(got.is_none() || got == Some(i / 2), "{earlier}: {got:?}");
 
         self.round += 1;
         std::thread::sleep(Duration::from_millis(2));
@@ -243,6 +247,9 @@ fn explicit_writes_to_a_dead_redis_name_the_layer_after_writing_memory(api: &imp
     let mut stack = Stack::new();
     let (tower, memory) = (&stack.tower, &stack.memory);
     stack.server.kill();
+    // Let the invalidation listener notice the loss (it clears memory once, as it should)
+    // before checking what the writes leave in memory.
+    std::thread::sleep(Duration::from_millis(300));
 
     // Enough writes to go from failing calls to an open breaker: the answer is the same.
     for round in 0..5u64 {

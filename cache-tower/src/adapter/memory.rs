@@ -448,6 +448,10 @@ impl CacheAdapter for MemoryAdapter {
         self.inner.ttl
     }
 
+    fn is_process_local(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>> {
         Ok(self.read(key, |node, now| node.entry(now)))
     }

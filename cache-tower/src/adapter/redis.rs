@@ -5,6 +5,8 @@
 //! remaining TTL are read together, or many keys are written with their TTLs), every wait is
 //! bounded by the adapter's timeout, and a broken connection is replaced on the next call.
 
+#[cfg(feature = "tokio")]
+mod changes;
 mod commands;
 mod connection;
 mod settings;
@@ -69,6 +71,9 @@ struct Inner {
     pool: SyncPool,
     #[cfg(feature = "tokio")]
     shared: connection::AsyncShared,
+    /// A RESP3 client for the invalidation listener; `None` when invalidation is off.
+    #[cfg(feature = "tokio")]
+    changes: Option<Client>,
 }
 
 /// Builds a [`RedisAdapter`].
@@ -103,6 +108,7 @@ pub struct RedisAdapterBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     pool_size: usize,
+    invalidation: bool,
 }
 
 impl Default for RedisAdapterBuilder {
@@ -114,6 +120,7 @@ impl Default for RedisAdapterBuilder {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            invalidation: true,
         }
     }
 }
@@ -211,6 +218,15 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// Whether a tower with in-process layers above this one keeps them coherent across
+    /// processes (default `true`): every change under the namespace, by anyone, evicts the key
+    /// from those layers (Redis client tracking; needs the `tokio` feature). See the README's
+    /// "Many instances, one Redis".
+    pub fn invalidation(mut self, invalidation: bool) -> Self {
+        self.invalidation = invalidation;
+        self
+    }
+
     /// Builds the adapter. It does not connect yet.
     ///
     /// # Errors
@@ -225,10 +241,18 @@ impl RedisAdapterBuilder {
             return Err(Error::config(None, Some("connect_timeout"), "must be more than zero"));
         }
         let target = self.settings.resolve()?;
-        let client = open_client(&target.url, target.root_cert).map_err(|err| {
+        let url_error = |err: redis::RedisError| {
             let detail = settings::scrub(&err.to_string(), target.secret.as_deref());
             Error::config(None, Some("url"), format!("cannot use {}: {detail}", target.redacted))
-        })?;
+        };
+        let client =
+            open_client(&target.url, target.root_cert.clone(), redis::ProtocolVersion::RESP2).map_err(url_error)?;
+        #[cfg(feature = "tokio")]
+        let changes = if self.invalidation {
+            Some(open_client(&target.url, target.root_cert.clone(), redis::ProtocolVersion::RESP3).map_err(url_error)?)
+        } else {
+            None
+        };
         Ok(RedisAdapter {
             inner: Arc::new(Inner {
                 commands: Commands::new(&self.namespace, self.ttl),
@@ -244,17 +268,20 @@ impl RedisAdapterBuilder {
                 pool: SyncPool::new(self.pool_size),
                 #[cfg(feature = "tokio")]
                 shared: connection::AsyncShared::default(),
+                #[cfg(feature = "tokio")]
+                changes,
             }),
         })
     }
 }
 
-/// The redis client for `url`. It skips `CLIENT SETINFO` when connecting: one reply less to
-/// wait for, which keeps connection set-up within the connect timeout.
-fn open_client(url: &str, root_cert: Option<Vec<u8>>) -> redis::RedisResult<Client> {
+/// The redis client for `url`, speaking `protocol`. It skips `CLIENT SETINFO` when connecting:
+/// one reply less to wait for, which keeps connection set-up within the connect timeout.
+fn open_client(url: &str, root_cert: Option<Vec<u8>>, protocol: redis::ProtocolVersion) -> redis::RedisResult<Client> {
     use redis::IntoConnectionInfo;
     let info = url.into_connection_info()?;
-    let info = info.clone().set_redis_settings(info.redis_settings().clone().set_skip_set_lib_name());
+    let redis_settings = info.redis_settings().clone().set_skip_set_lib_name().set_protocol(protocol);
+    let info = info.clone().set_redis_settings(redis_settings);
     with_tls(info, root_cert)
 }
 
@@ -425,6 +452,19 @@ impl CacheAdapter for RedisAdapter {
     #[cfg(feature = "tokio")]
     fn as_async(&self) -> Option<&dyn crate::AsyncCacheAdapter> {
         Some(self)
+    }
+
+    #[cfg(feature = "tokio")]
+    fn watch_changes(&self, sink: crate::ChangeSink) -> Option<crate::ChangeWatch> {
+        let client = self.inner.changes.clone()?;
+        let listener = changes::Listener {
+            client,
+            namespace: self.inner.namespace.clone(),
+            timeout: self.inner.connector.timeout,
+            endpoint: self.inner.connector.endpoint.clone(),
+            sink,
+        };
+        Some(listener.spawn())
     }
 }
 

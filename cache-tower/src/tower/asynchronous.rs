@@ -48,6 +48,7 @@ impl CacheTower {
             Ok(None) => {}
             Err(_) => faults.note(0),
         }
+        let since = self.coherence.log.now();
         for (index, layer) in stack.iter().enumerate().skip(1) {
             let read = guarded(layer, index, "get", read_one_async(layer, index, key)).await;
             if read.is_err() {
@@ -57,7 +58,7 @@ impl CacheTower {
                 let items = [(key, backfill_entry(&value, entry))];
                 if let Some(write) = Write::backfill(&items) {
                     for (above, upper) in stack[..index].iter().enumerate() {
-                        backfill_async(above, upper, &write).await;
+                        self.backfill_async(above, upper, &write, since).await;
                     }
                 }
                 return Some(value);
@@ -72,6 +73,7 @@ impl CacheTower {
     /// None today, as for [`get`](Self::get).
     pub async fn mget_async<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
         let stack = self.stack.load_full();
+        let since = self.coherence.log.now();
         let mut mget = Mget::<T>::new(keys);
         for (index, layer) in stack.iter().enumerate() {
             if mget.pending().is_empty() {
@@ -83,7 +85,7 @@ impl CacheTower {
         for (index, layer) in stack[..mget.deepest_hit()].iter().enumerate() {
             let items = mget.backfill_for(index);
             if let Some(write) = Write::backfill(&items) {
-                backfill_async(index, layer, &write).await;
+                self.backfill_async(index, layer, &write, since).await;
             }
         }
         Ok(mget.into_values())
@@ -155,9 +157,10 @@ impl CacheTower {
 
     async fn write_each_async(&self, write: &Write<'_>, skip: Faults) -> Result<()> {
         let stack = self.stack.load_full();
+        let since = self.coherence.log.now();
         let mut topmost_error = None;
         for (index, layer) in stack.iter().enumerate().rev().filter(|(index, _)| !skip.contains(*index)) {
-            if let Err(err) = guarded(layer, index, write.name(), write.run_async(&*layer.adapter)).await {
+            if let Err(err) = self.write_layer_async(index, layer, write, since).await {
                 topmost_error = Some(err);
             }
         }
@@ -283,9 +286,19 @@ async fn read_many_async(layer: &LayerSlot, index: usize, keys: &[&str]) -> Resu
     }
 }
 
-async fn backfill_async(index: usize, layer: &LayerSlot, write: &Write<'_>) {
-    if guarded(layer, index, "backfill", write.run_async(&*layer.adapter)).await.is_ok() {
-        layer.counters.backfills(write.len());
+impl CacheTower {
+    /// The async twin of `write_layer`: guarded local layers are written inline (they do no I/O).
+    async fn write_layer_async(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) -> Result<()> {
+        if layer.guarded {
+            return self.write_layer(index, layer, write, since);
+        }
+        guarded(layer, index, write.name(), write.run_async(&*layer.adapter)).await
+    }
+
+    async fn backfill_async(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) {
+        if self.write_layer_async(index, layer, write, since).await.is_ok() {
+            layer.counters.backfills(write.len());
+        }
     }
 }
 

@@ -17,11 +17,14 @@ pub(super) struct LayerSlot {
     pub(super) adapter: Arc<dyn CacheAdapter>,
     pub(super) counters: Arc<LayerCounters>,
     breaker: Arc<Breaker>,
+    /// A process-local layer above a watched shared layer: writes into it are guarded (see
+    /// `coherence.rs`).
+    pub(super) guarded: bool,
 }
 
 impl LayerSlot {
     pub(super) fn new(adapter: Arc<dyn CacheAdapter>) -> Self {
-        Self { adapter, counters: Arc::default(), breaker: Arc::default() }
+        Self { adapter, counters: Arc::default(), breaker: Arc::default(), guarded: false }
     }
 
     pub(super) fn snapshot(&self, index: usize) -> LayerStats {
