@@ -35,7 +35,7 @@ use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
 use coherence::{Coherence, guarded_write};
 pub(crate) use slot::Faults;
-use slot::{LayerSlot, Mget, Write, backfill_entry};
+use slot::{LayerSlot, Mget, Write, backfill_entry, borrow_keys, mset_entries};
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
 ///
@@ -418,9 +418,8 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let owned: Vec<(K, Entry)> =
-            items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect();
-        let items: Vec<(&str, Entry)> = owned.iter().map(|(key, entry)| (key.as_ref(), entry.clone())).collect();
+        let owned = mset_entries(items);
+        let items = borrow_keys(&owned);
         if items.is_empty() {
             return Ok(());
         }

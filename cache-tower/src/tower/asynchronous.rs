@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use super::slot::{Faults, LayerSlot, Mget, Write, backfill_entry};
+use super::slot::{Faults, LayerSlot, Mget, Write, backfill_entry, borrow_keys, mset_entries};
 use super::{CacheTower, read_many, read_one};
 use crate::adapter::CacheAdapter;
 use crate::error::Result;
@@ -130,9 +130,8 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let owned: Vec<(K, Entry)> =
-            items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect();
-        let items: Vec<(&str, Entry)> = owned.iter().map(|(key, entry)| (key.as_ref(), entry.clone())).collect();
+        let owned = mset_entries(items);
+        let items = borrow_keys(&owned);
         if items.is_empty() {
             return Ok(());
         }

@@ -174,6 +174,16 @@ impl Write<'_> {
     }
 }
 
+/// The entries an `mset` writes, each value wrapped once for every layer.
+pub(super) fn mset_entries<T: Cacheable, K>(items: impl IntoIterator<Item = (K, T)>) -> Vec<(K, Entry)> {
+    items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect()
+}
+
+/// The same entries keyed by `&str`, as [`Write::Mset`] takes them.
+pub(super) fn borrow_keys<K: AsRef<str>>(owned: &[(K, Entry)]) -> Vec<(&str, Entry)> {
+    owned.iter().map(|(key, entry)| (key.as_ref(), entry.clone())).collect()
+}
+
 /// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
 /// typed value (so an in-process layer never parses it again) and, when known, its JSON.
 pub(super) fn backfill_entry<T: Cacheable>(value: &T, found: Entry) -> Entry {
