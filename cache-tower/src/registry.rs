@@ -34,7 +34,8 @@ use crate::tower::CacheTower;
 /// The name `#[cached_tower]` uses when it is given no `config`.
 pub const DEFAULT_TOWER: &str = "default";
 
-type Towers = HashMap<String, Arc<CacheTower>>;
+/// Looked up on every memoized call, so hashed with foldhash rather than SipHash.
+type Towers = HashMap<String, Arc<CacheTower>, foldhash::fast::RandomState>;
 
 struct Registry {
     towers: ArcSwap<Towers>,
@@ -43,7 +44,7 @@ struct Registry {
 }
 
 static REGISTRY: LazyLock<Registry> =
-    LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(HashMap::new()), writer: Mutex::new(()) });
+    LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(Towers::default()), writer: Mutex::new(()) });
 
 fn change<R>(edit: impl FnOnce(&mut Towers) -> R) -> R {
     let _writer = REGISTRY.writer.lock();
