@@ -26,7 +26,10 @@
 //! * `RedisAdapter` (feature `redis`): the shared layer; JSON text under `namespace + key`, one
 //!   round trip per operation, bounded timeouts, a circuit breaker in the tower.
 //! * [`CacheAdapter`]: the trait to implement for a layer kind of your own.
-//! * Configuration: [`CacheTower::from_json`] takes the list-of-layers format.
+//! * Configuration: [`CacheTower::from_json`] takes the list-of-layers format; the
+//!   [`registry`] holds named towers, which `#[cached_tower(config = "name")]` uses.
+//! * Many processes: with memory over Redis, a change made anywhere evicts the stale copies
+//!   from every process's memory layers (Redis client tracking).
 //! * [`CacheTower::stats`]: per-layer hits, misses, backfills, errors, evictions, expirations.
 //!
 //! ## Failure model
@@ -40,6 +43,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `macros` | yes | the [`cached_tower`] attribute (memoize a function through a named tower) |
 //! | `redis` | yes | [`RedisAdapter`] and the `"redis"` configuration adapter |
 //! | `tokio` | yes | the `*_async` operations and [`AsyncCacheAdapter`]; Redis's async connection |
 //! | `tls` | no | `rediss://` URLs and `tls_ca_file` for the Redis layer (rustls) |
