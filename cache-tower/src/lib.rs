@@ -102,8 +102,8 @@ pub use value::{Cacheable, Entry, StoredValue};
 ///
 /// # Arguments
 ///
-/// * `config = "name"`: the [registry](crate::registry) name of the tower to use (default:
-///   `"default"`, [`registry::DEFAULT_TOWER`](crate::registry::DEFAULT_TOWER)). If no tower of
+/// * `config = "name"`: the [`registry`] name of the tower to use (default:
+///   `"default"`, [`registry::DEFAULT_TOWER`]). If no tower of
 ///   that name is registered when the function runs, it runs uncached and a warning is logged
 ///   once; it never panics.
 /// * `key = "template"`: the cache key, built from the parameters: `"user:{id}"`,
