@@ -2,8 +2,8 @@
 //! as `cache_tower::cached_tower` and documents it there; the generated code calls into
 //! `cache_tower::__private`.
 //!
-//! One file per phase: [`args`] parses the attribute's arguments, [`key`] the key template,
-//! [`signature`] checks the function, [`expand`] writes the code.
+//! One file per phase: `args` parses the attribute's arguments, `key` the key template,
+//! `signature` checks the function, `expand` writes the code.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
