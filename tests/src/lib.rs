@@ -86,5 +86,7 @@ pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
     tower
 }
 
+pub mod peer;
 pub mod redis_server;
 pub mod tls_server;
+pub mod tracking;
