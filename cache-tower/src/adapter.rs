@@ -224,9 +224,14 @@ pub trait AsyncCacheAdapter: Send + Sync {
 pub enum Change<'a> {
     /// These keys (tower keys, namespace removed) were written, deleted or expired.
     Keys(&'a [String]),
-    /// Anything may have changed: the store was flushed, or changes may have been missed
-    /// because the watch was (re)started or its connection was lost.
+    /// Anything may have changed (the store was flushed, or the watch has just started or
+    /// restarted); from now on changes are reported.
     All,
+    /// The watch lost sight of the store (its connection broke): anything may have changed, and
+    /// changes go unreported until the next [`Change::All`]. Meanwhile the tower keeps copies in
+    /// the process-local layers above for one second at most, since it could not tell when one
+    /// goes stale (the same holds before a watch's first `All`).
+    Lost,
 }
 
 /// Where an adapter reports [`Change`]s.

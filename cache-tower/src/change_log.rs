@@ -9,7 +9,8 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use foldhash::fast::FixedState;
 use parking_lot::Mutex;
@@ -22,6 +23,9 @@ const REMEMBERED: usize = 4096;
 pub(crate) struct ChangeLog {
     /// The number of the last change recorded.
     last: AtomicU64,
+    /// How many watches cannot see changes right now (not yet subscribed, or lost): while any
+    /// cannot, nothing may be written into the local layers.
+    blind: AtomicUsize,
     /// (number, key hash or `None` for "everything"), oldest first.
     recent: Mutex<VecDeque<(u64, Option<u64>)>>,
 }
@@ -57,6 +61,11 @@ impl ChangeLog {
         self.last.store(number, Ordering::Release);
     }
 
+    /// Whether some watch cannot see changes now, so local copies could go stale unnoticed.
+    pub(crate) fn is_blind(&self) -> bool {
+        self.blind.load(Ordering::Acquire) > 0
+    }
+
     /// Whether `key` (or everything) changed after change number `since`.
     pub(crate) fn changed_since(&self, since: u64, key: &str) -> bool {
         if self.last.load(Ordering::Acquire) == since {
@@ -72,6 +81,43 @@ impl ChangeLog {
             .rev()
             .take_while(|(number, _)| *number > since)
             .any(|(_, changed)| changed.is_none_or(|h| h == key))
+    }
+}
+
+/// Whether one watch can see changes, kept in step with the log's count of blind watches. A
+/// watch starts blind (not yet subscribed); dropping it while blind gives its count back.
+#[derive(Debug)]
+pub(crate) struct Sight {
+    log: Arc<ChangeLog>,
+    blind: AtomicBool,
+}
+
+impl Sight {
+    pub(crate) fn new(log: Arc<ChangeLog>) -> Self {
+        log.blind.fetch_add(1, Ordering::AcqRel);
+        Self { log, blind: AtomicBool::new(true) }
+    }
+
+    /// The watch sees changes again (set *after* recording the change that ends the blindness).
+    pub(crate) fn regained(&self) {
+        if self.blind.swap(false, Ordering::AcqRel) {
+            self.log.blind.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The watch lost sight (set *before* recording and evicting, so a racing write is refused).
+    pub(crate) fn lost(&self) {
+        if !self.blind.swap(true, Ordering::AcqRel) {
+            self.log.blind.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Sight {
+    fn drop(&mut self) {
+        if self.blind.load(Ordering::Acquire) {
+            self.log.blind.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -91,6 +137,24 @@ mod tests {
         assert!(!log.changed_since(later, "a"));
         log.record_all();
         assert!(log.changed_since(later, "b"));
+    }
+
+    #[test]
+    fn blind_while_any_watch_is_blind() {
+        let log = Arc::new(ChangeLog::default());
+        let (a, b) = (Sight::new(Arc::clone(&log)), Sight::new(Arc::clone(&log)));
+        assert!(log.is_blind(), "watches start blind");
+        a.regained();
+        assert!(log.is_blind());
+        b.regained();
+        assert!(!log.is_blind());
+        b.lost();
+        b.lost();
+        assert!(log.is_blind());
+        drop(b);
+        assert!(!log.is_blind(), "a dropped blind watch gives its count back");
+        drop(a);
+        assert!(!log.is_blind());
     }
 
     #[test]

@@ -6,13 +6,18 @@
 //! [`ChangeLog`] so that an old value read just before a change cannot slip in after it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::slot::{LayerSlot, Write};
 use crate::adapter::{CacheAdapter, Change, ChangeSink, ChangeWatch};
-use crate::change_log::ChangeLog;
+use crate::change_log::{ChangeLog, Sight};
 use crate::error::Result;
+use crate::value::Entry;
+
+/// The longest a local copy is kept while a watch cannot see changes (see [`Change::Lost`]).
+pub(crate) const BLIND_TTL: Duration = Duration::from_secs(1);
 
 /// A tower's change log and the watches feeding it.
 #[derive(Default)]
@@ -53,7 +58,15 @@ impl Coherence {
 }
 
 /// Records each change, then evicts it from the local layers (in that order: see [`ChangeLog`]).
+/// While the watch cannot see changes ([`Change::Lost`], or before its first [`Change::All`]),
+/// the log says so and guarded writes keep out of the local layers.
 fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> ChangeSink {
+    let sight = Sight::new(Arc::clone(&log));
+    let flush = |locals: &[Arc<dyn CacheAdapter>]| {
+        for local in locals {
+            let _ = local.flush();
+        }
+    };
     Arc::new(move |change| match change {
         Change::Keys(keys) => {
             log.record_keys(keys);
@@ -65,9 +78,13 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> Cha
         }
         Change::All => {
             log.record_all();
-            for local in &locals {
-                let _ = local.flush();
-            }
+            flush(&locals);
+            sight.regained();
+        }
+        Change::Lost => {
+            sight.lost();
+            log.record_all();
+            flush(&locals);
         }
     })
 }
@@ -75,6 +92,22 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> Cha
 /// Runs `write` on a guarded local layer: keys that changed since `since` are not written, and
 /// a key that changes while being written is removed again.
 pub(super) fn guarded_write(log: &ChangeLog, adapter: &dyn CacheAdapter, write: &Write<'_>, since: u64) -> Result<()> {
+    if log.is_blind() {
+        // A copy put in now could go stale without anyone noticing: keep it only briefly, so
+        // memory still shields the source during an outage but never serves anything for long.
+        let brief = |entry: &Entry| {
+            let ttl = entry.ttl().map_or(BLIND_TTL, |ttl| ttl.min(BLIND_TTL));
+            Entry::new(entry.value().clone(), Some(ttl))
+        };
+        return match write {
+            Write::Set(key, entry) => adapter.set(key, &brief(entry)),
+            Write::Mset(items) => {
+                let items: Vec<(&str, Entry)> = items.iter().map(|(key, entry)| (*key, brief(entry))).collect();
+                adapter.mset(&items)
+            }
+            Write::Delete(_) | Write::Flush => write.run(adapter),
+        };
+    }
     match write {
         Write::Set(key, entry) => {
             if log.changed_since(since, key) {

@@ -10,13 +10,14 @@
 //! # Guarantee
 //!
 //! While the listener is subscribed, every change is reported within the push latency (well
-//! under a millisecond on loopback). When it subscribes, and when its connection is lost or
-//! stops answering (a ping every [`HEALTH_CHECK`], bounded by the adapter's timeout), it reports
-//! [`Change::All`]: the tower clears the local layers above, since changes may have been missed.
-//! So a local copy can outlive its change by at most the time it takes to notice a dead
-//! connection (about `HEALTH_CHECK` + timeout). It then reconnects with back-off (50 ms to 1 s);
-//! meanwhile the local layers keep what this process itself puts in them, and they are cleared
-//! once more when tracking resumes.
+//! under a millisecond on loopback). When it subscribes it reports [`Change::All`] (the tower
+//! clears the local layers above: what changed before is unknown). When its connection is lost
+//! or stops answering (a ping every [`HEALTH_CHECK`], bounded by the adapter's timeout), it
+//! reports [`Change::Lost`]: the tower clears the local layers and, until the listener
+//! subscribes again (reconnecting with back-off, 50 ms to 1 s), keeps local copies for one
+//! second at most. So a local copy can outlive its change by at most the time it takes to notice
+//! a dead connection (about `HEALTH_CHECK` + timeout), or by one second while the listener is
+//! not subscribed (including before its first subscription).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,10 +76,9 @@ impl Listener {
             let mut subscribed = false;
             let Err(err) = self.session(stop, &mut subscribed).await else { return };
             if subscribed {
-                // Changes may be missed from now on: drop the local copies (once; while the
-                // listener cannot reconnect, the local layers serve what this process puts in
-                // them, and they are cleared again when it subscribes).
-                (self.sink)(Change::All);
+                // Changes may be missed from now on: the tower drops its local copies and keeps
+                // new ones only briefly until the listener subscribes again.
+                (self.sink)(Change::Lost);
                 backoff = FIRST_BACKOFF;
                 warned = false;
             }
