@@ -14,6 +14,14 @@
 //! layer 0. Bottom up, a reader that misses the top layer during a write finds the new value
 //! below rather than backfilling the old one. A layer that fails is skipped; the others are still
 //! written, and the call returns the error of the topmost failing layer.
+//!
+//! # Around every layer call
+//!
+//! Each call goes through the layer's circuit breaker and counters (`slot.rs`): a layer that
+//! keeps failing is skipped for a while. Writes into in-process layers that sit above a watched
+//! shared layer are checked against the changes other processes made meanwhile
+//! (`coherence.rs`), so an old value never lands in memory after its invalidation. The async
+//! twins of everything here are in `asynchronous.rs`, the same paths awaiting I/O.
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
