@@ -18,7 +18,13 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
   --quick               fewer, shorter samples (rough figures, well under 2 minutes)
   --filter <substring>  run only the scenarios whose id contains <substring>
                         (ids: memory/get-hit, memory/set-overwrite, memory/get-2-threads,
-                        memory/get-or-set-hit)
+                        memory/get-or-set-hit, redis/get-hit, redis/mget-100, redis/mset-100,
+                        redis/get-backfill, memoize/hit, memoize/hit-over-redis,
+                        memoize/stampede-64)
+
+The Redis scenarios start a redis-server of their own on a free loopback port (no persistence;
+stopped at the end), or use the server of REDIS_URL when it is set (its `user:*` keys are
+overwritten). Without either, they are skipped with a note.
   -h, --help            show this text";
 
 /// Parses the arguments after the program name.

@@ -1,11 +1,13 @@
-//! The benchmark runner: cache-tower against its peers (moka, quick_cache, cached) in one run,
-//! on the same data and the same key sequences, reported as ratios in a markdown table.
+//! The benchmark runner: cache-tower against its peers (moka, quick_cache, cached, the raw
+//! redis-rs client) in one run, on the same data and the same key sequences, reported as ratios
+//! in a markdown table.
 //!
 //! ```text
 //! cargo run --release -p cache-tower-benches -- [--quick] [--filter <substring>]
 //! ```
 //!
-//! The table goes to stdout; progress and per-contender spreads go to stderr.
+//! The table goes to stdout; progress and per-contender spreads go to stderr. The Redis
+//! scenarios start a throwaway redis-server (or use `REDIS_URL`), see [`services`].
 
 mod cli;
 mod data;
@@ -13,12 +15,14 @@ mod harness;
 mod machine;
 mod report;
 mod scenarios;
+mod services;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::data::{Dataset, ENTRIES};
 use crate::harness::Settings;
+use crate::services::Services;
 
 /// Threads of the multi-threaded scenarios (one read sequence each).
 const THREADS: usize = 2;
@@ -49,13 +53,16 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mode, settings) = if options.quick { ("quick", Settings::quick()) } else { ("full", Settings::full()) };
     let data = Dataset::new(settings.ops_per_sample, THREADS);
-    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    // Dropped when main returns (or unwinds): any server it started is stopped.
+    let services = Services::new();
+    let (mut rows, mut notes, mut trips) = (Vec::new(), Vec::new(), Vec::new());
     for scenario in &scenarios {
         eprintln!("{} ...", scenario.id);
-        match (scenario.run)(&data, &settings) {
+        match (scenario.run)(&data, &settings, &services) {
             Ok(outcome) => {
                 rows.extend(outcome.rows);
                 notes.extend(outcome.notes);
+                trips.extend(outcome.trips);
             }
             Err(err) => {
                 eprintln!("error: scenario {} failed: {err}", scenario.id);
@@ -66,10 +73,18 @@ fn main() -> ExitCode {
 
     println!("## cache-tower against its peers ({mode} run)\n");
     println!("{}", machine::Machine::detect());
+    for line in services.describe() {
+        println!("* {line}");
+    }
     println!(
         "* method: {ENTRIES} entries (`user:{{n}}` -> 10-field `User`), uniformly random reads; per contender \
-         {} warm-up round(s), then the median of {} samples of {} ops (per thread), contenders interleaved\n",
-        settings.warmup_rounds, settings.samples, settings.ops_per_sample
+         {} warm-up round(s), then the median of {} samples of {} ops (per thread; Redis scenarios: {} ops, \
+         their 100-key ones {}), contenders interleaved\n",
+        settings.warmup_rounds,
+        settings.samples,
+        settings.ops_per_sample,
+        settings.io_ops_per_sample,
+        settings.io_ops_per_sample / 10
     );
     print!("{}", report::markdown_table(&rows));
     if !notes.is_empty() {
@@ -77,6 +92,21 @@ fn main() -> ExitCode {
         for note in &notes {
             println!("* {note}");
         }
+    }
+    if !trips.is_empty() {
+        println!(
+            "\n### What each Redis contender costs the server\n\n\
+             Counted over {} operations per contender, outside the timed runs: round trips by a relay between \
+             client and server (a request sent after a reply came back; a pipeline is one), server reads \
+             (`INFO stats` `total_reads_processed`: one per request of up to 16 KiB, more for a larger one within \
+             the same round trip), bytes the client sent, the server process's CPU time \
+             (`INFO cpu`), and calls per operation of each command (`INFO \
+             commandstats`; commands run inside a Lua script count too; commands under {} per operation, \
+             background traffic such as a health-check `PING`, are left out).\n",
+            scenarios::COUNTED_OPS,
+            scenarios::MIN_COMMANDS_PER_OP
+        );
+        print!("{}", report::trips_table(&trips));
     }
     eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS

@@ -9,12 +9,18 @@ pub enum Figure {
     NsPerOp(f64),
     /// Millions of operations per second, all threads together (higher is better).
     MopsPerSec(f64),
+    /// Microseconds per operation on one thread, for operations that cross the network (lower
+    /// is better).
+    MicrosPerOp(f64),
+    /// Microseconds of wall time for a whole event, such as many callers served (lower is
+    /// better).
+    WallMicros(f64),
 }
 
 impl Figure {
     fn value(self) -> f64 {
         match self {
-            Self::NsPerOp(v) | Self::MopsPerSec(v) => v,
+            Self::NsPerOp(v) | Self::MopsPerSec(v) | Self::MicrosPerOp(v) | Self::WallMicros(v) => v,
         }
     }
 }
@@ -24,6 +30,8 @@ impl fmt::Display for Figure {
         match self {
             Self::NsPerOp(ns) => write!(f, "{ns:.1} ns/op"),
             Self::MopsPerSec(mops) => write!(f, "{mops:.2} Mops/s"),
+            Self::MicrosPerOp(us) => write!(f, "{us:.1} µs/op"),
+            Self::WallMicros(us) => write!(f, "{us:.0} µs"),
         }
     }
 }
@@ -49,6 +57,29 @@ impl Row {
     }
 }
 
+/// What one contender of a Redis scenario cost the server per operation, counted over a fixed
+/// number of operations.
+#[derive(Debug, Clone)]
+pub struct Trips {
+    /// The scenario id, e.g. `redis/get-hit`.
+    pub scenario: String,
+    /// The contender, as in the timing table.
+    pub contender: String,
+    /// Round trips per operation: times the client sent a request after having received
+    /// something, counted by a relay between client and server (`None`: not counted).
+    pub round_trips: Option<f64>,
+    /// `total_reads_processed` per operation: the server's socket reads. One per request of up to
+    /// 16 KiB; a larger request takes several reads in the same round trip.
+    pub reads: f64,
+    /// `total_net_input_bytes` per operation: what the client sent.
+    pub bytes_in: f64,
+    /// The server process's CPU time per operation (`used_cpu_user` + `used_cpu_sys`), in µs.
+    pub server_cpu_micros: f64,
+    /// Calls per operation of each command (`INFO commandstats`), commands run inside a Lua script
+    /// included, most frequent first.
+    pub commands: Vec<(String, f64)>,
+}
+
 /// What a scenario reports: its rows, and notes to print under the table (baselines, caveats).
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -56,11 +87,13 @@ pub struct Outcome {
     pub rows: Vec<Row>,
     /// Sentences for the reader of the table.
     pub notes: Vec<String>,
+    /// What each contender cost the Redis server (Redis scenarios only).
+    pub trips: Vec<Trips>,
 }
 
 impl From<Vec<Row>> for Outcome {
     fn from(rows: Vec<Row>) -> Self {
-        Self { rows, notes: Vec::new() }
+        Self { rows, ..Self::default() }
     }
 }
 
@@ -83,6 +116,28 @@ pub fn markdown_table(rows: &[Row]) -> String {
     table
 }
 
+/// The Redis costs as a markdown table with the columns
+/// `scenario | contender | round trips/op | server reads/op | bytes sent/op | server CPU/op | commands/op`.
+pub fn trips_table(trips: &[Trips]) -> String {
+    let mut table = String::from(
+        "| scenario | contender | round trips/op | server reads/op | bytes sent/op | server CPU/op | commands/op |\n\
+         |---|---|---:|---:|---:|---:|---|\n",
+    );
+    for trip in trips {
+        let round_trips = trip.round_trips.map_or_else(|| "n/a (no relay)".to_string(), |n| format!("{n:.2}"));
+        let commands = if trip.commands.is_empty() {
+            "none".to_string()
+        } else {
+            trip.commands.iter().map(|(name, per_op)| format!("{name} {per_op:.2}")).collect::<Vec<_>>().join(", ")
+        };
+        table.push_str(&format!(
+            "| {} | {} | {round_trips} | {:.2} | {:.0} | {:.1} µs | {commands} |\n",
+            trip.scenario, trip.contender, trip.reads, trip.bytes_in, trip.server_cpu_micros
+        ));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +153,20 @@ mod tests {
         let table = markdown_table(&rows);
         assert!(table.starts_with("| scenario | cache-tower | peer | peer's figure | ratio (ours / peer) |"));
         assert!(table.contains("| get (ns/op, lower is better) | 60.0 ns/op | peer | 40.0 ns/op | 1.50x |"));
+    }
+
+    #[test]
+    fn trips_table_lists_commands_per_op() {
+        let trips = [Trips {
+            scenario: "redis/get-hit".into(),
+            contender: "ours".into(),
+            round_trips: Some(1.0),
+            reads: 1.0,
+            bytes_in: 31.0,
+            server_cpu_micros: 2.5,
+            commands: vec![("get".into(), 1.0)],
+        }];
+        let table = trips_table(&trips);
+        assert!(table.contains("| redis/get-hit | ours | 1.00 | 1.00 | 31 | 2.5 µs | get 1.00 |"), "{table}");
     }
 }

@@ -7,10 +7,11 @@ use cache_tower::MemoryAdapter;
 use cached::proc_macro::cached;
 
 use super::caches::{self, CACHED, MOKA, QUICK_CACHE};
-use super::{Scenario, measure_ns_per_op, versus};
+use super::{BoxResult, Scenario, measure_ns_per_op, versus};
 use crate::data::{Dataset, ENTRIES, User, load_user, loads};
 use crate::harness::{Contender, Settings};
 use crate::report::Outcome;
+use crate::services::Services;
 
 /// See the module docs.
 pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-hit", run };
@@ -22,7 +23,7 @@ fn cached_user(key: &str) -> User {
     load_user(key)
 }
 
-fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
+fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
     let tower = caches::tower(MemoryAdapter::new(), data, &mut notes)?;
     let moka = caches::moka(None, data, &mut notes);
@@ -63,5 +64,5 @@ fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
         measured[4].figure
     ));
     let rows = versus("get hit, 1 thread (ns/op, lower is better)", &measured[0], &measured[1..4]);
-    Ok(Outcome { rows, notes })
+    Ok(Outcome { rows, notes, ..Outcome::default() })
 }

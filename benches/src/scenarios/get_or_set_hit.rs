@@ -7,15 +7,16 @@ use std::hint::black_box;
 use cache_tower::MemoryAdapter;
 
 use super::caches::{self, MOKA, QUICK_CACHE};
-use super::{Scenario, measure_ns_per_op, versus};
+use super::{BoxResult, Scenario, measure_ns_per_op, versus};
 use crate::data::{Dataset, ENTRIES, load_user, loads};
 use crate::harness::{Contender, Settings};
 use crate::report::Outcome;
+use crate::services::Services;
 
 /// See the module docs.
 pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-or-set-hit", run };
 
-fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
+fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
     let tower = caches::tower(MemoryAdapter::new(), data, &mut notes)?;
     let moka = caches::moka(None, data, &mut notes);
@@ -42,5 +43,5 @@ fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
         notes.push(note);
     }
     let rows = versus("get_or_set hit, 1 thread (ns/op, lower is better)", &measured[0], &measured[1..]);
-    Ok(Outcome { rows, notes })
+    Ok(Outcome { rows, notes, ..Outcome::default() })
 }

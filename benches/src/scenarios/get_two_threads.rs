@@ -7,10 +7,11 @@ use std::hint::black_box;
 use cache_tower::MemoryAdapter;
 
 use super::caches::{self, MOKA, QUICK_CACHE};
-use super::{Scenario, measure_throughput, versus};
+use super::{BoxResult, Scenario, measure_throughput, versus};
 use crate::data::{Dataset, User};
 use crate::harness::{Contender, Settings};
 use crate::report::Outcome;
+use crate::services::Services;
 
 /// See the module docs.
 pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-2-threads", run };
@@ -22,7 +23,7 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-2-threads", run
 /// as the scenario intends; `caches` checks it.
 const CAPACITY: usize = crate::data::ENTRIES * 5 / 4;
 
-fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
+fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
     let bounded = |lru| MemoryAdapter::builder().maxsize(CAPACITY).lru(lru).build();
     let fifo = caches::tower(bounded(false), data, &mut notes)?;
@@ -57,5 +58,5 @@ fn run(data: &Dataset, settings: &Settings) -> cache_tower::Result<Outcome> {
         &measured[1],
         &measured[2..],
     ));
-    Ok(Outcome { rows, notes })
+    Ok(Outcome { rows, notes, ..Outcome::default() })
 }

@@ -5,31 +5,60 @@
 //! room for all of them: cache-tower is a tower of one unbounded `MemoryAdapter` (no TTL), moka
 //! is unbounded, and quick_cache (always bounded) gets twice the room it needs. Reads hit.
 //!
-//! To add a scenario (a Redis layer, the memoize macro), write a file with a `SCENARIO` constant
-//! and list it in [`all`]. Its `id` is what `--filter` matches.
+//! The Redis scenarios (`redis/...`) compare cache-tower over a Redis server with the raw
+//! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
+//! `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
+//!
+//! To add a scenario, write a file with a `SCENARIO` constant and list it in [`all`]. Its `id`
+//! is what `--filter` matches.
 
 mod caches;
 mod get_hit;
 mod get_or_set_hit;
 mod get_two_threads;
+mod memoize_hit;
+mod memoize_stampede;
+mod redis_get_backfill;
+mod redis_get_hit;
+mod redis_mget;
+mod redis_mset;
+mod redis_support;
+mod relay;
 mod set_overwrite;
 
 use crate::data::Dataset;
 use crate::harness::{self, Contender, Samples, Settings};
 use crate::report::{Figure, Outcome, Row};
+use crate::services::Services;
+pub use redis_support::{COUNTED_OPS, MIN_COMMANDS_PER_OP};
+
+/// What a scenario's `run` returns: its outcome, or whatever stopped it.
+pub type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// One scenario of the benchmark run.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
     /// A short, stable name, matched by `--filter`: `memory/get-hit`, ...
     pub id: &'static str,
-    /// Builds the caches, measures, returns the rows.
-    pub run: fn(&Dataset, &Settings) -> cache_tower::Result<Outcome>,
+    /// Builds the caches, measures, returns the rows. It gets the servers it may start (Redis).
+    pub run: fn(&Dataset, &Settings, &Services) -> BoxResult<Outcome>,
 }
 
 /// Every scenario, in table order.
 pub fn all() -> Vec<Scenario> {
-    vec![get_hit::SCENARIO, set_overwrite::SCENARIO, get_two_threads::SCENARIO, get_or_set_hit::SCENARIO]
+    vec![
+        get_hit::SCENARIO,
+        set_overwrite::SCENARIO,
+        get_two_threads::SCENARIO,
+        get_or_set_hit::SCENARIO,
+        redis_get_hit::SCENARIO,
+        redis_mget::SCENARIO,
+        redis_mset::SCENARIO,
+        redis_get_backfill::SCENARIO,
+        memoize_hit::SCENARIO,
+        memoize_hit::SCENARIO_OVER_REDIS,
+        memoize_stampede::SCENARIO,
+    ]
 }
 
 /// One contender's median figure.
@@ -44,6 +73,13 @@ struct Measured {
 fn measure_ns_per_op(contenders: &[Contender<'_>], data: &Dataset, settings: &Settings) -> Vec<Measured> {
     let samples = harness::ns_per_op(contenders, data.reads(0), settings);
     summarize(contenders, &samples, Figure::NsPerOp)
+}
+
+/// Measures µs/op of every contender on one thread over `indices` (operations that cross the
+/// network: fewer of them per sample).
+fn measure_micros_per_op(contenders: &[Contender<'_>], indices: &[u32], settings: &Settings) -> Vec<Measured> {
+    let samples = harness::ns_per_op(contenders, indices, settings);
+    summarize(contenders, &samples, |ns| Figure::MicrosPerOp(ns / 1_000.0))
 }
 
 /// Measures the total throughput of every contender with one thread per read sequence.
