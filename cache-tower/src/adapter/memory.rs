@@ -27,10 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use std::hash::BuildHasher;
-
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::adapter::{AdapterStats, CacheAdapter};
@@ -38,14 +35,14 @@ use crate::clock::{Clock, saturating_nanos};
 use crate::error::Result;
 use crate::value::{Entry, StoredValue, effective_ttl};
 
+mod shard;
+
+use self::shard::{Found, NEVER, Shard, hash_key};
+
 /// Expired entries removed at most per operation, so no single call pays for a mass expiry.
 const PURGE_BATCH: usize = 8;
 /// A shard is only worth having when it holds at least this many entries.
 const MIN_SLOTS_PER_SHARD: usize = 64;
-/// "No link" in the slab's lists.
-const NIL: u32 = u32::MAX;
-/// The expiry time of an entry without TTL.
-const NEVER: u64 = u64::MAX;
 
 /// The in-process layer: a bounded or unbounded map of typed values, FIFO or LRU, with a TTL.
 ///
@@ -159,12 +156,13 @@ impl MemoryAdapterBuilder {
     /// Builds the adapter.
     pub fn build(self) -> MemoryAdapter {
         let shard_count = shard_count(self.maxsize);
-        let shards = (0..shard_count).map(|_| Padded(RwLock::new(Shard::new()))).collect();
+        let hasher = RandomState::default();
+        let shards = (0..shard_count).map(|_| Padded(RwLock::new(Shard::new(hasher.clone())))).collect();
         MemoryAdapter {
             inner: Arc::new(Inner {
                 shards,
                 shard_mask: shard_count - 1,
-                hasher: RandomState::default(),
+                hasher,
                 namespace: self.namespace,
                 ttl: self.ttl,
                 maxsize: self.maxsize,
@@ -258,23 +256,11 @@ impl MemoryAdapter {
     /// each shard. Meant for tests and debugging: it locks each shard in turn.
     pub fn keys(&self) -> Vec<String> {
         let now = self.inner.clock.now_nanos();
-        let mut keys = Vec::new();
-        for shard in self.inner.shards.iter() {
-            let shard = shard.0.read();
-            let mut id = shard.head;
-            while id != NIL {
-                let node = shard.node(id);
-                if !node.expired(now) {
-                    keys.push(node.key.to_string());
-                }
-                id = node.next;
-            }
-        }
-        keys
+        self.inner.shards.iter().flat_map(|shard| shard.0.read().keys(now)).collect()
     }
 
     fn hash(&self, key: &str) -> u64 {
-        self.inner.hasher.hash_one(key)
+        hash_key(&self.inner.hasher, key.as_bytes())
     }
 
     fn shard_index(&self, hash: u64) -> usize {
@@ -343,7 +329,7 @@ impl MemoryAdapter {
         }
         let index = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.inner.shard_mask;
         if let Some(mut shard) = self.inner.shards[index].0.try_write() {
-            if !shard.heap.is_empty() {
+            if shard.has_expiring() {
                 let before = shard.len;
                 shard.purge_expired(self.inner.clock.now_nanos(), PURGE_BATCH);
                 self.count(before, shard.len);
@@ -361,9 +347,7 @@ impl MemoryAdapter {
             match expiry {
                 Some(expires_at) => shard.upsert(key, hash, entry.value().clone(), expires_at, self.inner.lru),
                 None => {
-                    if let Some(id) = shard.find(hash, key) {
-                        shard.remove(id);
-                    }
+                    shard.remove_key(hash, key);
                     false
                 }
             }
@@ -373,37 +357,25 @@ impl MemoryAdapter {
         }
     }
 
-    /// Reads `key` and hands its node to `found` (under the shard's lock), for live entries.
-    fn read<R>(&self, key: &str, found: impl FnOnce(&Node, &mut Now<'_>) -> R) -> Option<R> {
+    /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
+    fn read<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let index = self.shard_index(hash);
         let mut now = Now::new(&self.inner.clock);
         if self.inner.lru {
             // Recency changes on every hit, so LRU reads take the write lock.
             return self.write_shard(index, |shard| {
-                shard.purge_expired_lazily(&mut now);
-                let id = shard.find(hash, key)?;
-                if shard.node(id).expired(now.get_if(shard.node(id).expires_at)) {
-                    shard.expire(id);
-                    return None;
-                }
-                shard.move_to_back(id);
-                Some(found(shard.node(id), &mut now))
+                let item = shard.read_lru(hash, key, &mut now)?;
+                Some(found(item, &mut now))
             });
         }
         // FIFO reads change nothing, so they share the read lock.
         let (value, expired, sweep) = {
             let shard = self.inner.shards[index].0.read();
-            let (value, expired) = match shard.find(hash, key) {
-                None => (None, false),
-                Some(id) => {
-                    let node = shard.node(id);
-                    if node.expired(now.get_if(node.expires_at)) {
-                        (None, true)
-                    } else {
-                        (Some(found(node, &mut now)), false)
-                    }
-                }
+            let (value, expired) = match shard.read(hash, key, &mut now) {
+                Found::Live(item) => (Some(found(item, &mut now)), false),
+                Found::Expired => (None, true),
+                Found::Absent => (None, false),
             };
             (value, expired, shard.top_expired(&mut now))
         };
@@ -412,11 +384,7 @@ impl MemoryAdapter {
             // is gone by the time we return).
             self.write_shard(index, |shard| {
                 shard.purge_expired_lazily(&mut now);
-                if let Some(id) = shard.find(hash, key) {
-                    if shard.node(id).expired(now.get()) {
-                        shard.expire(id);
-                    }
-                }
+                shard.expire_key(hash, key, now.get());
             });
         }
         value
@@ -453,15 +421,15 @@ impl CacheAdapter for MemoryAdapter {
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {
-        Ok(self.read(key, |node, now| node.entry(now)))
+        Ok(self.read(key, |item, now| item.entry(now)))
     }
 
     fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
-        Ok(self.read(key, |node, _| node.value.clone()))
+        Ok(self.read(key, |item, _| item.value.clone()))
     }
 
     fn peek_value(&self, key: &str, read: &mut dyn FnMut(&StoredValue)) -> Result<bool> {
-        Ok(self.read(key, |node, _| read(&node.value)).is_some())
+        Ok(self.read(key, |item, _| read(&item.value)).is_some())
     }
 
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {
@@ -480,11 +448,7 @@ impl CacheAdapter for MemoryAdapter {
 
     fn delete(&self, key: &str) -> Result<()> {
         let hash = self.hash(key);
-        self.write_shard(self.shard_index(hash), |shard| {
-            if let Some(id) = shard.find(hash, key) {
-                shard.remove(id);
-            }
-        });
+        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key));
         self.sweep_another_shard();
         Ok(())
     }
@@ -493,10 +457,7 @@ impl CacheAdapter for MemoryAdapter {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
         let shard = self.shard(hash).read();
-        Ok(shard.find(hash, key).is_some_and(|id| {
-            let node = shard.node(id);
-            !node.expired(now.get_if(node.expires_at))
-        }))
+        Ok(matches!(shard.read(hash, key, &mut now), Found::Live(_)))
     }
 
     fn flush(&self) -> Result<()> {
@@ -535,367 +496,6 @@ impl<'a> Now<'a> {
     /// The time, when comparing it with `expires_at` matters; `0` for entries that never expire.
     fn get_if(&mut self, expires_at: u64) -> u64 {
         if expires_at == NEVER { 0 } else { self.get() }
-    }
-}
-
-// ===== impl Key =====
-
-/// Keys up to this many bytes live inside the node, saving a pointer chase on every lookup.
-const INLINE_KEY: usize = 30;
-
-/// A stored key: inline when short (most cache keys are), on the heap otherwise.
-enum Key {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<str>),
-}
-
-impl Key {
-    fn new(key: &str) -> Self {
-        match u8::try_from(key.len()) {
-            Ok(len) if key.len() <= INLINE_KEY => {
-                let mut bytes = [0; INLINE_KEY];
-                bytes[..key.len()].copy_from_slice(key.as_bytes());
-                Key::Inline { len, bytes }
-            }
-            _ => Key::Heap(key.into()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::Heap(key) => key.as_bytes(),
-        }
-    }
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The bytes were copied from a `&str`, so they are valid UTF-8.
-        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-// ===== impl Shard =====
-
-struct Node {
-    key: Key,
-    hash: u64,
-    value: StoredValue,
-    expires_at: u64,
-    /// Neighbours in the eviction order.
-    prev: u32,
-    next: u32,
-    /// Position in the expiry heap, `NIL` when the entry has no TTL.
-    heap_pos: u32,
-}
-
-impl Node {
-    fn expired(&self, now: u64) -> bool {
-        self.expires_at != NEVER && self.expires_at <= now
-    }
-
-    fn entry(&self, now: &mut Now<'_>) -> Entry {
-        let ttl = (self.expires_at != NEVER).then(|| Duration::from_nanos(self.expires_at - now.get()));
-        Entry::new(self.value.clone(), ttl)
-    }
-}
-
-enum Slot {
-    Used(Node),
-    /// A free slot, linking to the next free one.
-    Free(u32),
-}
-
-struct Shard {
-    /// Slot indices, found by the key's hash and compared by the node's key.
-    table: HashTable<u32>,
-    slots: Vec<Slot>,
-    free: u32,
-    /// Evicted first: the oldest (FIFO) or least recently used (LRU) entry.
-    head: u32,
-    tail: u32,
-    /// Min-heap of the slots that have a TTL, by `expires_at`.
-    heap: Vec<u32>,
-    len: usize,
-    evictions: u64,
-    expirations: u64,
-}
-
-impl Shard {
-    fn new() -> Self {
-        Self {
-            table: HashTable::new(),
-            slots: Vec::new(),
-            free: NIL,
-            head: NIL,
-            tail: NIL,
-            heap: Vec::new(),
-            len: 0,
-            evictions: 0,
-            expirations: 0,
-        }
-    }
-
-    fn node(&self, id: u32) -> &Node {
-        match &self.slots[id as usize] {
-            Slot::Used(node) => node,
-            // Only ids of used slots are ever linked from the table, the list or the heap.
-            Slot::Free(_) => unreachable!("slot {id} is linked but free"),
-        }
-    }
-
-    fn node_mut(&mut self, id: u32) -> &mut Node {
-        match &mut self.slots[id as usize] {
-            Slot::Used(node) => node,
-            Slot::Free(_) => unreachable!("slot {id} is linked but free"),
-        }
-    }
-
-    fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        self.table.find(hash, |&id| self.node(id).key.as_bytes() == key.as_bytes()).copied()
-    }
-
-    /// Writes `value` under `key`: replaces the value of a present key, or inserts a new one.
-    /// Returns whether it added an entry (the adapter then evicts if it is over `maxsize`).
-    fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64, lru: bool) -> bool {
-        if let Some(id) = self.find(hash, key) {
-            let node = self.node_mut(id);
-            node.value = value;
-            node.expires_at = expires_at;
-            self.heap_update(id);
-            if lru {
-                self.move_to_back(id);
-            }
-            return false;
-        }
-        let id = self.alloc(Node { key: Key::new(key), hash, value, expires_at, prev: NIL, next: NIL, heap_pos: NIL });
-        let slots = &self.slots;
-        self.table.insert_unique(hash, id, |&i| match &slots[i as usize] {
-            Slot::Used(node) => node.hash,
-            Slot::Free(_) => unreachable!("slot {i} is in the table but free"),
-        });
-        self.push_back(id);
-        self.heap_update(id);
-        self.len += 1;
-        true
-    }
-
-    /// Frees one place: an expired entry if there is one, else the head of the order. Returns
-    /// whether it removed anything.
-    fn evict_one(&mut self, now: &mut Now<'_>) -> bool {
-        if let Some(&top) = self.heap.first() {
-            if self.node(top).expired(now.get()) {
-                self.expire(top);
-                return true;
-            }
-        }
-        if self.head == NIL {
-            return false;
-        }
-        self.remove(self.head);
-        self.evictions += 1;
-        true
-    }
-
-    fn expire(&mut self, id: u32) {
-        self.remove(id);
-        self.expirations += 1;
-    }
-
-    fn remove(&mut self, id: u32) -> Node {
-        let hash = self.node(id).hash;
-        if let Ok(entry) = self.table.find_entry(hash, |&i| i == id) {
-            entry.remove();
-        }
-        self.unlink(id);
-        if self.node(id).heap_pos != NIL {
-            self.heap_remove(id);
-        }
-        self.len -= 1;
-        let slot = std::mem::replace(&mut self.slots[id as usize], Slot::Free(self.free));
-        self.free = id;
-        match slot {
-            Slot::Used(node) => node,
-            Slot::Free(_) => unreachable!("slot {id} removed twice"),
-        }
-    }
-
-    fn alloc(&mut self, node: Node) -> u32 {
-        if self.free == NIL {
-            // u32 slot ids: a shard holds at most 4 billion entries.
-            let id = u32::try_from(self.slots.len()).unwrap_or(NIL);
-            assert!(id != NIL, "a memory shard cannot hold more than 2^32 - 1 entries");
-            self.slots.push(Slot::Used(node));
-            return id;
-        }
-        let id = self.free;
-        self.free = match std::mem::replace(&mut self.slots[id as usize], Slot::Used(node)) {
-            Slot::Free(next) => next,
-            Slot::Used(_) => unreachable!("free list points at used slot {id}"),
-        };
-        id
-    }
-
-    fn clear(&mut self) {
-        *self = Self { evictions: self.evictions, expirations: self.expirations, ..Self::new() };
-    }
-
-    /// Removes up to `limit` expired entries; returns how many.
-    fn purge_expired(&mut self, now: u64, limit: usize) -> usize {
-        let mut purged = 0;
-        while purged < limit {
-            match self.heap.first() {
-                Some(&top) if self.node(top).expired(now) => {
-                    self.expire(top);
-                    purged += 1;
-                }
-                _ => break,
-            }
-        }
-        purged
-    }
-
-    /// [`purge_expired`](Self::purge_expired) with the batch limit, reading the clock only when
-    /// some entry has a TTL.
-    fn purge_expired_lazily(&mut self, now: &mut Now<'_>) {
-        if !self.heap.is_empty() {
-            self.purge_expired(now.get(), PURGE_BATCH);
-        }
-    }
-
-    /// Whether the entry closest to expiry has expired.
-    fn top_expired(&self, now: &mut Now<'_>) -> bool {
-        self.heap.first().is_some_and(|&top| self.node(top).expired(now.get()))
-    }
-
-    // ----- eviction order -----
-
-    fn unlink(&mut self, id: u32) {
-        let (prev, next) = {
-            let node = self.node(id);
-            (node.prev, node.next)
-        };
-        if prev == NIL {
-            self.head = next
-        } else {
-            self.node_mut(prev).next = next
-        }
-        if next == NIL {
-            self.tail = prev
-        } else {
-            self.node_mut(next).prev = prev
-        }
-        let node = self.node_mut(id);
-        node.prev = NIL;
-        node.next = NIL;
-    }
-
-    fn push_back(&mut self, id: u32) {
-        let tail = self.tail;
-        {
-            let node = self.node_mut(id);
-            node.prev = tail;
-            node.next = NIL;
-        }
-        if tail == NIL {
-            self.head = id
-        } else {
-            self.node_mut(tail).next = id
-        }
-        self.tail = id;
-    }
-
-    fn move_to_back(&mut self, id: u32) {
-        if self.tail != id {
-            self.unlink(id);
-            self.push_back(id);
-        }
-    }
-
-    // ----- expiry heap -----
-
-    fn expires_at(&self, heap_index: usize) -> u64 {
-        self.node(self.heap[heap_index]).expires_at
-    }
-
-    fn heap_set(&mut self, heap_index: usize, id: u32) {
-        self.heap[heap_index] = id;
-        // Heap positions fit in u32: the heap holds at most as many ids as there are slots.
-        self.node_mut(id).heap_pos = heap_index as u32;
-    }
-
-    /// Puts `id` where its (possibly changed) expiry belongs: in, out of, or moved within the heap.
-    fn heap_update(&mut self, id: u32) {
-        let (pos, expires_at) = {
-            let node = self.node(id);
-            (node.heap_pos, node.expires_at)
-        };
-        match (pos == NIL, expires_at == NEVER) {
-            (true, true) => {}
-            (false, true) => self.heap_remove(id),
-            (true, false) => {
-                self.heap.push(id);
-                let last = self.heap.len() - 1;
-                self.heap_set(last, id);
-                self.sift_up(last);
-            }
-            (false, false) => {
-                let pos = pos as usize;
-                self.sift_up(pos);
-                let pos = self.node(id).heap_pos as usize;
-                self.sift_down(pos);
-            }
-        }
-    }
-
-    fn heap_remove(&mut self, id: u32) {
-        let pos = self.node(id).heap_pos as usize;
-        self.node_mut(id).heap_pos = NIL;
-        let last = self.heap.len() - 1;
-        let moved = self.heap[last];
-        self.heap.pop();
-        if pos != last {
-            self.heap_set(pos, moved);
-            self.sift_up(pos);
-            let pos = self.node(moved).heap_pos as usize;
-            self.sift_down(pos);
-        }
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.expires_at(parent) <= self.expires_at(i) {
-                break;
-            }
-            self.heap_swap(i, parent);
-            i = parent;
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        loop {
-            let (left, right) = (2 * i + 1, 2 * i + 2);
-            let mut smallest = i;
-            if left < self.heap.len() && self.expires_at(left) < self.expires_at(smallest) {
-                smallest = left;
-            }
-            if right < self.heap.len() && self.expires_at(right) < self.expires_at(smallest) {
-                smallest = right;
-            }
-            if smallest == i {
-                break;
-            }
-            self.heap_swap(i, smallest);
-            i = smallest;
-        }
-    }
-
-    fn heap_swap(&mut self, a: usize, b: usize) {
-        let (id_a, id_b) = (self.heap[a], self.heap[b]);
-        self.heap_set(a, id_b);
-        self.heap_set(b, id_a);
     }
 }
 
@@ -939,7 +539,7 @@ mod tests {
     fn long_and_short_keys_are_found() {
         let memory = MemoryAdapter::new();
         let long = "k".repeat(1000);
-        for key in ["", "a", "exactly-thirty-bytes-long-key!", &long, "ünïcödé 🔑"] {
+        for key in ["", "a", "exactly-22-bytes-long!", "twenty-three bytes long", &long, "ünïcödé 🔑"] {
             memory.set(key, &entry(key.len() as i32)).unwrap();
             assert_eq!(get(&memory, key), Some(key.len() as i32), "{key}");
         }
@@ -996,8 +596,8 @@ mod tests {
         for i in 0..1000 {
             memory.set(&format!("k{i}"), &entry(i)).unwrap();
         }
-        // One slot per kept entry, plus the one a new key takes before the oldest is evicted.
-        assert_eq!(memory.inner.shards[0].0.read().slots.len(), 4);
+        // One record per kept entry, plus the one a new key takes before the oldest is evicted.
+        assert_eq!(memory.inner.shards[0].0.read().records(), 4);
         assert_eq!(memory.keys(), vec!["k997", "k998", "k999"]);
     }
 }

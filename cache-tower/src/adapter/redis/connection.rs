@@ -93,6 +93,7 @@ impl SyncPool {
     ) -> Result<T> {
         let started = Instant::now();
         let pooled = self.idle.lock().pop();
+        let fresh = pooled.is_none();
         let mut connection = match pooled {
             Some(connection) => connection,
             None => {
@@ -103,9 +104,15 @@ impl SyncPool {
                 connection
             }
         };
+        // A new connection carries a shortened timeout: it gets the full one once, when kept.
+        let keep = |connection: Connection| {
+            if !fresh || set_timeouts(&connection, connector.timeout).is_ok() {
+                self.give_back(connection);
+            }
+        };
         match call(&mut connection) {
             Ok(value) => {
-                self.give_back(connector, connection);
+                keep(connection);
                 Ok(value)
             }
             Err(err) if breaks_connection(&err) => {
@@ -115,17 +122,14 @@ impl SyncPool {
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Err(err) => {
-                self.give_back(connector, connection);
+                keep(connection);
                 Err(connector.error(operation, &err))
             }
         }
     }
 
-    fn give_back(&self, connector: &Connector, connection: Connection) {
-        // A new connection may carry a shortened timeout; reused ones keep the full one.
-        if set_timeouts(&connection, connector.timeout).is_err() {
-            return;
-        }
+    /// Keeps a healthy connection (with the full timeout set) for reuse, if there is room.
+    fn give_back(&self, connection: Connection) {
         let mut idle = self.idle.lock();
         if idle.len() < self.max_idle {
             idle.push(connection);
