@@ -2,9 +2,10 @@
 //!
 //! # How it is built
 //!
-//! Keys are spread over a fixed number of *shards* by hash; each shard is a hash table of slot
-//! indices into a slab of nodes, guarded by its own lock. Within a shard:
+//! Keys are spread over a fixed number of *shards* by hash, each guarded by its own lock
+//! (`memory/shard.rs`). Within a shard:
 //!
+//! * the items live in the hash table itself, one cache line each, so a FIFO hit reads one line;
 //! * an intrusive doubly linked list keeps the eviction order: insertion order (FIFO) or recency
 //!   (LRU); the head is evicted first;
 //! * an indexed binary min-heap orders the entries that have a TTL by expiry time. Every
