@@ -33,17 +33,35 @@ pub struct Settings {
     /// of microseconds each rather than hundreds of nanoseconds); batch operations of many
     /// keys take a tenth of it.
     pub io_ops_per_sample: usize,
+    /// Writes timed per kind of write in `coherence/staleness`.
+    pub staleness_writes: usize,
+    /// Operations of each contender's run in `memory/bounded-rss`.
+    pub rss_ops: usize,
 }
 
 impl Settings {
     /// A fast run, for checking that everything works and for rough figures.
     pub fn quick() -> Self {
-        Self { samples: 15, warmup_rounds: 2, ops_per_sample: 50_000, io_ops_per_sample: 500 }
+        Self {
+            samples: 15,
+            warmup_rounds: 2,
+            ops_per_sample: 50_000,
+            io_ops_per_sample: 500,
+            staleness_writes: 200,
+            rss_ops: 300_000,
+        }
     }
 
     /// A longer run, for figures stable enough to publish.
     pub fn full() -> Self {
-        Self { samples: 41, warmup_rounds: 2, ops_per_sample: 200_000, io_ops_per_sample: 2_000 }
+        Self {
+            samples: 41,
+            warmup_rounds: 2,
+            ops_per_sample: 200_000,
+            io_ops_per_sample: 2_000,
+            staleness_writes: 1_000,
+            rss_ops: 1_000_000,
+        }
     }
 }
 
@@ -205,7 +223,14 @@ mod tests {
 
     #[test]
     fn every_contender_gets_every_sample() {
-        let settings = Settings { samples: 3, warmup_rounds: 2, ops_per_sample: 0, io_ops_per_sample: 0 };
+        let settings = Settings {
+            samples: 3,
+            warmup_rounds: 2,
+            ops_per_sample: 0,
+            io_ops_per_sample: 0,
+            staleness_writes: 0,
+            rss_ops: 0,
+        };
         let mut calls = vec![0; 4];
         let samples = interleave(4, &settings, |c| {
             calls[c] += 1;

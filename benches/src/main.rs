@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The table goes to stdout; progress and per-contender spreads go to stderr. The Redis
-//! scenarios start a throwaway redis-server (or use `REDIS_URL`), see [`services`].
+//! scenarios start a throwaway redis-server (or use `REDIS_URL`), see [`services`]. Two
+//! scenarios re-execute this binary as child processes with a hidden first argument (`--peer`,
+//! `--rss-child`), see `scenarios::child`.
 
 mod cli;
 mod data;
@@ -28,7 +30,12 @@ use crate::services::Services;
 const THREADS: usize = 2;
 
 fn main() -> ExitCode {
-    let options = match cli::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // A child process of a scenario (`--peer`, `--rss-child`): not for people to call.
+    if let Some(code) = scenarios::child_mode(&args) {
+        return code;
+    }
+    let options = match cli::parse(args) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("error: {message}\n\n{}", cli::USAGE);
@@ -55,7 +62,7 @@ fn main() -> ExitCode {
     let data = Dataset::new(settings.ops_per_sample, THREADS);
     // Dropped when main returns (or unwinds): any server it started is stopped.
     let services = Services::new();
-    let (mut rows, mut notes, mut trips) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut notes, mut trips, mut sections) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for scenario in &scenarios {
         eprintln!("{} ...", scenario.id);
         match (scenario.run)(&data, &settings, &services) {
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
                 rows.extend(outcome.rows);
                 notes.extend(outcome.notes);
                 trips.extend(outcome.trips);
+                sections.extend(outcome.sections);
             }
             Err(err) => {
                 eprintln!("error: scenario {} failed: {err}", scenario.id);
@@ -86,7 +94,9 @@ fn main() -> ExitCode {
         settings.io_ops_per_sample,
         settings.io_ops_per_sample / 10
     );
-    print!("{}", report::markdown_table(&rows));
+    if !rows.is_empty() {
+        print!("{}", report::markdown_table(&rows));
+    }
     if !notes.is_empty() {
         println!();
         for note in &notes {
@@ -107,6 +117,9 @@ fn main() -> ExitCode {
             scenarios::MIN_COMMANDS_PER_OP
         );
         print!("{}", report::trips_table(&trips));
+    }
+    for section in &sections {
+        print!("\n{section}");
     }
     eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS

@@ -15,12 +15,14 @@ pub enum Figure {
     /// Microseconds of wall time for a whole event, such as many callers served (lower is
     /// better).
     WallMicros(f64),
+    /// Mebibytes of memory, such as a process's peak RSS growth (lower is better).
+    MiB(f64),
 }
 
 impl Figure {
     fn value(self) -> f64 {
         match self {
-            Self::NsPerOp(v) | Self::MopsPerSec(v) | Self::MicrosPerOp(v) | Self::WallMicros(v) => v,
+            Self::NsPerOp(v) | Self::MopsPerSec(v) | Self::MicrosPerOp(v) | Self::WallMicros(v) | Self::MiB(v) => v,
         }
     }
 }
@@ -32,6 +34,7 @@ impl fmt::Display for Figure {
             Self::MopsPerSec(mops) => write!(f, "{mops:.2} Mops/s"),
             Self::MicrosPerOp(us) => write!(f, "{us:.1} µs/op"),
             Self::WallMicros(us) => write!(f, "{us:.0} µs"),
+            Self::MiB(mib) => write!(f, "{mib:.1} MiB"),
         }
     }
 }
@@ -89,6 +92,9 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// What each contender cost the Redis server (Redis scenarios only).
     pub trips: Vec<Trips>,
+    /// Markdown sections of their own (a heading and a table, say), printed after the tables, for
+    /// figures that are not one contender against another (staleness percentiles, RSS samples).
+    pub sections: Vec<String>,
 }
 
 impl From<Vec<Row>> for Outcome {

@@ -146,5 +146,5 @@ fn run_over_redis(data: &Dataset, settings: &Settings, services: &Services) -> B
     let trips = vec![counter.count(SCENARIO_OVER_REDIS.id, &counted, redis_support::indices(data, COUNTED_OPS))?];
 
     let rows = versus("memoized hit, memory over Redis tower, 1 thread (ns/op, lower is better)", &ours, &[theirs]);
-    Ok(Outcome { rows, notes, trips })
+    Ok(Outcome { rows, notes, trips, ..Outcome::default() })
 }

@@ -9,10 +9,16 @@
 //! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
 //! `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
 //!
+//! Two scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
+//! [`child`]): `coherence/staleness` (two towers in two processes sharing one Redis) and
+//! `memory/bounded-rss` (each contender's memory measured in a fresh process).
+//!
 //! To add a scenario, write a file with a `SCENARIO` constant and list it in [`all`]. Its `id`
 //! is what `--filter` matches.
 
+mod bounded_rss;
 mod caches;
+mod child;
 mod get_hit;
 mod get_or_set_hit;
 mod get_two_threads;
@@ -25,11 +31,13 @@ mod redis_mset;
 mod redis_support;
 mod relay;
 mod set_overwrite;
+mod staleness;
 
 use crate::data::Dataset;
 use crate::harness::{self, Contender, Samples, Settings};
 use crate::report::{Figure, Outcome, Row};
 use crate::services::Services;
+pub use child::dispatch as child_mode;
 pub use redis_support::{COUNTED_OPS, MIN_COMMANDS_PER_OP};
 
 /// What a scenario's `run` returns: its outcome, or whatever stopped it.
@@ -58,6 +66,8 @@ pub fn all() -> Vec<Scenario> {
         memoize_hit::SCENARIO,
         memoize_hit::SCENARIO_OVER_REDIS,
         memoize_stampede::SCENARIO,
+        staleness::SCENARIO,
+        bounded_rss::SCENARIO,
     ]
 }
 

@@ -106,5 +106,5 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
 
     let rows =
         versus("Redis get, memory miss + backfill, 1 thread (µs/op, lower is better)", &measured[0], &measured[1..]);
-    Ok(Outcome { rows, notes, trips })
+    Ok(Outcome { rows, notes, trips, ..Outcome::default() })
 }

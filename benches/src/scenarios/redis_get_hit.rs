@@ -70,5 +70,5 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         counter.count_all(SCENARIO.id, &contenders(&counted, data), redis_support::indices(data, COUNTED_OPS))?;
 
     let rows = versus("Redis get hit, 1 thread (µs/op, lower is better)", &measured[0], &measured[1..]);
-    Ok(Outcome { rows, notes, trips })
+    Ok(Outcome { rows, notes, trips, ..Outcome::default() })
 }

@@ -109,5 +109,5 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         &measured[0],
         &measured[1..3],
     );
-    Ok(Outcome { rows, notes, trips })
+    Ok(Outcome { rows, notes, trips, ..Outcome::default() })
 }
