@@ -27,6 +27,7 @@ pub(crate) struct Breaker {
 
 impl Breaker {
     /// Whether a call may go to the layer now.
+    #[inline]
     pub(crate) fn admit(&self) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
         if until == 0 {
@@ -46,6 +47,7 @@ impl Breaker {
     }
 
     /// Records a call that worked: the breaker closes.
+    #[inline]
     pub(crate) fn success(&self) {
         // Reading first keeps the healthy hot path free of writes to shared memory.
         if self.failures.load(Ordering::Relaxed) != 0 || self.open_until.load(Ordering::Relaxed) != 0 {

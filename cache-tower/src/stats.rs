@@ -86,6 +86,7 @@ impl Default for LayerCounters {
 }
 
 /// The stripe the calling thread adds to: threads take stripes round robin on first use.
+#[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -110,6 +111,7 @@ impl LayerCounters {
         &self.stripes[stripe_index()]
     }
 
+    #[inline]
     pub(crate) fn hit(&self) {
         bump(&self.stripe().hits, 1);
     }

@@ -32,50 +32,69 @@ impl LayerSlot {
     }
 
     /// `Ok` when the layer may be called now; an error when its breaker is open.
+    #[inline]
     pub(super) fn admit(&self, index: usize) -> Result<()> {
-        if self.breaker.admit() {
-            return Ok(());
-        }
+        if self.breaker.admit() { Ok(()) } else { Err(self.skip(index)) }
+    }
+
+    #[cold]
+    fn skip(&self, index: usize) -> Error {
         self.counters.skipped();
-        Err(Error::new(
+        Error::new(
             ErrorKind::Layer,
             format!(
                 "layer skipped: it failed {FAILURES_TO_OPEN} times in a row and is retried every {}s",
                 COOL_DOWN.as_secs()
             ),
         )
-        .at_layer(index))
+        .at_layer(index)
     }
 
     /// Records the outcome of a call in the breaker and, for a failure, the counters and the log.
+    #[inline]
     pub(super) fn settle<R>(&self, index: usize, operation: &str, result: Result<R>) -> Result<R> {
         match result {
             Ok(value) => {
                 self.breaker.success();
                 Ok(value)
             }
-            Err(err) => {
-                self.breaker.failure();
-                self.counters.error();
-                let now_secs = Clock::system().now_nanos() / 1_000_000_000;
-                if self.counters.may_warn(now_secs) {
-                    tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err,
-                        "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
-                }
-                Err(err.at_layer(index))
-            }
+            Err(err) => Err(self.fail(index, operation, err)),
         }
+    }
+
+    #[cold]
+    fn fail(&self, index: usize, operation: &str, err: Error) -> Error {
+        self.breaker.failure();
+        self.counters.error();
+        let now_secs = Clock::system().now_nanos() / 1_000_000_000;
+        if self.counters.may_warn(now_secs) {
+            tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err,
+                "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
+        }
+        err.at_layer(index)
     }
 
     /// Reads `key` from this layer as the top of the stack: no TTL needed (nothing is backfilled
     /// above it), and a typed hit is cloned straight from the layer's storage.
     /// An `Err` means the layer failed (counted and logged already).
+    #[inline]
     pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         self.admit(0)?;
-        let mut decoded = None;
-        let read = self.adapter.peek_value(key, &mut |stored| decoded = Some(stored.decode::<T>()));
+        let mut value = None;
+        let mut undecodable = None;
+        let read = self.adapter.peek_value(key, &mut |stored| match stored.decode::<T>() {
+            Ok(decoded) => value = Some(decoded),
+            Err(err) => undecodable = Some(err),
+        });
         self.settle(0, "get", read)?;
-        Ok(self.classify(0, decoded))
+        if value.is_some() {
+            self.counters.hit();
+        } else if let Some(err) = undecodable {
+            self.undecodable(0, &err);
+        } else {
+            self.counters.misses(1);
+        }
+        Ok(value)
     }
 
     /// Counts a read of one key by what it found: a hit, a miss, or a value that did not decode.
@@ -90,12 +109,17 @@ impl LayerSlot {
                 None
             }
             Some(Err(err)) => {
-                self.counters.decode_failure();
-                tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err,
-                    "cached value did not decode; treated as a miss");
+                self.undecodable(index, &err);
                 None
             }
         }
+    }
+
+    #[cold]
+    fn undecodable(&self, index: usize, err: &Error) {
+        self.counters.decode_failure();
+        tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err,
+            "cached value did not decode; treated as a miss");
     }
 
     /// Makes sense of this layer's answer to a read of one key: the value, when it holds a `T`.
