@@ -86,6 +86,8 @@ pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
     tower
 }
 
+pub mod logs;
+pub mod memoized;
 pub mod peer;
 pub mod redis_server;
 pub mod tls_server;

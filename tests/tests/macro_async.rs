@@ -10,31 +10,17 @@
 
 use std::num::ParseIntError;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use cache_tower::{CacheTower, RedisAdapter, cached_tower, registry};
+use cache_tower_tests::memoized::{count, register_memory, runs};
 use cache_tower_tests::{User, memory_layers, peek, tower_of};
 use tokio::sync::Barrier;
 use tokio::time::{sleep, timeout};
 
 /// How long a test waits for a task before declaring it stuck. Not a performance bound.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn register_memory(name: &str) -> Arc<CacheTower> {
-    let tower = Arc::new(CacheTower::from_json(r#"[{"adapter": "memory"}]"#).expect("a valid configuration"));
-    registry::register(name, Arc::clone(&tower));
-    tower
-}
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-/// Counts a run of a body and returns its number (1 for the first run).
-fn count(counter: &AtomicUsize) -> usize {
-    counter.fetch_add(1, Ordering::SeqCst) + 1
-}
 
 /// Waits until `counter` reaches `at_least`, failing the test after [`DEADLINE`].
 async fn wait_for_runs(counter: &AtomicUsize, at_least: usize) {

@@ -9,37 +9,22 @@
 //! the test instead of hanging it; the deadlines are not performance assertions.
 
 use std::fmt::Debug;
-use std::io::Write;
 use std::num::ParseIntError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cache_tower::{CacheTower, RedisAdapter, cached_tower, registry};
+use cache_tower_tests::logs::captured_logs;
+use cache_tower_tests::memoized::{count, register_memory, runs};
 use cache_tower_tests::{User, memory_layers, peek, tower_of};
 use serde::Serialize;
 
 /// How long a test waits for a thread before declaring it stuck. Not a performance bound.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Registers a tower of one memory layer under `name` and returns it.
-fn register_memory(name: &str) -> Arc<CacheTower> {
-    let tower = Arc::new(CacheTower::from_json(r#"[{"adapter": "memory"}]"#).expect("a valid configuration"));
-    registry::register(name, Arc::clone(&tower));
-    tower
-}
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-/// Counts a run of a body and returns its number (1 for the first run).
-fn count(counter: &AtomicUsize) -> usize {
-    counter.fetch_add(1, Ordering::SeqCst) + 1
-}
 
 /// Waits until `counter` reaches `at_least`, failing the test after [`DEADLINE`].
 fn wait_for_runs(counter: &AtomicUsize, at_least: usize) {
@@ -475,28 +460,6 @@ static UNREGISTERED_RUNS: AtomicUsize = AtomicUsize::new(0);
 fn unregistered(id: u32) -> u32 {
     count(&UNREGISTERED_RUNS);
     id
-}
-
-/// Everything logged on this thread while `run` runs.
-fn captured_logs(run: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
-    tracing::subscriber::with_default(subscriber, run);
-    let bytes = buffer.0.lock().expect("log buffer").clone();
-    String::from_utf8(bytes).expect("UTF-8 logs")
 }
 
 #[test]

@@ -5,11 +5,10 @@
 //! Each test starts its own server. Where a test makes calls, it makes them on the blocking path
 //! and on the async one.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_tower::{CacheAdapter, CacheTower, ErrorKind, MemoryAdapter, RedisAdapter, RedisAdapterBuilder};
+use cache_tower_tests::logs::captured_logs;
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::{User, peek};
 
@@ -319,28 +318,6 @@ fn passwords_never_show_in_debug_errors_or_logs() {
         assert!(logs.contains("cache layer failed"), "{what} (async): the failure is logged as a warning:\n{logs}");
         assert_no_secret(&logs, &format!("{what} (async): logs"));
     }
-}
-
-/// Everything logged (every level) on this thread while `run` runs.
-fn captured_logs(run: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
-    tracing::subscriber::with_default(subscriber, run);
-    let bytes = buffer.0.lock().expect("log buffer").clone();
-    String::from_utf8(bytes).expect("UTF-8 logs")
 }
 
 // ===== TLS =====
