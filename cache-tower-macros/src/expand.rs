@@ -53,6 +53,7 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
         #vis #sig {
             #assertion
             #site
+            #[allow(clippy::needless_borrow)]
             let __cache_tower_key: ::core::option::Option<::std::string::String> = #key;
             #call
         }
@@ -89,6 +90,7 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
         #[allow(dead_code, unused_variables, unused_mut, clippy::unused_async)]
         #vis #invalidate_sig {
             #site
+            #[allow(clippy::needless_borrow)]
             let __cache_tower_key: ::core::option::Option<::std::string::String> = #key;
             #invalidate_call
         }
@@ -154,8 +156,27 @@ fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn:
         })?;
         arguments.push(respan(quote! { #expression }, template.span()));
     }
-    let format = LitStr::new(&parsed.format, template.span());
-    Ok(quote! { ::core::option::Option::Some(::std::format!(#format, #(#arguments),*)) })
+    if parsed.placeholders.iter().any(|placeholder| placeholder.has_spec) {
+        let format = LitStr::new(&parsed.format, template.span());
+        return Ok(quote! { ::core::option::Option::Some(::std::format!(#format, #(#arguments),*)) });
+    }
+    // Without format specs the key is built piece by piece: text is pushed as it is, a
+    // string-like value is copied, anything else is written with `Display` (`KeyPart`).
+    // That is the same text `format!` makes, without its machinery on every call.
+    let capacity = parsed.texts.iter().map(String::len).sum::<usize>() + 16 * parsed.placeholders.len();
+    let texts: Vec<LitStr> = parsed.texts.iter().map(|text| LitStr::new(text, template.span())).collect();
+    let (first, rest) = texts.split_first().expect("a template has at least one piece of text");
+    Ok(quote! {{
+        #[allow(unused_imports)]
+        use ::cache_tower::__private::{KeyDisplay as _, KeyStr as _};
+        let mut __cache_tower_key = ::std::string::String::with_capacity(#capacity);
+        __cache_tower_key.push_str(#first);
+        #(
+            (&::cache_tower::__private::KeyPart(&(#arguments))).push_key(&mut __cache_tower_key);
+            __cache_tower_key.push_str(#rest);
+        )*
+        ::core::option::Option::Some(__cache_tower_key)
+    }})
 }
 
 /// Gives every token the span of the key template, so errors in a placeholder point at it.
@@ -195,6 +216,16 @@ mod tests {
         .unwrap();
         assert!(out.contains("memoize (& __CACHE_TOWER_SITE"), "{out}");
         assert!(out.contains(r#"format ! ("user:{:08}" , id)"#), "{out}");
+        let pieces = expand(
+            quote!(key = "user:{id}"),
+            quote!(
+                fn load(id: u64) -> User {
+                    db(id)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(pieces.contains(r#"push_str ("user:")"#) && pieces.contains("KeyPart (& (id))"), "{pieces}");
         assert!(out.contains("fn load_uncached (id : u64) -> User"), "{out}");
         assert!(out.contains("fn load_invalidate (id : u64) -> :: cache_tower :: Result < () >"), "{out}");
         assert!(out.contains(r#"CallSite :: new ("users""#), "{out}");

@@ -3,11 +3,13 @@
 //! A placeholder is a parameter name (or `self`) followed by field accesses, and optionally a
 //! format spec after `:` as in `format!`. `{{` and `}}` stand for literal braces.
 
-/// A parsed template: the `format!` string and the placeholders' expressions, in order.
+/// A parsed template: the `format!` string and the placeholders' expressions, in order, and the
+/// literal text around them (one more piece than placeholders, braces unescaped).
 #[derive(Debug, PartialEq)]
 pub(crate) struct Template {
     pub(crate) format: String,
     pub(crate) placeholders: Vec<Placeholder>,
+    pub(crate) texts: Vec<String>,
 }
 
 /// One `{…}` of a template.
@@ -17,22 +19,28 @@ pub(crate) struct Placeholder {
     pub(crate) root: String,
     /// The whole expression, such as `tenant.id`.
     pub(crate) expression: String,
+    /// Whether it has a format spec (`{id:08}`).
+    pub(crate) has_spec: bool,
 }
 
 /// Parses a template; the error says what is wrong with it.
 pub(crate) fn parse(template: &str) -> Result<Template, String> {
     let mut format = String::with_capacity(template.len());
     let mut placeholders = Vec::new();
+    let mut texts = Vec::new();
+    let mut text = String::new();
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '{' if chars.peek() == Some(&'{') => {
                 chars.next();
                 format.push_str("{{");
+                text.push('{');
             }
             '}' if chars.peek() == Some(&'}') => {
                 chars.next();
                 format.push_str("}}");
+                text.push('}');
             }
             '}' => return Err("unmatched `}` in key template (write `}}` for a literal brace)".to_owned()),
             '{' => {
@@ -58,12 +66,17 @@ pub(crate) fn parse(template: &str) -> Result<Template, String> {
                     format.push_str(spec);
                 }
                 format.push('}');
-                placeholders.push(Placeholder { root, expression: expression.to_owned() });
+                placeholders.push(Placeholder { root, expression: expression.to_owned(), has_spec: spec.is_some() });
+                texts.push(std::mem::take(&mut text));
             }
-            c => format.push(c),
+            c => {
+                format.push(c);
+                text.push(c);
+            }
         }
     }
-    Ok(Template { format, placeholders })
+    texts.push(text);
+    Ok(Template { format, placeholders, texts })
 }
 
 /// Checks `a.b.0` shapes and returns the root name.
@@ -93,8 +106,8 @@ fn is_identifier(text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn placeholder(root: &str, expression: &str) -> Placeholder {
-        Placeholder { root: root.to_owned(), expression: expression.to_owned() }
+    fn placeholder(root: &str, expression: &str, has_spec: bool) -> Placeholder {
+        Placeholder { root: root.to_owned(), expression: expression.to_owned(), has_spec }
     }
 
     #[test]
@@ -104,18 +117,20 @@ mod tests {
         assert_eq!(
             template.placeholders,
             vec![
-                placeholder("tenant", "tenant.id"),
-                placeholder("page", "page"),
-                placeholder("id", "id"),
-                placeholder("self", "self.region"),
+                placeholder("tenant", "tenant.id", false),
+                placeholder("page", "page", false),
+                placeholder("id", "id", true),
+                placeholder("self", "self.region", false),
             ]
         );
+        assert_eq!(template.texts, vec!["", ":", "/", "/", ""]);
     }
 
     #[test]
     fn keeps_escaped_braces() {
         let template = parse("{{literal}}:{id}").unwrap();
         assert_eq!(template.format, "{{literal}}:{}");
+        assert_eq!(template.texts, vec!["{literal}:", ""]);
         assert_eq!(template.placeholders.len(), 1);
     }
 

@@ -85,6 +85,38 @@ pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<String
     Some(format!("{function}:{json}"))
 }
 
+/// A value placed in a template key. Method resolution picks [`KeyStr`] for string-like values
+/// (copied as they are) and [`KeyDisplay`] for the rest (written with `Display`), so
+/// `(&KeyPart(&value)).push_key(&mut key)` adds exactly what `format!("{}", value)` would.
+#[derive(Debug)]
+pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
+
+/// Adds a string-like key part as it is.
+pub trait KeyStr {
+    /// Appends the part to `key`.
+    fn push_key(&self, key: &mut String);
+}
+
+impl<T: AsRef<str> + ?Sized> KeyStr for KeyPart<'_, T> {
+    fn push_key(&self, key: &mut String) {
+        key.push_str(self.0.as_ref());
+    }
+}
+
+/// Adds any other key part with its `Display`.
+pub trait KeyDisplay {
+    /// Appends the part to `key`.
+    fn push_key(&self, key: &mut String);
+}
+
+impl<T: std::fmt::Display + ?Sized> KeyDisplay for &KeyPart<'_, T> {
+    fn push_key(&self, key: &mut String) {
+        use std::fmt::Write;
+        // Writing into a String cannot fail.
+        let _ = write!(key, "{}", self.0);
+    }
+}
+
 /// Why a computed value is not cached (an `Err` or a `None` result).
 #[derive(Debug)]
 enum NotCached<E> {
@@ -260,6 +292,20 @@ mod tests {
         let tower = Arc::new(CacheTower::from_json(r#"[{"adapter": "memory"}]"#).unwrap());
         registry::register(name, Arc::clone(&tower));
         tower
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the form #[cached_tower] expands to
+    fn key_parts_write_what_format_would() {
+        #[allow(unused_imports)]
+        use super::{KeyDisplay as _, KeyStr as _};
+        let mut key = String::new();
+        let owned = String::from("eu");
+        (&KeyPart(&"a:")).push_key(&mut key);
+        (&KeyPart(&owned)).push_key(&mut key);
+        (&KeyPart(&42u64)).push_key(&mut key);
+        (&KeyPart(&-1.5f64)).push_key(&mut key);
+        assert_eq!(key, format!("{}{}{}{}", "a:", owned, 42u64, -1.5f64));
     }
 
     #[test]
