@@ -64,9 +64,9 @@ struct Typed<T> {
     json: OnceLock<Box<[u8]>>,
 }
 
-/// A value that arrived as bytes from a shared layer.
+/// A value that arrived as bytes from a shared layer (kept as received: no copy to shrink it).
 struct Encoded {
-    json: Box<[u8]>,
+    json: Vec<u8>,
 }
 
 impl<T: Cacheable> Erased for Typed<T> {
@@ -101,7 +101,7 @@ impl StoredValue {
     }
 
     /// Wraps JSON bytes read from a shared layer. They are decoded when a caller asks for a type.
-    pub fn from_json(json: impl Into<Box<[u8]>>) -> Self {
+    pub fn from_json(json: impl Into<Vec<u8>>) -> Self {
         Self { inner: Arc::new(Encoded { json: json.into() }) }
     }
 

@@ -233,7 +233,7 @@ pub(super) struct Mget<'k, T> {
 
 impl<'k, T: Cacheable> Mget<'k, T> {
     pub(super) fn new<K: AsRef<str>>(keys: &'k [K]) -> Self {
-        let mut seen = HashSet::with_capacity(keys.len());
+        let mut seen = HashSet::with_capacity_and_hasher(keys.len(), foldhash::fast::RandomState::default());
         let pending: Vec<&str> = keys.iter().map(AsRef::as_ref).filter(|key| seen.insert(*key)).collect();
         Self { values: HashMap::with_capacity(pending.len()), pending, found: Vec::new() }
     }
