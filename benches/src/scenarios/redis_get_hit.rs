@@ -4,9 +4,7 @@
 
 use std::hint::black_box;
 
-use cache_tower::CacheTower;
-
-use super::redis_support::{self, COUNTED_OPS, Counter, Failures, RAW, Raw};
+use super::redis_support::{self, COUNTED_OPS, Clients, Counter, RAW};
 use super::{BoxResult, Scenario, measure_micros_per_op, versus};
 use crate::data::{Dataset, User};
 use crate::harness::{Contender, Settings};
@@ -15,23 +13,6 @@ use crate::services::Services;
 
 /// See the module docs.
 pub(super) const SCENARIO: Scenario = Scenario { id: "redis/get-hit", run };
-
-/// The clients of one side of the comparison each.
-struct Clients {
-    tower: CacheTower,
-    raw: Raw,
-    failures: Failures,
-}
-
-impl Clients {
-    fn new(url: &str) -> BoxResult<Self> {
-        Ok(Self {
-            tower: redis_support::redis_only(url, None)?,
-            raw: redis_support::raw(url)?,
-            failures: Failures::default(),
-        })
-    }
-}
 
 fn contenders<'a>(clients: &'a Clients, data: &'a Dataset) -> Vec<Contender<'a>> {
     let keys = &data.keys;
@@ -57,7 +38,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     redis_support::fill(&redis.url, data)?;
     let mut notes = Vec::new();
 
-    let clients = Clients::new(&redis.url)?;
+    let clients = Clients::redis_only(&redis.url, None)?;
     let timed = contenders(&clients, data);
     let measured =
         measure_micros_per_op(&timed, redis_support::indices(data, redis_support::ops(settings, 1)), settings);
@@ -65,7 +46,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     clients.failures.report(RAW, &mut notes);
 
     let mut counter = Counter::new(redis, true)?;
-    let counted = Clients::new(counter.url())?;
+    let counted = Clients::redis_only(counter.url(), None)?;
     let trips =
         counter.count_all(SCENARIO.id, &contenders(&counted, data), redis_support::indices(data, COUNTED_OPS))?;
 

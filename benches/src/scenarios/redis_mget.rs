@@ -4,9 +4,7 @@
 
 use std::hint::black_box;
 
-use cache_tower::CacheTower;
-
-use super::redis_support::{self, COUNTED_OPS, Counter, Failures, RAW, Raw};
+use super::redis_support::{self, COUNTED_OPS, Clients, Counter, RAW};
 use super::{BoxResult, Scenario, measure_micros_per_op, versus};
 use crate::data::{Dataset, User};
 use crate::harness::{Contender, Settings};
@@ -18,22 +16,6 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "redis/mget-100", run };
 
 /// Keys per `mget`.
 const BATCH: usize = 100;
-
-struct Clients {
-    tower: CacheTower,
-    raw: Raw,
-    failures: Failures,
-}
-
-impl Clients {
-    fn new(url: &str) -> BoxResult<Self> {
-        Ok(Self {
-            tower: redis_support::redis_only(url, None)?,
-            raw: redis_support::raw(url)?,
-            failures: Failures::default(),
-        })
-    }
-}
 
 /// Operation `i` reads batch `i % batches.len()`: 100 distinct keys.
 fn contenders<'a>(clients: &'a Clients, batches: &'a [Vec<&'a str>]) -> Vec<Contender<'a>> {
@@ -71,7 +53,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         .collect();
     let mut notes = Vec::new();
 
-    let clients = Clients::new(&redis.url)?;
+    let clients = Clients::redis_only(&redis.url, None)?;
     let timed = contenders(&clients, &batches);
     let indices = redis_support::indices(data, redis_support::ops(settings, 10));
     let measured = measure_micros_per_op(&timed, indices, settings);
@@ -79,7 +61,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     clients.failures.report(RAW, &mut notes);
 
     let mut counter = Counter::new(redis, true)?;
-    let counted = Clients::new(counter.url())?;
+    let counted = Clients::redis_only(counter.url(), None)?;
     let trips =
         counter.count_all(SCENARIO.id, &contenders(&counted, &batches), redis_support::indices(data, COUNTED_OPS))?;
 

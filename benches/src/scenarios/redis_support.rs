@@ -38,6 +38,21 @@ pub(super) const WRITE_TTL: Duration = Duration::from_secs(300);
 /// costs tens of nanoseconds on operations of tens of microseconds.
 pub(super) type Raw = Mutex<redis::Connection>;
 
+/// The two sides of a Redis scenario: a tower, and a raw redis-rs connection with a count of
+/// its failures.
+pub(super) struct Clients {
+    pub(super) tower: CacheTower,
+    pub(super) raw: Raw,
+    pub(super) failures: Failures,
+}
+
+impl Clients {
+    /// A Redis-only tower (with layer TTL `ttl`) against a raw connection, both to `url`.
+    pub(super) fn redis_only(url: &str, ttl: Option<Duration>) -> BoxResult<Self> {
+        Ok(Self { tower: redis_only(url, ttl)?, raw: raw(url)?, failures: Failures::default() })
+    }
+}
+
 /// A raw connection to `url`.
 pub(super) fn raw(url: &str) -> BoxResult<Raw> {
     Ok(Mutex::new(redis::Client::open(url)?.get_connection()?))
