@@ -132,6 +132,8 @@ impl Shard {
             return None;
         }
         self.links.move_to_back(link);
+        // A second probe of the same (now cached) buckets: returning the first borrow after the
+        // expired branch's `remove` is beyond the borrow checker.
         self.items.find(hash, |item| item.link == link)
     }
 
