@@ -36,13 +36,13 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
     let memoize = memoize_function(signature.kind, signature.is_async);
     let body = &function.block;
     let call = if signature.is_async {
-        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key, move || async move #body).await }
+        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref(), move || async move #body).await }
     } else {
         let output = match &function.sig.output {
             ReturnType::Default => quote! { () },
             ReturnType::Type(_, ty) => quote! { #ty },
         };
-        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key, move || -> #output #body) }
+        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref(), move || -> #output #body) }
     };
 
     let attrs = &function.attrs;
@@ -54,7 +54,7 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
             #assertion
             #site
             #[allow(clippy::needless_borrow)]
-            let __cache_tower_key: ::core::option::Option<::std::string::String> = #key;
+            let __cache_tower_key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key;
             #call
         }
     };
@@ -80,9 +80,9 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
          # Errors\nThe error of the topmost layer that failed to delete; `Ok` when no tower is registered."
     );
     let invalidate_call = if signature.is_async {
-        quote! { ::cache_tower::__private::invalidate_async(&__CACHE_TOWER_SITE, __cache_tower_key).await }
+        quote! { ::cache_tower::__private::invalidate_async(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref()).await }
     } else {
-        quote! { ::cache_tower::__private::invalidate(&__CACHE_TOWER_SITE, __cache_tower_key) }
+        quote! { ::cache_tower::__private::invalidate(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref()) }
     };
     let invalidate = quote! {
         #(#kept)*
@@ -91,7 +91,7 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
         #vis #invalidate_sig {
             #site
             #[allow(clippy::needless_borrow)]
-            let __cache_tower_key: ::core::option::Option<::std::string::String> = #key;
+            let __cache_tower_key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key;
             #invalidate_call
         }
     };
@@ -108,7 +108,7 @@ fn memoize_function(kind: ReturnKind, is_async: bool) -> syn::Ident {
     if is_async { format_ident!("{}_async", base) } else { format_ident!("{}", base) }
 }
 
-/// The expression that builds the key, an `Option<String>`: the template, or the default key
+/// The expression that builds the key, an `Option<MemoKey>`: the template, or the default key
 /// (the function's path and its arguments as JSON).
 fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn::Result<TokenStream> {
     let Some(template) = &args.key else {
@@ -158,18 +158,20 @@ fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn:
     }
     if parsed.placeholders.iter().any(|placeholder| placeholder.has_spec) {
         let format = LitStr::new(&parsed.format, template.span());
-        return Ok(quote! { ::core::option::Option::Some(::std::format!(#format, #(#arguments),*)) });
+        return Ok(quote! {
+            ::core::option::Option::Some(::cache_tower::__private::MemoKey::from(::std::format!(#format, #(#arguments),*)))
+        });
     }
     // Without format specs the key is built piece by piece: text is pushed as it is, a
     // string-like value is copied, anything else is written with `Display` (`KeyPart`).
-    // That is the same text `format!` makes, without its machinery on every call.
-    let capacity = parsed.texts.iter().map(String::len).sum::<usize>() + 16 * parsed.placeholders.len();
+    // That is the same text `format!` makes, without its machinery on every call, and on the
+    // stack when short (`MemoKey`).
     let texts: Vec<LitStr> = parsed.texts.iter().map(|text| LitStr::new(text, template.span())).collect();
     let (first, rest) = texts.split_first().expect("a template has at least one piece of text");
     Ok(quote! {{
         #[allow(unused_imports)]
         use ::cache_tower::__private::{KeyDisplay as _, KeyStr as _};
-        let mut __cache_tower_key = ::std::string::String::with_capacity(#capacity);
+        let mut __cache_tower_key = ::cache_tower::__private::MemoKey::new();
         __cache_tower_key.push_str(#first);
         #(
             (&::cache_tower::__private::KeyPart(&(#arguments))).push_key(&mut __cache_tower_key);

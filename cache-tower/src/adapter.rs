@@ -168,6 +168,13 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// The [`MemoryAdapter`](crate::MemoryAdapter) this adapter is, if it is one: the tower then
+    /// reads it without dynamic calls when it is the top layer (the hottest path of all). Other
+    /// adapters keep the default, `None`.
+    fn as_memory(&self) -> Option<&crate::MemoryAdapter> {
+        None
+    }
+
     /// The adapter's non-blocking operations, for the tower's `*_async` calls.
     ///
     /// `None` (the default) means the adapter never waits on I/O, so the async calls run its

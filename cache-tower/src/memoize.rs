@@ -9,12 +9,16 @@
 
 #[cfg(feature = "tokio")]
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
-use crate::registry;
+mod key;
+
+pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
+
+use crate::registry::{self, Place};
 use crate::tower::{CacheTower, Faults};
 use crate::value::Cacheable;
 
@@ -24,12 +28,21 @@ pub struct CallSite {
     tower: &'static str,
     function: &'static str,
     warned: AtomicBool,
+    /// The registry's place for `tower`, found on the first call: later calls skip the lookup
+    /// by name and see a tower registered, replaced or removed at any time all the same.
+    place: OnceLock<Arc<Place>>,
 }
 
 impl CallSite {
     /// A call site of `function` caching in the tower registered as `tower`.
     pub const fn new(tower: &'static str, function: &'static str) -> Self {
-        Self { tower, function, warned: AtomicBool::new(false) }
+        Self { tower, function, warned: AtomicBool::new(false), place: OnceLock::new() }
+    }
+
+    /// The registry's place for this site's tower.
+    #[inline]
+    fn place(&self) -> &Place {
+        self.place.get_or_init(|| registry::place(self.tower))
     }
 
     /// Logs `message` the first time this call site has something to say, and never again.
@@ -41,7 +54,7 @@ impl CallSite {
 
     /// The tower, if registered; warns (once) when it is not.
     fn tower(&self) -> Option<Arc<CacheTower>> {
-        let tower = registry::get(self.tower);
+        let tower = Option::clone(&self.place().tower());
         if tower.is_none() {
             self.warn_no_tower();
         }
@@ -76,47 +89,6 @@ pub fn assert_cacheable<T: Cacheable>() {}
 /// Compile-time check that an argument can be part of a default key (serialized as JSON).
 pub fn assert_key_argument<T: Serialize + ?Sized>(_: &T) {}
 
-/// The default key: the function's path and its arguments as a JSON array, such as
-/// `my_crate::users::get_user:[7,"eu"]`. It is the same in every process and build as long as
-/// the function's path and its arguments' JSON are. `None` when an argument cannot be written as
-/// JSON.
-pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<String> {
-    let json = serde_json::to_string(arguments).ok()?;
-    Some(format!("{function}:{json}"))
-}
-
-/// A value placed in a template key. Method resolution picks [`KeyStr`] for string-like values
-/// (copied as they are) and [`KeyDisplay`] for the rest (written with `Display`), so
-/// `(&KeyPart(&value)).push_key(&mut key)` adds exactly what `format!("{}", value)` would.
-#[derive(Debug)]
-pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
-
-/// Adds a string-like key part as it is.
-pub trait KeyStr {
-    /// Appends the part to `key`.
-    fn push_key(&self, key: &mut String);
-}
-
-impl<T: AsRef<str> + ?Sized> KeyStr for KeyPart<'_, T> {
-    fn push_key(&self, key: &mut String) {
-        key.push_str(self.0.as_ref());
-    }
-}
-
-/// Adds any other key part with its `Display`.
-pub trait KeyDisplay {
-    /// Appends the part to `key`.
-    fn push_key(&self, key: &mut String);
-}
-
-impl<T: std::fmt::Display + ?Sized> KeyDisplay for &KeyPart<'_, T> {
-    fn push_key(&self, key: &mut String) {
-        use std::fmt::Write;
-        // Writing into a String cannot fail.
-        let _ = write!(key, "{}", self.0);
-    }
-}
-
 /// Why a computed value is not cached (an `Err` or a `None` result).
 #[derive(Debug)]
 enum NotCached<E> {
@@ -125,13 +97,15 @@ enum NotCached<E> {
 }
 
 /// Memoizes a function returning a plain `T`.
-pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> T) -> T {
-    match memoize_with(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body())) {
-        Ok(value) => value,
+pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {
+    let mut value = None;
+    match memoize_into(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body()), &mut value) {
+        Ok(()) => {}
         Err(NotCached::Err(never)) => match never {},
         // `body` never says "do not cache"; unreachable in practice, but a value is still owed.
         Err(NotCached::None) => unreachable!("a plain result is always cached"),
     }
+    value.unwrap_or_else(|| unreachable!("`memoize_into` returned Ok without a value"))
 }
 
 /// Memoizes a function returning `Result<T, E>`: only `Ok` values are cached.
@@ -140,55 +114,66 @@ pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<String>, body: impl Fn
 /// The body's error, uncached.
 pub fn memoize_result<T: Cacheable, E>(
     site: &CallSite,
-    key: Option<String>,
+    key: Option<&str>,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    match memoize_with(site, key, || body().map_err(NotCached::Err)) {
-        Ok(value) => Ok(value),
+    let mut value = None;
+    match memoize_into(site, key, || body().map_err(NotCached::Err), &mut value) {
+        Ok(()) => Ok(value.unwrap_or_else(|| unreachable!("`memoize_into` returned Ok without a value"))),
         Err(NotCached::Err(err)) => Err(err),
         Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
     }
 }
 
 /// Memoizes a function returning `Option<T>`: only `Some` values are cached.
-pub fn memoize_option<T: Cacheable>(
-    site: &CallSite,
-    key: Option<String>,
-    body: impl FnOnce() -> Option<T>,
-) -> Option<T> {
-    memoize_with(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None)).ok()
+pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Option<T>) -> Option<T> {
+    let mut value = None;
+    match memoize_into(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None), &mut value) {
+        // `NotCached::None`: the body returned `None`, and `value` is `None` too.
+        Ok(()) | Err(NotCached::None) => value,
+        Err(NotCached::Err(never)) => match never {},
+    }
 }
 
-fn memoize_with<T: Cacheable, E>(
+/// The memoized call: writes the cached value, or else the body's value, into `out`; returns
+/// what the body said instead of a value to cache. `out` is an out-parameter so that a hit, a
+/// clone of a value of maybe hundreds of bytes, is written once rather than moved through every
+/// return on its way to the caller.
+fn memoize_into<T: Cacheable, E>(
     site: &CallSite,
-    key: Option<String>,
+    key: Option<&str>,
     body: impl FnOnce() -> Result<T, NotCached<E>>,
-) -> Result<T, NotCached<E>> {
+    out: &mut Option<T>,
+) -> Result<(), NotCached<E>> {
     let Some(key) = key else {
         site.warn_no_key();
-        return body();
+        *out = Some(body()?);
+        return Ok(());
     };
-    // The hit path reads the registry without cloning the tower's Arc, so threads never write
-    // to a shared reference count.
+    // The hit path loads the tower without cloning its Arc, so threads never write to a shared
+    // reference count.
     let mut faults = Faults::default();
     let tower = {
-        let towers = registry::snapshot();
-        let Some(tower) = towers.get(site.tower) else {
-            drop(towers);
+        let guard = site.place().tower();
+        let Some(tower) = guard.as_ref() else {
+            drop(guard);
             site.warn_no_tower();
-            return body();
+            *out = Some(body()?);
+            return Ok(());
         };
-        if let Some(value) = tower.read_through::<T>(&key, &mut faults) {
-            return Ok(value);
+        tower.read_through::<T>(key, &mut faults, out);
+        if out.is_some() {
+            return Ok(());
         }
         Arc::clone(tower)
     };
-    tower.compute_and_set(&key, body, faults)
+    *out = Some(tower.compute_and_set(key, body, faults)?);
+    Ok(())
 }
 
 /// The async twin of [`memoize`].
 #[cfg(feature = "tokio")]
-pub async fn memoize_async<T, Fut>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> Fut) -> T
+pub async fn memoize_async<T, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> T
 where
     T: Cacheable,
     Fut: Future<Output = T>,
@@ -208,7 +193,7 @@ where
 #[cfg(feature = "tokio")]
 pub async fn memoize_result_async<T, E, Fut>(
     site: &CallSite,
-    key: Option<String>,
+    key: Option<&str>,
     body: impl FnOnce() -> Fut,
 ) -> Result<T, E>
 where
@@ -224,7 +209,7 @@ where
 
 /// The async twin of [`memoize_option`].
 #[cfg(feature = "tokio")]
-pub async fn memoize_option_async<T, Fut>(site: &CallSite, key: Option<String>, body: impl FnOnce() -> Fut) -> Option<T>
+pub async fn memoize_option_async<T, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> Option<T>
 where
     T: Cacheable,
     Fut: Future<Output = Option<T>>,
@@ -236,7 +221,7 @@ where
 #[cfg(feature = "tokio")]
 async fn memoize_with_async<T, E, Fut>(
     site: &CallSite,
-    key: Option<String>,
+    key: Option<&str>,
     body: impl FnOnce() -> Fut,
 ) -> Result<T, NotCached<E>>
 where
@@ -249,10 +234,10 @@ where
     };
     let Some(tower) = site.tower() else { return body().await };
     let mut faults = Faults::default();
-    if let Some(value) = tower.read_through_async::<T>(&key, &mut faults).await {
+    if let Some(value) = tower.read_through_async::<T>(key, &mut faults).await {
         return Ok(value);
     }
-    tower.compute_and_set_async(&key, body, faults).await
+    tower.compute_and_set_async(key, body, faults).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).
@@ -260,9 +245,9 @@ where
 /// # Errors
 /// The error of the topmost layer that failed to delete (see
 /// [`CacheTower::delete`](crate::CacheTower::delete)); `Ok` when no tower is registered.
-pub fn invalidate(site: &CallSite, key: Option<String>) -> crate::Result<()> {
+pub fn invalidate(site: &CallSite, key: Option<&str>) -> crate::Result<()> {
     match (key, site.tower()) {
-        (Some(key), Some(tower)) => tower.delete(&key),
+        (Some(key), Some(tower)) => tower.delete(key),
         _ => Ok(()),
     }
 }
@@ -272,9 +257,9 @@ pub fn invalidate(site: &CallSite, key: Option<String>) -> crate::Result<()> {
 /// # Errors
 /// As [`invalidate`].
 #[cfg(feature = "tokio")]
-pub async fn invalidate_async(site: &CallSite, key: Option<String>) -> crate::Result<()> {
+pub async fn invalidate_async(site: &CallSite, key: Option<&str>) -> crate::Result<()> {
     match (key, site.tower()) {
-        (Some(key), Some(tower)) => tower.delete_async(&key).await,
+        (Some(key), Some(tower)) => tower.delete_async(key).await,
         _ => Ok(()),
     }
 }
@@ -295,34 +280,12 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::needless_borrow)] // the form #[cached_tower] expands to
-    fn key_parts_write_what_format_would() {
-        #[allow(unused_imports)]
-        use super::{KeyDisplay as _, KeyStr as _};
-        let mut key = String::new();
-        let owned = String::from("eu");
-        (&KeyPart(&"a:")).push_key(&mut key);
-        (&KeyPart(&owned)).push_key(&mut key);
-        (&KeyPart(&42u64)).push_key(&mut key);
-        (&KeyPart(&-1.5f64)).push_key(&mut key);
-        assert_eq!(key, format!("{}{}{}{}", "a:", owned, 42u64, -1.5f64));
-    }
-
-    #[test]
-    fn default_key_is_path_and_json_arguments() {
-        assert_eq!(default_key("a::f", &(7u32, "eu")).as_deref(), Some(r#"a::f:[7,"eu"]"#));
-        assert_eq!(default_key("a::g", &[(); 0]).as_deref(), Some("a::g:[]"));
-        let unserializable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
-        assert_eq!(default_key("a::h", &(unserializable,)), None);
-    }
-
-    #[test]
     fn memoize_runs_the_body_once_per_key() {
         register_memory("unit_memoize_once");
         let site = site("unit_memoize_once");
         let runs = AtomicUsize::new(0);
         let call = |n: u32| {
-            memoize(&site, Some(format!("k{n}")), || {
+            memoize(&site, Some(&format!("k{n}")), || {
                 runs.fetch_add(1, Ordering::SeqCst);
                 n * 2
             })
@@ -335,14 +298,14 @@ mod tests {
     fn results_and_options_cache_only_success() {
         let tower = register_memory("unit_memoize_kinds");
         let site = site("unit_memoize_kinds");
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Err("no")), Err("no"));
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Err("no")), Err("no"));
         assert!(!tower.exists("r").unwrap());
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Ok(1)), Ok(1));
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r".into()), || Err("cached")), Ok(1));
-        assert_eq!(memoize_option::<u8>(&site, Some("o".into()), || None), None);
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Ok(1)), Ok(1));
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Err("cached")), Ok(1));
+        assert_eq!(memoize_option::<u8>(&site, Some("o"), || None), None);
         assert!(!tower.exists("o").unwrap());
-        assert_eq!(memoize_option(&site, Some("o".into()), || Some(5u8)), Some(5));
-        assert_eq!(memoize_option::<u8>(&site, Some("o".into()), || None), Some(5));
+        assert_eq!(memoize_option(&site, Some("o"), || Some(5u8)), Some(5));
+        assert_eq!(memoize_option::<u8>(&site, Some("o"), || None), Some(5));
     }
 
     #[test]
@@ -350,7 +313,7 @@ mod tests {
         let site = site("unit_memoize_never_registered");
         let runs = AtomicUsize::new(0);
         for _ in 0..3 {
-            memoize(&site, Some("k".into()), || runs.fetch_add(1, Ordering::SeqCst));
+            memoize(&site, Some("k"), || runs.fetch_add(1, Ordering::SeqCst));
         }
         register_memory("unit_memoize_no_key");
         let keyless = CallSite::new("unit_memoize_no_key", "unit::g");
@@ -365,9 +328,9 @@ mod tests {
     fn invalidate_removes_the_entry() {
         let tower = register_memory("unit_memoize_invalidate");
         let site = site("unit_memoize_invalidate");
-        memoize(&site, Some("k".into()), || 1u8);
-        invalidate(&site, Some("k".into())).unwrap();
+        memoize(&site, Some("k"), || 1u8);
+        invalidate(&site, Some("k")).unwrap();
         assert!(!tower.exists("k").unwrap());
-        assert!(invalidate(&CallSite::new("unit_nowhere", "f"), Some("k".into())).is_ok());
+        assert!(invalidate(&CallSite::new("unit_nowhere", "f"), Some("k")).is_ok());
     }
 }

@@ -1,8 +1,10 @@
 //! Named towers, registered at start-up and found by name — what `#[cached_tower(config = "…")]`
 //! names.
 //!
-//! The registry is process-wide. Lookups are cheap and never block one another: the map is
-//! swapped as a whole on every change (copy on write) and read without locks.
+//! The registry is process-wide. Lookups are cheap and never block one another: each name has a
+//! place holding its tower, swapped atomically; the map of places is copied on write and read
+//! without locks, and a memoized function keeps its place after the first call, so its calls do
+//! not look the name up at all.
 //!
 //! ```
 //! use cache_tower::{registry, CacheTower};
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -34,29 +36,62 @@ use crate::tower::CacheTower;
 /// The name `#[cached_tower]` uses when it is given no `config`.
 pub const DEFAULT_TOWER: &str = "default";
 
-/// Looked up on every memoized call, so hashed with foldhash rather than SipHash.
-type Towers = HashMap<String, Arc<CacheTower>, foldhash::fast::RandomState>;
+/// One name's place in the registry: the tower registered under that name, if any.
+///
+/// Places are never taken out of the registry (removing a tower empties its place), so a
+/// memoized function keeps its place after the first call and later calls skip the name lookup:
+/// they only load the place's tower. The cost is one small place per distinct name ever used.
+#[derive(Debug, Default)]
+pub(crate) struct Place {
+    tower: ArcSwapOption<CacheTower>,
+}
+
+impl Place {
+    /// The tower in this place, without touching its reference count.
+    #[inline]
+    pub(crate) fn tower(&self) -> arc_swap::Guard<Option<Arc<CacheTower>>> {
+        self.tower.load()
+    }
+}
+
+/// Looked up by name, so hashed with foldhash rather than SipHash.
+type Places = HashMap<String, Arc<Place>, foldhash::fast::RandomState>;
 
 struct Registry {
-    towers: ArcSwap<Towers>,
+    places: ArcSwap<Places>,
     /// Serializes writers, so no change is lost; readers never take it.
     writer: Mutex<()>,
 }
 
 static REGISTRY: LazyLock<Registry> =
-    LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(Towers::default()), writer: Mutex::new(()) });
+    LazyLock::new(|| Registry { places: ArcSwap::from_pointee(Places::default()), writer: Mutex::new(()) });
 
-fn change<R>(edit: impl FnOnce(&mut Towers) -> R) -> R {
+/// The place of `name`, made (empty) if the name was never used.
+pub(crate) fn place(name: &str) -> Arc<Place> {
+    if let Some(place) = REGISTRY.places.load().get(name) {
+        return Arc::clone(place);
+    }
     let _writer = REGISTRY.writer.lock();
-    let mut towers = Towers::clone(&REGISTRY.towers.load());
-    let outcome = edit(&mut towers);
-    REGISTRY.towers.store(Arc::new(towers));
-    outcome
+    place_locked(name)
 }
 
-/// The current map, for lookups on the hot path without touching any shared reference count.
-pub(crate) fn snapshot() -> Guard<Arc<Towers>> {
-    REGISTRY.towers.load()
+/// [`place`] for a caller that holds the writer lock.
+fn place_locked(name: &str) -> Arc<Place> {
+    let places = REGISTRY.places.load();
+    if let Some(place) = places.get(name) {
+        return Arc::clone(place);
+    }
+    let mut grown = Places::clone(&places);
+    let place = Arc::new(Place::default());
+    grown.insert(name.to_owned(), Arc::clone(&place));
+    REGISTRY.places.store(Arc::new(grown));
+    place
+}
+
+/// Puts `tower` (or nothing) in the place of `name`; returns what was there.
+fn put(name: &str, tower: Option<Arc<CacheTower>>) -> Option<Arc<CacheTower>> {
+    let _writer = REGISTRY.writer.lock();
+    place_locked(name).tower.swap(tower)
 }
 
 /// Registers `tower` under `name`, replacing (and returning) any tower of that name.
@@ -68,8 +103,7 @@ pub(crate) fn snapshot() -> Guard<Arc<Towers>> {
 /// assert!(registry::register("doc_register", CacheTower::new()).is_some(), "replaced");
 /// ```
 pub fn register(name: impl Into<String>, tower: impl Into<Arc<CacheTower>>) -> Option<Arc<CacheTower>> {
-    let (name, tower) = (name.into(), tower.into());
-    change(|towers| towers.insert(name, tower))
+    put(&name.into(), Some(tower.into()))
 }
 
 /// The tower registered under `name`.
@@ -82,7 +116,7 @@ pub fn register(name: impl Into<String>, tower: impl Into<Arc<CacheTower>>) -> O
 /// assert!(registry::get("doc_never_registered").is_none());
 /// ```
 pub fn get(name: &str) -> Option<Arc<CacheTower>> {
-    snapshot().get(name).cloned()
+    REGISTRY.places.load().get(name).and_then(|place| place.tower.load_full())
 }
 
 /// Removes the tower registered under `name`, returning it.
@@ -95,12 +129,15 @@ pub fn get(name: &str) -> Option<Arc<CacheTower>> {
 /// assert!(registry::get("doc_remove").is_none());
 /// ```
 pub fn remove(name: &str) -> Option<Arc<CacheTower>> {
-    change(|towers| towers.remove(name))
+    let _writer = REGISTRY.writer.lock();
+    REGISTRY.places.load().get(name).and_then(|place| place.tower.swap(None))
 }
 
 /// The names of the registered towers, sorted.
 pub fn names() -> Vec<String> {
-    let mut names: Vec<String> = snapshot().keys().cloned().collect();
+    let places = REGISTRY.places.load();
+    let mut names: Vec<String> =
+        places.iter().filter(|(_, place)| place.tower.load().is_some()).map(|(name, _)| name.clone()).collect();
     names.sort();
     names
 }
@@ -155,7 +192,10 @@ pub fn register_config(config: &Value) -> Result<Vec<String>> {
     }
     let mut names: Vec<String> = built.iter().map(|(name, _)| name.clone()).collect();
     names.sort();
-    change(|towers| towers.extend(built));
+    let _writer = REGISTRY.writer.lock();
+    for (name, tower) in built {
+        place_locked(&name).tower.store(Some(tower));
+    }
     Ok(names)
 }
 

@@ -258,16 +258,20 @@ impl CacheTower {
     /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
-        Ok(self.read_through(key, &mut Faults::default()))
+        let mut value = None;
+        self.read_through(key, &mut Faults::default(), &mut value);
+        Ok(value)
     }
 
-    /// The read path of [`get`](Self::get), noting in `faults` the layers that failed.
-    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
+    /// The read path of [`get`](Self::get): writes what it finds into `out` (left `None` on a
+    /// miss), noting in `faults` the layers that failed. An out-parameter rather than a return
+    /// value, so a hit is cloned once into its final place instead of moved through each call.
+    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults, out: &mut Option<T>) {
         let stack = self.stack.load();
-        let top = stack.first()?;
-        match top.read_top::<T>(key) {
-            Ok(Some(value)) => return Some(value),
-            Ok(None) => {}
+        let Some(top) = stack.first() else { return };
+        match top.read_top::<T>(key, out) {
+            Ok(()) if out.is_some() => return,
+            Ok(()) => {}
             Err(_) => faults.note(0),
         }
         let since = self.coherence.log.now();
@@ -283,10 +287,10 @@ impl CacheTower {
                         self.backfill(above, upper, &write, since);
                     }
                 }
-                return Some(value);
+                *out = Some(value);
+                return;
             }
         }
-        None
     }
 
     /// Reads many keys. Every requested key is in the result, `None` for a miss. Each layer is
@@ -525,7 +529,9 @@ impl CacheTower {
         F: FnOnce() -> Result<T, E>,
     {
         let mut faults = Faults::default();
-        if let Some(value) = self.read_through::<T>(key, &mut faults) {
+        let mut found = None;
+        self.read_through::<T>(key, &mut faults, &mut found);
+        if let Some(value) = found {
             return Ok(value);
         }
         self.compute_and_set(key, compute, faults)

@@ -130,10 +130,16 @@ impl StoredValue {
     /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) when the stored value is not a valid `T`
     /// (for example a struct whose shape changed since the value was written).
     pub fn decode<T: Cacheable>(&self) -> Result<T> {
-        if let Some(value) = self.inner.typed().and_then(|any| any.downcast_ref::<T>()) {
+        if let Some(value) = self.typed::<T>() {
             return Ok(value.clone());
         }
         codec::decode(self.inner.json()?)
+    }
+
+    /// The typed `T` this value holds, if it holds one (no clone, no parse).
+    #[inline]
+    pub(crate) fn typed<T: Cacheable>(&self) -> Option<&T> {
+        self.inner.typed().and_then(|any| any.downcast_ref::<T>())
     }
 }
 

@@ -34,11 +34,21 @@ use parking_lot::RwLock;
 use crate::adapter::{AdapterStats, CacheAdapter};
 use crate::clock::{Clock, saturating_nanos};
 use crate::error::Result;
-use crate::value::{Entry, StoredValue, effective_ttl};
+use crate::value::{Cacheable, Entry, StoredValue, effective_ttl};
 
 mod shard;
 
 use self::shard::{Found, NEVER, Shard, hash_key};
+
+/// What [`MemoryAdapter::peek_typed`] found.
+pub(crate) enum Peeked {
+    /// No live entry.
+    Absent,
+    /// A typed value of the requested type, now in the caller's `out`.
+    Typed,
+    /// A value in another form (JSON, or another type), to be decoded by the caller.
+    Other(StoredValue),
+}
 
 /// Expired entries removed at most per operation, so no single call pays for a mass expiry.
 const PURGE_BATCH: usize = 8;
@@ -358,6 +368,26 @@ impl MemoryAdapter {
         }
     }
 
+    /// Reads `key` as a `T` for a tower whose top layer this is: a typed `T` is cloned into
+    /// `out` under the shard's lock; a value of another form is handed back (a shared handle) for
+    /// the caller to decode outside the lock. Generic and inlined, so a hit makes no dynamic call
+    /// and the clone is written once, into its final place.
+    #[inline]
+    pub(crate) fn peek_typed<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Peeked {
+        let found = self.read(key, |item, _| match item.value.typed::<T>() {
+            Some(typed) => {
+                *out = Some(typed.clone());
+                None
+            }
+            None => Some(item.value.clone()),
+        });
+        match found {
+            None => Peeked::Absent,
+            Some(None) => Peeked::Typed,
+            Some(Some(other)) => Peeked::Other(other),
+        }
+    }
+
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
     fn read<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
@@ -419,6 +449,10 @@ impl CacheAdapter for MemoryAdapter {
 
     fn is_process_local(&self) -> bool {
         true
+    }
+
+    fn as_memory(&self) -> Option<&MemoryAdapter> {
+        Some(self)
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {

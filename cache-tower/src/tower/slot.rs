@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::adapter::CacheAdapter;
+use crate::adapter::memory::{MemoryAdapter, Peeked};
 use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
@@ -15,6 +16,8 @@ use crate::value::{Cacheable, Entry, StoredValue};
 #[derive(Clone)]
 pub(super) struct LayerSlot {
     pub(super) adapter: Arc<dyn CacheAdapter>,
+    /// The adapter again when it is a [`MemoryAdapter`], for the top layer's typed fast lane.
+    memory: Option<MemoryAdapter>,
     pub(super) counters: Arc<LayerCounters>,
     breaker: Arc<Breaker>,
     /// A process-local layer above a watched shared layer: writes into it are guarded (see
@@ -24,7 +27,8 @@ pub(super) struct LayerSlot {
 
 impl LayerSlot {
     pub(super) fn new(adapter: Arc<dyn CacheAdapter>) -> Self {
-        Self { adapter, counters: Arc::default(), breaker: Arc::default(), guarded: false }
+        let memory = adapter.as_memory().cloned();
+        Self { adapter, memory, counters: Arc::default(), breaker: Arc::default(), guarded: false }
     }
 
     pub(super) fn snapshot(&self, index: usize) -> LayerStats {
@@ -74,27 +78,45 @@ impl LayerSlot {
         err.at_layer(index)
     }
 
-    /// Reads `key` from this layer as the top of the stack: no TTL needed (nothing is backfilled
-    /// above it), and a typed hit is cloned straight from the layer's storage.
-    /// An `Err` means the layer failed (counted and logged already).
+    /// Reads `key` from this layer as the top of the stack into `out`: no TTL needed (nothing is
+    /// backfilled above it), and a typed hit is cloned straight from the layer's storage into
+    /// `out` (an out-parameter, so a value of a few hundred bytes is written once, not moved
+    /// through every return). An `Err` means the layer failed (counted and logged already).
     #[inline]
-    pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+    pub(super) fn read_top<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Result<()> {
+        if let Some(memory) = &self.memory {
+            // The fast lane: no dynamic call, and no breaker (an in-process layer never fails).
+            match memory.peek_typed::<T>(key, out) {
+                Peeked::Typed => self.counters.hit(),
+                Peeked::Absent => self.counters.misses(1),
+                Peeked::Other(stored) => match stored.decode::<T>() {
+                    Ok(decoded) => {
+                        *out = Some(decoded);
+                        self.counters.hit();
+                    }
+                    Err(err) => self.undecodable(0, &err),
+                },
+            }
+            return Ok(());
+        }
         self.admit(0)?;
-        let mut value = None;
         let mut undecodable = None;
-        let read = self.adapter.peek_value(key, &mut |stored| match stored.decode::<T>() {
-            Ok(decoded) => value = Some(decoded),
-            Err(err) => undecodable = Some(err),
+        let read = self.adapter.peek_value(key, &mut |stored| match stored.typed::<T>() {
+            Some(typed) => *out = Some(typed.clone()),
+            None => match stored.decode::<T>() {
+                Ok(decoded) => *out = Some(decoded),
+                Err(err) => undecodable = Some(err),
+            },
         });
         self.settle(0, "get", read)?;
-        if value.is_some() {
+        if out.is_some() {
             self.counters.hit();
         } else if let Some(err) = undecodable {
             self.undecodable(0, &err);
         } else {
             self.counters.misses(1);
         }
-        Ok(value)
+        Ok(())
     }
 
     /// Counts a read of one key by what it found: a hit, a miss, or a value that did not decode.

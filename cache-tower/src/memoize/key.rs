@@ -1,0 +1,185 @@
+//! The keys of memoized calls: built from a `key` template piece by piece, or the default key
+//! (the function's path and its arguments as JSON).
+
+use std::fmt;
+use std::ops::Deref;
+
+use arrayvec::ArrayString;
+use serde::Serialize;
+
+/// Keys up to this many bytes are built on the stack.
+const INLINE: usize = 80;
+
+/// The key of one memoized call. Short keys (most are) live on the stack, so a cache hit
+/// allocates nothing for its key; longer ones move to the heap as they grow.
+///
+/// ```
+/// use std::fmt::Write;
+/// use cache_tower::__private::MemoKey;
+///
+/// let mut key = MemoKey::new();
+/// key.push_str("user:");
+/// write!(key, "{}", 42).unwrap();
+/// assert_eq!(&*key, "user:42");
+/// ```
+#[derive(Clone)]
+pub struct MemoKey(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline(ArrayString<INLINE>),
+    Heap(String),
+}
+
+impl MemoKey {
+    /// An empty key.
+    pub const fn new() -> Self {
+        Self(Repr::Inline(ArrayString::new_const()))
+    }
+
+    /// Appends `text`. Always inlined: the template's text pieces are literals, whose copies
+    /// then compile to a few moves.
+    #[inline(always)]
+    pub fn push_str(&mut self, text: &str) {
+        match &mut self.0 {
+            Repr::Inline(inline) => {
+                if inline.try_push_str(text).is_err() {
+                    let mut heap = String::with_capacity((inline.len() + text.len()).max(2 * INLINE));
+                    heap.push_str(inline);
+                    heap.push_str(text);
+                    self.0 = Repr::Heap(heap);
+                }
+            }
+            Repr::Heap(heap) => heap.push_str(text),
+        }
+    }
+
+    /// The key as text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline(inline) => inline,
+            Repr::Heap(heap) => heap,
+        }
+    }
+}
+
+impl Default for MemoKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for MemoKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Write for MemoKey {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push_str(text);
+        Ok(())
+    }
+}
+
+impl From<String> for MemoKey {
+    fn from(key: String) -> Self {
+        Self(Repr::Heap(key))
+    }
+}
+
+impl fmt::Debug for MemoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// The default key: the function's path and its arguments as a JSON array, such as
+/// `my_crate::users::get_user:[7,"eu"]`. It is the same in every process and build as long as
+/// the function's path and its arguments' JSON are. `None` when an argument cannot be written as
+/// JSON.
+pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<MemoKey> {
+    let json = serde_json::to_string(arguments).ok()?;
+    Some(MemoKey::from(format!("{function}:{json}")))
+}
+
+/// A value placed in a template key. Method resolution picks [`KeyStr`] for string-like values
+/// (copied as they are) and [`KeyDisplay`] for the rest (written with `Display`), so
+/// `(&KeyPart(&value)).push_key(&mut key)` adds exactly what `format!("{}", value)` would.
+#[derive(Debug)]
+pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
+
+/// Adds a string-like key part as it is.
+pub trait KeyStr {
+    /// Appends the part to `key`.
+    fn push_key(&self, key: &mut MemoKey);
+}
+
+impl<T: AsRef<str> + ?Sized> KeyStr for KeyPart<'_, T> {
+    #[inline]
+    fn push_key(&self, key: &mut MemoKey) {
+        key.push_str(self.0.as_ref());
+    }
+}
+
+/// Adds any other key part with its `Display`.
+pub trait KeyDisplay {
+    /// Appends the part to `key`.
+    fn push_key(&self, key: &mut MemoKey);
+}
+
+impl<T: fmt::Display + ?Sized> KeyDisplay for &KeyPart<'_, T> {
+    fn push_key(&self, key: &mut MemoKey) {
+        use std::fmt::Write;
+        // Writing into a MemoKey cannot fail.
+        let _ = write!(key, "{}", self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the form #[cached_tower] expands to
+    fn key_parts_write_what_format_would() {
+        let mut key = MemoKey::new();
+        let owned = String::from("eu");
+        (&KeyPart(&"a:")).push_key(&mut key);
+        (&KeyPart(&owned)).push_key(&mut key);
+        (&KeyPart(&42u64)).push_key(&mut key);
+        (&KeyPart(&-1.5f64)).push_key(&mut key);
+        assert_eq!(&*key, format!("{}{}{}{}", "a:", owned, 42u64, -1.5f64));
+    }
+
+    #[test]
+    fn a_long_key_moves_to_the_heap_intact() {
+        let mut key = MemoKey::new();
+        let mut expected = String::new();
+        for piece in ["é", "user:", &"x".repeat(INLINE - 3), "ü", &"y".repeat(3 * INLINE)] {
+            key.push_str(piece);
+            expected.push_str(piece);
+            assert_eq!(key.as_str(), expected);
+        }
+        assert!(matches!(key.0, Repr::Heap(_)));
+    }
+
+    #[test]
+    fn a_key_that_fills_the_buffer_exactly_stays_inline() {
+        let mut key = MemoKey::new();
+        key.push_str(&"k".repeat(INLINE));
+        assert!(matches!(key.0, Repr::Inline(_)));
+        assert_eq!(key.len(), INLINE);
+    }
+
+    #[test]
+    fn default_key_is_path_and_json_arguments() {
+        assert_eq!(default_key("a::f", &(7u32, "eu")).as_deref(), Some(r#"a::f:[7,"eu"]"#));
+        assert_eq!(default_key("a::g", &[(); 0]).as_deref(), Some("a::g:[]"));
+        let unserializable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(default_key("a::h", &(unserializable,)).is_none());
+    }
+}
