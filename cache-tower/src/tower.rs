@@ -43,7 +43,10 @@ use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
 use coherence::{Coherence, guarded_write};
 pub(crate) use slot::Faults;
-use slot::{LayerSlot, Mget, Write, backfill_entry, borrow_keys, mset_entries};
+/// A snapshot of a tower's stack, as its reads hold it.
+pub(crate) type Stack = arc_swap::Guard<Arc<Vec<LayerSlot>>>;
+pub(crate) use slot::LayerSlot;
+use slot::{Mget, Write, backfill_entry, borrow_keys, mset_entries};
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
 ///
@@ -258,9 +261,23 @@ impl CacheTower {
     /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+        {
+            // The fast lane: a typed hit in a memory top layer, cloned right into the result.
+            let stack = self.load_stack();
+            let top = stack.first().and_then(|top| top.lookup(key));
+            if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
+                return Ok(Some(value.clone()));
+            }
+        }
         let mut value = None;
         self.read_through(key, &mut Faults::default(), &mut value);
         Ok(value)
+    }
+
+    /// The current stack, for a read's fast lane (`LayerSlot::lookup`).
+    #[inline(always)]
+    pub(crate) fn load_stack(&self) -> Stack {
+        self.stack.load()
     }
 
     /// The read path of [`get`](Self::get): writes what it finds into `out` (left `None` on a
@@ -528,6 +545,14 @@ impl CacheTower {
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
+        {
+            // The fast lane: a typed hit in a memory top layer, cloned right into the result.
+            let stack = self.load_stack();
+            let top = stack.first().and_then(|top| top.lookup(key));
+            if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
+                return Ok(value.clone());
+            }
+        }
         let mut faults = Faults::default();
         let mut found = None;
         self.read_through::<T>(key, &mut faults, &mut found);

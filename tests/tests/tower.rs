@@ -698,3 +698,64 @@ fn layers_can_be_replaced_while_other_threads_read_and_write() {
     });
     assert_eq!(tower.get_layers().len(), 3);
 }
+
+// ===== the read fast lane (a typed hit in a FIFO memory top layer) and its fallbacks =====
+
+#[test]
+fn a_typed_hit_in_the_top_layer_is_counted_once_as_a_hit() {
+    let tower = tower_of(&memory_layers(2));
+    tower.set("k", User::sample(1)).unwrap();
+    assert_eq!(tower.get::<User>("k").unwrap(), Some(User::sample(1)));
+    assert_eq!(tower.try_get_or_set("k", || Err::<User, ()>(())), Ok(User::sample(1)));
+    let stats = tower.stats();
+    assert_eq!((stats[0].hits, stats[0].misses), (2, 0));
+    assert_eq!((stats[1].hits, stats[1].misses), (0, 0), "the layer below is not asked");
+}
+
+#[test]
+fn a_value_of_another_type_in_the_top_layer_still_decodes_through_json() {
+    let tower = tower_of(&memory_layers(1));
+    tower.set("n", 7u8).unwrap();
+    assert_eq!(tower.get::<u64>("n").unwrap(), Some(7), "u8 stored, u64 read: decoded, not cloned");
+    assert_eq!(tower.get::<String>("n").unwrap(), None, "not a String: a miss");
+    let stats = tower.stats();
+    assert_eq!((stats[0].hits, stats[0].misses, stats[0].decode_failures), (1, 1, 1));
+}
+
+#[test]
+fn a_miss_in_the_top_layer_goes_on_to_the_layers_below() {
+    let layers = memory_layers(2);
+    let tower = tower_of(&layers);
+    put(&layers[1], "k", 5);
+    assert_eq!(tower.get::<i32>("k").unwrap(), Some(5));
+    assert_eq!(peek::<i32>(&layers[0], "k"), Some(5), "backfilled");
+    let stats = tower.stats();
+    assert_eq!((stats[0].misses, stats[1].hits), (1, 1));
+}
+
+#[test]
+fn a_hit_beside_an_expired_entry_reclaims_it() {
+    let clock = ManualClock::new();
+    let memory = MemoryAdapter::builder().ttl(Duration::from_secs(10)).clock(&clock).build();
+    let tower = tower_of(std::slice::from_ref(&memory));
+    tower.set("old", 1).unwrap();
+    clock.advance(Duration::from_secs(5));
+    tower.set("new", 2).unwrap();
+    clock.advance(Duration::from_secs(6)); // "old" expired at 10 s, "new" lives until 15 s
+    assert_eq!(tower.get::<i32>("new").unwrap(), Some(2));
+    assert_eq!(tower.get::<i32>("old").unwrap(), None);
+    assert_eq!(memory.stats().expirations, 1);
+    assert_eq!(memory.keys(), ["new"]);
+}
+
+#[test]
+fn an_lru_top_layer_keeps_its_recency_order_on_hits() {
+    let memory = MemoryAdapter::builder().maxsize(2).lru(true).build();
+    let tower = tower_of(std::slice::from_ref(&memory));
+    tower.set("a", 1).unwrap();
+    tower.set("b", 2).unwrap();
+    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1)); // "a" is now the most recently used
+    tower.set("c", 3).unwrap(); // evicts "b"
+    assert_eq!(tower.get::<i32>("b").unwrap(), None);
+    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
+}

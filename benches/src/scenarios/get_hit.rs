@@ -40,7 +40,7 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let (keys, users) = (&data.keys, &data.users);
     let contenders = [
         Contender::per_op("cache-tower `get`", |i| {
-            black_box(tower.get::<User>(&keys[i]).ok());
+            let _ = black_box(tower.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{MOKA} `get`"), |i| {
             black_box(moka.get(keys[i].as_str()));

@@ -34,10 +34,10 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let keys = &data.keys;
     let contenders = [
         Contender::per_op("cache-tower `get`, FIFO", |i| {
-            black_box(fifo.get::<User>(&keys[i]).ok());
+            let _ = black_box(fifo.get::<User>(&keys[i]));
         }),
         Contender::per_op("cache-tower `get`, LRU", |i| {
-            black_box(lru.get::<User>(&keys[i]).ok());
+            let _ = black_box(lru.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{MOKA} `get`"), |i| {
             black_box(moka.get(keys[i].as_str()));

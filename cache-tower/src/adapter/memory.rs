@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::adapter::{AdapterStats, CacheAdapter};
 use crate::clock::{Clock, saturating_nanos};
@@ -39,6 +39,20 @@ use crate::value::{Cacheable, Entry, StoredValue, effective_ttl};
 mod shard;
 
 use self::shard::{Found, NEVER, Shard, hash_key};
+
+/// A shard locked for a lookup: see [`MemoryAdapter::lock_for_lookup`].
+pub(crate) struct Lookup<'a> {
+    shard: RwLockReadGuard<'a, Shard>,
+    hash: u64,
+}
+
+impl Lookup<'_> {
+    /// The value stored under `key` (the key the shard was locked for), if it is live.
+    #[inline]
+    pub(crate) fn value(&self, key: &str) -> Option<&StoredValue> {
+        self.shard.live(self.hash, key)
+    }
+}
 
 /// What [`MemoryAdapter::peek_typed`] found.
 pub(crate) enum Peeked {
@@ -270,16 +284,19 @@ impl MemoryAdapter {
         self.inner.shards.iter().flat_map(|shard| shard.0.read().keys(now)).collect()
     }
 
+    #[inline]
     fn hash(&self, key: &str) -> u64 {
         hash_key(&self.inner.hasher, key.as_bytes())
     }
 
+    #[inline]
     fn shard_index(&self, hash: u64) -> usize {
         // hashbrown uses the lowest and the highest bits of the hash; take the shard from the
         // middle so the two do not correlate.
         (hash >> 32) as usize & self.inner.shard_mask
     }
 
+    #[inline]
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
         &self.inner.shards[self.shard_index(hash)].0
     }
@@ -370,8 +387,7 @@ impl MemoryAdapter {
 
     /// Reads `key` as a `T` for a tower whose top layer this is: a typed `T` is cloned into
     /// `out` under the shard's lock; a value of another form is handed back (a shared handle) for
-    /// the caller to decode outside the lock. Generic and inlined, so a hit makes no dynamic call
-    /// and the clone is written once, into its final place.
+    /// the caller to decode outside the lock. Generic and inlined, so a hit makes no dynamic call.
     #[inline]
     pub(crate) fn peek_typed<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Peeked {
         let found = self.read(key, |item, _| match item.value.typed::<T>() {
@@ -386,6 +402,25 @@ impl MemoryAdapter {
             Some(None) => Peeked::Typed,
             Some(Some(other)) => Peeked::Other(other),
         }
+    }
+
+    /// Locks the shard of `key` for a plain lookup, when that is all a read of it takes: a FIFO
+    /// adapter whose shard has nothing expired (an LRU hit must reorder, and an expired entry must
+    /// be reclaimed, under the write lock: `None`, and the caller reads the normal way).
+    ///
+    /// The guard lets the tower clone a hit straight into its caller's return value, the one
+    /// copy a hit has to make.
+    #[inline]
+    pub(crate) fn lock_for_lookup(&self, key: &str) -> Option<Lookup<'_>> {
+        if self.inner.lru {
+            return None;
+        }
+        let hash = self.hash(key);
+        let shard = self.shard(hash).read();
+        if shard.has_expiring() && shard.top_expired(&mut Now::new(&self.inner.clock)) {
+            return None;
+        }
+        Some(Lookup { shard, hash })
     }
 
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.

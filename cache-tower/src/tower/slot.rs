@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::adapter::CacheAdapter;
-use crate::adapter::memory::{MemoryAdapter, Peeked};
+use crate::adapter::memory::{Lookup, MemoryAdapter, Peeked};
 use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
@@ -14,7 +14,7 @@ use crate::value::{Cacheable, Entry, StoredValue};
 
 /// A layer of the stack: its adapter, the tower's counters for it and its circuit breaker.
 #[derive(Clone)]
-pub(super) struct LayerSlot {
+pub(crate) struct LayerSlot {
     pub(super) adapter: Arc<dyn CacheAdapter>,
     /// The adapter again when it is a [`MemoryAdapter`], for the top layer's typed fast lane.
     memory: Option<MemoryAdapter>,
@@ -76,6 +76,16 @@ impl LayerSlot {
                 "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
         }
         err.at_layer(index)
+    }
+
+    /// Starts the fast lane of a read from the top layer: this layer's memory adapter, locked for
+    /// a plain lookup of `key` ([`MemoryAdapter::lock_for_lookup`]). `None` when the layer is
+    /// not a memory layer or the lookup needs more (LRU, something expired): the caller then
+    /// reads the normal way, which handles every case.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, key: &str) -> Option<TopLookup<'_>> {
+        let lookup = self.memory.as_ref()?.lock_for_lookup(key)?;
+        Some(TopLookup { lookup, counters: &self.counters })
     }
 
     /// Reads `key` from this layer as the top of the stack into `out`: no TTL needed (nothing is
@@ -152,6 +162,25 @@ impl LayerSlot {
         let decoded = entry.as_ref().map(|entry| entry.value().decode::<T>());
         let value = self.classify(index, decoded)?;
         entry.map(|entry| (value, entry))
+    }
+}
+
+/// The top layer's shard, locked for one key: see [`LayerSlot::lookup`]. The caller clones a hit
+/// right into its own return value (`return Ok(Some(value.clone()))`): the one copy a hit makes.
+/// Drop it (releasing the lock) before reading the normal way.
+pub(crate) struct TopLookup<'a> {
+    lookup: Lookup<'a>,
+    counters: &'a LayerCounters,
+}
+
+impl TopLookup<'_> {
+    /// The typed `T` stored under `key`, counted as a hit; `None` for a miss or a value in
+    /// another form (the normal read path counts and decodes those).
+    #[inline(always)]
+    pub(crate) fn hit<T: Cacheable>(&self, key: &str) -> Option<&T> {
+        let value = self.lookup.value(key)?.typed::<T>()?;
+        self.counters.hit();
+        Some(value)
     }
 }
 

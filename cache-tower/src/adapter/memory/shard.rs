@@ -122,6 +122,13 @@ impl Shard {
         }
     }
 
+    /// The value of `key` if it is present and has not expired — for a caller that has checked
+    /// that nothing in the shard has expired ([`top_expired`](Self::top_expired)), so no clock read.
+    #[inline]
+    pub(super) fn live(&self, hash: u64, key: &str) -> Option<&StoredValue> {
+        self.items.find(hash, |item| item.is(key)).map(|item| &item.value)
+    }
+
     /// Reads `key` as an LRU hit: reclaims it if expired, else makes it the most recently used.
     pub(super) fn read_lru(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&Item> {
         self.purge_expired_lazily(now);
@@ -214,6 +221,7 @@ impl Shard {
     }
 
     /// Whether some item has a TTL (so the clock is worth reading).
+    #[inline]
     pub(super) fn has_expiring(&self) -> bool {
         self.links.has_expiring()
     }
