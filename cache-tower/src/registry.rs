@@ -6,6 +6,10 @@
 //! without locks, and a memoized function keeps its place after the first call, so its calls do
 //! not look the name up at all.
 //!
+//! The registry is meant for the towers of a program's configuration, registered at start-up: it
+//! keeps a small place for every name ever used (removing a tower empties its place), so do not
+//! register towers under names made up per request.
+//!
 //! ```
 //! use cache_tower::{registry, CacheTower};
 //!
