@@ -47,6 +47,14 @@ impl CallSite {
         Some(self.place().tower().as_ref()?.load_stack())
     }
 
+    /// A hit by the fast lane, for the async memoize functions (whose results are moved into
+    /// their futures' output anyway): without cloning the tower's `Arc`, a shared reference count
+    /// that tasks on every worker thread would write.
+    #[cfg(feature = "tokio")]
+    fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
+        self.place().tower().as_ref()?.fast_hit(key)
+    }
+
     /// The registry's place for this site's tower.
     #[inline]
     fn place(&self) -> &Place {
@@ -254,6 +262,9 @@ where
         site.warn_no_key();
         return body().await;
     };
+    if let Some(value) = site.fast_hit::<T>(key) {
+        return Ok(value);
+    }
     let Some(tower) = site.tower() else { return body().await };
     let mut faults = Faults::default();
     if let Some(value) = tower.read_through_async::<T>(key, &mut faults).await {

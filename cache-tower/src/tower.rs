@@ -274,6 +274,15 @@ impl CacheTower {
         Ok(value)
     }
 
+    /// The fast lane as a value, for the async paths (their results are moved into their futures'
+    /// output anyway), before they take a counted reference to the stack.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
+        let stack = self.load_stack();
+        let top = stack.first()?.lookup(key)?;
+        top.hit::<T>(key).cloned()
+    }
+
     /// The current stack, for a read's fast lane (`LayerSlot::lookup`).
     #[inline(always)]
     pub(crate) fn load_stack(&self) -> Stack {

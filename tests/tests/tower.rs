@@ -759,3 +759,26 @@ fn an_lru_top_layer_keeps_its_recency_order_on_hits() {
     assert_eq!(tower.get::<i32>("b").unwrap(), None);
     assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
 }
+
+#[test]
+fn the_async_reads_take_the_same_fast_lane_and_fallbacks() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = ManualClock::new();
+        let top = MemoryAdapter::builder().ttl(Duration::from_secs(10)).clock(&clock).build();
+        let bottom = MemoryAdapter::new();
+        let tower = tower_of(&[top.clone(), bottom.clone()]);
+        tower.set("user", User::sample(3)).unwrap();
+        assert_eq!(tower.get_async::<User>("user").await.unwrap(), Some(User::sample(3)), "typed hit");
+        assert_eq!(tower.get_or_set_async("user", || async { User::sample(4) }).await, User::sample(3));
+        tower.set("n", 7u8).unwrap();
+        assert_eq!(tower.get_async::<u64>("n").await.unwrap(), Some(7), "another type: decoded");
+        put(&bottom, "below", 9);
+        assert_eq!(tower.get_async::<i32>("below").await.unwrap(), Some(9), "a miss goes on below");
+        clock.advance(Duration::from_secs(11)); // everything in the top layer has expired
+        assert_eq!(tower.get_async::<i32>("below").await.unwrap(), Some(9), "still below, backfilled again");
+        assert_eq!(top.keys(), ["below"], "the expired entries were reclaimed");
+        let stats = tower.stats();
+        assert_eq!((stats[0].hits, stats[0].misses), (3, 2));
+    });
+}

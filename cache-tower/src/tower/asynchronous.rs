@@ -35,6 +35,9 @@ impl CacheTower {
 
     /// The read path of [`get_async`](Self::get_async), noting in `faults` the layers that failed.
     pub(crate) async fn read_through_async<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
+        if let Some(value) = self.fast_hit(key) {
+            return Some(value);
+        }
         let stack = self.stack.load_full();
         let top = stack.first()?;
         let found = match top.adapter.as_async() {
