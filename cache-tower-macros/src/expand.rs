@@ -68,7 +68,8 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
     let uncached = quote! {
         #(#kept)*
         #[doc = #uncached_doc]
-        #[allow(dead_code)]
+        // A parameter may serve only the key, which this companion does not build.
+        #[allow(dead_code, unused_variables)]
         #vis #uncached_sig #body
     };
 
@@ -158,9 +159,16 @@ fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn:
     }
     if parsed.placeholders.iter().any(|placeholder| placeholder.has_spec) {
         let format = LitStr::new(&parsed.format, template.span());
-        return Ok(quote! {
-            ::core::option::Option::Some(::cache_tower::__private::MemoKey::from(::std::format!(#format, #(#arguments),*)))
-        });
+        // With format specs, `format_args!` writes the key (into the same stack-built `MemoKey`).
+        return Ok(quote! {{
+            let mut __cache_tower_key = ::cache_tower::__private::MemoKey::new();
+            // Writing into a MemoKey cannot fail.
+            let _ = ::core::fmt::Write::write_fmt(
+                &mut __cache_tower_key,
+                ::core::format_args!(#format, #(#arguments),*),
+            );
+            ::core::option::Option::Some(__cache_tower_key)
+        }});
     }
     // Without format specs the key is built piece by piece: text is pushed as it is, a
     // string-like value is copied, anything else is written with `Display` (`KeyPart`).
@@ -217,7 +225,7 @@ mod tests {
         )
         .unwrap();
         assert!(out.contains("memoize (& __CACHE_TOWER_SITE"), "{out}");
-        assert!(out.contains(r#"format ! ("user:{:08}" , id)"#), "{out}");
+        assert!(out.contains(r#"format_args ! ("user:{:08}" , id)"#), "{out}");
         let pieces = expand(
             quote!(key = "user:{id}"),
             quote!(

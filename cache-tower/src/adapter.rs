@@ -169,9 +169,13 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     }
 
     /// The [`MemoryAdapter`](crate::MemoryAdapter) this adapter is, if it is one: the tower then
-    /// reads it without dynamic calls when it is the top layer (the hottest path of all). Other
-    /// adapters keep the default, `None`.
-    fn as_memory(&self) -> Option<&crate::MemoryAdapter> {
+    /// reads it without dynamic calls when it is the top layer (the hottest path of all).
+    ///
+    /// Sealed: its argument is a type other crates cannot name, so only `MemoryAdapter` answers
+    /// `Some`. (An adapter wrapping a memory adapter must not hand it out here: the tower would
+    /// read the inner adapter directly, bypassing the wrapper.)
+    #[doc(hidden)]
+    fn as_memory(&self, _: sealed::Token) -> Option<&crate::MemoryAdapter> {
         None
     }
 
@@ -185,6 +189,13 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     fn as_async(&self) -> Option<&dyn AsyncCacheAdapter> {
         None
     }
+}
+
+/// The seal of [`CacheAdapter::as_memory`].
+pub(crate) mod sealed {
+    /// Nameable and constructible only inside this crate.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Token(pub(crate) ());
 }
 
 /// A boxed future, as the methods of [`AsyncCacheAdapter`] return.

@@ -19,7 +19,7 @@ mod key;
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
 
 use crate::registry::{self, Place};
-use crate::tower::{CacheTower, Faults, Stack};
+use crate::tower::{CacheTower, Faults, Stack, return_fast_hit};
 use crate::value::Cacheable;
 
 /// One memoized function: the tower it uses and its name, for messages.
@@ -115,11 +115,7 @@ enum NotCached<E> {
 /// Memoizes a function returning a plain `T`.
 pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {
     if let Some(key) = key {
-        let stack = site.stack();
-        let top = stack.as_ref().and_then(|stack| stack.first()?.lookup(key));
-        if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
-            return value.clone();
-        }
+        return_fast_hit!(site.stack(), key, |value: &T| value.clone());
     }
     let mut value = None;
     match memoize_into(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body()), &mut value) {
@@ -141,11 +137,7 @@ pub fn memoize_result<T: Cacheable, E>(
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
     if let Some(key) = key {
-        let stack = site.stack();
-        let top = stack.as_ref().and_then(|stack| stack.first()?.lookup(key));
-        if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
-            return Ok(value.clone());
-        }
+        return_fast_hit!(site.stack(), key, |value: &T| Ok(value.clone()));
     }
     let mut value = None;
     match memoize_into(site, key, || body().map_err(NotCached::Err), &mut value) {
@@ -157,6 +149,9 @@ pub fn memoize_result<T: Cacheable, E>(
 
 /// Memoizes a function returning `Option<T>`: only `Some` values are cached.
 pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Option<T>) -> Option<T> {
+    if let Some(key) = key {
+        return_fast_hit!(site.stack(), key, |value: &T| Some(value.clone()));
+    }
     let mut value = None;
     match memoize_into(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None), &mut value) {
         // `NotCached::None`: the body returned `None`, and `value` is `None` too.
@@ -267,7 +262,8 @@ where
     }
     let Some(tower) = site.tower() else { return body().await };
     let mut faults = Faults::default();
-    if let Some(value) = tower.read_through_async::<T>(key, &mut faults).await {
+    // The fast lane was tried above (without the tower's Arc): read the layers.
+    if let Some(value) = tower.read_layers_async::<T>(key, &mut faults).await {
         return Ok(value);
     }
     tower.compute_and_set_async(key, body, faults).await
@@ -365,5 +361,40 @@ mod tests {
         invalidate(&site, Some("k")).unwrap();
         assert!(!tower.exists("k").unwrap());
         assert!(invalidate(&CallSite::new("unit_nowhere", "f"), Some("k")).is_ok());
+    }
+
+    #[test]
+    fn hits_are_counted_in_the_top_layer() {
+        let tower = register_memory("unit_memoize_stats");
+        let site = site("unit_memoize_stats");
+        assert_eq!(memoize(&site, Some("p"), || 1u8), 1);
+        assert_eq!(memoize(&site, Some("p"), || 2u8), 1);
+        assert_eq!(memoize_result::<u8, ()>(&site, Some("p"), || Ok(3)), Ok(1));
+        assert_eq!(memoize_option(&site, Some("p"), || Some(4u8)), Some(1));
+        let stats = tower.stats();
+        assert_eq!((stats[0].hits, stats[0].misses), (3, 1));
+    }
+
+    #[test]
+    fn a_call_site_follows_its_tower_being_registered_replaced_and_removed() {
+        let site = site("unit_memoize_lifecycle");
+        let runs = AtomicUsize::new(0);
+        let call = || {
+            memoize(&site, Some("k"), || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                7u8
+            })
+        };
+        call(); // no tower yet: runs uncached
+        let first = register_memory("unit_memoize_lifecycle");
+        call();
+        call();
+        assert!(first.exists("k").unwrap());
+        let second = register_memory("unit_memoize_lifecycle");
+        call();
+        assert!(second.exists("k").unwrap(), "the replacement is used");
+        registry::remove("unit_memoize_lifecycle");
+        call();
+        assert_eq!(runs.load(Ordering::SeqCst), 4, "uncached, cold in the first tower, cold in the second, uncached");
     }
 }

@@ -1,10 +1,11 @@
 //! Named towers, registered at start-up and found by name — what `#[cached_tower(config = "…")]`
 //! names.
 //!
-//! The registry is process-wide. Lookups are cheap and never block one another: each name has a
-//! place holding its tower, swapped atomically; the map of places is copied on write and read
-//! without locks, and a memoized function keeps its place after the first call, so its calls do
-//! not look the name up at all.
+//! The registry is process-wide. Lookups are cheap and never block one another: the map of towers
+//! is replaced whole on every change (copy on write) and read without locks, so a lookup sees a
+//! change — all the towers of one [`register_json`] — entirely or not at all. Memoized functions
+//! do not even look their tower's name up on every call: each keeps the name's *place* (a slot
+//! holding its tower, updated by every change) after its first call.
 //!
 //! The registry is meant for the towers of a program's configuration, registered at start-up: it
 //! keeps a small place for every name ever used (removing a tower empties its place), so do not
@@ -40,7 +41,8 @@ use crate::tower::CacheTower;
 /// The name `#[cached_tower]` uses when it is given no `config`.
 pub const DEFAULT_TOWER: &str = "default";
 
-/// One name's place in the registry: the tower registered under that name, if any.
+/// One name's place in the registry, for memoized functions: the tower registered under that
+/// name, if any.
 ///
 /// Places are never taken out of the registry (removing a tower empties its place), so a
 /// memoized function keeps its place after the first call and later calls skip the name lookup:
@@ -59,43 +61,78 @@ impl Place {
 }
 
 /// Looked up by name, so hashed with foldhash rather than SipHash.
+type Towers = HashMap<String, Arc<CacheTower>, foldhash::fast::RandomState>;
 type Places = HashMap<String, Arc<Place>, foldhash::fast::RandomState>;
 
+/// The registry's two views, both changed only under `writer`:
+///
+/// * `towers`, the registered towers by name, replaced whole by every change, so `get` and
+///   `names` see a change (all the towers of a [`register_config`]) entirely or not at all;
+/// * `places`, one [`Place`] per name, brought in step right after, for call sites.
 struct Registry {
+    towers: ArcSwap<Towers>,
     places: ArcSwap<Places>,
     /// Serializes writers, so no change is lost; readers never take it.
     writer: Mutex<()>,
 }
 
-static REGISTRY: LazyLock<Registry> =
-    LazyLock::new(|| Registry { places: ArcSwap::from_pointee(Places::default()), writer: Mutex::new(()) });
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    towers: ArcSwap::from_pointee(Towers::default()),
+    places: ArcSwap::from_pointee(Places::default()),
+    writer: Mutex::new(()),
+});
 
-/// The place of `name`, made (empty) if the name was never used.
+/// The place of `name`, made if the name was never used (holding its tower, if registered).
 pub(crate) fn place(name: &str) -> Arc<Place> {
     if let Some(place) = REGISTRY.places.load().get(name) {
         return Arc::clone(place);
     }
     let _writer = REGISTRY.writer.lock();
-    place_locked(name)
-}
-
-/// [`place`] for a caller that holds the writer lock.
-fn place_locked(name: &str) -> Arc<Place> {
     let places = REGISTRY.places.load();
     if let Some(place) = places.get(name) {
         return Arc::clone(place);
     }
+    let place = Arc::new(Place { tower: ArcSwapOption::new(REGISTRY.towers.load().get(name).cloned()) });
     let mut grown = Places::clone(&places);
-    let place = Arc::new(Place::default());
     grown.insert(name.to_owned(), Arc::clone(&place));
     REGISTRY.places.store(Arc::new(grown));
     place
 }
 
-/// Puts `tower` (or nothing) in the place of `name`; returns what was there.
-fn put(name: &str, tower: Option<Arc<CacheTower>>) -> Option<Arc<CacheTower>> {
+/// Registers (`Some`) or removes (`None`) towers by name, as one change; returns the towers they
+/// replaced, in the same order (dropped by the caller, after the writer lock is released).
+fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<CacheTower>>> {
     let _writer = REGISTRY.writer.lock();
-    place_locked(name).tower.swap(tower)
+    let mut towers = Towers::clone(&REGISTRY.towers.load());
+    let replaced: Vec<_> = changes
+        .iter()
+        .map(|(name, tower)| match tower {
+            Some(tower) => towers.insert(name.clone(), Arc::clone(tower)),
+            None => towers.remove(name),
+        })
+        .collect();
+    REGISTRY.towers.store(Arc::new(towers));
+
+    let places = REGISTRY.places.load();
+    let missing: Vec<&String> = changes
+        .iter()
+        .filter(|(name, tower)| tower.is_some() && !places.contains_key(name))
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        let mut grown = Places::clone(&places);
+        for name in missing {
+            grown.insert(name.clone(), Arc::default());
+        }
+        REGISTRY.places.store(Arc::new(grown));
+    }
+    let places = REGISTRY.places.load();
+    for (name, tower) in changes {
+        if let Some(place) = places.get(&name) {
+            place.tower.store(tower);
+        }
+    }
+    replaced
 }
 
 /// Registers `tower` under `name`, replacing (and returning) any tower of that name.
@@ -107,7 +144,7 @@ fn put(name: &str, tower: Option<Arc<CacheTower>>) -> Option<Arc<CacheTower>> {
 /// assert!(registry::register("doc_register", CacheTower::new()).is_some(), "replaced");
 /// ```
 pub fn register(name: impl Into<String>, tower: impl Into<Arc<CacheTower>>) -> Option<Arc<CacheTower>> {
-    put(&name.into(), Some(tower.into()))
+    publish(vec![(name.into(), Some(tower.into()))]).pop().flatten()
 }
 
 /// The tower registered under `name`.
@@ -120,7 +157,7 @@ pub fn register(name: impl Into<String>, tower: impl Into<Arc<CacheTower>>) -> O
 /// assert!(registry::get("doc_never_registered").is_none());
 /// ```
 pub fn get(name: &str) -> Option<Arc<CacheTower>> {
-    REGISTRY.places.load().get(name).and_then(|place| place.tower.load_full())
+    REGISTRY.towers.load().get(name).cloned()
 }
 
 /// Removes the tower registered under `name`, returning it.
@@ -133,15 +170,12 @@ pub fn get(name: &str) -> Option<Arc<CacheTower>> {
 /// assert!(registry::get("doc_remove").is_none());
 /// ```
 pub fn remove(name: &str) -> Option<Arc<CacheTower>> {
-    let _writer = REGISTRY.writer.lock();
-    REGISTRY.places.load().get(name).and_then(|place| place.tower.swap(None))
+    publish(vec![(name.to_owned(), None)]).pop().flatten()
 }
 
 /// The names of the registered towers, sorted.
 pub fn names() -> Vec<String> {
-    let places = REGISTRY.places.load();
-    let mut names: Vec<String> =
-        places.iter().filter(|(_, place)| place.tower.load().is_some()).map(|(name, _)| name.clone()).collect();
+    let mut names: Vec<String> = REGISTRY.towers.load().keys().cloned().collect();
     names.sort();
     names
 }
@@ -196,10 +230,7 @@ pub fn register_config(config: &Value) -> Result<Vec<String>> {
     }
     let mut names: Vec<String> = built.iter().map(|(name, _)| name.clone()).collect();
     names.sort();
-    let _writer = REGISTRY.writer.lock();
-    for (name, tower) in built {
-        place_locked(&name).tower.store(Some(tower));
-    }
+    publish(built.into_iter().map(|(name, tower)| (name, Some(tower))).collect());
     Ok(names)
 }
 
@@ -226,5 +257,51 @@ mod tests {
     fn register_config_rejects_non_objects() {
         let err = register_config(&serde_json::json!([{"adapter": "memory"}])).unwrap_err();
         assert!(err.to_string().contains("named towers"), "{err}");
+    }
+
+    #[test]
+    fn readers_see_a_register_config_whole_or_not_at_all() {
+        let batch: serde_json::Map<String, Value> =
+            (0..300).map(|i| (format!("unit_batch_{i}"), serde_json::json!([{"adapter": "memory"}]))).collect();
+        let batch = Value::Object(batch);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut partial = 0;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let seen = names().iter().filter(|name| name.starts_with("unit_batch_")).count();
+                    partial += usize::from(seen != 0 && seen != 300);
+                }
+                partial
+            });
+            register_config(&batch).unwrap();
+            done.store(true, std::sync::atomic::Ordering::Release);
+            assert_eq!(reader.join().unwrap(), 0, "a reader saw part of the batch");
+        });
+        assert_eq!(names().iter().filter(|name| name.starts_with("unit_batch_")).count(), 300);
+    }
+
+    #[test]
+    fn a_place_follows_registration_replacement_and_removal() {
+        let place = place("unit_place_lifecycle");
+        assert!(place.tower().is_none(), "a place made before its tower is registered is empty");
+        let first = Arc::new(CacheTower::new());
+        register("unit_place_lifecycle", Arc::clone(&first));
+        assert!(Arc::ptr_eq(place.tower().as_ref().unwrap(), &first));
+        let second = Arc::new(CacheTower::new());
+        let replaced = register("unit_place_lifecycle", Arc::clone(&second)).unwrap();
+        assert!(Arc::ptr_eq(&replaced, &first));
+        assert!(Arc::ptr_eq(place.tower().as_ref().unwrap(), &second));
+        assert!(Arc::ptr_eq(&remove("unit_place_lifecycle").unwrap(), &second));
+        assert!(place.tower().is_none() && get("unit_place_lifecycle").is_none());
+        assert!(!names().contains(&"unit_place_lifecycle".to_owned()));
+        assert!(Arc::ptr_eq(&super::place("unit_place_lifecycle"), &place), "one place per name");
+    }
+
+    #[test]
+    fn a_place_made_after_registration_holds_the_tower() {
+        let tower = Arc::new(CacheTower::new());
+        register("unit_place_late", Arc::clone(&tower));
+        assert!(Arc::ptr_eq(place("unit_place_late").tower().as_ref().unwrap(), &tower));
     }
 }

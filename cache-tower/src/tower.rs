@@ -45,7 +45,7 @@ use coherence::{Coherence, guarded_write};
 pub(crate) use slot::Faults;
 /// A snapshot of a tower's stack, as its reads hold it.
 pub(crate) type Stack = arc_swap::Guard<Arc<Vec<LayerSlot>>>;
-pub(crate) use slot::LayerSlot;
+pub(crate) use slot::{LayerSlot, return_fast_hit};
 use slot::{Mget, Write, backfill_entry, borrow_keys, mset_entries};
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
@@ -261,14 +261,7 @@ impl CacheTower {
     /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
-        {
-            // The fast lane: a typed hit in a memory top layer, cloned right into the result.
-            let stack = self.load_stack();
-            let top = stack.first().and_then(|top| top.lookup(key));
-            if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
-                return Ok(Some(value.clone()));
-            }
-        }
+        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(Some(value.clone())));
         let mut value = None;
         self.read_through(key, &mut Faults::default(), &mut value);
         Ok(value)
@@ -280,7 +273,7 @@ impl CacheTower {
     pub(crate) fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
         let stack = self.load_stack();
         let top = stack.first()?.lookup(key)?;
-        top.hit::<T>(key).cloned()
+        top.hit::<T>().cloned()
     }
 
     /// The current stack, for a read's fast lane (`LayerSlot::lookup`).
@@ -554,14 +547,7 @@ impl CacheTower {
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
-        {
-            // The fast lane: a typed hit in a memory top layer, cloned right into the result.
-            let stack = self.load_stack();
-            let top = stack.first().and_then(|top| top.lookup(key));
-            if let Some(value) = top.as_ref().and_then(|top| top.hit::<T>(key)) {
-                return Ok(value.clone());
-            }
-        }
+        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(value.clone()));
         let mut faults = Faults::default();
         let mut found = None;
         self.read_through::<T>(key, &mut faults, &mut found);

@@ -143,6 +143,28 @@ fn key_braces(id: u32) -> u32 {
     id * 3
 }
 
+#[cached_tower(config = "sync_long_keys", key = "{prefix}:{id:>4}")]
+fn key_long(prefix: &str, id: u32) -> u32 {
+    id + prefix.len() as u32
+}
+
+#[cached_tower(config = "sync_long_keys", key = "{prefix}|{id}")]
+fn key_long_plain(prefix: &str, id: u32) -> u32 {
+    id + 1
+}
+
+#[test]
+fn keys_longer_than_the_stack_buffer_are_kept_whole() {
+    let tower = register_memory("sync_long_keys");
+    // 79 ASCII bytes, then a two-byte character across the 80-byte stack buffer's end.
+    let prefix = format!("{}é", "p".repeat(79));
+    assert_eq!(key_long(&prefix, 7), 7 + 81);
+    assert_eq!(key_long_plain(&prefix, 7), 8);
+    assert_eq!(tower.get::<u32>(&format!("{prefix}:   7")).unwrap(), Some(88));
+    assert_eq!(tower.get::<u32>(&format!("{prefix}|7")).unwrap(), Some(8));
+    assert_eq!(key_long_plain(&prefix, 7), 8, "a hit under the long key");
+}
+
 #[test]
 fn key_templates_produce_exactly_their_keys() {
     let tower = register_memory("sync_keys");

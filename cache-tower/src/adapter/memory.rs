@@ -43,14 +43,15 @@ use self::shard::{Found, NEVER, Shard, hash_key};
 /// A shard locked for a lookup: see [`MemoryAdapter::lock_for_lookup`].
 pub(crate) struct Lookup<'a> {
     shard: RwLockReadGuard<'a, Shard>,
+    key: &'a str,
     hash: u64,
 }
 
 impl Lookup<'_> {
-    /// The value stored under `key` (the key the shard was locked for), if it is live.
+    /// The value stored under the key the shard was locked for, if it is live.
     #[inline]
-    pub(crate) fn value(&self, key: &str) -> Option<&StoredValue> {
-        self.shard.live(self.hash, key)
+    pub(crate) fn value(&self) -> Option<&StoredValue> {
+        self.shard.live(self.hash, self.key)
     }
 }
 
@@ -411,7 +412,7 @@ impl MemoryAdapter {
     /// The guard lets the tower clone a hit straight into its caller's return value, the one
     /// copy a hit has to make.
     #[inline]
-    pub(crate) fn lock_for_lookup(&self, key: &str) -> Option<Lookup<'_>> {
+    pub(crate) fn lock_for_lookup<'a>(&'a self, key: &'a str) -> Option<Lookup<'a>> {
         if self.inner.lru {
             return None;
         }
@@ -420,7 +421,7 @@ impl MemoryAdapter {
         if shard.has_expiring() && shard.top_expired(&mut Now::new(&self.inner.clock)) {
             return None;
         }
-        Some(Lookup { shard, hash })
+        Some(Lookup { shard, key, hash })
     }
 
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
@@ -486,7 +487,7 @@ impl CacheAdapter for MemoryAdapter {
         true
     }
 
-    fn as_memory(&self) -> Option<&MemoryAdapter> {
+    fn as_memory(&self, _: crate::adapter::sealed::Token) -> Option<&MemoryAdapter> {
         Some(self)
     }
 

@@ -38,6 +38,12 @@ impl CacheTower {
         if let Some(value) = self.fast_hit(key) {
             return Some(value);
         }
+        self.read_layers_async(key, faults).await
+    }
+
+    /// [`read_through_async`](Self::read_through_async) after the fast lane: every layer, top
+    /// down, backfilling above a hit.
+    pub(crate) async fn read_layers_async<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
         let stack = self.stack.load_full();
         let top = stack.first()?;
         let found = match top.adapter.as_async() {

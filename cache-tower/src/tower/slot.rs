@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::adapter::CacheAdapter;
 use crate::adapter::memory::{Lookup, MemoryAdapter, Peeked};
+use crate::adapter::sealed::Token;
 use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
@@ -27,7 +28,7 @@ pub(crate) struct LayerSlot {
 
 impl LayerSlot {
     pub(super) fn new(adapter: Arc<dyn CacheAdapter>) -> Self {
-        let memory = adapter.as_memory().cloned();
+        let memory = adapter.as_memory(Token(())).cloned();
         Self { adapter, memory, counters: Arc::default(), breaker: Arc::default(), guarded: false }
     }
 
@@ -83,7 +84,7 @@ impl LayerSlot {
     /// not a memory layer or the lookup needs more (LRU, something expired): the caller then
     /// reads the normal way, which handles every case.
     #[inline(always)]
-    pub(crate) fn lookup(&self, key: &str) -> Option<TopLookup<'_>> {
+    pub(crate) fn lookup<'a>(&'a self, key: &'a str) -> Option<TopLookup<'a>> {
         let lookup = self.memory.as_ref()?.lock_for_lookup(key)?;
         Some(TopLookup { lookup, counters: &self.counters })
     }
@@ -165,8 +166,7 @@ impl LayerSlot {
     }
 }
 
-/// The top layer's shard, locked for one key: see [`LayerSlot::lookup`]. The caller clones a hit
-/// right into its own return value (`return Ok(Some(value.clone()))`): the one copy a hit makes.
+/// The top layer's shard, locked for one key: see [`LayerSlot::lookup`] and [`return_fast_hit!`].
 /// Drop it (releasing the lock) before reading the normal way.
 pub(crate) struct TopLookup<'a> {
     lookup: Lookup<'a>,
@@ -174,15 +174,34 @@ pub(crate) struct TopLookup<'a> {
 }
 
 impl TopLookup<'_> {
-    /// The typed `T` stored under `key`, counted as a hit; `None` for a miss or a value in
+    /// The typed `T` stored under the key, counted as a hit; `None` for a miss or a value in
     /// another form (the normal read path counts and decodes those).
     #[inline(always)]
-    pub(crate) fn hit<T: Cacheable>(&self, key: &str) -> Option<&T> {
-        let value = self.lookup.value(key)?.typed::<T>()?;
+    pub(crate) fn hit<T: Cacheable>(&self) -> Option<&T> {
+        let value = self.lookup.value()?.typed::<T>()?;
         self.counters.hit();
         Some(value)
     }
 }
+
+/// The fast lane of a read (ADR 6). When `$stack` (an `Option<Stack>`) has a memory top layer
+/// holding a typed `$T` under `$key`, counts the hit and returns `$result` — an expression of the
+/// hit `$value: &$T` that clones it — from the enclosing function, the shard's read lock held
+/// until the clone is made. Otherwise it does nothing, the lock released, and the enclosing
+/// function goes on with its normal read path.
+///
+/// A macro, not a function, because the clone must be the enclosing function's own return value:
+/// only then is it written straight into the caller's result instead of moved there.
+macro_rules! return_fast_hit {
+    ($stack:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {{
+        let stack: Option<$crate::tower::Stack> = $stack;
+        let top = stack.as_ref().and_then(|stack| stack.first()?.lookup($key));
+        if let Some($value) = top.as_ref().and_then(|top| top.hit::<$T>()) {
+            return $result;
+        }
+    }};
+}
+pub(crate) use return_fast_hit;
 
 /// The layers that failed during one call, so that the call does not wait on them a second time
 /// (a `get_or_set` whose read timed out skips that layer when it stores the computed value).
