@@ -41,7 +41,7 @@ impl CallSite {
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
     /// fast lane. Each memoize function clones a hit from it right into its return value (the one
-    /// copy a hit makes), then falls back to [`memoize_into`] for everything else.
+    /// copy a hit makes), then falls back to [`memoize_with`] for everything else.
     #[inline(always)]
     fn stack(&self) -> Option<Stack> {
         Some(self.place().tower().as_ref()?.load_stack())
@@ -117,14 +117,12 @@ pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOn
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| value.clone());
     }
-    let mut value = None;
-    match memoize_into(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body()), &mut value) {
-        Ok(()) => {}
+    match memoize_with(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body())) {
+        Ok(value) => value,
         Err(NotCached::Err(never)) => match never {},
         // `body` never says "do not cache"; unreachable in practice, but a value is still owed.
         Err(NotCached::None) => unreachable!("a plain result is always cached"),
     }
-    value.unwrap_or_else(|| unreachable!("`memoize_into` returned Ok without a value"))
 }
 
 /// Memoizes a function returning `Result<T, E>`: only `Ok` values are cached.
@@ -139,9 +137,8 @@ pub fn memoize_result<T: Cacheable, E>(
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| Ok(value.clone()));
     }
-    let mut value = None;
-    match memoize_into(site, key, || body().map_err(NotCached::Err), &mut value) {
-        Ok(()) => Ok(value.unwrap_or_else(|| unreachable!("`memoize_into` returned Ok without a value"))),
+    match memoize_with(site, key, || body().map_err(NotCached::Err)) {
+        Ok(value) => Ok(value),
         Err(NotCached::Err(err)) => Err(err),
         Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
     }
@@ -152,48 +149,38 @@ pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: im
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| Some(value.clone()));
     }
-    let mut value = None;
-    match memoize_into(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None), &mut value) {
-        // `NotCached::None`: the body returned `None`, and `value` is `None` too.
-        Ok(()) | Err(NotCached::None) => value,
-        Err(NotCached::Err(never)) => match never {},
-    }
+    memoize_with(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None)).ok()
 }
 
-/// The memoized call: writes the cached value, or else the body's value, into `out`; returns
-/// what the body said instead of a value to cache. `out` is an out-parameter so that a hit, a
-/// clone of a value of maybe hundreds of bytes, is written once rather than moved through every
-/// return on its way to the caller.
-fn memoize_into<T: Cacheable, E>(
+/// The memoized call after the fast lane: the cached value (read through every layer), or else
+/// the body's value, computed once for all concurrent callers and stored.
+fn memoize_with<T: Cacheable, E>(
     site: &CallSite,
     key: Option<&str>,
     body: impl FnOnce() -> Result<T, NotCached<E>>,
-    out: &mut Option<T>,
-) -> Result<(), NotCached<E>> {
+) -> Result<T, NotCached<E>> {
     let Some(key) = key else {
         site.warn_no_key();
-        *out = Some(body()?);
-        return Ok(());
+        return body();
     };
-    // The hit path loads the tower without cloning its Arc, so threads never write to a shared
-    // reference count.
+    // The read loads the tower without cloning its Arc, so threads never write to a shared
+    // reference count; only a miss, which computes, takes a counted reference.
     let mut faults = Faults::default();
     let tower = {
         let guard = site.place().tower();
         let Some(tower) = guard.as_ref() else {
             drop(guard);
             site.warn_no_tower();
-            *out = Some(body()?);
-            return Ok(());
+            return body();
         };
-        tower.read_through::<T>(key, &mut faults, out);
-        if out.is_some() {
-            return Ok(());
+        let mut found = None;
+        tower.read_through::<T>(key, &mut faults, &mut found);
+        if let Some(value) = found {
+            return Ok(value);
         }
         Arc::clone(tower)
     };
-    *out = Some(tower.compute_and_set(key, body, faults)?);
-    Ok(())
+    tower.compute_and_set(key, body, faults)
 }
 
 /// The async twin of [`memoize`].

@@ -271,9 +271,8 @@ impl CacheTower {
     /// output anyway), before they take a counted reference to the stack.
     #[cfg(feature = "tokio")]
     pub(crate) fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
-        let stack = self.load_stack();
-        let top = stack.first()?.lookup(key)?;
-        top.hit::<T>().cloned()
+        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Some(value.clone()));
+        None
     }
 
     /// The current stack, for a read's fast lane (`LayerSlot::lookup`).
@@ -286,7 +285,7 @@ impl CacheTower {
     /// miss), noting in `faults` the layers that failed. An out-parameter rather than a return
     /// value, so a hit is cloned once into its final place instead of moved through each call.
     pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults, out: &mut Option<T>) {
-        let stack = self.stack.load();
+        let stack = self.load_stack();
         let Some(top) = stack.first() else { return };
         match top.read_top::<T>(key, out) {
             Ok(()) if out.is_some() => return,

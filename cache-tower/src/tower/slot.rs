@@ -96,7 +96,8 @@ impl LayerSlot {
     #[inline]
     pub(super) fn read_top<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Result<()> {
         if let Some(memory) = &self.memory {
-            // The fast lane: no dynamic call, and no breaker (an in-process layer never fails).
+            // A memory layer (an LRU one, or a read the fast lane passed on): its generic read, no
+            // dynamic call, and no breaker (an in-process layer never fails).
             match memory.peek_typed::<T>(key, out) {
                 Peeked::Typed => self.counters.hit(),
                 Peeked::Absent => self.counters.misses(1),
