@@ -7,10 +7,6 @@
 //! do not even look their tower's name up on every call: each keeps the name's *place* (a slot
 //! holding its tower, updated by every change) after its first call.
 //!
-//! The registry is meant for the towers of a program's configuration, registered at start-up: it
-//! keeps a small place for every name ever used (removing a tower empties its place), so do not
-//! register towers under names made up per request.
-//!
 //! ```
 //! use cache_tower::{registry, CacheTower};
 //!
@@ -44,9 +40,10 @@ pub const DEFAULT_TOWER: &str = "default";
 /// One name's place in the registry, for memoized functions: the tower registered under that
 /// name, if any.
 ///
-/// Places are never taken out of the registry (removing a tower empties its place), so a
-/// memoized function keeps its place after the first call and later calls skip the name lookup:
-/// they only load the place's tower. The cost is one small place per distinct name ever used.
+/// A place is made by the first call of a memoized function naming it, and never taken out of the
+/// registry (removing a tower empties its place), so the function keeps its place and later calls
+/// skip the name lookup: they only load the place's tower. Only the names in `#[cached_tower]`
+/// attributes get places, so there are as many as the program has such names.
 #[derive(Debug, Default)]
 pub(crate) struct Place {
     tower: ArcSwapOption<CacheTower>,
@@ -68,7 +65,7 @@ type Places = HashMap<String, Arc<Place>, foldhash::fast::RandomState>;
 ///
 /// * `towers`, the registered towers by name, replaced whole by every change, so `get` and
 ///   `names` see a change (all the towers of a [`register_config`]) entirely or not at all;
-/// * `places`, one [`Place`] per name, brought in step right after, for call sites.
+/// * `places`, one [`Place`] per name a call site uses, brought in step right after.
 struct Registry {
     towers: ArcSwap<Towers>,
     places: ArcSwap<Places>,
@@ -113,19 +110,8 @@ fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<Ca
         .collect();
     REGISTRY.towers.store(Arc::new(towers));
 
-    let places = REGISTRY.places.load();
-    let missing: Vec<&String> = changes
-        .iter()
-        .filter(|(name, tower)| tower.is_some() && !places.contains_key(name))
-        .map(|(name, _)| name)
-        .collect();
-    if !missing.is_empty() {
-        let mut grown = Places::clone(&places);
-        for name in missing {
-            grown.insert(name.clone(), Arc::default());
-        }
-        REGISTRY.places.store(Arc::new(grown));
-    }
+    // Only the names a call site has used have places; a call site's first call makes its place
+    // (under this same lock) from `towers`.
     let places = REGISTRY.places.load();
     for (name, tower) in changes {
         if let Some(place) = places.get(&name) {
