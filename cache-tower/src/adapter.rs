@@ -115,14 +115,6 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
         Ok(self.get(key)?.map(|entry| entry.into_parts().0))
     }
 
-    /// Reads one key and shows its value to `read` while the adapter holds it, without handing
-    /// out a handle; returns whether the key was there. The tower reads its top layer this way,
-    /// so an in-process hit is decoded (a clone of a typed value) straight from storage. The
-    /// default calls [`get_value`](Self::get_value).
-    fn peek_value(&self, key: &str, read: &mut dyn FnMut(&StoredValue)) -> Result<bool> {
-        Ok(self.get_value(key)?.map(|value| read(&value)).is_some())
-    }
-
     /// [`mget`](Self::mget) without the TTLs, as [`get_value`](Self::get_value) is to `get`.
     fn mget_values(&self, keys: &[&str]) -> Result<Vec<Option<StoredValue>>> {
         Ok(self.mget(keys)?.into_iter().map(|entry| entry.map(|e| e.into_parts().0)).collect())

@@ -173,9 +173,7 @@ fn memoize_with<T: Cacheable, E>(
             site.warn_no_tower();
             return body();
         };
-        let mut found = None;
-        tower.read_through::<T>(key, &mut faults, &mut found);
-        if let Some(value) = found {
+        if let Some(value) = tower.read_through::<T>(key, &mut faults) {
             return Ok(value);
         }
         Arc::clone(tower)

@@ -262,9 +262,7 @@ impl CacheTower {
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(Some(value.clone())));
-        let mut value = None;
-        self.read_through(key, &mut Faults::default(), &mut value);
-        Ok(value)
+        Ok(self.read_through(key, &mut Faults::default()))
     }
 
     /// The fast lane as a value, for the async paths (their results are moved into their futures'
@@ -281,15 +279,14 @@ impl CacheTower {
         self.stack.load()
     }
 
-    /// The read path of [`get`](Self::get): writes what it finds into `out` (left `None` on a
-    /// miss), noting in `faults` the layers that failed. An out-parameter rather than a return
-    /// value, so a hit is cloned once into its final place instead of moved through each call.
-    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults, out: &mut Option<T>) {
+    /// The read path of [`get`](Self::get) after the fast lane, noting in `faults` the layers
+    /// that failed.
+    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
         let stack = self.load_stack();
-        let Some(top) = stack.first() else { return };
-        match top.read_top::<T>(key, out) {
-            Ok(()) if out.is_some() => return,
-            Ok(()) => {}
+        let top = stack.first()?;
+        match top.read_top::<T>(key) {
+            Ok(Some(value)) => return Some(value),
+            Ok(None) => {}
             Err(_) => faults.note(0),
         }
         let since = self.coherence.log.now();
@@ -305,10 +302,10 @@ impl CacheTower {
                         self.backfill(above, upper, &write, since);
                     }
                 }
-                *out = Some(value);
-                return;
+                return Some(value);
             }
         }
+        None
     }
 
     /// Reads many keys. Every requested key is in the result, `None` for a miss. Each layer is
@@ -548,9 +545,7 @@ impl CacheTower {
     {
         return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(value.clone()));
         let mut faults = Faults::default();
-        let mut found = None;
-        self.read_through::<T>(key, &mut faults, &mut found);
-        if let Some(value) = found {
+        if let Some(value) = self.read_through::<T>(key, &mut faults) {
             return Ok(value);
         }
         self.compute_and_set(key, compute, faults)

@@ -34,7 +34,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use crate::adapter::{AdapterStats, CacheAdapter};
 use crate::clock::{Clock, saturating_nanos};
 use crate::error::Result;
-use crate::value::{Cacheable, Entry, StoredValue, effective_ttl};
+use crate::value::{Entry, StoredValue, effective_ttl};
 
 mod shard;
 
@@ -51,18 +51,14 @@ impl Lookup<'_> {
     /// The value stored under the key the shard was locked for, if it is live.
     #[inline]
     pub(crate) fn value(&self) -> Option<&StoredValue> {
+        self.item().map(|item| &item.value)
+    }
+
+    /// The item stored under the key the shard was locked for, if it is live.
+    #[inline]
+    fn item(&self) -> Option<&shard::Item> {
         self.shard.live(self.hash, self.key)
     }
-}
-
-/// What [`MemoryAdapter::peek_typed`] found.
-pub(crate) enum Peeked {
-    /// No live entry.
-    Absent,
-    /// A typed value of the requested type, now in the caller's `out`.
-    Typed,
-    /// A value in another form (JSON, or another type), to be decoded by the caller.
-    Other(StoredValue),
 }
 
 /// Expired entries removed at most per operation, so no single call pays for a mass expiry.
@@ -386,39 +382,25 @@ impl MemoryAdapter {
         }
     }
 
-    /// Reads `key` as a `T` for a tower whose top layer this is: a typed `T` is cloned into
-    /// `out` under the shard's lock; a value of another form is handed back (a shared handle) for
-    /// the caller to decode outside the lock. Generic and inlined, so a hit makes no dynamic call.
-    #[inline]
-    pub(crate) fn peek_typed<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Peeked {
-        let found = self.read(key, |item, _| match item.value.typed::<T>() {
-            Some(typed) => {
-                *out = Some(typed.clone());
-                None
-            }
-            None => Some(item.value.clone()),
-        });
-        match found {
-            None => Peeked::Absent,
-            Some(None) => Peeked::Typed,
-            Some(Some(other)) => Peeked::Other(other),
-        }
-    }
-
     /// Locks the shard of `key` for a plain lookup, when that is all a read of it takes: a FIFO
     /// adapter whose shard has nothing expired (an LRU hit must reorder, and an expired entry must
     /// be reclaimed, under the write lock: `None`, and the caller reads the normal way).
     ///
-    /// The guard lets the tower clone a hit straight into its caller's return value, the one
-    /// copy a hit has to make.
+    /// Every FIFO read starts here, and the guard lets the tower clone a hit straight into its
+    /// caller's return value, the one copy a hit has to make.
     #[inline]
     pub(crate) fn lock_for_lookup<'a>(&'a self, key: &'a str) -> Option<Lookup<'a>> {
         if self.inner.lru {
             return None;
         }
-        let hash = self.hash(key);
+        self.lookup_at(key, self.hash(key))
+    }
+
+    /// [`lock_for_lookup`](Self::lock_for_lookup) of a FIFO adapter, the hash known.
+    #[inline]
+    fn lookup_at<'a>(&'a self, key: &'a str, hash: u64) -> Option<Lookup<'a>> {
         let shard = self.shard(hash).read();
-        if shard.has_expiring() && shard.top_expired(&mut Now::new(&self.inner.clock)) {
+        if shard.top_expired(&mut Now::new(&self.inner.clock)) {
             return None;
         }
         Some(Lookup { shard, key, hash })
@@ -427,34 +409,31 @@ impl MemoryAdapter {
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
     fn read<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
-        let index = self.shard_index(hash);
+        let lru = self.inner.lru;
         let mut now = Now::new(&self.inner.clock);
-        if self.inner.lru {
-            // Recency changes on every hit, so LRU reads take the write lock.
-            return self.write_shard(index, |shard| {
+        if !lru {
+            // FIFO reads change nothing: a plain lookup under the read lock, unless something in
+            // the shard has expired.
+            if let Some(lookup) = self.lookup_at(key, hash) {
+                return lookup.item().map(|item| found(item, &mut now));
+            }
+        }
+        // An LRU hit reorders, and expired entries are reclaimed: under the write lock.
+        self.write_shard(self.shard_index(hash), |shard| {
+            if lru {
                 let item = shard.read_lru(hash, key, &mut now)?;
-                Some(found(item, &mut now))
-            });
-        }
-        // FIFO reads change nothing, so they share the read lock.
-        let (value, expired, sweep) = {
-            let shard = self.inner.shards[index].0.read();
-            let (value, expired) = match shard.read(hash, key, &mut now) {
-                Found::Live(item) => (Some(found(item, &mut now)), false),
-                Found::Expired => (None, true),
-                Found::Absent => (None, false),
-            };
-            (value, expired, shard.top_expired(&mut now))
-        };
-        if sweep || expired {
-            // Something expired: reclaim it under the write lock (the key read, when expired,
-            // is gone by the time we return).
-            self.write_shard(index, |shard| {
-                shard.purge_expired_lazily(&mut now);
-                shard.expire_key(hash, key, now.get());
-            });
-        }
-        value
+                return Some(found(item, &mut now));
+            }
+            shard.purge_expired_lazily(&mut now);
+            match shard.read(hash, key, &mut now) {
+                Found::Live(item) => Some(found(item, &mut now)),
+                Found::Expired => {
+                    shard.expire_key(hash, key, now.get());
+                    None
+                }
+                Found::Absent => None,
+            }
+        })
     }
 }
 
@@ -497,10 +476,6 @@ impl CacheAdapter for MemoryAdapter {
 
     fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
         Ok(self.read(key, |item, _| item.value.clone()))
-    }
-
-    fn peek_value(&self, key: &str, read: &mut dyn FnMut(&StoredValue)) -> Result<bool> {
-        Ok(self.read(key, |item, _| read(&item.value)).is_some())
     }
 
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {

@@ -47,10 +47,7 @@ impl CacheTower {
         let stack = self.stack.load_full();
         let top = stack.first()?;
         let found = match top.adapter.as_async() {
-            None => {
-                let mut value = None;
-                top.read_top::<T>(key, &mut value).map(|()| value)
-            }
+            None => top.read_top::<T>(key),
             Some(adapter) => guarded(top, 0, "get", adapter.get_value_async(key))
                 .await
                 .map(|value| top.classify(0, value.map(|v| v.decode::<T>()))),

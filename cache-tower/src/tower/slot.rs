@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::adapter::CacheAdapter;
-use crate::adapter::memory::{Lookup, MemoryAdapter, Peeked};
+use crate::adapter::memory::{Lookup, MemoryAdapter};
 use crate::adapter::sealed::Token;
 use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
 use crate::clock::Clock;
@@ -89,46 +89,13 @@ impl LayerSlot {
         Some(TopLookup { lookup, counters: &self.counters })
     }
 
-    /// Reads `key` from this layer as the top of the stack into `out`: no TTL needed (nothing is
-    /// backfilled above it), and a typed hit is cloned straight from the layer's storage into
-    /// `out` (an out-parameter, so a value of a few hundred bytes is written once, not moved
-    /// through every return). An `Err` means the layer failed (counted and logged already).
-    #[inline]
-    pub(super) fn read_top<T: Cacheable>(&self, key: &str, out: &mut Option<T>) -> Result<()> {
-        if let Some(memory) = &self.memory {
-            // A memory layer (an LRU one, or a read the fast lane passed on): its generic read, no
-            // dynamic call, and no breaker (an in-process layer never fails).
-            match memory.peek_typed::<T>(key, out) {
-                Peeked::Typed => self.counters.hit(),
-                Peeked::Absent => self.counters.misses(1),
-                Peeked::Other(stored) => match stored.decode::<T>() {
-                    Ok(decoded) => {
-                        *out = Some(decoded);
-                        self.counters.hit();
-                    }
-                    Err(err) => self.undecodable(0, &err),
-                },
-            }
-            return Ok(());
-        }
+    /// Reads `key` from this layer as the top of the stack: no TTL needed (nothing is backfilled
+    /// above it). A typed hit in a FIFO memory layer never gets here (the fast lane answers it).
+    /// An `Err` means the layer failed (counted and logged already).
+    pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         self.admit(0)?;
-        let mut undecodable = None;
-        let read = self.adapter.peek_value(key, &mut |stored| match stored.typed::<T>() {
-            Some(typed) => *out = Some(typed.clone()),
-            None => match stored.decode::<T>() {
-                Ok(decoded) => *out = Some(decoded),
-                Err(err) => undecodable = Some(err),
-            },
-        });
-        self.settle(0, "get", read)?;
-        if out.is_some() {
-            self.counters.hit();
-        } else if let Some(err) = undecodable {
-            self.undecodable(0, &err);
-        } else {
-            self.counters.misses(1);
-        }
-        Ok(())
+        let value = self.settle(0, "get", self.adapter.get_value(key))?;
+        Ok(self.classify(0, value.map(|value| value.decode::<T>())))
     }
 
     /// Counts a read of one key by what it found: a hit, a miss, or a value that did not decode.

@@ -122,26 +122,26 @@ impl Shard {
         }
     }
 
-    /// The value of `key` if it is present and has not expired — for a caller that has checked
-    /// that nothing in the shard has expired ([`top_expired`](Self::top_expired)), so no clock read.
+    /// The item of `key` if it is present — live, for a caller that has checked that nothing in
+    /// the shard has expired ([`top_expired`](Self::top_expired)), so no clock read.
     #[inline]
-    pub(super) fn live(&self, hash: u64, key: &str) -> Option<&StoredValue> {
-        self.items.find(hash, |item| item.is(key)).map(|item| &item.value)
+    pub(super) fn live(&self, hash: u64, key: &str) -> Option<&Item> {
+        self.items.find(hash, |item| item.is(key))
     }
 
     /// Reads `key` as an LRU hit: reclaims it if expired, else makes it the most recently used.
     pub(super) fn read_lru(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&Item> {
         self.purge_expired_lazily(now);
-        let (link, expires_at) = self.items.find(hash, |item| item.is(key)).map(|item| (item.link, item.expires_at))?;
-        if expires_at != NEVER && expires_at <= now.get() {
-            self.remove(link);
+        let entry = self.items.find_entry(hash, |item| item.is(key)).ok()?;
+        if entry.get().expired(now.get_if(entry.get().expires_at)) {
+            let (item, _) = entry.remove();
+            self.links.release(item.link);
+            self.len -= 1;
             self.expirations += 1;
             return None;
         }
-        self.links.move_to_back(link);
-        // A second probe of the same (now cached) buckets: returning the first borrow after the
-        // expired branch's `remove` is beyond the borrow checker.
-        self.items.find(hash, |item| item.link == link)
+        self.links.move_to_back(entry.get().link);
+        Some(entry.into_mut())
     }
 
     /// Writes `value` under `key`: replaces the value of a present key, or inserts a new one.
