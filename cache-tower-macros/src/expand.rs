@@ -9,9 +9,6 @@ use crate::args::Args;
 use crate::key;
 use crate::signature::{ReturnKind, Signature};
 
-/// The tower used when no `config` is given (`cache_tower::registry::DEFAULT_TOWER`).
-const DEFAULT_TOWER: &str = "default";
-
 pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = Args::parse(attr)?;
     let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
@@ -22,7 +19,11 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
 
     let name = &function.sig.ident;
     let name_text = name.to_string();
-    let config = args.config.clone().unwrap_or_else(|| LitStr::new(DEFAULT_TOWER, Span::call_site()));
+    // No `config`: the runtime's own default name, so the two can never disagree.
+    let config = match &args.config {
+        Some(name) => quote! { #name },
+        None => quote! { ::cache_tower::registry::DEFAULT_TOWER },
+    };
     let site = quote! {
         static __CACHE_TOWER_SITE: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
             #config,
@@ -254,7 +255,7 @@ mod tests {
         .unwrap();
         assert!(result.contains("memoize_result_async"), "{result}");
         assert!(result.contains("invalidate_async"), "{result}");
-        assert!(result.contains(r#"CallSite :: new ("default""#), "{result}");
+        assert!(result.contains("CallSite :: new (:: cache_tower :: registry :: DEFAULT_TOWER"), "{result}");
         assert!(result.contains("default_key"), "{result}");
         let option = expand(
             quote!(key = "{id}"),

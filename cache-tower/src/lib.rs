@@ -24,7 +24,8 @@
 //! * [`MemoryAdapter`]: the in-process layer (maxsize, FIFO or LRU, TTL). A hit is a clone of
 //!   the stored value; it never parses JSON.
 //! * `RedisAdapter` (feature `redis`): the shared layer; JSON text under `namespace + key`, one
-//!   round trip per operation, bounded timeouts, a circuit breaker in the tower.
+//!   round trip for each `get`, `mget`, `set`, `mset`, `delete` and `exists` (`flush` scans the
+//!   namespace in batches), bounded timeouts, a circuit breaker in the tower.
 //! * [`CacheAdapter`]: the trait to implement for a layer kind of your own.
 //! * Configuration: [`CacheTower::from_json`] takes the list-of-layers format; the
 //!   [`registry`] holds named towers, which `#[cached_tower(config = "name")]` uses.

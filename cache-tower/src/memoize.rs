@@ -7,6 +7,7 @@
 //! becomes the function's error: at worst the body runs. With no tower of that name registered,
 //! the body runs uncached and a warning is logged once per call site.
 
+use std::convert::Infallible;
 #[cfg(feature = "tokio")]
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,23 +106,14 @@ pub fn assert_cacheable<T: Cacheable>() {}
 /// Compile-time check that an argument can be part of a default key (serialized as JSON).
 pub fn assert_key_argument<T: Serialize + ?Sized>(_: &T) {}
 
-/// Why a computed value is not cached (an `Err` or a `None` result).
-#[derive(Debug)]
-enum NotCached<E> {
-    Err(E),
-    None,
-}
-
 /// Memoizes a function returning a plain `T`.
 pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| value.clone());
     }
-    match memoize_with(site, key, || Ok::<T, NotCached<std::convert::Infallible>>(body())) {
+    match memoize_with(site, key, || Ok::<T, Infallible>(body())) {
         Ok(value) => value,
-        Err(NotCached::Err(never)) => match never {},
-        // `body` never says "do not cache"; unreachable in practice, but a value is still owed.
-        Err(NotCached::None) => unreachable!("a plain result is always cached"),
+        Err(never) => match never {},
     }
 }
 
@@ -137,11 +129,7 @@ pub fn memoize_result<T: Cacheable, E>(
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| Ok(value.clone()));
     }
-    match memoize_with(site, key, || body().map_err(NotCached::Err)) {
-        Ok(value) => Ok(value),
-        Err(NotCached::Err(err)) => Err(err),
-        Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
-    }
+    memoize_with(site, key, body)
 }
 
 /// Memoizes a function returning `Option<T>`: only `Some` values are cached.
@@ -149,16 +137,17 @@ pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: im
     if let Some(key) = key {
         return_fast_hit!(site.stack(), key, |value: &T| Some(value.clone()));
     }
-    memoize_with(site, key, || body().ok_or(NotCached::<std::convert::Infallible>::None)).ok()
+    // `None` is not cached: it travels as an error, and comes back as `None`.
+    memoize_with(site, key, || body().ok_or(())).ok()
 }
 
 /// The memoized call after the fast lane: the cached value (read through every layer), or else
-/// the body's value, computed once for all concurrent callers and stored.
+/// the body's value, computed once for all concurrent callers and stored when `Ok`.
 fn memoize_with<T: Cacheable, E>(
     site: &CallSite,
     key: Option<&str>,
-    body: impl FnOnce() -> Result<T, NotCached<E>>,
-) -> Result<T, NotCached<E>> {
+    body: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let Some(key) = key else {
         site.warn_no_key();
         return body();
@@ -188,11 +177,10 @@ where
     T: Cacheable,
     Fut: Future<Output = T>,
 {
-    let body = || async { Ok::<T, NotCached<std::convert::Infallible>>(body().await) };
+    let body = || async { Ok::<T, Infallible>(body().await) };
     match memoize_with_async(site, key, body).await {
         Ok(value) => value,
-        Err(NotCached::Err(never)) => match never {},
-        Err(NotCached::None) => unreachable!("a plain result is always cached"),
+        Err(never) => match never {},
     }
 }
 
@@ -210,11 +198,7 @@ where
     T: Cacheable,
     Fut: Future<Output = Result<T, E>>,
 {
-    match memoize_with_async(site, key, || async { body().await.map_err(NotCached::Err) }).await {
-        Ok(value) => Ok(value),
-        Err(NotCached::Err(err)) => Err(err),
-        Err(NotCached::None) => unreachable!("only `None` results are not cached as None"),
-    }
+    memoize_with_async(site, key, body).await
 }
 
 /// The async twin of [`memoize_option`].
@@ -224,19 +208,15 @@ where
     T: Cacheable,
     Fut: Future<Output = Option<T>>,
 {
-    let body = || async { body().await.ok_or(NotCached::<std::convert::Infallible>::None) };
-    memoize_with_async(site, key, body).await.ok()
+    // `None` is not cached: it travels as an error, and comes back as `None`.
+    memoize_with_async(site, key, || async { body().await.ok_or(()) }).await.ok()
 }
 
 #[cfg(feature = "tokio")]
-async fn memoize_with_async<T, E, Fut>(
-    site: &CallSite,
-    key: Option<&str>,
-    body: impl FnOnce() -> Fut,
-) -> Result<T, NotCached<E>>
+async fn memoize_with_async<T, E, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> Result<T, E>
 where
     T: Cacheable,
-    Fut: Future<Output = Result<T, NotCached<E>>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let Some(key) = key else {
         site.warn_no_key();

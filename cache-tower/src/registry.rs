@@ -44,7 +44,7 @@ pub const DEFAULT_TOWER: &str = "default";
 /// registry (removing a tower empties its place), so the function keeps its place and later calls
 /// skip the name lookup: they only load the place's tower. Only the names in `#[cached_tower]`
 /// attributes get places, so there are as many as the program has such names.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Place {
     tower: ArcSwapOption<CacheTower>,
 }
@@ -59,47 +59,36 @@ impl Place {
 
 /// Looked up by name, so hashed with foldhash rather than SipHash.
 type Towers = HashMap<String, Arc<CacheTower>, foldhash::fast::RandomState>;
-type Places = HashMap<String, Arc<Place>, foldhash::fast::RandomState>;
 
-/// The registry's two views, both changed only under `writer`:
+/// The registry's two views:
 ///
 /// * `towers`, the registered towers by name, replaced whole by every change, so `get` and
 ///   `names` see a change (all the towers of a [`register_config`]) entirely or not at all;
-/// * `places`, one [`Place`] per name a call site uses, brought in step right after.
+/// * the places, one per name a call site uses, kept behind the writers' lock: they are read
+///   only on a call site's first call and by writers, who bring them in step with `towers`.
 struct Registry {
     towers: ArcSwap<Towers>,
-    places: ArcSwap<Places>,
-    /// Serializes writers, so no change is lost; readers never take it.
-    writer: Mutex<()>,
+    /// Serializes writers, so no change is lost; readers of `towers` never take it.
+    writer: Mutex<HashMap<String, Arc<Place>>>,
 }
 
-static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
-    towers: ArcSwap::from_pointee(Towers::default()),
-    places: ArcSwap::from_pointee(Places::default()),
-    writer: Mutex::new(()),
-});
+static REGISTRY: LazyLock<Registry> =
+    LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(Towers::default()), writer: Mutex::default() });
 
-/// The place of `name`, made if the name was never used (holding its tower, if registered).
+/// The place of `name`, made on the first call of a call site naming it (holding its tower, if
+/// registered).
 pub(crate) fn place(name: &str) -> Arc<Place> {
-    if let Some(place) = REGISTRY.places.load().get(name) {
-        return Arc::clone(place);
-    }
-    let _writer = REGISTRY.writer.lock();
-    let places = REGISTRY.places.load();
-    if let Some(place) = places.get(name) {
-        return Arc::clone(place);
-    }
-    let place = Arc::new(Place { tower: ArcSwapOption::new(REGISTRY.towers.load().get(name).cloned()) });
-    let mut grown = Places::clone(&places);
-    grown.insert(name.to_owned(), Arc::clone(&place));
-    REGISTRY.places.store(Arc::new(grown));
-    place
+    let mut places = REGISTRY.writer.lock();
+    let place = places
+        .entry(name.to_owned())
+        .or_insert_with(|| Arc::new(Place { tower: ArcSwapOption::new(REGISTRY.towers.load().get(name).cloned()) }));
+    Arc::clone(place)
 }
 
 /// Registers (`Some`) or removes (`None`) towers by name, as one change; returns the towers they
 /// replaced, in the same order (dropped by the caller, after the writer lock is released).
 fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<CacheTower>>> {
-    let _writer = REGISTRY.writer.lock();
+    let places = REGISTRY.writer.lock();
     let mut towers = Towers::clone(&REGISTRY.towers.load());
     let replaced: Vec<_> = changes
         .iter()
@@ -109,10 +98,6 @@ fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<Ca
         })
         .collect();
     REGISTRY.towers.store(Arc::new(towers));
-
-    // Only the names a call site has used have places; a call site's first call makes its place
-    // (under this same lock) from `towers`.
-    let places = REGISTRY.places.load();
     for (name, tower) in changes {
         if let Some(place) = places.get(&name) {
             place.tower.store(tower);
