@@ -41,7 +41,7 @@ fn main() -> cache_tower::Result<()> {
     tower.delete("user:8")?;
     println!("user:8 exists after delete: {}", tower.exists("user:8")?);
 
-    // The programmatic method: a second, smaller layer below the first.
+    // The programmatic method: a second, larger and longer-lived layer below the first.
     tower.add_layer(MemoryAdapter::builder().maxsize(100_000).ttl(Duration::from_secs(300)).build());
     tower.set("user:9", User { id: 9, name: "Ada".into() })?;
     println!("layers: {}", tower.get_layers().len());

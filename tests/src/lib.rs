@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cache_tower::{CacheAdapter, CacheTower, Entry, MemoryAdapter, StoredValue};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A value shaped like a typical cached record: several strings, a list, integers, a float, a bool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,10 +43,20 @@ impl User {
 /// How many times [`Counted`] has been deserialized, process wide.
 pub static DESERIALIZE_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-/// A value whose `Deserialize` counts its calls in [`DESERIALIZE_CALLS`]: it proves which reads
-/// parse JSON and which are clones.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How many times [`Counted`] has been serialized, process wide.
+pub static SERIALIZE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A value whose `Deserialize` and `Serialize` count their calls in [`DESERIALIZE_CALLS`] and
+/// [`SERIALIZE_CALLS`]: it proves which reads parse or write JSON and which are clones.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Counted(pub String);
+
+impl Serialize for Counted {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SERIALIZE_CALLS.fetch_add(1, Ordering::SeqCst);
+        self.0.serialize(serializer)
+    }
+}
 
 impl<'de> Deserialize<'de> for Counted {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -264,7 +264,11 @@ fn invalid_json_is_a_config_error() {
 
 // ===== never a panic =====
 
-/// Any JSON value: the layer fields, with values of any type.
+/// Any JSON value: the layer fields, with values of any type. `"redis"` is not among the strings:
+/// a valid Redis layer under a memory layer would start an invalidation listener against the
+/// default 127.0.0.1:6379, a Redis this test did not start (the Redis layer's configuration and
+/// its errors are tested in `redis.rs`, against a server it starts, and in the unit tests of
+/// `cache-tower/src/config.rs`, which do not connect).
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -272,7 +276,7 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         (-1e20f64..1e20).prop_map(Value::from),
-        prop::sample::select(vec!["memory", "redis", "", "60", "session:", "true"]).prop_map(Value::from),
+        prop::sample::select(vec!["memory", "", "60", "session:", "true"]).prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         let key = prop::sample::select(vec!["adapter", "namespace", "ttl", "params", "maxsize", "lru", "other"]);

@@ -1,7 +1,8 @@
 //! `#[cached_tower]` on `async fn` (tokio): plain values, `Result` with `?` and early `return`,
 //! `Option`, methods on `&self`, async companions, a tower that is not registered or whose only
-//! layer is dead, single flight across tasks, and cancellation: a caller whose future is dropped
-//! in the middle of the body must not leave the callers waiting on it hanging.
+//! layer is dead, single flight across tasks, and cancellation and panics: a caller whose future is
+//! dropped (or whose body panics) in the middle of the body must not leave the callers waiting on it
+//! hanging.
 //!
 //! Each memoized function counts its body's runs in a static of its own and uses a tower name of
 //! its own (the registry is process-wide; tests run in parallel). Waits that could hang are
@@ -463,6 +464,34 @@ async fn an_aborted_caller_releases_the_callers_waiting_on_it() {
     assert_eq!(runs(&ABORTED_RUNS), 2);
 }
 
+static PANICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached_tower(config = "async_panic", key = "panicky:{id}")]
+async fn panicky(id: u32) -> u32 {
+    if count(&PANICKY_RUNS) == 1 {
+        // Give a second caller time to start waiting on this call, then fail.
+        sleep(Duration::from_millis(1000)).await;
+        panic!("the first run fails");
+    }
+    id * 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_body_does_not_leave_other_callers_waiting() {
+    register_memory("async_panic");
+    let first = tokio::spawn(panicky(21));
+    wait_for_runs(&PANICKY_RUNS, 1).await;
+    let second = tokio::spawn(panicky(21));
+    sleep(Duration::from_millis(150)).await;
+    assert_eq!(runs(&PANICKY_RUNS), 1, "the second caller waits on the first call, it does not run the body");
+
+    let value = timeout(DEADLINE, second).await.expect("the waiting caller hangs").expect("the task panicked");
+    assert_eq!(value, 42, "the waiting caller ran the body itself");
+    assert!(first.await.expect_err("the first run panicked").is_panic());
+    assert_eq!(panicky(21).await, 42);
+    assert_eq!(runs(&PANICKY_RUNS), 2, "the second run's value was cached");
+}
+
 static TIMED_OUT_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached_tower(config = "async_cancel_timeout", key = "timed_out:{id}")]
@@ -481,9 +510,11 @@ async fn a_caller_dropped_by_a_timeout_releases_the_callers_waiting_on_it() {
         abandoned_by_timeout(6).await
     });
 
-    // The future is dropped when the timeout fires, in the middle of the first run.
-    let first = timeout(Duration::from_millis(300), abandoned_by_timeout(6)).await;
+    // The future is dropped when the timeout fires, in the middle of the first run; by then the
+    // second caller has been waiting on it, not running the body.
+    let first = timeout(Duration::from_millis(500), abandoned_by_timeout(6)).await;
     assert!(first.is_err(), "the first call was still running");
+    assert_eq!(runs(&TIMED_OUT_RUNS), 1, "the second caller waits on the first call, it does not run the body");
 
     let value = timeout(DEADLINE, second).await.expect("the waiting caller hangs").expect("the task panicked");
     assert_eq!(value, 24, "the waiting caller ran the body itself");

@@ -572,7 +572,7 @@ static PANICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
 fn panicky(id: u32) -> u32 {
     if count(&PANICKY_RUNS) == 1 {
         // Give a second caller time to start waiting on this call, then fail.
-        thread::sleep(Duration::from_millis(300));
+        thread::sleep(Duration::from_millis(1000));
         panic!("the first run fails");
     }
     id * 2
@@ -585,6 +585,8 @@ fn a_panicking_body_does_not_leave_other_callers_waiting() {
     wait_for_runs(&PANICKY_RUNS, 1);
     let (send, second) = mpsc::channel();
     thread::spawn(move || send.send(panicky(21)).unwrap());
+    thread::sleep(Duration::from_millis(150));
+    assert_eq!(runs(&PANICKY_RUNS), 1, "the second caller waits on the first call, it does not run the body");
 
     let value = match second.recv_timeout(DEADLINE) {
         Ok(value) => value,

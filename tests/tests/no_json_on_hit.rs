@@ -1,14 +1,15 @@
-//! A memory (layer 0) hit is a clone of the stored value, never a JSON parse; a value backfilled
-//! from a layer that only has JSON is parsed once, on the way up.
+//! A memory (layer 0) hit is a clone of the stored value, never a JSON parse or encoding; a value
+//! backfilled from a layer that only has JSON is parsed once, on the way up.
 //!
-//! [`DESERIALIZE_CALLS`] is process wide and tests run on parallel threads, so every test in this
-//! file holds [`SERIAL`] while it counts, and this file is the only one that uses [`Counted`].
+//! [`DESERIALIZE_CALLS`] and [`SERIALIZE_CALLS`] are process wide and tests run on parallel
+//! threads, so every test in this file holds [`SERIAL`] while it counts, and this file is the only
+//! one that uses [`Counted`].
 
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use cache_tower::{CacheAdapter, MemoryAdapter, StoredValue};
-use cache_tower_tests::{Counted, DESERIALIZE_CALLS, memory_layers, peek, put_json, tower_of};
+use cache_tower_tests::{Counted, DESERIALIZE_CALLS, SERIALIZE_CALLS, memory_layers, peek, put_json, tower_of};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -17,6 +18,13 @@ fn parses_during(run: impl FnOnce()) -> usize {
     let before = DESERIALIZE_CALLS.load(Ordering::SeqCst);
     run();
     DESERIALIZE_CALLS.load(Ordering::SeqCst) - before
+}
+
+/// How many times `Counted` is serialized while `run` runs.
+fn encodings_during(run: impl FnOnce()) -> usize {
+    let before = SERIALIZE_CALLS.load(Ordering::SeqCst);
+    run();
+    SERIALIZE_CALLS.load(Ordering::SeqCst) - before
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -29,12 +37,17 @@ fn a_layer_zero_hit_never_parses_json() {
     for lru in [false, true] {
         let tower = tower_of(&[MemoryAdapter::builder().maxsize(16).lru(lru).build(), MemoryAdapter::new()]);
         tower.set("k", Counted("hello".into())).unwrap();
-        let parses = parses_during(|| {
-            for _ in 0..1000 {
-                assert_eq!(tower.get::<Counted>("k").unwrap(), Some(Counted("hello".into())));
-            }
+        let mut parses = 0;
+        let encodings = encodings_during(|| {
+            parses = parses_during(|| {
+                for _ in 0..1000 {
+                    assert_eq!(tower.get::<Counted>("k").unwrap(), Some(Counted("hello".into())));
+                    assert_eq!(tower.get_or_set("k", || Counted("other".into())), Counted("hello".into()));
+                }
+            });
         });
-        assert_eq!(parses, 0, "lru {lru}: 1000 layer 0 hits parsed JSON {parses} times");
+        assert_eq!(parses, 0, "lru {lru}: 2000 layer 0 hits parsed JSON {parses} times");
+        assert_eq!(encodings, 0, "lru {lru}: 2000 layer 0 hits wrote JSON {encodings} times");
     }
 }
 
@@ -43,13 +56,16 @@ fn a_layer_zero_mget_hit_never_parses_json() {
     let _serial = serial();
     let tower = tower_of(&memory_layers(2));
     tower.mset([("a", Counted("1".into())), ("b", Counted("2".into()))]).unwrap();
-    let parses = parses_during(|| {
-        for _ in 0..100 {
-            let values = tower.mget::<Counted, _>(&["a", "b"]).unwrap();
-            assert_eq!(values["b"], Some(Counted("2".into())));
-        }
+    let mut parses = 0;
+    let encodings = encodings_during(|| {
+        parses = parses_during(|| {
+            for _ in 0..100 {
+                let values = tower.mget::<Counted, _>(&["a", "b"]).unwrap();
+                assert_eq!(values["b"], Some(Counted("2".into())));
+            }
+        });
     });
-    assert_eq!(parses, 0);
+    assert_eq!((parses, encodings), (0, 0));
 }
 
 #[test]

@@ -356,7 +356,21 @@ fn mset_writes_every_key_with_its_ttl_in_one_command(api: &impl Calls) {
     for command in ["cmdstat_expire:", "cmdstat_pexpire:", "cmdstat_mset:"] {
         assert!(!stats.contains(command), "mset used {command}\n{stats}");
     }
+    // Atomic: the 100 SETs ran inside one script call (a NOSCRIPT miss before the script was
+    // loaded is a failed call, not a run).
+    let scripts = succeeded_calls(&stats, "evalsha") + succeeded_calls(&stats, "eval");
+    assert_eq!(scripts, 1, "one script ran the whole mset\n{stats}");
+    assert_eq!(succeeded_calls(&stats, "set"), 100, "{stats}");
     assert_no_layer_failed(&tower);
+}
+
+/// The calls of `command` that ran without error, from `INFO commandstats`.
+fn succeeded_calls(stats: &str, command: &str) -> u64 {
+    let Some(line) = stats.lines().find(|line| line.starts_with(&format!("cmdstat_{command}:"))) else { return 0 };
+    let field = |name: &str| -> u64 {
+        line.split([':', ',']).find_map(|part| part.strip_prefix(name)?.strip_prefix('=')?.parse().ok()).unwrap_or(0)
+    };
+    field("calls") - field("failed_calls")
 }
 
 fn delete_and_exists(api: &impl Calls) {

@@ -358,4 +358,12 @@ fn lookups_always_see_a_valid_tower_while_it_is_replaced() {
 
     assert!(lookups.iter().all(|&count| count >= 100));
     assert_eq!(generation_of(&registry::get(NAME).unwrap()), Some(REPLACEMENTS), "the last replacement won");
+    // The other writer's last change to each of its names stands: registered, or removed when
+    // that last round was a multiple of 3.
+    let names = registry::names();
+    for residue in 0..16 {
+        let last = (0..REPLACEMENTS).rev().find(|i| i % 16 == residue).expect("REPLACEMENTS >= 16");
+        let name = format!("reg_concurrent_other_{residue}");
+        assert_eq!(names.contains(&name), last % 3 != 0, "{name}: a change was lost");
+    }
 }

@@ -683,8 +683,12 @@ fn layers_can_be_replaced_while_other_threads_read_and_write() {
                 for i in 0..500 {
                     let key = format!("t{t}-{}", i % 16);
                     tower.set(&key, i).unwrap();
-                    let _ = tower.get::<i32>(&key).unwrap();
-                    let _ = tower.mget::<i32, _>(&[key.as_str(), "x"]).unwrap();
+                    // The layers it was written to, or fresh ones put in since: never another value.
+                    let read = tower.get::<i32>(&key).unwrap();
+                    assert!(read.is_none() || read == Some(i), "{key}: read {read:?} after writing {i}");
+                    let read = tower.mget::<i32, _>(&[key.as_str(), "x"]).unwrap();
+                    assert!(read[key.as_str()].is_none() || read[key.as_str()] == Some(i), "{key}: {read:?}");
+                    assert_eq!(read["x"], None);
                 }
             });
         }
