@@ -161,7 +161,7 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     }
 
     /// The [`MemoryAdapter`](crate::MemoryAdapter) this adapter is, if it is one: the tower then
-    /// reads it without dynamic calls when it is the top layer (the hottest path of all).
+    /// reads it without calls through this trait when it is the top layer (the hottest path of all).
     ///
     /// Sealed: its argument is a type other crates cannot name, so only `MemoryAdapter` answers
     /// `Some`. (An adapter wrapping a memory adapter must not hand it out here: the tower would

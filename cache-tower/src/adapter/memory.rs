@@ -8,10 +8,11 @@
 //! * the items live in the hash table itself, one cache line each, so a FIFO hit reads one line;
 //! * an intrusive doubly linked list keeps the eviction order: insertion order (FIFO) or recency
 //!   (LRU); the head is evicted first;
-//! * an indexed binary min-heap orders the entries that have a TTL by expiry time. Every
-//!   operation that holds the shard's write lock first removes up to [`PURGE_BATCH`] expired
-//!   entries from the top of the heap, and every write also sweeps one other shard (round robin,
-//!   only if its lock is free). So expired entries are reclaimed without being read, with bounded
+//! * an indexed binary min-heap orders the entries that have a TTL by expiry time. A `set`
+//!   (or each key of an `mset`), an LRU read and a read that finds an expired entry at the top of
+//!   its shard's heap first remove up to [`PURGE_BATCH`] expired entries from the top of the heap,
+//!   and every `set`, `mset` and `delete` also sweeps one other shard (round robin, only if its
+//!   lock is free). So expired entries are reclaimed without being read, with bounded
 //!   work per operation and no background thread.
 //!
 //! Values are kept typed ([`StoredValue`]): a hit clones the stored value, it never parses.

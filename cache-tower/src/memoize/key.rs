@@ -102,8 +102,28 @@ impl fmt::Debug for MemoKey {
 /// the function's path and its arguments' JSON are. `None` when an argument cannot be written as
 /// JSON.
 pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<MemoKey> {
-    let json = serde_json::to_string(arguments).ok()?;
-    Some(MemoKey::from(format!("{function}:{json}")))
+    let mut key = MemoKey::new();
+    key.push_str(function);
+    key.push_str(":");
+    serde_json::to_writer(JsonInto(&mut key), arguments).ok()?;
+    Some(key)
+}
+
+/// Lets serde_json write a key's JSON straight into it (on the stack when it is short).
+struct JsonInto<'a>(&'a mut MemoKey);
+
+impl std::io::Write for JsonInto<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // serde_json writes whole UTF-8 text: it splits its output only at ASCII characters.
+        let text =
+            std::str::from_utf8(bytes).map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+        self.0.push_str(text);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A value placed in a template key. Method resolution picks [`KeyStr`] for string-like values
@@ -179,6 +199,9 @@ mod tests {
     fn default_key_is_path_and_json_arguments() {
         assert_eq!(default_key("a::f", &(7u32, "eu")).as_deref(), Some(r#"a::f:[7,"eu"]"#));
         assert_eq!(default_key("a::g", &[(); 0]).as_deref(), Some("a::g:[]"));
+        let text = "é \"quoted\" \\ tab\t 🦀 ".repeat(10);
+        let expected = format!("a::u:{}", serde_json::to_string(&(&text, 1.5, 'ü')).unwrap());
+        assert_eq!(default_key("a::u", &(&text, 1.5, 'ü')).as_deref(), Some(expected.as_str()));
         let unserializable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
         assert!(default_key("a::h", &(unserializable,)).is_none());
     }
