@@ -341,20 +341,15 @@ impl RedisAdapter {
     }
 }
 
-/// `WRONGTYPE`: the key holds a hash, list, ... rather than a string. That is a value this layer
-/// cannot read, like a corrupt one, not a fault of the server: a miss.
-fn is_wrong_type(err: &Error) -> bool {
-    err.message().contains("WRONGTYPE")
-}
-
-fn miss_if_wrong_type<T>(result: Result<Option<T>>) -> Result<Option<T>> {
-    match result {
-        Err(err) if is_wrong_type(&err) => {
-            tracing::debug!(error = %err, "redis key holds a non-string value; treated as a miss");
-            Ok(None)
-        }
-        other => other,
+/// `WRONGTYPE` from a plain `GET`: the key holds a hash, list, ... rather than a string. That is
+/// a value this layer cannot read, like a corrupt one, not a fault of the server: a miss. (The
+/// scripts that read several things check the type themselves.)
+fn wrong_type_is_a_miss<T>(err: redis::RedisError) -> redis::RedisResult<Option<T>> {
+    if err.code() == Some("WRONGTYPE") {
+        tracing::debug!("redis key holds a non-string value; treated as a miss");
+        return Ok(None);
     }
+    Err(err)
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -383,14 +378,13 @@ impl CacheAdapter for RedisAdapter {
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {
         let script = self.inner.commands.get_with_ttl(key);
-        miss_if_wrong_type(self.run("GET", |con| script.invoke(con)).map(parse_get_with_ttl))
+        self.run("GET", |con| script.invoke(con)).map(parse_get_with_ttl)
     }
 
     fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
         let cmd = self.inner.commands.get(key);
-        miss_if_wrong_type(
-            self.run("GET", |con| cmd.query::<Option<Vec<u8>>>(con)).map(|v| v.map(StoredValue::from_json)),
-        )
+        let reply = self.run("GET", |con| cmd.query::<Option<Vec<u8>>>(con).or_else(wrong_type_is_a_miss));
+        reply.map(|value| value.map(StoredValue::from_json))
     }
 
     fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
@@ -474,7 +468,7 @@ impl crate::AsyncCacheAdapter for RedisAdapter {
         Box::pin(async move {
             let script = self.inner.commands.get_with_ttl(key);
             let reply = self.run_async("GET", |mut con| async move { script.invoke_async(&mut con).await }).await;
-            miss_if_wrong_type(reply.map(parse_get_with_ttl))
+            reply.map(parse_get_with_ttl)
         })
     }
 
@@ -482,9 +476,11 @@ impl crate::AsyncCacheAdapter for RedisAdapter {
         let cmd = self.inner.commands.get(key);
         Box::pin(async move {
             let reply = self
-                .run_async("GET", |mut con| async move { cmd.query_async::<Option<Vec<u8>>>(&mut con).await })
+                .run_async("GET", |mut con| async move {
+                    cmd.query_async::<Option<Vec<u8>>>(&mut con).await.or_else(wrong_type_is_a_miss)
+                })
                 .await;
-            miss_if_wrong_type(reply.map(|v| v.map(StoredValue::from_json)))
+            reply.map(|value| value.map(StoredValue::from_json))
         })
     }
 

@@ -148,14 +148,22 @@ impl Listener {
                 return;
             }
         };
+        let namespace = self.namespace.as_bytes();
         let keys: Vec<String> = keys
             .into_iter()
-            .filter_map(|key| match key {
-                Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
-                Value::SimpleString(text) => Some(text),
-                _ => None,
+            .filter_map(|key| {
+                let mut bytes = match key {
+                    Value::BulkString(bytes) => bytes,
+                    Value::SimpleString(text) => text.into_bytes(),
+                    _ => return None,
+                };
+                if !bytes.starts_with(namespace) {
+                    return None;
+                }
+                // The namespace comes off in place: one buffer per key, the one received.
+                bytes.drain(..namespace.len());
+                String::from_utf8(bytes).ok()
             })
-            .filter_map(|key| key.strip_prefix(self.namespace.as_str()).map(str::to_owned))
             .collect();
         if !keys.is_empty() {
             (self.sink)(Change::Keys(&keys));

@@ -13,10 +13,11 @@ use redis::{Cmd, Script, ScriptInvocation, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::{Entry, StoredValue, effective_ttl};
 
-/// `GET` and `PTTL` of one key: `{value, pttl}`, or `{false, -2}` when it is absent.
+/// `GET` and `PTTL` of one key: `{value, pttl}`, or `{false, -2}` when it is absent or holds
+/// another type than a string (read as absent, as `MGET` does).
 const GET_WITH_TTL: &str = r"
-local value = redis.call('GET', KEYS[1])
-if not value then return {false, -2} end
+local value = redis.pcall('GET', KEYS[1])
+if type(value) ~= 'string' then return {false, -2} end
 return {value, redis.call('PTTL', KEYS[1])}
 ";
 
