@@ -611,3 +611,37 @@ fn unusual_keys_round_trip(api: &impl Calls) {
     }
     assert_no_layer_failed(&tower);
 }
+
+/// The server's count of connections accepted so far.
+fn connections_received(raw: &mut Raw) -> u64 {
+    let stats: String = raw.query(&["INFO", "stats"]);
+    let line = stats.lines().find_map(|line| line.strip_prefix("total_connections_received:"));
+    line.and_then(|count| count.trim().parse().ok()).expect("INFO stats has total_connections_received")
+}
+
+#[test]
+fn many_tasks_reading_at_once_share_one_new_async_connection() {
+    // A server of its own: the test counts the connections it accepts.
+    let server = RedisServer::start();
+    let mut raw = Raw::connect(&server.url());
+    let tower = Arc::new(only(&redis_layer(&server.url(), &unique_namespace("herd"), MINUTE)));
+    let before = connections_received(&mut raw);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(32));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let (tower, barrier) = (Arc::clone(&tower), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    tower.get_async::<u32>(&format!("k{i}")).await.unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), None);
+        }
+    });
+    assert_no_layer_failed(&tower);
+    assert_eq!(connections_received(&mut raw) - before, 1, "32 tasks opened one shared connection");
+}

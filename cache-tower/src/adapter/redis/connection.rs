@@ -150,6 +150,9 @@ fn set_timeouts(connection: &Connection, timeout: Duration) -> RedisResult<()> {
 #[derive(Default)]
 pub(super) struct AsyncShared {
     connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Held by the one task making the connection: the others wait for it (within their own
+    /// timeout) instead of each opening a connection of its own, all but one thrown away.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 #[cfg(feature = "tokio")]
@@ -183,6 +186,10 @@ impl AsyncShared {
     async fn connection(&self, connector: &Connector) -> RedisResult<redis::aio::MultiplexedConnection> {
         if let Some(connection) = self.connection.lock().clone() {
             return Ok(connection);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.connection.lock().clone() {
+            return Ok(connection); // made by the task we waited for
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
