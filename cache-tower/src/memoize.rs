@@ -109,7 +109,8 @@ pub fn assert_key_argument<T: Serialize + ?Sized>(_: &T) {}
 /// Memoizes a function returning a plain `T`.
 pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {
     if let Some(key) = key {
-        return_fast_hit!(site.stack(), key, |value: &T| value.clone());
+        let stack = site.stack();
+        return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| value.clone());
     }
     match memoize_with(site, key, || Ok::<T, Infallible>(body())) {
         Ok(value) => value,
@@ -127,7 +128,8 @@ pub fn memoize_result<T: Cacheable, E>(
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
     if let Some(key) = key {
-        return_fast_hit!(site.stack(), key, |value: &T| Ok(value.clone()));
+        let stack = site.stack();
+        return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| Ok(value.clone()));
     }
     memoize_with(site, key, body)
 }
@@ -135,7 +137,8 @@ pub fn memoize_result<T: Cacheable, E>(
 /// Memoizes a function returning `Option<T>`: only `Some` values are cached.
 pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Option<T>) -> Option<T> {
     if let Some(key) = key {
-        return_fast_hit!(site.stack(), key, |value: &T| Some(value.clone()));
+        let stack = site.stack();
+        return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| Some(value.clone()));
     }
     // `None` is not cached: it travels as an error, and comes back as `None`.
     memoize_with(site, key, || body().ok_or(())).ok()

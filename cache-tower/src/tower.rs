@@ -261,15 +261,17 @@ impl CacheTower {
     /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
-        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(Some(value.clone())));
-        Ok(self.read_through(key, &mut Faults::default()))
+        let stack = self.load_stack();
+        return_fast_hit!(stack.first(), key, |value: &T| Ok(Some(value.clone())));
+        Ok(self.read_stack(&stack, key, &mut Faults::default()))
     }
 
     /// The fast lane as a value, for the async paths (their results are moved into their futures'
     /// output anyway), before they take a counted reference to the stack.
     #[cfg(feature = "tokio")]
     pub(crate) fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
-        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Some(value.clone()));
+        let stack = self.load_stack();
+        return_fast_hit!(stack.first(), key, |value: &T| Some(value.clone()));
         None
     }
 
@@ -282,7 +284,11 @@ impl CacheTower {
     /// The read path of [`get`](Self::get) after the fast lane, noting in `faults` the layers
     /// that failed.
     pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
-        let stack = self.load_stack();
+        self.read_stack(&self.load_stack(), key, faults)
+    }
+
+    /// [`read_through`](Self::read_through) of a stack the caller has loaded already.
+    fn read_stack<T: Cacheable>(&self, stack: &[LayerSlot], key: &str, faults: &mut Faults) -> Option<T> {
         let top = stack.first()?;
         match top.read_top::<T>(key) {
             Ok(Some(value)) => return Some(value),
@@ -543,9 +549,10 @@ impl CacheTower {
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
-        return_fast_hit!(Some(self.load_stack()), key, |value: &T| Ok(value.clone()));
+        let stack = self.load_stack();
+        return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
         let mut faults = Faults::default();
-        if let Some(value) = self.read_through::<T>(key, &mut faults) {
+        if let Some(value) = self.read_stack::<T>(&stack, key, &mut faults) {
             return Ok(value);
         }
         self.compute_and_set(key, compute, faults)

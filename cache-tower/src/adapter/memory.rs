@@ -398,7 +398,7 @@ impl MemoryAdapter {
     }
 
     /// [`lock_for_lookup`](Self::lock_for_lookup) of a FIFO adapter, the hash known.
-    #[inline]
+    #[inline(always)]
     fn lookup_at<'a>(&'a self, key: &'a str, hash: u64) -> Option<Lookup<'a>> {
         let shard = self.shard(hash).read();
         if shard.top_expired(&mut Now::new(&self.inner.clock)) {

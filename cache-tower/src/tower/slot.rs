@@ -152,19 +152,19 @@ impl TopLookup<'_> {
     }
 }
 
-/// The fast lane of a read (ADR 6). When `$stack` (an `Option<Stack>`) has a memory top layer
-/// holding a typed `$T` under `$key`, counts the hit and returns `$result` — an expression of the
-/// hit `$value: &$T` that clones it — from the enclosing function, the shard's read lock held
-/// until the clone is made. Otherwise it does nothing, the lock released, and the enclosing
-/// function goes on with its normal read path.
+/// The fast lane of a read (ADR 6). When `$top` (the top layer, an `Option<&LayerSlot>`) is a
+/// memory layer holding a typed `$T` under `$key`, counts the hit and returns `$result` — an
+/// expression of the hit `$value: &$T` that clones it — from the enclosing function, the shard's
+/// read lock held until the clone is made. Otherwise it does nothing, the lock released, and the
+/// enclosing function goes on with its normal read path.
 ///
 /// A macro, not a function, because the clone must be the enclosing function's own return value:
 /// only then is it written straight into the caller's result instead of moved there.
 macro_rules! return_fast_hit {
-    ($stack:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {{
-        let stack: Option<$crate::tower::Stack> = $stack;
-        let top = stack.as_ref().and_then(|stack| stack.first()?.lookup($key));
-        if let Some($value) = top.as_ref().and_then(|top| top.hit::<$T>()) {
+    ($top:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {{
+        let top: Option<&$crate::tower::LayerSlot> = $top;
+        let lookup = top.and_then(|top| top.lookup($key));
+        if let Some($value) = lookup.as_ref().and_then(|lookup| lookup.hit::<$T>()) {
             return $result;
         }
     }};

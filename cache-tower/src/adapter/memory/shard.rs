@@ -24,6 +24,7 @@ const NIL: u32 = u32::MAX;
 const INLINE_KEY: usize = 22;
 
 /// The hash of a key's bytes, the same for lookups and for moving items when the table grows.
+#[inline]
 pub(super) fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
     hasher.hash_one(key)
 }
