@@ -297,7 +297,7 @@ impl CacheTower {
         }
         let since = self.coherence.log.now();
         for (index, layer) in stack.iter().enumerate().skip(1) {
-            let read = layer.admit(index).and_then(|()| layer.settle(index, "get", layer.adapter.get(key)));
+            let read = layer.call(index, "get", || layer.adapter.get(key));
             if read.is_err() {
                 faults.note(index);
             }
@@ -337,8 +337,7 @@ impl CacheTower {
             if mget.pending().is_empty() {
                 break;
             }
-            let read =
-                layer.admit(index).and_then(|()| layer.settle(index, "mget", read_many(layer, index, mget.pending())));
+            let read = layer.call(index, "mget", || read_many(layer, index, mget.pending()));
             mget.absorb(index, layer, read);
         }
         for (index, layer) in stack[..mget.deepest_hit()].iter().enumerate() {
@@ -365,8 +364,7 @@ impl CacheTower {
     pub fn exists(&self, key: &str) -> Result<bool> {
         let stack = self.stack.load();
         for (index, layer) in stack.iter().enumerate() {
-            if let Ok(true) = layer.admit(index).and_then(|()| layer.settle(index, "exists", layer.adapter.exists(key)))
-            {
+            if let Ok(true) = layer.call(index, "exists", || layer.adapter.exists(key)) {
                 return Ok(true);
             }
         }
@@ -398,13 +396,13 @@ impl CacheTower {
     /// Runs `write` on layer `index` behind its breaker. A guarded local layer only takes keys
     /// that did not change in a shared layer since change number `since`.
     fn write_layer(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) -> Result<()> {
-        layer.admit(index)?;
-        let outcome = if layer.guarded {
-            guarded_write(&self.coherence.log, &*layer.adapter, write, since)
-        } else {
-            write.run(&*layer.adapter)
-        };
-        layer.settle(index, write.name(), outcome)
+        layer.call(index, write.name(), || {
+            if layer.guarded {
+                guarded_write(&self.coherence.log, &*layer.adapter, write, since)
+            } else {
+                write.run(&*layer.adapter)
+            }
+        })
     }
 
     /// Backfills layer `index`; a failure is counted and logged, never returned.
@@ -599,7 +597,7 @@ impl CacheTower {
         let stack = self.stack.load();
         let top = stack.first()?;
         // Not counted as a hit or miss: the caller's own read was counted already.
-        let entry = top.admit(0).and_then(|()| top.settle(0, "get", read_one(top, 0, key))).ok()??;
+        let entry = top.call(0, "get", || read_one(top, 0, key)).ok()??;
         let value = entry.value().decode::<T>().ok()?;
         Some((value, entry.into_parts().0))
     }

@@ -55,6 +55,14 @@ impl LayerSlot {
         .at_layer(index)
     }
 
+    /// Makes one blocking call to the layer through its breaker: skipped (an `Err`) while the
+    /// breaker is open, and its outcome recorded. The async paths' twin is `guarded`.
+    #[inline]
+    pub(super) fn call<R>(&self, index: usize, operation: &str, call: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.admit(index)?;
+        self.settle(index, operation, call())
+    }
+
     /// Records the outcome of a call in the breaker and, for a failure, the counters and the log.
     #[inline]
     pub(super) fn settle<R>(&self, index: usize, operation: &str, result: Result<R>) -> Result<R> {
@@ -93,8 +101,7 @@ impl LayerSlot {
     /// above it). A typed hit in a FIFO memory layer never gets here (the fast lane answers it).
     /// An `Err` means the layer failed (counted and logged already).
     pub(super) fn read_top<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
-        self.admit(0)?;
-        let value = self.settle(0, "get", self.adapter.get_value(key))?;
+        let value = self.call(0, "get", || self.adapter.get_value(key))?;
         Ok(self.classify(0, value.map(|value| value.decode::<T>())))
     }
 
