@@ -11,6 +11,10 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: ${missing[*]} missing and no apt-get to install it: install it yourself, then run this again" >&2
+    exit 1
+  fi
   echo "scripts/test.sh: installing ${missing[*]} with apt-get" >&2
   sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
