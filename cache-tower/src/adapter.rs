@@ -5,6 +5,7 @@
 //! `Arc<dyn CacheAdapter>`, so the trait is object safe.
 
 pub(crate) mod memory;
+mod request;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::value::{Entry, StoredValue};
+
+pub use request::{Reply, Request};
 
 /// One layer kind of a [`CacheTower`](crate::CacheTower).
 ///
@@ -194,38 +197,24 @@ pub(crate) mod sealed {
 #[cfg(feature = "tokio")]
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// The non-blocking twins of a [`CacheAdapter`]'s operations, with the same meaning.
+/// The non-blocking face of a [`CacheAdapter`] that does I/O: one method, [`call`](Self::call),
+/// that carries out any [`Request`] with the same meaning as the blocking method it names.
 ///
-/// Implement it for an adapter that does I/O, and return it from
-/// [`CacheAdapter::as_async`]; the tower's `*_async` methods then await these instead of calling
-/// the blocking ones.
+/// Implement it for an adapter that waits on the network or a disk, and return it from
+/// [`CacheAdapter::as_async`]; the tower's `*_async` methods then await it instead of calling
+/// the blocking methods.
 ///
 /// ```
 /// use cache_tower::{AsyncCacheAdapter, CacheAdapter, MemoryAdapter};
 ///
-/// // The memory layer has no async twin: it never waits on I/O.
+/// // The memory layer has no async face: it never waits on I/O.
 /// assert!(MemoryAdapter::new().as_async().is_none());
 /// ```
 #[cfg(feature = "tokio")]
 pub trait AsyncCacheAdapter: Send + Sync {
-    /// As [`CacheAdapter::get`].
-    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>>>;
-    /// As [`CacheAdapter::get_value`].
-    fn get_value_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredValue>>>;
-    /// As [`CacheAdapter::mget`].
-    fn mget_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Entry>>>>;
-    /// As [`CacheAdapter::mget_values`].
-    fn mget_values_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<StoredValue>>>>;
-    /// As [`CacheAdapter::set`].
-    fn set_async<'a>(&'a self, key: &'a str, entry: &'a Entry) -> BoxFuture<'a, Result<()>>;
-    /// As [`CacheAdapter::mset`].
-    fn mset_async<'a>(&'a self, items: &'a [(&'a str, Entry)]) -> BoxFuture<'a, Result<()>>;
-    /// As [`CacheAdapter::delete`].
-    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
-    /// As [`CacheAdapter::exists`].
-    fn exists_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
-    /// As [`CacheAdapter::flush`].
-    fn flush_async(&self) -> BoxFuture<'_, Result<()>>;
+    /// Carries out `request` without blocking the executor; the reply is the one
+    /// [`Request::run`] would give.
+    fn call<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a, Result<Reply>>;
 }
 
 /// A change to a shared layer, as [`CacheAdapter::watch_changes`] reports it.

@@ -69,7 +69,7 @@ mod value;
 pub use adapter::memory::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 pub use adapter::redis::{RedisAdapter, RedisAdapterBuilder};
-pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, IntoAdapter};
+pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, IntoAdapter, Reply, Request};
 #[cfg(feature = "tokio")]
 pub use adapter::{AsyncCacheAdapter, BoxFuture};
 pub use clock::{Clock, ManualClock};

@@ -464,6 +464,38 @@ impl CacheAdapter for RedisAdapter {
 
 #[cfg(feature = "tokio")]
 impl crate::AsyncCacheAdapter for RedisAdapter {
+    fn call<'a>(&'a self, request: crate::Request<'a>) -> crate::BoxFuture<'a, Result<crate::Reply>> {
+        use crate::{Reply, Request};
+        Box::pin(async move {
+            Ok(match request {
+                Request::Get(key) => Reply::Entry(self.get_async(key).await?),
+                Request::GetValue(key) => Reply::Value(self.get_value_async(key).await?),
+                Request::Mget(keys) => Reply::Entries(self.mget_async(keys).await?),
+                Request::MgetValues(keys) => Reply::Values(self.mget_values_async(keys).await?),
+                Request::Set(key, entry) => {
+                    self.set_async(key, entry).await?;
+                    Reply::Done
+                }
+                Request::Mset(items) => {
+                    self.mset_async(items).await?;
+                    Reply::Done
+                }
+                Request::Delete(key) => {
+                    self.delete_async(key).await?;
+                    Reply::Done
+                }
+                Request::Exists(key) => Reply::Exists(self.exists_async(key).await?),
+                Request::Flush => {
+                    self.flush_async().await?;
+                    Reply::Done
+                }
+            })
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl RedisAdapter {
     fn get_async<'a>(&'a self, key: &'a str) -> crate::BoxFuture<'a, Result<Option<Entry>>> {
         Box::pin(async move {
             let script = self.inner.commands.get_with_ttl(key);

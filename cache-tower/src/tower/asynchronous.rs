@@ -9,7 +9,7 @@ use std::future::Future;
 
 use super::slot::{Faults, LayerSlot, Mget, Write, backfill_entry, borrow_keys, mset_entries};
 use super::{CacheTower, read_many, read_one};
-use crate::adapter::CacheAdapter;
+use crate::adapter::{CacheAdapter, Request};
 use crate::error::Result;
 use crate::flight::Joined;
 use crate::value::{Cacheable, Entry, StoredValue};
@@ -48,7 +48,7 @@ impl CacheTower {
         let top = stack.first()?;
         let found = match top.adapter.as_async() {
             None => top.read_top::<T>(key),
-            Some(adapter) => guarded(top, 0, "get", adapter.get_value_async(key))
+            Some(adapter) => guarded(top, 0, "get", async { adapter.call(Request::GetValue(key)).await?.into_value() })
                 .await
                 .map(|value| top.classify(0, value.map(|v| v.decode::<T>()))),
         };
@@ -109,7 +109,7 @@ impl CacheTower {
         for (index, layer) in stack.iter().enumerate() {
             let probe = async {
                 match layer.adapter.as_async() {
-                    Some(adapter) => adapter.exists_async(key).await,
+                    Some(adapter) => adapter.call(Request::Exists(key)).await?.into_exists(),
                     None => layer.adapter.exists(key),
                 }
             };
@@ -278,19 +278,16 @@ async fn guarded<R>(
 async fn read_one_async(layer: &LayerSlot, index: usize, key: &str) -> Result<Option<Entry>> {
     match layer.adapter.as_async() {
         None => read_one(layer, index, key),
-        Some(adapter) if index == 0 => Ok(adapter.get_value_async(key).await?.map(|value| Entry::new(value, None))),
-        Some(adapter) => adapter.get_async(key).await,
+        Some(adapter) if index == 0 => adapter.call(Request::GetValue(key)).await?.into_entry(),
+        Some(adapter) => adapter.call(Request::Get(key)).await?.into_entry(),
     }
 }
 
 async fn read_many_async(layer: &LayerSlot, index: usize, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
     match layer.adapter.as_async() {
         None => read_many(layer, index, keys),
-        Some(adapter) if index == 0 => {
-            let values = adapter.mget_values_async(keys).await?;
-            Ok(values.into_iter().map(|value| value.map(|v| Entry::new(v, None))).collect())
-        }
-        Some(adapter) => adapter.mget_async(keys).await,
+        Some(adapter) if index == 0 => adapter.call(Request::MgetValues(keys)).await?.into_entries(),
+        Some(adapter) => adapter.call(Request::Mget(keys)).await?.into_entries(),
     }
 }
 
@@ -313,11 +310,12 @@ impl CacheTower {
 impl Write<'_> {
     async fn run_async(&self, adapter: &dyn CacheAdapter) -> Result<()> {
         let Some(adapter_async) = adapter.as_async() else { return self.run(adapter) };
-        match self {
-            Write::Set(key, entry) => adapter_async.set_async(key, entry).await,
-            Write::Mset(items) => adapter_async.mset_async(items).await,
-            Write::Delete(key) => adapter_async.delete_async(key).await,
-            Write::Flush => adapter_async.flush_async().await,
-        }
+        let request = match self {
+            Write::Set(key, entry) => Request::Set(key, entry),
+            Write::Mset(items) => Request::Mset(items),
+            Write::Delete(key) => Request::Delete(key),
+            Write::Flush => Request::Flush,
+        };
+        adapter_async.call(request).await?.into_done()
     }
 }

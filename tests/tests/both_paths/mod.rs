@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use cache_tower::{CacheAdapter, CacheTower, Cacheable, Entry, RedisAdapter, Result};
+use cache_tower::{CacheAdapter, CacheTower, Cacheable, Entry, RedisAdapter, Request, Result};
 
 /// For each behaviour `fn name(api: &impl Calls)` of the test file, a test `blocking::name` and a
 /// test `on_tokio::name`.
@@ -108,6 +108,6 @@ impl Calls for OnTokio {
     }
     fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>> {
         let adapter = adapter.as_async().expect("the redis adapter has async operations");
-        self.0.block_on(adapter.get_async(key))
+        self.0.block_on(async { adapter.call(Request::Get(key)).await?.into_entry() })
     }
 }

@@ -1,0 +1,179 @@
+//! [`Request`] and [`Reply`]: one call to a layer, described as data.
+//!
+//! The tower's plans (`tower/plan.rs`) say what to ask of which layer as a `Request`; the
+//! blocking driver carries it out with the adapter's blocking methods ([`Request::run`]), the
+//! async driver with [`AsyncCacheAdapter::call`](crate::AsyncCacheAdapter::call) when the
+//! adapter does I/O. So each operation is described once, whichever way it is sent.
+
+use crate::adapter::CacheAdapter;
+use crate::error::{Error, ErrorKind, Result};
+use crate::value::{Entry, StoredValue};
+
+/// One call to a layer: each variant is one method of [`CacheAdapter`], with its arguments.
+///
+/// ```
+/// use cache_tower::{MemoryAdapter, Reply, Request};
+///
+/// let memory = MemoryAdapter::new();
+/// assert!(matches!(Request::Exists("k").run(&memory)?, Reply::Exists(false)));
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Request<'a> {
+    /// [`CacheAdapter::get`]: the entry and the time it has left; answered by [`Reply::Entry`].
+    Get(&'a str),
+    /// [`CacheAdapter::get_value`]: the value alone; answered by [`Reply::Value`].
+    GetValue(&'a str),
+    /// [`CacheAdapter::mget`]; answered by [`Reply::Entries`], one per key in order.
+    Mget(&'a [&'a str]),
+    /// [`CacheAdapter::mget_values`]; answered by [`Reply::Values`], one per key in order.
+    MgetValues(&'a [&'a str]),
+    /// [`CacheAdapter::set`]; answered by [`Reply::Done`].
+    Set(&'a str, &'a Entry),
+    /// [`CacheAdapter::mset`]; answered by [`Reply::Done`].
+    Mset(&'a [(&'a str, Entry)]),
+    /// [`CacheAdapter::delete`]; answered by [`Reply::Done`].
+    Delete(&'a str),
+    /// [`CacheAdapter::exists`]; answered by [`Reply::Exists`].
+    Exists(&'a str),
+    /// [`CacheAdapter::flush`]; answered by [`Reply::Done`].
+    Flush,
+}
+
+/// A layer's answer to a [`Request`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Reply {
+    /// To [`Request::Get`].
+    Entry(Option<Entry>),
+    /// To [`Request::GetValue`].
+    Value(Option<StoredValue>),
+    /// To [`Request::Mget`].
+    Entries(Vec<Option<Entry>>),
+    /// To [`Request::MgetValues`].
+    Values(Vec<Option<StoredValue>>),
+    /// To [`Request::Exists`].
+    Exists(bool),
+    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`]).
+    Done,
+}
+
+impl Request<'_> {
+    /// The operation's name, for logs and errors (`"get"`, `"mset"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Get(_) | Request::GetValue(_) => "get",
+            Request::Mget(_) | Request::MgetValues(_) => "mget",
+            Request::Set(..) => "set",
+            Request::Mset(_) => "mset",
+            Request::Delete(_) => "delete",
+            Request::Exists(_) => "exists",
+            Request::Flush => "flush",
+        }
+    }
+
+    /// Carries the request out with the adapter's blocking methods.
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub fn run<A: CacheAdapter + ?Sized>(self, adapter: &A) -> Result<Reply> {
+        Ok(match self {
+            Request::Get(key) => Reply::Entry(adapter.get(key)?),
+            Request::GetValue(key) => Reply::Value(adapter.get_value(key)?),
+            Request::Mget(keys) => Reply::Entries(adapter.mget(keys)?),
+            Request::MgetValues(keys) => Reply::Values(adapter.mget_values(keys)?),
+            Request::Set(key, entry) => {
+                adapter.set(key, entry)?;
+                Reply::Done
+            }
+            Request::Mset(items) => {
+                adapter.mset(items)?;
+                Reply::Done
+            }
+            Request::Delete(key) => {
+                adapter.delete(key)?;
+                Reply::Done
+            }
+            Request::Exists(key) => Reply::Exists(adapter.exists(key)?),
+            Request::Flush => {
+                adapter.flush()?;
+                Reply::Done
+            }
+        })
+    }
+}
+
+impl Reply {
+    /// The entry of a [`Reply::Entry`] (a [`Reply::Value`] becomes an entry without a TTL).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Layer`] when the reply is of another kind: the adapter answered the wrong
+    /// question.
+    pub fn into_entry(self) -> Result<Option<Entry>> {
+        match self {
+            Reply::Entry(entry) => Ok(entry),
+            Reply::Value(value) => Ok(value.map(|value| Entry::new(value, None))),
+            other => Err(other.mismatch("an entry")),
+        }
+    }
+
+    /// The value of a [`Reply::Value`] (or of a [`Reply::Entry`], its TTL dropped).
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_value(self) -> Result<Option<StoredValue>> {
+        match self {
+            Reply::Value(value) => Ok(value),
+            Reply::Entry(entry) => Ok(entry.map(|entry| entry.into_parts().0)),
+            other => Err(other.mismatch("a value")),
+        }
+    }
+
+    /// The entries of a [`Reply::Entries`] (or [`Reply::Values`], as entries without a TTL).
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_entries(self) -> Result<Vec<Option<Entry>>> {
+        match self {
+            Reply::Entries(entries) => Ok(entries),
+            Reply::Values(values) => Ok(values.into_iter().map(|v| v.map(|v| Entry::new(v, None))).collect()),
+            other => Err(other.mismatch("entries")),
+        }
+    }
+
+    /// The answer of a [`Reply::Exists`].
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_exists(self) -> Result<bool> {
+        match self {
+            Reply::Exists(exists) => Ok(exists),
+            other => Err(other.mismatch("a yes or no")),
+        }
+    }
+
+    /// `Ok` for a [`Reply::Done`].
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_done(self) -> Result<()> {
+        match self {
+            Reply::Done => Ok(()),
+            other => Err(other.mismatch("an acknowledgement")),
+        }
+    }
+
+    #[cold]
+    fn mismatch(&self, expected: &str) -> Error {
+        let got = match self {
+            Reply::Entry(_) => "an entry",
+            Reply::Value(_) => "a value",
+            Reply::Entries(_) => "entries",
+            Reply::Values(_) => "values",
+            Reply::Exists(_) => "a yes or no",
+            Reply::Done => "an acknowledgement",
+        };
+        Error::new(ErrorKind::Layer, format!("the adapter answered with {got} where {expected} was asked for"))
+    }
+}
