@@ -33,6 +33,31 @@ pub enum ErrorKind {
     Decode,
 }
 
+/// What went wrong in a layer, for an error of kind [`ErrorKind::Layer`]: branch on it (or on
+/// [`Error::is_timeout`] and the other predicates) instead of matching message text.
+///
+/// ```
+/// use cache_tower::{Error, Fault};
+///
+/// let err = Error::layer_fault(Fault::Timeout, "redis get timed out after 250ms");
+/// assert!(err.is_timeout());
+/// assert_eq!(err.fault(), Some(Fault::Timeout));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The layer did not answer within its timeout.
+    Timeout,
+    /// The layer could not be reached, or the connection to it broke.
+    Connection,
+    /// The layer answered, with an error or a reply that makes no sense for the request.
+    Reply,
+    /// The layer was not called: its circuit breaker is open after repeated failures.
+    Skipped,
+    /// Any other failure of the layer.
+    Other,
+}
+
 /// The error of every fallible call in this crate.
 ///
 /// ```
@@ -55,6 +80,7 @@ struct Inner {
     tower: Option<String>,
     layer: Option<usize>,
     field: Option<String>,
+    fault: Option<Fault>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -78,9 +104,55 @@ impl Error {
                 tower: None,
                 layer: None,
                 field: None,
+                fault: None,
                 source: None,
             }),
         }
+    }
+
+    /// A layer failure ([`ErrorKind::Layer`]) of the given [`Fault`].
+    ///
+    /// ```
+    /// use cache_tower::{Error, ErrorKind, Fault};
+    ///
+    /// let err = Error::layer_fault(Fault::Connection, "connection refused");
+    /// assert_eq!(err.kind(), ErrorKind::Layer);
+    /// assert!(err.is_connection());
+    /// ```
+    pub fn layer_fault(fault: Fault, message: impl Into<String>) -> Self {
+        let mut err = Self::new(ErrorKind::Layer, message);
+        err.inner.fault = Some(fault);
+        err
+    }
+
+    /// What went wrong in the layer, for a layer error that says (`None` otherwise).
+    pub fn fault(&self) -> Option<Fault> {
+        self.inner.fault
+    }
+
+    /// Whether a layer did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.fault == Some(Fault::Timeout)
+    }
+
+    /// Whether a layer could not be reached or its connection broke.
+    pub fn is_connection(&self) -> bool {
+        self.inner.fault == Some(Fault::Connection)
+    }
+
+    /// Whether a layer answered with an error (or a reply that made no sense).
+    pub fn is_reply(&self) -> bool {
+        self.inner.fault == Some(Fault::Reply)
+    }
+
+    /// Whether a layer was skipped because its circuit breaker is open.
+    pub fn is_skipped(&self) -> bool {
+        self.inner.fault == Some(Fault::Skipped)
+    }
+
+    /// Whether a stored value could not be decoded as the requested type.
+    pub fn is_decode(&self) -> bool {
+        self.inner.kind == ErrorKind::Decode
     }
 
     /// A configuration error about `field` of the layer at `layer`.
@@ -178,6 +250,7 @@ impl fmt::Debug for Error {
             .field("tower", &self.inner.tower)
             .field("layer", &self.inner.layer)
             .field("field", &self.inner.field)
+            .field("fault", &self.inner.fault)
             .field("source", &self.inner.source)
             .finish()
     }

@@ -6,7 +6,7 @@
 //! adapter does I/O. So each operation is described once, whichever way it is sent.
 
 use crate::adapter::CacheAdapter;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Fault, Result};
 use crate::value::{Entry, StoredValue};
 
 /// One call to a layer: each variant is one method of [`CacheAdapter`], with its arguments.
@@ -108,7 +108,7 @@ impl Reply {
     /// The entry of a [`Reply::Entry`] (a [`Reply::Value`] becomes an entry without a TTL).
     ///
     /// # Errors
-    /// [`ErrorKind::Layer`] when the reply is of another kind: the adapter answered the wrong
+    /// A [`Fault::Reply`] layer error when the reply is of another kind: the adapter answered the wrong
     /// question.
     pub fn into_entry(self) -> Result<Option<Entry>> {
         match self {
@@ -174,6 +174,6 @@ impl Reply {
             Reply::Exists(_) => "a yes or no",
             Reply::Done => "an acknowledgement",
         };
-        Error::new(ErrorKind::Layer, format!("the adapter answered with {got} where {expected} was asked for"))
+        Error::layer_fault(Fault::Reply, format!("the adapter answered with {got} where {expected} was asked for"))
     }
 }

@@ -9,7 +9,7 @@ use crate::adapter::memory::{Lookup, MemoryAdapter};
 use crate::adapter::sealed::Token;
 use crate::breaker::{Breaker, COOL_DOWN, FAILURES_TO_OPEN};
 use crate::clock::Clock;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Fault, Result};
 use crate::stats::{LayerCounters, LayerStats};
 use crate::value::{Cacheable, Entry, StoredValue};
 
@@ -45,8 +45,8 @@ impl LayerSlot {
     #[cold]
     fn skip(&self, index: usize) -> Error {
         self.counters.skipped();
-        Error::new(
-            ErrorKind::Layer,
+        Error::layer_fault(
+            Fault::Skipped,
             format!(
                 "layer skipped: it failed {FAILURES_TO_OPEN} times in a row and is retried every {}s",
                 COOL_DOWN.as_secs()
