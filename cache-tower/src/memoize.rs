@@ -20,7 +20,7 @@ mod key;
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
 
 use crate::registry::{self, Place};
-use crate::tower::{CacheTower, Faults, Stack, return_fast_hit};
+use crate::tower::{CacheTower, Stack, return_fast_hit};
 use crate::value::Cacheable;
 
 /// One memoized function: the tower it uses and its name, for messages.
@@ -155,22 +155,8 @@ fn memoize_with<T: Cacheable, E>(
         site.warn_no_key();
         return body();
     };
-    // The read loads the tower without cloning its Arc, so threads never write to a shared
-    // reference count; only a miss, which computes, takes a counted reference.
-    let mut faults = Faults::default();
-    let tower = {
-        let guard = site.place().tower();
-        let Some(tower) = guard.as_ref() else {
-            drop(guard);
-            site.warn_no_tower();
-            return body();
-        };
-        if let Some(value) = tower.read_through::<T>(key, &mut faults) {
-            return Ok(value);
-        }
-        Arc::clone(tower)
-    };
-    tower.compute_and_set(key, body, faults)
+    let Some(tower) = site.tower() else { return body() };
+    tower.get_or_compute(key, body)
 }
 
 /// The async twin of [`memoize`].
@@ -229,12 +215,7 @@ where
         return Ok(value);
     }
     let Some(tower) = site.tower() else { return body().await };
-    let mut faults = Faults::default();
-    // The fast lane was tried above (without the tower's Arc): read the layers.
-    if let Some(value) = tower.read_layers_async::<T>(key, &mut faults).await {
-        return Ok(value);
-    }
-    tower.compute_and_set_async(key, body, faults).await
+    tower.get_or_compute_async(key, body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).

@@ -1,32 +1,41 @@
-//! [`CacheTower`]: the stack of layers, its read path (top down, backfilling upward) and its
-//! write path (every layer, bottom up).
+//! [`CacheTower`]: the stack of layers and its public operations.
+//!
+//! Every operation is a plan (`plan.rs`: what to ask which layer, written once) run by the
+//! blocking driver (`blocking.rs`) or, for the `*_async` twins, the async one
+//! (`asynchronous.rs`). This file holds construction, layer management and the blocking entry
+//! points; `docs/architecture.md` walks through the whole design.
 //!
 //! # Read path
 //!
-//! `get` asks layer 0, then layer 1, and so on. The first layer that holds a value *that decodes
-//! as the requested type* answers. Every layer above it is then backfilled with that value, for
-//! no longer than the entry had left where it was found; layers below are not touched. A layer
-//! that fails (I/O, timeout) or holds an undecodable value counts as a miss: the read goes on.
+//! `get` first tries the fast lane (`fast_lane.rs`): a typed hit in a FIFO memory top layer is
+//! cloned straight into the result. Otherwise it runs the [`Read`](plan::Read) plan: layer 0,
+//! then layer 1, and so on; the first layer that holds a value *that decodes as the requested
+//! type* answers. Every layer above it is then backfilled with that value, for no longer than the
+//! entry had left where it was found; layers below are not touched. A layer that fails (I/O,
+//! timeout) or holds an undecodable value counts as a miss: the read goes on.
 //!
 //! # Write path
 //!
 //! `set`, `mset`, `delete` and `flush` go to every layer, from the bottom (shared, slow) up to
-//! layer 0. Bottom up, a reader that misses the top layer during a write finds the new value
-//! below rather than backfilling the old one. A layer that fails is skipped; the others are still
-//! written, and the call returns the error of the topmost failing layer.
+//! layer 0 ([`WriteLayers`](plan::WriteLayers)). Bottom up, a reader that misses the top layer
+//! during a write finds the new value below rather than backfilling the old one. A layer that
+//! fails is skipped; the others are still written, and the call returns the error of the topmost
+//! failing layer.
 //!
 //! # Around every layer call
 //!
-//! Each call goes through the layer's circuit breaker and counters (`slot.rs`): a layer that
+//! Each call goes through the layer's circuit breaker and counters (`layer.rs`): a layer that
 //! keeps failing is skipped for a while. Writes into in-process layers that sit above a watched
 //! shared layer are checked against the changes other processes made meanwhile
-//! (`coherence.rs`), so an old value never lands in memory after its invalidation. The async
-//! twins of everything here are in `asynchronous.rs`, the same paths awaiting I/O.
+//! (`coherence.rs`), so an old value never lands in memory after its invalidation.
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
-mod coherence;
-mod slot;
+mod blocking;
+pub(crate) mod coherence;
+mod fast_lane;
+mod layer;
+mod plan;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,15 +47,16 @@ use parking_lot::Mutex;
 use crate::adapter::{CacheAdapter, IntoAdapter};
 use crate::config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flight::{Flights, Joined};
+use crate::flight::Flights;
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
-use coherence::{Coherence, guarded_write};
-pub(crate) use slot::Faults;
+use coherence::Coherence;
+pub(crate) use fast_lane::return_fast_hit;
+pub(crate) use layer::Layer;
+use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers};
+
 /// A snapshot of a tower's stack, as its reads hold it.
-pub(crate) type Stack = arc_swap::Guard<Arc<Vec<LayerSlot>>>;
-pub(crate) use slot::{LayerSlot, return_fast_hit};
-use slot::{Mget, Write, backfill_entry, borrow_keys, mset_entries};
+pub(crate) type Stack = arc_swap::Guard<Arc<Vec<Layer>>>;
 
 /// A multilevel cache: an ordered stack of layers, layer 0 (fastest) first.
 ///
@@ -68,7 +78,7 @@ use slot::{Mget, Write, backfill_entry, borrow_keys, mset_entries};
 /// # Ok::<(), cache_tower::Error>(())
 /// ```
 pub struct CacheTower {
-    stack: ArcSwap<Vec<LayerSlot>>,
+    stack: ArcSwap<Vec<Layer>>,
     /// Serializes layer-management calls, so none of them loses another's change.
     reconfigure: Mutex<()>,
     flights: Flights,
@@ -148,8 +158,8 @@ impl CacheTower {
     /// assert_eq!(tower.get_layers().len(), 1);
     /// ```
     pub fn add_layer(&self, adapter: impl IntoAdapter) {
-        let slot = LayerSlot::new(adapter.into_adapter());
-        self.modify(|stack| stack.push(slot));
+        let layer = Layer::new(adapter.into_adapter());
+        self.modify(|stack| stack.push(layer));
     }
 
     /// The adapters of the stack, top (layer 0) first.
@@ -162,7 +172,7 @@ impl CacheTower {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     pub fn get_layers(&self) -> Vec<Arc<dyn CacheAdapter>> {
-        self.stack.load().iter().map(|slot| Arc::clone(&slot.adapter)).collect()
+        self.stack.load().iter().map(|layer| Arc::clone(&layer.adapter)).collect()
     }
 
     /// Replaces the whole stack (its counters start again from zero).
@@ -181,8 +191,8 @@ impl CacheTower {
         I: IntoIterator,
         I::Item: IntoAdapter,
     {
-        let slots: Vec<LayerSlot> = adapters.into_iter().map(|a| LayerSlot::new(a.into_adapter())).collect();
-        self.modify(|stack| *stack = slots);
+        let layers: Vec<Layer> = adapters.into_iter().map(|a| Layer::new(a.into_adapter())).collect();
+        self.modify(|stack| *stack = layers);
     }
 
     /// Replaces the layer at `position`, or appends when `position` is the length of the stack.
@@ -201,11 +211,11 @@ impl CacheTower {
     /// # Errors
     /// [`ErrorKind::Position`] when `position` is past the end of the stack.
     pub fn set_layer(&self, adapter: impl IntoAdapter, position: usize) -> Result<()> {
-        let slot = LayerSlot::new(adapter.into_adapter());
+        let layer = Layer::new(adapter.into_adapter());
         let mut outcome = Ok(());
         self.modify(|stack| match position {
-            p if p < stack.len() => stack[p] = slot,
-            p if p == stack.len() => stack.push(slot),
+            p if p < stack.len() => stack[p] = layer,
+            p if p == stack.len() => stack.push(layer),
             p => {
                 outcome = Err(Error::new(
                     ErrorKind::Position,
@@ -220,7 +230,7 @@ impl CacheTower {
         outcome
     }
 
-    fn modify(&self, change: impl FnOnce(&mut Vec<LayerSlot>)) {
+    fn modify(&self, change: impl FnOnce(&mut Vec<Layer>)) {
         let _guard = self.reconfigure.lock();
         let mut stack = Vec::clone(&self.stack.load());
         change(&mut stack);
@@ -237,7 +247,7 @@ impl CacheTower {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     pub fn stats(&self) -> Vec<LayerStats> {
-        self.stack.load().iter().enumerate().map(|(index, slot)| slot.snapshot(index)).collect()
+        self.stack.load().iter().enumerate().map(|(index, layer)| layer.snapshot(index)).collect()
     }
 }
 
@@ -263,7 +273,7 @@ impl CacheTower {
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         let stack = self.load_stack();
         return_fast_hit!(stack.first(), key, |value: &T| Ok(Some(value.clone())));
-        Ok(self.read_stack(&stack, key, &mut Faults::default()))
+        Ok(blocking::run(Read::new(self.context(&stack), key)).0)
     }
 
     /// The fast lane as a value, for the async paths (their results are moved into their futures'
@@ -275,43 +285,15 @@ impl CacheTower {
         None
     }
 
-    /// The current stack, for a read's fast lane (`LayerSlot::lookup`).
+    /// The current stack, for a read's fast lane (`Layer::lookup`).
     #[inline(always)]
     pub(crate) fn load_stack(&self) -> Stack {
         self.stack.load()
     }
 
-    /// The read path of [`get`](Self::get) after the fast lane, noting in `faults` the layers
-    /// that failed.
-    pub(crate) fn read_through<T: Cacheable>(&self, key: &str, faults: &mut Faults) -> Option<T> {
-        self.read_stack(&self.load_stack(), key, faults)
-    }
-
-    /// [`read_through`](Self::read_through) of a stack the caller has loaded already.
-    fn read_stack<T: Cacheable>(&self, stack: &[LayerSlot], key: &str, faults: &mut Faults) -> Option<T> {
-        let top = stack.first()?;
-        match top.read_top::<T>(key) {
-            Ok(Some(value)) => return Some(value),
-            Ok(None) => {}
-            Err(_) => faults.note(0),
-        }
-        let since = self.coherence.log.now();
-        for (index, layer) in stack.iter().enumerate().skip(1) {
-            let read = layer.call(index, "get", || layer.adapter.get(key));
-            if read.is_err() {
-                faults.note(index);
-            }
-            if let Some((value, entry)) = layer.accept::<T>(index, read) {
-                let items = [(key, backfill_entry(&value, entry))];
-                if let Some(write) = Write::backfill(&items) {
-                    for (above, upper) in stack[..index].iter().enumerate() {
-                        self.backfill(above, upper, &write, since);
-                    }
-                }
-                return Some(value);
-            }
-        }
-        None
+    /// What the plans of one operation on `stack` work with.
+    fn context<'s>(&'s self, stack: &'s [Layer]) -> Context<'s> {
+        Context { stack, log: &self.coherence.log, flights: &self.flights }
     }
 
     /// Reads many keys. Every requested key is in the result, `None` for a miss. Each layer is
@@ -331,22 +313,7 @@ impl CacheTower {
     /// None today, as for [`get`](Self::get).
     pub fn mget<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
         let stack = self.stack.load();
-        let since = self.coherence.log.now();
-        let mut mget = Mget::<T>::new(keys);
-        for (index, layer) in stack.iter().enumerate() {
-            if mget.pending().is_empty() {
-                break;
-            }
-            let read = layer.call(index, "mget", || read_many(layer, index, mget.pending()));
-            mget.absorb(index, layer, read);
-        }
-        for (index, layer) in stack[..mget.deepest_hit()].iter().enumerate() {
-            let items = mget.backfill_for(index);
-            if let Some(write) = Write::backfill(&items) {
-                self.backfill(index, layer, &write, since);
-            }
-        }
-        Ok(mget.into_values())
+        Ok(blocking::run(Mget::new(self.context(&stack), keys)))
     }
 
     /// Whether any layer has `key`. Never backfills.
@@ -363,53 +330,7 @@ impl CacheTower {
     /// None today: a failing layer counts as not having the key.
     pub fn exists(&self, key: &str) -> Result<bool> {
         let stack = self.stack.load();
-        for (index, layer) in stack.iter().enumerate() {
-            if let Ok(true) = layer.call(index, "exists", || layer.adapter.exists(key)) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-}
-
-/// Reads one key from one layer: without its TTL from the top layer (nothing is backfilled
-/// above it), with it from the others.
-fn read_one(layer: &LayerSlot, index: usize, key: &str) -> Result<Option<Entry>> {
-    if index == 0 {
-        Ok(layer.adapter.get_value(key)?.map(|value| Entry::new(value, None)))
-    } else {
-        layer.adapter.get(key)
-    }
-}
-
-/// [`read_one`] for many keys.
-fn read_many(layer: &LayerSlot, index: usize, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
-    if index == 0 {
-        let values = layer.adapter.mget_values(keys)?;
-        Ok(values.into_iter().map(|value| value.map(|v| Entry::new(v, None))).collect())
-    } else {
-        layer.adapter.mget(keys)
-    }
-}
-
-impl CacheTower {
-    /// Runs `write` on layer `index` behind its breaker. A guarded local layer only takes keys
-    /// that did not change in a shared layer since change number `since`.
-    fn write_layer(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) -> Result<()> {
-        layer.call(index, write.name(), || {
-            if layer.guarded {
-                guarded_write(&self.coherence.log, &*layer.adapter, write, since)
-            } else {
-                write.run(&*layer.adapter)
-            }
-        })
-    }
-
-    /// Backfills layer `index`; a failure is counted and logged, never returned.
-    fn backfill(&self, index: usize, layer: &LayerSlot, write: &Write<'_>, since: u64) {
-        if self.write_layer(index, layer, write, since).is_ok() {
-            layer.counters.backfills(write.len());
-        }
+        Ok(blocking::run(Exists::new(self.context(&stack), key)))
     }
 }
 
@@ -428,8 +349,7 @@ impl CacheTower {
     /// # Errors
     /// The error of the topmost layer that failed; every other layer was still written.
     pub fn set<T: Cacheable>(&self, key: &str, value: T) -> Result<()> {
-        let entry = Entry::new(StoredValue::new(value), None);
-        self.write_each(&Write::Set(key, &entry), Faults::default())
+        self.write(Write::Set(key, Entry::new(StoredValue::new(value), None)))
     }
 
     /// Writes many keys into every layer (one batch per layer).
@@ -449,12 +369,8 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let owned = mset_entries(items);
-        let items = borrow_keys(&owned);
-        if items.is_empty() {
-            return Ok(());
-        }
-        self.write_each(&Write::Mset(&items), Faults::default())
+        let items: Vec<(K, T)> = items.into_iter().collect();
+        self.write(Write::mset(items.iter().map(|(key, value)| (key.as_ref(), value.clone()))))
     }
 
     /// Removes `key` from every layer.
@@ -470,7 +386,7 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn delete(&self, key: &str) -> Result<()> {
-        self.write_each(&Write::Delete(key), Faults::default())
+        self.write(Write::Delete(key))
     }
 
     /// Empties every layer (each layer removes only the keys of its own namespace).
@@ -486,21 +402,12 @@ impl CacheTower {
     /// # Errors
     /// As for [`set`](Self::set).
     pub fn flush(&self) -> Result<()> {
-        self.write_each(&Write::Flush, Faults::default())
+        self.write(Write::Flush)
     }
 
-    /// Runs `write` on every layer but those in `skip`, bottom up; returns the topmost failing
-    /// layer's error.
-    fn write_each(&self, write: &Write<'_>, skip: Faults) -> Result<()> {
+    fn write(&self, write: Write<'_>) -> Result<()> {
         let stack = self.stack.load();
-        let since = self.coherence.log.now();
-        let mut topmost_error = None;
-        for (index, layer) in stack.iter().enumerate().rev().filter(|(index, _)| !skip.contains(*index)) {
-            if let Err(err) = self.write_layer(index, layer, write, since) {
-                topmost_error = Some(err);
-            }
-        }
-        topmost_error.map_or(Ok(()), Err)
+        blocking::run(WriteLayers::store(self.context(&stack), write, Default::default()))
     }
 }
 
@@ -549,57 +456,17 @@ impl CacheTower {
     {
         let stack = self.load_stack();
         return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
-        let mut faults = Faults::default();
-        if let Some(value) = self.read_stack::<T>(&stack, key, &mut faults) {
-            return Ok(value);
-        }
-        self.compute_and_set(key, compute, faults)
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key), Some(compute))
     }
 
-    /// The miss half of [`try_get_or_set`](Self::try_get_or_set): join or lead the key's flight.
-    /// Layers in `faults` failed the caller's read: they are not asked again in this call, so a
-    /// hung layer costs the caller one timeout, not two.
-    pub(crate) fn compute_and_set<T, E, F>(&self, key: &str, compute: F, faults: Faults) -> Result<T, E>
+    /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane.
+    pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
-        loop {
-            match self.flights.join(key) {
-                Joined::Follower(flight) => {
-                    if let Some(value) = flight.wait().and_then(|stored| stored.decode::<T>().ok()) {
-                        return Ok(value);
-                    }
-                    // The leader failed (or stored another type): join again.
-                }
-                Joined::Leader(leader) => {
-                    // A leader that landed just before we joined has stored the value already.
-                    if !faults.contains(0) {
-                        if let Some((value, stored)) = self.get_top::<T>(key) {
-                            leader.land(stored);
-                            return Ok(value);
-                        }
-                    }
-                    let value = compute()?;
-                    let stored = StoredValue::new(value.clone());
-                    let entry = Entry::new(stored.clone(), None);
-                    // A store failure is counted and logged by write_each; the value still goes out.
-                    let _ = self.write_each(&Write::Set(key, &entry), faults);
-                    leader.land(stored);
-                    return Ok(value);
-                }
-            }
-        }
-    }
-
-    /// The top layer's value of `key`, if it has one of type `T`.
-    fn get_top<T: Cacheable>(&self, key: &str) -> Option<(T, StoredValue)> {
-        let stack = self.stack.load();
-        let top = stack.first()?;
-        // Not counted as a hit or miss: the caller's own read was counted already.
-        let entry = top.call(0, "get", || read_one(top, 0, key)).ok()??;
-        let value = entry.value().decode::<T>().ok()?;
-        Some((value, entry.into_parts().0))
+        let stack = self.load_stack();
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key), Some(compute))
     }
 }
 
@@ -607,7 +474,7 @@ impl fmt::Debug for CacheTower {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stack = self.stack.load();
         f.debug_struct("CacheTower")
-            .field("layers", &stack.iter().map(|slot| &slot.adapter).collect::<Vec<_>>())
+            .field("layers", &stack.iter().map(|layer| &layer.adapter).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

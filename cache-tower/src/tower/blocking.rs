@@ -1,0 +1,45 @@
+//! The blocking driver: carries out a plan's steps on the calling thread (see `plan.rs`).
+
+use std::convert::Infallible;
+
+use super::layer::Layer;
+use super::plan::{Input, Plan, Step};
+use crate::adapter::{Reply, Request};
+use crate::error::Result;
+
+/// Runs `plan` to its end; `compute` answers its [`Step::Compute`] (get-or-set), and its error
+/// ends the run (dropping the plan, which abandons its flight).
+pub(super) fn run_computing<P: Plan, E>(
+    mut plan: P,
+    mut compute: Option<impl FnOnce() -> Result<P::Value, E>>,
+) -> Result<P::Output, E> {
+    let mut input = Input::Start;
+    loop {
+        if let Some(output) = plan.advance(input) {
+            return Ok(output);
+        }
+        input = match plan.next() {
+            Step::Call { index, layer, request } => Input::Reply(call(layer, index, request)),
+            Step::Wait(flight) => Input::Landed(flight.wait()),
+            // Only get-or-set plans compute, once, and they are always run with a computation.
+            Step::Compute => match compute.take() {
+                Some(compute) => Input::Computed(compute()?),
+                None => Input::Start,
+            },
+        };
+    }
+}
+
+/// Runs a plan that never computes.
+pub(super) fn run<P: Plan<Value = Infallible>>(plan: P) -> P::Output {
+    match run_computing(plan, None::<fn() -> Result<Infallible, Infallible>>) {
+        Ok(output) => output,
+        Err(never) => match never {},
+    }
+}
+
+/// One blocking call to a layer, through its breaker.
+fn call(layer: &Layer, index: usize, request: Request<'_>) -> Result<Reply> {
+    layer.admit(index)?;
+    layer.record(index, request.name(), request.run(&*layer.adapter))
+}

@@ -1,0 +1,56 @@
+//! The fast lane of a read (ADR 6): a typed hit in a FIFO memory top layer, cloned straight into
+//! the caller's result without going through a plan, the adapter trait or a decode.
+
+use super::layer::Layer;
+use crate::adapter::memory::Lookup;
+use crate::stats::LayerCounters;
+use crate::value::Cacheable;
+
+impl Layer {
+    /// This layer's memory adapter, locked for a plain lookup of `key`
+    /// ([`MemoryAdapter::lock_for_lookup`](crate::MemoryAdapter)). `None` when the layer is not a
+    /// memory layer or the lookup needs more (LRU, something expired): the caller then reads the
+    /// normal way, which handles every case.
+    #[inline(always)]
+    pub(crate) fn lookup<'a>(&'a self, key: &'a str) -> Option<TopLookup<'a>> {
+        let lookup = self.memory.as_ref()?.lock_for_lookup(key)?;
+        Some(TopLookup { lookup, counters: &self.counters })
+    }
+}
+
+/// The top layer's shard, locked for one key: see [`Layer::lookup`] and [`return_fast_hit!`].
+/// Drop it (releasing the lock) before reading the normal way.
+pub(crate) struct TopLookup<'a> {
+    lookup: Lookup<'a>,
+    counters: &'a LayerCounters,
+}
+
+impl TopLookup<'_> {
+    /// The typed `T` stored under the key, counted as a hit; `None` for a miss or a value in
+    /// another form (the normal read path counts and decodes those).
+    #[inline(always)]
+    pub(crate) fn hit<T: Cacheable>(&self) -> Option<&T> {
+        let value = self.lookup.value()?.typed::<T>()?;
+        self.counters.hit();
+        Some(value)
+    }
+}
+
+/// When `$top` (the top layer, an `Option<&Layer>`) is a memory layer holding a typed `$T` under
+/// `$key`, counts the hit and returns `$result` — an expression of the hit `$value: &$T` that
+/// clones it — from the enclosing function, the shard's read lock held until the clone is made.
+/// Otherwise it does nothing, the lock released, and the enclosing function goes on with its
+/// normal read path.
+///
+/// A macro, not a function, because the clone must be the enclosing function's own return value:
+/// only then is it written straight into the caller's result instead of moved there.
+macro_rules! return_fast_hit {
+    ($top:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {{
+        let top: Option<&$crate::tower::Layer> = $top;
+        let lookup = top.and_then(|top| top.lookup($key));
+        if let Some($value) = lookup.as_ref().and_then(|lookup| lookup.hit::<$T>()) {
+            return $result;
+        }
+    }};
+}
+pub(crate) use return_fast_hit;

@@ -1,0 +1,135 @@
+//! The tower's operations as sans-IO plans: state machines that say which layer to ask what, take
+//! in each answer, and say what to do next, without doing any I/O themselves. The blocking driver
+//! (`blocking.rs`) and the async driver (`asynchronous.rs`) carry the steps out, each in a loop of
+//! a few lines, so the logic of every operation — read top down, backfill above a hit, write
+//! bottom up, single flight — is written once, here.
+//!
+//! A driver runs a plan like this:
+//!
+//! ```text
+//! input = Start
+//! loop {
+//!     if let Some(output) = plan.advance(input) { return output }
+//!     input = match plan.next() {
+//!         Call { layer, request, .. } => Reply(layer's answer),   // through its breaker
+//!         Wait(flight)                => Landed(the flight's value, or None if abandoned),
+//!         Compute                     => Computed(the caller's value),   // get-or-set only
+//!     }
+//! }
+//! ```
+//!
+//! The plans: [`Read`] (get), [`Exists`], [`Mget`], [`WriteLayers`] (set, mset, delete, flush
+//! and every backfill) and [`GetOrSet`].
+
+mod get_or_set;
+mod mget;
+mod read;
+mod write;
+
+pub(super) use get_or_set::GetOrSet;
+pub(super) use mget::Mget;
+pub(super) use read::{Exists, Read};
+pub(super) use write::{Write, WriteLayers};
+
+use super::layer::Layer;
+use crate::adapter::{Reply, Request};
+use crate::change_log::ChangeLog;
+use crate::error::{Error, Fault, Result};
+use crate::flight::{Flight, Flights};
+use crate::value::StoredValue;
+
+/// What a plan asks its driver to do next.
+pub(super) enum Step<'p> {
+    /// Make one call to the layer at `index`, through its breaker; answer with [`Input::Reply`].
+    Call { index: usize, layer: &'p Layer, request: Request<'p> },
+    /// Wait until another caller computing the same key lands or abandons its flight; answer
+    /// with [`Input::Landed`].
+    Wait(&'p Flight),
+    /// Run the caller's computation; answer with [`Input::Computed`] (or stop with its error).
+    Compute,
+}
+
+/// What a driver hands a plan: nothing yet, or the outcome of the last [`Step`].
+pub(super) enum Input<V> {
+    Start,
+    Reply(Result<Reply>),
+    Landed(Option<StoredValue>),
+    Computed(V),
+}
+
+impl<V> Input<V> {
+    /// The answer to a [`Step::Call`]: `None` at the start, else the layer's reply. Any other
+    /// input would be a driver's mistake: it comes out as a failed call (see [`no_reply`]).
+    fn into_answer(self) -> Option<Result<Reply>> {
+        match self {
+            Input::Start => None,
+            Input::Reply(reply) => Some(reply),
+            Input::Landed(_) | Input::Computed(_) => Some(no_reply()),
+        }
+    }
+}
+
+/// What a plan that called a layer makes of getting no reply: a failed call, never a panic.
+fn no_reply() -> Result<Reply> {
+    Err(Error::layer_fault(Fault::Other, "internal: a plan that called a layer got no reply"))
+}
+
+/// One operation, as a state machine (see the module docs for how a driver runs it).
+pub(super) trait Plan {
+    /// What [`Step::Compute`] produces (the caller's value, for get-or-set).
+    type Value;
+    /// What the operation returns.
+    type Output;
+
+    /// Takes in the outcome of the last step ([`Input::Start`] the first time) and moves on:
+    /// `Some` with the result when the operation is over, `None` when [`next`](Self::next) has a
+    /// step to make.
+    fn advance(&mut self, input: Input<Self::Value>) -> Option<Self::Output>;
+
+    /// The step to make now. Only called after [`advance`](Self::advance) returned `None`.
+    fn next(&self) -> Step<'_>;
+}
+
+/// What every plan of one tower works with: a consistent snapshot of the stack, the change log
+/// that keeps process-local layers coherent, and the flights in progress.
+#[derive(Clone, Copy)]
+pub(super) struct Context<'s> {
+    pub(super) stack: &'s [Layer],
+    pub(super) log: &'s ChangeLog,
+    pub(super) flights: &'s Flights,
+}
+
+impl<'s> Context<'s> {
+    /// The step that calls layer `index` with `request`.
+    fn call<'p>(&self, index: usize, request: Request<'p>) -> Step<'p>
+    where
+        's: 'p,
+    {
+        Step::Call { index, layer: &self.stack[index], request }
+    }
+}
+
+/// The layers that failed during one operation, so that it does not wait on them a second time
+/// (a get-or-set whose read timed out skips that layer when it stores the computed value).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Faults(u64);
+
+impl Faults {
+    fn note(&mut self, index: usize) {
+        if index < 64 {
+            self.0 |= 1 << index;
+        }
+    }
+
+    fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+}
+
+/// Says a plan's [`next`](Plan::next) was called when it had nothing left to do: a driver
+/// calls `next` only after `advance` returned `None`, and every plan has a step in every state
+/// that returns `None`.
+#[cold]
+fn finished() -> ! {
+    unreachable!("a plan was asked for a step after it finished")
+}

@@ -1,0 +1,161 @@
+//! [`Read`]: the read path of `get` — top down, the first layer holding a value that decodes as
+//! the requested type answers, and every layer above it is backfilled — and [`Exists`].
+
+use std::convert::Infallible;
+
+use super::write::{Write, WriteLayers, backfill_entry};
+use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
+use crate::adapter::{Reply, Request};
+use crate::error::Result;
+use crate::value::Cacheable;
+
+/// Reads one key through the stack.
+///
+/// The top layer is asked for the value alone (nothing is backfilled above it); the layers
+/// below for the value and the time it has left, so that a backfilled copy lives no longer than
+/// the entry it copies. A layer that fails, or holds a value that does not decode as `T`, is a
+/// miss: the read goes on below. The output is the value, if any layer had it, and the layers
+/// that failed.
+pub(in crate::tower) struct Read<'s, 'k, T> {
+    context: Context<'s>,
+    key: &'k str,
+    faults: Faults,
+    /// The change number before the layers below the top were read (see `WriteLayers`).
+    since: u64,
+    state: State<'s, 'k, T>,
+}
+
+enum State<'s, 'k, T> {
+    Starting,
+    /// Waiting for the answer of the layer at this index.
+    Asking(usize),
+    /// Found below the top: copying it into the layers above.
+    Backfilling(T, WriteLayers<'s, 'k>),
+    Finished,
+}
+
+impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
+    pub(in crate::tower) fn new(context: Context<'s>, key: &'k str) -> Self {
+        Self { context, key, faults: Faults::default(), since: 0, state: State::Starting }
+    }
+
+    /// [`Plan::advance`] with the answer to the last call, for [`GetOrSet`](super::GetOrSet).
+    pub(super) fn take(&mut self, answer: Option<Result<Reply>>) -> Option<(Option<T>, Faults)> {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Starting if self.context.stack.is_empty() => self.finish(None),
+            State::Starting => {
+                self.state = State::Asking(0);
+                None
+            }
+            State::Asking(index) => self.answered(index, answer.unwrap_or_else(no_reply)),
+            State::Backfilling(value, mut writes) => match writes.take(answer) {
+                Some(_) => self.finish(Some(value)),
+                None => {
+                    self.state = State::Backfilling(value, writes);
+                    None
+                }
+            },
+            State::Finished => finished(),
+        }
+    }
+
+    fn answered(&mut self, index: usize, reply: Result<Reply>) -> Option<(Option<T>, Faults)> {
+        let layer = &self.context.stack[index];
+        match reply.and_then(Reply::into_entry) {
+            // Failures were counted and logged by the driver.
+            Err(_) => self.faults.note(index),
+            Ok(entry) => {
+                if let Some((value, entry)) = layer.count_read::<T>(index, entry) {
+                    if index == 0 {
+                        return self.finish(Some(value));
+                    }
+                    let write = Write::backfill(vec![(self.key, backfill_entry(&value, entry))]);
+                    let Some(write) = write else { return self.finish(Some(value)) };
+                    let mut writes = WriteLayers::backfill(self.context, write, self.since, 0, index);
+                    if writes.take(None).is_some() {
+                        return self.finish(Some(value));
+                    }
+                    self.state = State::Backfilling(value, writes);
+                    return None;
+                }
+            }
+        }
+        if index == 0 {
+            self.since = self.context.log.now();
+        }
+        if index + 1 < self.context.stack.len() {
+            self.state = State::Asking(index + 1);
+            return None;
+        }
+        self.finish(None)
+    }
+
+    fn finish(&mut self, value: Option<T>) -> Option<(Option<T>, Faults)> {
+        self.state = State::Finished;
+        Some((value, self.faults))
+    }
+
+    /// [`Plan::next`].
+    pub(super) fn step(&self) -> Step<'_> {
+        match &self.state {
+            State::Asking(0) => self.context.call(0, Request::GetValue(self.key)),
+            State::Asking(index) => self.context.call(*index, Request::Get(self.key)),
+            State::Backfilling(_, writes) => writes.next(),
+            State::Starting | State::Finished => finished(),
+        }
+    }
+}
+
+impl<T: Cacheable> Plan for Read<'_, '_, T> {
+    type Value = Infallible;
+    type Output = (Option<T>, Faults);
+
+    fn advance(&mut self, input: Input<Infallible>) -> Option<Self::Output> {
+        self.take(input.into_answer())
+    }
+
+    fn next(&self) -> Step<'_> {
+        self.step()
+    }
+}
+
+/// Whether any layer has a key, top down; never backfills. A layer that fails counts as not
+/// having it.
+pub(in crate::tower) struct Exists<'s, 'k> {
+    context: Context<'s>,
+    key: &'k str,
+    /// The layer asked last (`None` before the first).
+    asked: Option<usize>,
+}
+
+impl<'s, 'k> Exists<'s, 'k> {
+    pub(in crate::tower) fn new(context: Context<'s>, key: &'k str) -> Self {
+        Self { context, key, asked: None }
+    }
+}
+
+impl Plan for Exists<'_, '_> {
+    type Value = Infallible;
+    type Output = bool;
+
+    fn advance(&mut self, input: Input<Infallible>) -> Option<bool> {
+        if let Some(reply) = input.into_answer() {
+            if let Ok(true) = reply.and_then(Reply::into_exists) {
+                return Some(true);
+            }
+        }
+        let next = self.asked.map_or(0, |index| index + 1);
+        if next == self.context.stack.len() {
+            return Some(false);
+        }
+        self.asked = Some(next);
+        None
+    }
+
+    fn next(&self) -> Step<'_> {
+        match self.asked {
+            Some(index) => self.context.call(index, Request::Exists(self.key)),
+            None => finished(),
+        }
+    }
+}

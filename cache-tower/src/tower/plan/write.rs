@@ -1,0 +1,266 @@
+//! [`WriteLayers`]: one write (set, mset, delete, flush, or a backfill) applied to a range of
+//! layers, bottom up, with process-local layers kept coherent through the change log.
+
+use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
+use crate::adapter::{Reply, Request};
+use crate::error::{Error, Result};
+use crate::tower::coherence::BLIND_TTL;
+use crate::value::{Cacheable, Entry, StoredValue};
+
+/// A write, as every layer it goes to receives it.
+pub(in crate::tower) enum Write<'k> {
+    Set(&'k str, Entry),
+    Mset(Vec<(&'k str, Entry)>),
+    Delete(&'k str),
+    Flush,
+}
+
+impl<'k> Write<'k> {
+    /// The write of an mset: one entry for every item, each value wrapped once for all layers.
+    pub(in crate::tower) fn mset<T: Cacheable>(items: impl IntoIterator<Item = (&'k str, T)>) -> Self {
+        Write::Mset(items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect())
+    }
+
+    /// The write that backfills `items`: one `Set` for a single item (layers often have a
+    /// cheaper command for it), entries with no time left dropped. `None` when nothing is left.
+    pub(super) fn backfill(mut items: Vec<(&'k str, Entry)>) -> Option<Self> {
+        items.retain(|(_, entry)| entry.ttl().is_none_or(|ttl| !ttl.is_zero()));
+        match items.len() {
+            0 => None,
+            1 => items.pop().map(|(key, entry)| Write::Set(key, entry)),
+            _ => Some(Write::Mset(items)),
+        }
+    }
+
+    fn request(&self) -> Request<'_> {
+        match self {
+            Write::Set(key, entry) => Request::Set(key, entry),
+            Write::Mset(items) => Request::Mset(items),
+            Write::Delete(key) => Request::Delete(key),
+            Write::Flush => Request::Flush,
+        }
+    }
+
+    /// How many keys it writes (for the backfill counter).
+    fn len(&self) -> u64 {
+        match self {
+            Write::Mset(items) => items.len() as u64,
+            _ => 1,
+        }
+    }
+
+    fn keys(&self) -> Vec<&'k str> {
+        match self {
+            Write::Set(key, _) => vec![*key],
+            Write::Mset(items) => items.iter().map(|(key, _)| *key).collect(),
+            Write::Delete(_) | Write::Flush => Vec::new(),
+        }
+    }
+}
+
+/// Why the layers are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The caller's own write: the error of the topmost layer that failed is returned.
+    Store,
+    /// A copy into the layers above a hit: counted as backfills; a failure is only counted and
+    /// logged (by the driver), never returned.
+    Backfill,
+}
+
+/// Applies one [`Write`] to the layers `low..high`, bottom up, but those in `skip`.
+///
+/// Bottom up: a reader that misses the top layer while a write is under way finds the new value
+/// below, rather than backfilling the old one. A layer that fails is skipped; the others are
+/// still written.
+///
+/// A layer that follows changes (a process-local layer above a watched shared layer) takes
+/// only keys that did not change in the shared layers since change number `since`, and gives
+/// back any key that changes while it is being written; while the watch is blind it keeps copies
+/// for [`BLIND_TTL`] at most (see `coherence.rs`).
+pub(in crate::tower) struct WriteLayers<'s, 'k> {
+    context: Context<'s>,
+    write: Write<'k>,
+    since: u64,
+    purpose: Purpose,
+    low: usize,
+    /// The layers left to write are `low..remaining`, minus `skip`.
+    remaining: usize,
+    skip: Faults,
+    /// The layer being written, and how far along.
+    current: Option<(usize, Phase<'k>)>,
+    topmost_error: Option<Error>,
+}
+
+enum Phase<'k> {
+    /// Sending the write: the plan's own (`None`), or what is left of it for this layer.
+    Writing { only: Option<Write<'k>>, recheck: bool },
+    /// Written; removing again, one by one, the keys that changed meanwhile.
+    Undoing { keys: Vec<&'k str>, at: usize, written: u64 },
+}
+
+impl<'s, 'k> WriteLayers<'s, 'k> {
+    /// The caller's write, to every layer but those in `skip`.
+    pub(in crate::tower) fn store(context: Context<'s>, write: Write<'k>, skip: Faults) -> Self {
+        let since = context.log.now();
+        let high = context.stack.len();
+        Self::new(context, write, since, Purpose::Store, 0, high, skip)
+    }
+
+    /// A backfill of the layers `low..high`, checked against changes since `since` (taken before
+    /// the read that found the value).
+    pub(super) fn backfill(context: Context<'s>, write: Write<'k>, since: u64, low: usize, high: usize) -> Self {
+        Self::new(context, write, since, Purpose::Backfill, low, high, Faults::default())
+    }
+
+    fn new(
+        context: Context<'s>,
+        write: Write<'k>,
+        since: u64,
+        purpose: Purpose,
+        low: usize,
+        high: usize,
+        skip: Faults,
+    ) -> Self {
+        Self { context, write, since, purpose, low, remaining: high, skip, current: None, topmost_error: None }
+    }
+
+    /// The next layer to write, going up.
+    fn next_layer(&mut self) -> Option<usize> {
+        while self.remaining > self.low {
+            self.remaining -= 1;
+            if !self.skip.contains(self.remaining) {
+                return Some(self.remaining);
+            }
+        }
+        None
+    }
+
+    /// What layer `index` should be sent: `None` when nothing (every key changed meanwhile).
+    fn prepare(&self, index: usize) -> Option<Phase<'k>> {
+        let plain = Phase::Writing { only: None, recheck: false };
+        if matches!(&self.write, Write::Mset(items) if items.is_empty()) {
+            return None;
+        }
+        if !self.context.stack[index].follows_changes {
+            return Some(plain);
+        }
+        let log = self.context.log;
+        if log.is_blind() {
+            // A copy put in now could go stale without anyone noticing: keep it only briefly, so
+            // memory still shields the source during an outage but never serves anything for long.
+            let brief = |entry: &Entry| {
+                let ttl = entry.ttl().map_or(BLIND_TTL, |ttl| ttl.min(BLIND_TTL));
+                Entry::new(entry.value().clone(), Some(ttl))
+            };
+            let only = match &self.write {
+                Write::Set(key, entry) => Write::Set(key, brief(entry)),
+                Write::Mset(items) => Write::Mset(items.iter().map(|(key, entry)| (*key, brief(entry))).collect()),
+                Write::Delete(_) | Write::Flush => return Some(plain),
+            };
+            return Some(Phase::Writing { only: Some(only), recheck: false });
+        }
+        let unchanged = |key: &str| !log.changed_since(self.since, key);
+        match &self.write {
+            Write::Set(key, _) => unchanged(key).then_some(Phase::Writing { only: None, recheck: true }),
+            Write::Mset(items) => {
+                let left: Vec<(&str, Entry)> = items.iter().filter(|(key, _)| unchanged(key)).cloned().collect();
+                match left.len() {
+                    0 => None,
+                    n if n == items.len() => Some(Phase::Writing { only: None, recheck: true }),
+                    _ => Some(Phase::Writing { only: Some(Write::Mset(left)), recheck: true }),
+                }
+            }
+            Write::Delete(_) | Write::Flush => Some(plain),
+        }
+    }
+
+    /// Takes in the answer of layer `index` in `phase`; the phase to go on with, if any.
+    fn answered(&mut self, index: usize, phase: Phase<'k>, reply: Result<()>) -> Option<Phase<'k>> {
+        if let Err(err) = reply {
+            if self.purpose == Purpose::Store {
+                // Going up, so the last error kept is the topmost layer's.
+                self.topmost_error = Some(err);
+            }
+            return None;
+        }
+        let written = match phase {
+            Phase::Writing { only, recheck } => {
+                let sent = only.as_ref().unwrap_or(&self.write);
+                let written = sent.len();
+                if recheck {
+                    // Checking *after* writing closes the race with an eviction (`change_log.rs`).
+                    let log = self.context.log;
+                    let keys: Vec<&str> =
+                        sent.keys().into_iter().filter(|key| log.changed_since(self.since, key)).collect();
+                    if !keys.is_empty() {
+                        return Some(Phase::Undoing { keys, at: 0, written });
+                    }
+                }
+                written
+            }
+            Phase::Undoing { keys, at, written } if at + 1 < keys.len() => {
+                return Some(Phase::Undoing { keys, at: at + 1, written });
+            }
+            Phase::Undoing { written, .. } => written,
+        };
+        if self.purpose == Purpose::Backfill {
+            self.context.stack[index].counters.backfills(written);
+        }
+        None
+    }
+}
+
+impl WriteLayers<'_, '_> {
+    /// [`Plan::advance`] with the answer to the last call (`None` at the start), for plans that
+    /// write as part of their work.
+    pub(super) fn take(&mut self, answer: Option<Result<Reply>>) -> Option<Result<()>> {
+        if let Some((index, phase)) = self.current.take() {
+            let reply = answer.unwrap_or_else(no_reply).and_then(Reply::into_done);
+            if let Some(phase) = self.answered(index, phase, reply) {
+                self.current = Some((index, phase));
+                return None;
+            }
+        }
+        while let Some(index) = self.next_layer() {
+            if let Some(phase) = self.prepare(index) {
+                self.current = Some((index, phase));
+                return None;
+            }
+        }
+        Some(self.topmost_error.take().map_or(Ok(()), Err))
+    }
+}
+
+impl Plan for WriteLayers<'_, '_> {
+    type Value = std::convert::Infallible;
+    type Output = Result<()>;
+
+    fn advance(&mut self, input: Input<Self::Value>) -> Option<Result<()>> {
+        self.take(input.into_answer())
+    }
+
+    fn next(&self) -> Step<'_> {
+        match &self.current {
+            Some((index, Phase::Writing { only, .. })) => {
+                self.context.call(*index, only.as_ref().unwrap_or(&self.write).request())
+            }
+            Some((index, Phase::Undoing { keys, at, .. })) => self.context.call(*index, Request::Delete(keys[*at])),
+            None => finished(),
+        }
+    }
+}
+
+/// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
+/// typed value (so an in-process layer never parses it again) and, when known, its JSON.
+pub(super) fn backfill_entry<T: Cacheable>(value: &T, found: Entry) -> Entry {
+    let (stored, ttl) = found.into_parts();
+    if stored.is::<T>() {
+        return Entry::new(stored, ttl);
+    }
+    let stored = match stored.json() {
+        Ok(json) => StoredValue::with_json(value.clone(), json),
+        Err(_) => StoredValue::new(value.clone()),
+    };
+    Entry::new(stored, ttl)
+}
