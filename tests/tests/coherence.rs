@@ -1,4 +1,4 @@
-//! Memory layers kept coherent across processes (DESIGN.md §7): two real service instances — two
+//! Memory layers kept coherent across processes (docs/architecture.md §7): two real service instances — two
 //! `tower_peer` processes, each a memory layer over the same Redis — and a plain Redis client.
 //! Once one instance holds a key in memory, a `set`, `delete`, `flush` or `mset` by the other, or
 //! an external SET, DEL, EXPIRE, PEXPIRE or FLUSHDB, reaches it: its next reads return the new state

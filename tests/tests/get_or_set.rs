@@ -259,7 +259,7 @@ fn a_computed_value_is_stored_in_every_layer() {
     }
 }
 
-/// DESIGN.md §5: a stored value that no longer decodes (say, after a deploy changed a struct) is a
+/// docs/architecture.md §5: a stored value that no longer decodes (say, after a deploy changed a struct) is a
 /// miss, and `get_or_set` overwrites it with the fresh value.
 #[test]
 fn an_undecodable_cached_value_is_recomputed_and_overwritten() {

@@ -67,7 +67,7 @@ fn lru_mget_counts_as_a_use() {
     assert_eq!(memory.keys(), ["a", "c"]);
 }
 
-/// DESIGN.md §4: at maxsize, the seed's overwrite of a present key evicted another key.
+/// docs/architecture.md §4: at maxsize, the seed's overwrite of a present key evicted another key.
 #[test]
 fn overwriting_a_present_key_at_maxsize_never_evicts() {
     for lru in [false, true] {
@@ -287,7 +287,7 @@ fn ttl_zero_means_never_expires() {
     assert_eq!(from_json.get_layers()[0].ttl(), None);
 }
 
-/// DESIGN.md §4: the seed's expired keys lingered until read.
+/// docs/architecture.md §4: the seed's expired keys lingered until read.
 #[test]
 fn expired_entries_are_reclaimed_by_unrelated_writes_without_being_read() {
     for lru in [false, true] {

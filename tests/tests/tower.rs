@@ -1,6 +1,6 @@
 //! CacheTower over memory layers: the read path (top down, backfilling only the layers above the
 //! one that answered), the write path (every layer), `exists`, `flush`, layer management, stats,
-//! and the regressions of DESIGN.md §4 that concern the tower and the memory layer.
+//! and the regressions of docs/architecture.md §4 that concern the tower and the memory layer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ fn mget_backfills_each_key_only_above_where_it_was_found() {
     assert_eq!(column::<u32>(&layers, "missing"), [None, None, None]);
 }
 
-/// DESIGN.md §4: the seed's `mget` with a missing key wrote hits into every layer, slower ones too.
+/// docs/architecture.md §4: the seed's `mget` with a missing key wrote hits into every layer, slower ones too.
 #[test]
 fn mget_never_writes_a_hit_into_slower_layers() {
     let layers = memory_layers(3);
@@ -414,7 +414,7 @@ fn set_layers_starts_the_counters_again() {
     assert_eq!(tower.stats()[0].misses, 0);
 }
 
-// ===== DESIGN.md §4: falsy values are hits =====
+// ===== docs/architecture.md §4: falsy values are hits =====
 
 fn assert_falsy_is_a_hit<T>(value: T)
 where
@@ -453,7 +453,7 @@ fn falsy_values_are_hits_in_get_and_mget() {
     assert_falsy_is_a_hit(());
 }
 
-// ===== DESIGN.md §4: a backfilled entry lives no longer than it had left =====
+// ===== docs/architecture.md §4: a backfilled entry lives no longer than it had left =====
 
 fn ttl_layers(clock: &ManualClock, ttls: &[u64]) -> Vec<MemoryAdapter> {
     ttls.iter().map(|&secs| MemoryAdapter::builder().ttl(Duration::from_secs(secs)).clock(clock).build()).collect()
