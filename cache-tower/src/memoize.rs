@@ -19,7 +19,7 @@ mod key;
 
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
 
-use crate::registry::{self, Place};
+use crate::registry::{self, Binding};
 use crate::tower::{CacheTower, Stack, return_fast_hit};
 use crate::value::Cacheable;
 
@@ -29,15 +29,15 @@ pub struct CallSite {
     tower: &'static str,
     function: &'static str,
     warned: AtomicBool,
-    /// The registry's place for `tower`, found on the first call: later calls skip the lookup
+    /// The registry's binding for `tower`, found on the first call: later calls skip the lookup
     /// by name and see a tower registered, replaced or removed at any time all the same.
-    place: OnceLock<Arc<Place>>,
+    binding: OnceLock<Arc<Binding>>,
 }
 
 impl CallSite {
     /// A call site of `function` caching in the tower registered as `tower`.
     pub const fn new(tower: &'static str, function: &'static str) -> Self {
-        Self { tower, function, warned: AtomicBool::new(false), place: OnceLock::new() }
+        Self { tower, function, warned: AtomicBool::new(false), binding: OnceLock::new() }
     }
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
@@ -45,7 +45,7 @@ impl CallSite {
     /// copy a hit makes), then falls back to [`memoize_with`] for everything else.
     #[inline(always)]
     fn stack(&self) -> Option<Stack> {
-        Some(self.place().tower().as_ref()?.load_stack())
+        Some(self.binding().tower().as_ref()?.load_stack())
     }
 
     /// A hit by the fast lane, for the async memoize functions (whose results are moved into
@@ -53,13 +53,13 @@ impl CallSite {
     /// that tasks on every worker thread would write.
     #[cfg(feature = "tokio")]
     fn fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
-        self.place().tower().as_ref()?.fast_hit(key)
+        self.binding().tower().as_ref()?.fast_hit(key)
     }
 
-    /// The registry's place for this site's tower.
+    /// The registry's binding for this site's tower.
     #[inline]
-    fn place(&self) -> &Place {
-        self.place.get_or_init(|| registry::place(self.tower))
+    fn binding(&self) -> &Binding {
+        self.binding.get_or_init(|| registry::binding(self.tower))
     }
 
     /// Logs `message` the first time this call site has something to say, and never again.
@@ -71,7 +71,7 @@ impl CallSite {
 
     /// The tower, if registered; warns (once) when it is not.
     fn tower(&self) -> Option<Arc<CacheTower>> {
-        let tower = Option::clone(&self.place().tower());
+        let tower = Option::clone(&self.binding().tower());
         if tower.is_none() {
             self.warn_no_tower();
         }

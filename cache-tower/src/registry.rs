@@ -4,7 +4,7 @@
 //! The registry is process-wide. Lookups are cheap and never block one another: the map of towers
 //! is replaced whole on every change (copy on write) and read without locks, so a lookup sees a
 //! change — all the towers of one [`register_json`] — entirely or not at all. Memoized functions
-//! do not even look their tower's name up on every call: each keeps the name's *place* (a slot
+//! do not even look their tower's name up on every call: each keeps the name's *binding* (a slot
 //! holding its tower, updated by every change) after its first call.
 //!
 //! ```
@@ -37,20 +37,20 @@ use crate::tower::CacheTower;
 /// The name `#[cached_tower]` uses when it is given no `config`.
 pub const DEFAULT_TOWER: &str = "default";
 
-/// One name's place in the registry, for memoized functions: the tower registered under that
+/// One name's binding in the registry, for memoized functions: the tower registered under that
 /// name, if any.
 ///
-/// A place is made by the first call of a memoized function naming it, and never taken out of the
-/// registry (removing a tower empties its place), so the function keeps its place and later calls
-/// skip the name lookup: they only load the place's tower. Only the names in `#[cached_tower]`
-/// attributes get places, so there are as many as the program has such names.
+/// A binding is made by the first call of a memoized function naming it, and never taken out of the
+/// registry (removing a tower empties its binding), so the function keeps its binding and later calls
+/// skip the name lookup: they only load the binding's tower. Only the names in `#[cached_tower]`
+/// attributes get bindings, so there are as many as the program has such names.
 #[derive(Debug)]
-pub(crate) struct Place {
+pub(crate) struct Binding {
     tower: ArcSwapOption<CacheTower>,
 }
 
-impl Place {
-    /// The tower in this place, without touching its reference count.
+impl Binding {
+    /// The tower in this binding, without touching its reference count.
     #[inline]
     pub(crate) fn tower(&self) -> arc_swap::Guard<Option<Arc<CacheTower>>> {
         self.tower.load()
@@ -64,31 +64,31 @@ type Towers = HashMap<String, Arc<CacheTower>, foldhash::fast::RandomState>;
 ///
 /// * `towers`, the registered towers by name, replaced whole by every change, so `get` and
 ///   `names` see a change (all the towers of a [`register_config`]) entirely or not at all;
-/// * the places, one per name a call site uses, kept behind the writers' lock: they are read
+/// * the bindings, one per name a call site uses, kept behind the writers' lock: they are read
 ///   only on a call site's first call and by writers, who bring them in step with `towers`.
 struct Registry {
     towers: ArcSwap<Towers>,
     /// Serializes writers, so no change is lost; readers of `towers` never take it.
-    writer: Mutex<HashMap<String, Arc<Place>>>,
+    writer: Mutex<HashMap<String, Arc<Binding>>>,
 }
 
 static REGISTRY: LazyLock<Registry> =
     LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(Towers::default()), writer: Mutex::default() });
 
-/// The place of `name`, made on the first call of a call site naming it (holding its tower, if
+/// The binding of `name`, made on the first call of a call site naming it (holding its tower, if
 /// registered).
-pub(crate) fn place(name: &str) -> Arc<Place> {
-    let mut places = REGISTRY.writer.lock();
-    let place = places
+pub(crate) fn binding(name: &str) -> Arc<Binding> {
+    let mut bindings = REGISTRY.writer.lock();
+    let binding = bindings
         .entry(name.to_owned())
-        .or_insert_with(|| Arc::new(Place { tower: ArcSwapOption::new(REGISTRY.towers.load().get(name).cloned()) }));
-    Arc::clone(place)
+        .or_insert_with(|| Arc::new(Binding { tower: ArcSwapOption::new(REGISTRY.towers.load().get(name).cloned()) }));
+    Arc::clone(binding)
 }
 
 /// Registers (`Some`) or removes (`None`) towers by name, as one change; returns the towers they
 /// replaced, in the same order (dropped by the caller, after the writer lock is released).
 fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<CacheTower>>> {
-    let places = REGISTRY.writer.lock();
+    let bindings = REGISTRY.writer.lock();
     let mut towers = Towers::clone(&REGISTRY.towers.load());
     let replaced: Vec<_> = changes
         .iter()
@@ -99,8 +99,8 @@ fn publish(changes: Vec<(String, Option<Arc<CacheTower>>)>) -> Vec<Option<Arc<Ca
         .collect();
     REGISTRY.towers.store(Arc::new(towers));
     for (name, tower) in changes {
-        if let Some(place) = places.get(&name) {
-            place.tower.store(tower);
+        if let Some(binding) = bindings.get(&name) {
+            binding.tower.store(tower);
         }
     }
     replaced
@@ -253,26 +253,26 @@ mod tests {
     }
 
     #[test]
-    fn a_place_follows_registration_replacement_and_removal() {
-        let place = place("unit_place_lifecycle");
-        assert!(place.tower().is_none(), "a place made before its tower is registered is empty");
+    fn a_binding_follows_registration_replacement_and_removal() {
+        let binding = binding("unit_binding_lifecycle");
+        assert!(binding.tower().is_none(), "a binding made before its tower is registered is empty");
         let first = Arc::new(CacheTower::new());
-        register("unit_place_lifecycle", Arc::clone(&first));
-        assert!(Arc::ptr_eq(place.tower().as_ref().unwrap(), &first));
+        register("unit_binding_lifecycle", Arc::clone(&first));
+        assert!(Arc::ptr_eq(binding.tower().as_ref().unwrap(), &first));
         let second = Arc::new(CacheTower::new());
-        let replaced = register("unit_place_lifecycle", Arc::clone(&second)).unwrap();
+        let replaced = register("unit_binding_lifecycle", Arc::clone(&second)).unwrap();
         assert!(Arc::ptr_eq(&replaced, &first));
-        assert!(Arc::ptr_eq(place.tower().as_ref().unwrap(), &second));
-        assert!(Arc::ptr_eq(&remove("unit_place_lifecycle").unwrap(), &second));
-        assert!(place.tower().is_none() && get("unit_place_lifecycle").is_none());
-        assert!(!names().contains(&"unit_place_lifecycle".to_owned()));
-        assert!(Arc::ptr_eq(&super::place("unit_place_lifecycle"), &place), "one place per name");
+        assert!(Arc::ptr_eq(binding.tower().as_ref().unwrap(), &second));
+        assert!(Arc::ptr_eq(&remove("unit_binding_lifecycle").unwrap(), &second));
+        assert!(binding.tower().is_none() && get("unit_binding_lifecycle").is_none());
+        assert!(!names().contains(&"unit_binding_lifecycle".to_owned()));
+        assert!(Arc::ptr_eq(&super::binding("unit_binding_lifecycle"), &binding), "one binding per name");
     }
 
     #[test]
-    fn a_place_made_after_registration_holds_the_tower() {
+    fn a_binding_made_after_registration_holds_the_tower() {
         let tower = Arc::new(CacheTower::new());
-        register("unit_place_late", Arc::clone(&tower));
-        assert!(Arc::ptr_eq(place("unit_place_late").tower().as_ref().unwrap(), &tower));
+        register("unit_binding_late", Arc::clone(&tower));
+        assert!(Arc::ptr_eq(binding("unit_binding_late").tower().as_ref().unwrap(), &tower));
     }
 }

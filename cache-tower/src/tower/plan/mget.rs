@@ -41,7 +41,7 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
     }
 
     /// Takes in one layer's answer for the pending keys.
-    fn absorb(&mut self, index: usize, reply: Result<Reply>) {
+    fn take_answer(&mut self, index: usize, reply: Result<Reply>) {
         let layer = &self.context.stack[index];
         let entries = match reply.and_then(Reply::into_entries) {
             Ok(entries) if entries.len() == self.pending.len() => entries,
@@ -108,7 +108,7 @@ impl<T: Cacheable> Plan for Mget<'_, '_, T> {
                 None
             }
             State::Asking(index) => {
-                self.absorb(index, answer.unwrap_or_else(no_reply));
+                self.take_answer(index, answer.unwrap_or_else(no_reply));
                 if index == 0 {
                     self.since = self.context.log.now();
                 }
