@@ -18,6 +18,7 @@ mod machine;
 mod report;
 mod scenarios;
 mod services;
+mod zipf;
 
 use std::process::ExitCode;
 use std::time::Instant;
