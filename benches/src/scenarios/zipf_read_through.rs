@@ -154,7 +154,8 @@ fn run(
     let top: u64 = hits_per_key[..ZIPF_BOUND].iter().map(|&n| u64::from(n)).sum();
     let notes = vec![format!(
         "{id}: Zipf s = {s} over {KEYS} keys, caches of {ZIPF_BOUND} entries; a cache holding exactly the \
-         {ZIPF_BOUND} most popular keys would hit {:.1}% (the law) / {:.1}% (the {ops} reads of this run). Each \
+         {ZIPF_BOUND} most popular keys would hit {:.1}% (the law; with hindsight, the {ZIPF_BOUND} keys read most \
+         often in the {ops} reads of this run would have served {:.1}% of them). Each \
          round reads {len} fresh keys of the stream; every cache was warmed first with {WARM_OPS} reads. The time \
          per operation includes the computation of each miss (`load_user`, the same for all); hit ratios count \
          the warm-up rounds and the samples.",
