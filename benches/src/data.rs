@@ -105,23 +105,41 @@ impl Dataset {
 /// `len` key indices drawn uniformly from `0..ENTRIES`.
 fn read_sequence(len: usize, seed: u64) -> Vec<u32> {
     let mut rng = SplitMix64(seed);
-    (0..len)
-        // Multiply-shift maps 64 random bits onto 0..ENTRIES without a division.
-        .map(|_| ((u128::from(rng.next_u64()) * ENTRIES as u128) >> 64) as u32)
-        .collect()
+    (0..len).map(|_| rng.below(ENTRIES) as u32).collect()
 }
 
 /// SplitMix64: a tiny, good-enough PRNG; its only job is a reproducible uniform sequence.
-struct SplitMix64(u64);
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+
+    /// A uniform draw from `[0, 1)` (the top 53 bits).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform draw from `0..n`, by multiply-shift (no division).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// `0..n` in a fixed shuffled order (Fisher–Yates driven by `seed`).
+pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix64(seed);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
 }
 
 #[cfg(test)]

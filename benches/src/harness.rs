@@ -143,17 +143,66 @@ impl Samples {
         }
     }
 
-    /// (max - min) / median: how much the samples disagree.
-    pub fn spread(&self) -> f64 {
+    /// The smallest and the largest sample.
+    pub fn min_max(&self) -> (f64, f64) {
         let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (max - min) / self.median()
+        (min, max)
+    }
+
+    /// The `p`-th percentile (`p` in 0..=100), by linear interpolation between the two nearest
+    /// ranks of the sorted samples.
+    pub fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (p / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+        let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+        sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+    }
+
+    /// The 10th and 90th percentiles.
+    pub fn p10_p90(&self) -> (f64, f64) {
+        (self.percentile(10.0), self.percentile(90.0))
+    }
+
+    /// The samples, in the order they were taken (round after round).
+    pub fn values(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// Each sample mapped through `f` (a change of unit).
+    pub fn map(&self, f: impl Fn(f64) -> f64) -> Self {
+        Self(self.0.iter().copied().map(f).collect())
+    }
+
+    /// `self[r] / other[r]` for every round `r`: the ratio of two contenders measured in the same
+    /// rounds, one per round, so the spread of a ratio is not the spread of two independent
+    /// figures.
+    pub fn ratios(&self, other: &Self) -> Self {
+        Self(self.0.iter().zip(&other.0).map(|(a, b)| a / b).collect())
     }
 }
 
 /// Nanoseconds per operation of each contender, on one thread, reading `indices` per sample.
 pub fn ns_per_op(contenders: &[Contender<'_>], indices: &[u32], settings: &Settings) -> Vec<Samples> {
     interleave(contenders.len(), settings, |c| {
+        let started = Instant::now();
+        let timed = (contenders[c].batch)(indices);
+        let elapsed = timed.unwrap_or_else(|| started.elapsed());
+        elapsed.as_nanos() as f64 / indices.len() as f64
+    })
+}
+
+/// [`ns_per_op`] with a sequence of its own for every round: round `r` (warm-up rounds
+/// included) reads `rounds[r % rounds.len()]`, the same for every contender of the round. For
+/// workloads whose history matters (a cache that learns which keys are popular), so no contender
+/// sees the same keys twice in the same order.
+pub fn ns_per_op_by_round(contenders: &[Contender<'_>], rounds: &[Vec<u32>], settings: &Settings) -> Vec<Samples> {
+    interleave_rounds(contenders.len(), settings, |c, round| {
+        let indices = &rounds[round % rounds.len()];
         let started = Instant::now();
         let timed = (contenders[c].batch)(indices);
         let elapsed = timed.unwrap_or_else(|| started.elapsed());
@@ -198,11 +247,20 @@ pub fn throughput(contenders: &[Contender<'_>], per_thread: &[&[u32]], settings:
 /// Runs `sample(contender)` for every contender, round after round, rotating the order; keeps
 /// the samples of the rounds after the warm-up.
 fn interleave(contenders: usize, settings: &Settings, mut sample: impl FnMut(usize) -> f64) -> Vec<Samples> {
+    interleave_rounds(contenders, settings, |contender, _| sample(contender))
+}
+
+/// [`interleave`], telling `sample` the round too.
+fn interleave_rounds(
+    contenders: usize,
+    settings: &Settings,
+    mut sample: impl FnMut(usize, usize) -> f64,
+) -> Vec<Samples> {
     let mut kept = vec![Vec::with_capacity(settings.samples); contenders];
     for round in 0..settings.warmup_rounds + settings.samples {
         for turn in 0..contenders {
             let contender = (turn + round) % contenders;
-            let value = sample(contender);
+            let value = sample(contender, round);
             if round >= settings.warmup_rounds {
                 kept[contender].push(value);
             }
@@ -219,6 +277,16 @@ mod tests {
     fn median_of_odd_and_even_counts() {
         assert_eq!(Samples(vec![3.0, 1.0, 2.0]).median(), 2.0);
         assert_eq!(Samples(vec![4.0, 1.0, 3.0, 2.0]).median(), 2.5);
+    }
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let samples = Samples((1..=11).map(f64::from).collect());
+        assert_eq!(samples.p10_p90(), (2.0, 10.0));
+        assert_eq!(samples.min_max(), (1.0, 11.0));
+        assert_eq!(Samples(vec![1.0, 2.0]).percentile(50.0), 1.5);
+        let paired = Samples(vec![2.0, 6.0]).ratios(&Samples(vec![1.0, 3.0]));
+        assert_eq!(paired.values(), &[2.0, 2.0]);
     }
 
     #[test]

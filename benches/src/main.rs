@@ -18,6 +18,7 @@ mod machine;
 mod report;
 mod scenarios;
 mod services;
+mod zipf;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -85,14 +86,21 @@ fn main() -> ExitCode {
         println!("* {line}");
     }
     println!(
-        "* method: {ENTRIES} entries (`user:{{n}}` -> 10-field `User`), uniformly random reads; per contender \
-         {} warm-up round(s), then the median of {} samples of {} ops (per thread; Redis scenarios: {} ops, \
-         their 100-key ones {}), contenders interleaved\n",
+        "* method: {ENTRIES} entries (`user:{{n}}` -> 10-field `User`), uniformly random reads (the Zipf \
+         scenarios: 100,000 keys); per contender {} warm-up round(s), then the median of {} samples of {} ops \
+         (per thread; insert-evict and Zipf: {} ops; Redis scenarios: {} ops, their 100-key ones {}), contenders \
+         interleaved; every contender of a row has the bound the row names",
         settings.warmup_rounds,
         settings.samples,
         settings.ops_per_sample,
+        settings.ops_per_sample / 10,
         settings.io_ops_per_sample,
         settings.io_ops_per_sample / 10
+    );
+    println!(
+        "* cells: the median, then (in parentheses) the 10th–90th percentile of the samples; the ratio is of the \
+         medians, then the 10th–90th percentile of the per-round ratios (each round samples every contender once); \
+         read-through rows add each contender's hit ratio\n"
     );
     if !rows.is_empty() {
         print!("{}", report::markdown_table(&rows));

@@ -20,22 +20,60 @@ pub enum Figure {
 }
 
 impl Figure {
-    fn value(self) -> f64 {
+    /// The number, in the figure's unit.
+    pub fn value(self) -> f64 {
         match self {
             Self::NsPerOp(v) | Self::MopsPerSec(v) | Self::MicrosPerOp(v) | Self::WallMicros(v) | Self::MiB(v) => v,
+        }
+    }
+
+    /// `value` formatted as this figure's numbers are, without the unit (for ranges).
+    pub fn number(self, value: f64) -> String {
+        match self {
+            Self::MopsPerSec(_) => format!("{value:.2}"),
+            Self::WallMicros(_) => format!("{value:.0}"),
+            Self::NsPerOp(_) | Self::MicrosPerOp(_) | Self::MiB(_) => format!("{value:.1}"),
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Self::NsPerOp(_) => "ns/op",
+            Self::MopsPerSec(_) => "Mops/s",
+            Self::MicrosPerOp(_) => "µs/op",
+            Self::WallMicros(_) => "µs",
+            Self::MiB(_) => "MiB",
         }
     }
 }
 
 impl fmt::Display for Figure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NsPerOp(ns) => write!(f, "{ns:.1} ns/op"),
-            Self::MopsPerSec(mops) => write!(f, "{mops:.2} Mops/s"),
-            Self::MicrosPerOp(us) => write!(f, "{us:.1} µs/op"),
-            Self::WallMicros(us) => write!(f, "{us:.0} µs"),
-            Self::MiB(mib) => write!(f, "{mib:.1} MiB"),
+        write!(f, "{} {}", self.number(self.value()), self.unit())
+    }
+}
+
+/// What a cell of the table says besides the median: the spread of the samples and, for
+/// read-through scenarios, the hit ratio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Detail {
+    /// The 10th and 90th percentiles of the samples, in the figure's unit.
+    pub p10_p90: Option<(f64, f64)>,
+    /// Operations answered from the cache / all operations.
+    pub hit_ratio: Option<f64>,
+}
+
+impl Detail {
+    /// The cell: the figure, then its p10–p90 and hit ratio when known.
+    fn cell(self, figure: Figure) -> String {
+        let mut cell = figure.to_string();
+        if let Some((p10, p90)) = self.p10_p90 {
+            cell.push_str(&format!(" ({}–{})", figure.number(p10), figure.number(p90)));
         }
+        if let Some(ratio) = self.hit_ratio {
+            cell.push_str(&format!(", **hits {:.1}%**", ratio * 100.0));
+        }
+        cell
     }
 }
 
@@ -46,17 +84,45 @@ pub struct Row {
     pub scenario: String,
     /// cache-tower's figure.
     pub ours: Figure,
+    /// Its spread and hit ratio.
+    pub ours_detail: Detail,
     /// The peer and the call measured, e.g. "moka 0.12 `get`".
     pub peer: String,
     /// The peer's figure, in the same unit as `ours`.
     pub theirs: Figure,
+    /// Its spread and hit ratio.
+    pub theirs_detail: Detail,
+    /// The 10th and 90th percentiles of the ratios ours / peer of each round (the two were sampled
+    /// in the same rounds), when there were samples.
+    pub ratio_p10_p90: Option<(f64, f64)>,
 }
 
 impl Row {
-    /// ours / peer: below 1 is better for times, above 1 is better for throughputs (the scenario
-    /// name says which).
+    /// A row of two single figures (no samples to spread).
+    pub fn single(scenario: impl Into<String>, ours: Figure, peer: impl Into<String>, theirs: Figure) -> Self {
+        Self {
+            scenario: scenario.into(),
+            ours,
+            ours_detail: Detail::default(),
+            peer: peer.into(),
+            theirs,
+            theirs_detail: Detail::default(),
+            ratio_p10_p90: None,
+        }
+    }
+
+    /// ours / peer (of the medians): below 1 is better for times, above 1 is better for
+    /// throughputs (the scenario name says which).
     pub fn ratio(&self) -> f64 {
         self.ours.value() / self.theirs.value()
+    }
+
+    /// The ratio cell: the ratio of the medians, then the p10–p90 of the per-round ratios.
+    fn ratio_cell(&self) -> String {
+        match self.ratio_p10_p90 {
+            Some((p10, p90)) => format!("{:.2}x ({p10:.2}–{p90:.2})", self.ratio()),
+            None => format!("{:.2}x", self.ratio()),
+        }
     }
 }
 
@@ -111,12 +177,12 @@ pub fn markdown_table(rows: &[Row]) -> String {
     );
     for row in rows {
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2}x |\n",
+            "| {} | {} | {} | {} | {} |\n",
             row.scenario,
-            row.ours,
+            row.ours_detail.cell(row.ours),
             row.peer,
-            row.theirs,
-            row.ratio()
+            row.theirs_detail.cell(row.theirs),
+            row.ratio_cell()
         ));
     }
     table
@@ -150,15 +216,17 @@ mod tests {
 
     #[test]
     fn table_has_the_five_columns_and_the_ratio() {
-        let rows = [Row {
-            scenario: "get (ns/op, lower is better)".into(),
-            ours: Figure::NsPerOp(60.0),
-            peer: "peer".into(),
-            theirs: Figure::NsPerOp(40.0),
-        }];
-        let table = markdown_table(&rows);
+        let mut row = Row::single("get (ns/op, lower is better)", Figure::NsPerOp(60.0), "peer", Figure::NsPerOp(40.0));
+        let table = markdown_table(std::slice::from_ref(&row));
         assert!(table.starts_with("| scenario | cache-tower | peer | peer's figure | ratio (ours / peer) |"));
         assert!(table.contains("| get (ns/op, lower is better) | 60.0 ns/op | peer | 40.0 ns/op | 1.50x |"));
+        row.ours_detail = Detail { p10_p90: Some((55.0, 70.0)), hit_ratio: Some(0.5) };
+        row.ratio_p10_p90 = Some((1.25, 1.75));
+        let table = markdown_table(&[row]);
+        assert!(
+            table.contains("| 60.0 ns/op (55.0–70.0), **hits 50.0%** | peer | 40.0 ns/op | 1.50x (1.25–1.75) |"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -109,15 +109,15 @@ fn run(_: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
         reports.push(report);
     }
 
-    let rows = vec![Row {
-        scenario: format!(
-            "peak RSS growth, {} ops on 10M random keys, maxsize 100,000 (MiB, lower is better)",
+    let rows = vec![Row::single(
+        format!(
+            "peak RSS growth, {} ops on 10M random keys, bound 100,000 entries (MiB, lower is better)",
             settings.rss_ops
         ),
-        ours: Figure::MiB(reports[0].peak_growth_mib()),
-        peer: format!("{} (`get_with`, `insert`)", CONTENDERS[1].1),
-        theirs: Figure::MiB(reports[1].peak_growth_mib()),
-    }];
+        Figure::MiB(reports[0].peak_growth_mib()),
+        format!("{} (`get_with`, `insert`)", CONTENDERS[1].1),
+        Figure::MiB(reports[1].peak_growth_mib()),
+    )];
 
     let mut section = format!(
         "### Memory stays bounded (`memory/bounded-rss`)\n\n\

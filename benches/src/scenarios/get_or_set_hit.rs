@@ -1,14 +1,12 @@
 //! `get_or_set` of a present key on one thread: the hit path of get-or-compute, where the
-//! computation must not run.
+//! computation must not run. Every cache is bounded to [`BOUND`] entries.
 
 use std::convert::Infallible;
 use std::hint::black_box;
 
-use cache_tower::MemoryAdapter;
-
-use super::caches::{self, MOKA, QUICK_CACHE};
+use super::caches::{self, BOUND, MOKA_TINY_LFU, QUICK_CACHE_POLICY};
 use super::{BoxResult, Scenario, measure_ns_per_op, versus};
-use crate::data::{Dataset, ENTRIES, load_user, loads};
+use crate::data::{Dataset, load_user, loads};
 use crate::harness::{Contender, Settings};
 use crate::report::Outcome;
 use crate::services::Services;
@@ -18,20 +16,20 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-or-set-hit", ru
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let tower = caches::tower(MemoryAdapter::new(), data, &mut notes)?;
-    let moka = caches::moka(None, data, &mut notes);
-    let quick = caches::quick_cache(2 * ENTRIES, data, &mut notes);
+    let tower = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
+    let moka = caches::moka(BOUND, false, data, &mut notes);
+    let quick = caches::quick_cache(BOUND, data, &mut notes);
 
     let keys = &data.keys;
     let contenders = [
-        Contender::per_op("cache-tower `get_or_set`", |i| {
+        Contender::per_op("cache-tower `get_or_set`, FIFO", |i| {
             black_box(tower.get_or_set(&keys[i], || load_user(&keys[i])));
         }),
         // `get_with_by_ref` rather than `get_with`: it takes `&str` like ours, no key clone.
-        Contender::per_op(format!("{MOKA} `get_with_by_ref`"), |i| {
+        Contender::per_op(format!("{MOKA_TINY_LFU} `get_with_by_ref`"), |i| {
             black_box(moka.get_with_by_ref(keys[i].as_str(), || load_user(&keys[i])));
         }),
-        Contender::per_op(format!("{QUICK_CACHE} `get_or_insert_with`"), |i| {
+        Contender::per_op(format!("{QUICK_CACHE_POLICY} `get_or_insert_with`"), |i| {
             black_box(quick.get_or_insert_with(keys[i].as_str(), || Ok::<_, Infallible>(load_user(&keys[i]))).ok());
         }),
     ];
@@ -42,6 +40,10 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         eprintln!("  {note}");
         notes.push(note);
     }
-    let rows = versus("get_or_set hit, 1 thread (ns/op, lower is better)", &measured[0], &measured[1..]);
+    let rows = versus(
+        &format!("get_or_set hit, 1 thread, bound {BOUND} entries (ns/op, lower is better)"),
+        &measured[0],
+        &measured[1..],
+    );
     Ok(Outcome { rows, notes, ..Outcome::default() })
 }

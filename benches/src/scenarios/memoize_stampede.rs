@@ -207,10 +207,7 @@ fn run(_: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
         .iter()
         .zip(&records)
         .map(|(contender, record)| {
-            let samples = Samples::from(record.walls.clone());
-            let figure = Figure::WallMicros(samples.median());
-            eprintln!("  {:<40} {figure:>16}  (spread {:.0}%)", contender.name, samples.spread() * 100.0);
-            Measured { name: contender.name.clone(), figure }
+            Measured::new(&contender.name, Samples::from(record.walls.clone()), Figure::WallMicros)
         })
         .collect();
 

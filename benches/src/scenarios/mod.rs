@@ -1,9 +1,11 @@
 //! The scenarios: each builds its caches, measures cache-tower and its peers side by side, and
 //! returns one table row per peer.
 //!
-//! Unless a scenario says otherwise, every cache is filled with the same 10,000 entries and has
-//! room for all of them: cache-tower is a tower of one unbounded `MemoryAdapter` (no TTL), moka
-//! is unbounded, and quick_cache (always bounded) gets twice the room it needs. Reads hit.
+//! Every contender of a row has the same bound, in entries, and the row says which. The memory
+//! scenarios that hold the 10,000 users bound every cache to `caches::BOUND` (12,500) entries, so
+//! hits hit (checked after filling); `memory/get-miss` reads absent keys, `memory/insert-evict`
+//! writes absent keys into full caches, and the Zipf read-through scenarios draw 100,000 keys for
+//! caches of 10,000. The memoize rows compare unbounded stores on both sides.
 //!
 //! The Redis scenarios (`redis/...`) compare cache-tower over a Redis server with the raw
 //! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
@@ -20,8 +22,10 @@ mod bounded_rss;
 mod caches;
 mod child;
 mod get_hit;
+mod get_miss;
 mod get_or_set_hit;
 mod get_two_threads;
+mod insert_evict;
 mod memoize_hit;
 mod memoize_stampede;
 mod redis_get_backfill;
@@ -32,10 +36,11 @@ mod redis_support;
 mod relay;
 mod set_overwrite;
 mod staleness;
+mod zipf_read_through;
 
 use crate::data::Dataset;
 use crate::harness::{self, Contender, Samples, Settings};
-use crate::report::{Figure, Outcome, Row};
+use crate::report::{Detail, Figure, Outcome, Row};
 use crate::services::Services;
 pub use child::dispatch as child_mode;
 pub use redis_support::{COUNTED_OPS, MIN_COMMANDS_PER_OP};
@@ -56,9 +61,13 @@ pub struct Scenario {
 pub fn all() -> Vec<Scenario> {
     vec![
         get_hit::SCENARIO,
+        get_miss::SCENARIO,
         set_overwrite::SCENARIO,
+        insert_evict::SCENARIO,
         get_two_threads::SCENARIO,
         get_or_set_hit::SCENARIO,
+        zipf_read_through::SCENARIO_09,
+        zipf_read_through::SCENARIO_11,
         redis_get_hit::SCENARIO,
         redis_mget::SCENARIO,
         redis_mset::SCENARIO,
@@ -71,55 +80,85 @@ pub fn all() -> Vec<Scenario> {
     ]
 }
 
-/// One contender's median figure.
+/// One contender's median figure, with its samples (in the figure's unit) and, for read-through
+/// scenarios, its hit ratio.
 #[derive(Debug, Clone)]
 struct Measured {
     name: String,
     figure: Figure,
+    samples: Samples,
+    hit_ratio: Option<f64>,
+}
+
+impl Measured {
+    /// The median of `samples` (in the unit `unit` makes of a sample), logged to stderr with the
+    /// samples' p10–p90 and min–max.
+    fn new(name: &str, samples: Samples, unit: fn(f64) -> Figure) -> Self {
+        let figure = unit(samples.median());
+        let samples = samples.map(|value| unit(value).value());
+        let ((p10, p90), (min, max)) = (samples.p10_p90(), samples.min_max());
+        eprintln!(
+            "  {name:<52} {figure:>16}  p10–p90 {}–{}, min–max {}–{}",
+            figure.number(p10),
+            figure.number(p90),
+            figure.number(min),
+            figure.number(max)
+        );
+        Self { name: name.to_string(), figure, samples, hit_ratio: None }
+    }
+
+    fn detail(&self) -> Detail {
+        Detail { p10_p90: Some(self.samples.p10_p90()), hit_ratio: self.hit_ratio }
+    }
 }
 
 /// Measures ns/op of every contender on one thread (thread 0's read sequence), and logs each
 /// median with its spread to stderr.
 fn measure_ns_per_op(contenders: &[Contender<'_>], data: &Dataset, settings: &Settings) -> Vec<Measured> {
     let samples = harness::ns_per_op(contenders, data.reads(0), settings);
-    summarize(contenders, &samples, Figure::NsPerOp)
+    summarize(contenders, samples, Figure::NsPerOp)
+}
+
+/// [`measure_ns_per_op`] with a sequence of its own per round (see [`harness::ns_per_op_by_round`]).
+fn measure_ns_per_op_by_round(contenders: &[Contender<'_>], rounds: &[Vec<u32>], settings: &Settings) -> Vec<Measured> {
+    let samples = harness::ns_per_op_by_round(contenders, rounds, settings);
+    summarize(contenders, samples, Figure::NsPerOp)
 }
 
 /// Measures µs/op of every contender on one thread over `indices` (operations that cross the
 /// network: fewer of them per sample).
 fn measure_micros_per_op(contenders: &[Contender<'_>], indices: &[u32], settings: &Settings) -> Vec<Measured> {
     let samples = harness::ns_per_op(contenders, indices, settings);
-    summarize(contenders, &samples, |ns| Figure::MicrosPerOp(ns / 1_000.0))
+    summarize(contenders, samples, |ns| Figure::MicrosPerOp(ns / 1_000.0))
 }
 
 /// Measures the total throughput of every contender with one thread per read sequence.
 fn measure_throughput(contenders: &[Contender<'_>], data: &Dataset, settings: &Settings) -> Vec<Measured> {
     let per_thread: Vec<&[u32]> = data.reads.iter().map(Vec::as_slice).collect();
     let samples = harness::throughput(contenders, &per_thread, settings);
-    summarize(contenders, &samples, Figure::MopsPerSec)
+    summarize(contenders, samples, Figure::MopsPerSec)
 }
 
-fn summarize(contenders: &[Contender<'_>], samples: &[Samples], unit: fn(f64) -> Figure) -> Vec<Measured> {
-    contenders
-        .iter()
-        .zip(samples)
-        .map(|(contender, samples)| {
-            let figure = unit(samples.median());
-            eprintln!("  {:<40} {figure:>16}  (spread {:.0}%)", contender.name(), samples.spread() * 100.0);
-            Measured { name: contender.name().to_string(), figure }
-        })
-        .collect()
+fn summarize(contenders: &[Contender<'_>], samples: Vec<Samples>, unit: fn(f64) -> Figure) -> Vec<Measured> {
+    contenders.iter().zip(samples).map(|(contender, samples)| Measured::new(contender.name(), samples, unit)).collect()
 }
 
-/// The rows of `scenario`: `ours` against each of `peers`.
+/// The rows of `scenario`: `ours` against each of `peers`, with the spread of each and the
+/// p10–p90 of the per-round ratios (every contender of a scenario is sampled once per round).
 fn versus(scenario: &str, ours: &Measured, peers: &[Measured]) -> Vec<Row> {
     peers
         .iter()
-        .map(|peer| Row {
-            scenario: scenario.to_string(),
-            ours: ours.figure,
-            peer: peer.name.clone(),
-            theirs: peer.figure,
+        .map(|peer| {
+            let ratios = ours.samples.ratios(&peer.samples);
+            Row {
+                scenario: scenario.to_string(),
+                ours: ours.figure,
+                ours_detail: ours.detail(),
+                peer: peer.name.clone(),
+                theirs: peer.figure,
+                theirs_detail: peer.detail(),
+                ratio_p10_p90: (!ratios.values().is_empty()).then(|| ratios.p10_p90()),
+            }
         })
         .collect()
 }

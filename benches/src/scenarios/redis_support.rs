@@ -81,10 +81,10 @@ pub(super) fn redis_only(url: &str, ttl: Option<Duration>) -> cache_tower::Resul
     Ok(tower)
 }
 
-/// A tower of an unbounded memory layer over Redis.
-pub(super) fn memory_over_redis(url: &str) -> cache_tower::Result<CacheTower> {
+/// A tower of a memory layer of `maxsize` entries (FIFO; `0`: unbounded) over Redis.
+pub(super) fn memory_over_redis(url: &str, maxsize: usize) -> cache_tower::Result<CacheTower> {
     let tower = CacheTower::new();
-    tower.add_layer(MemoryAdapter::new());
+    tower.add_layer(MemoryAdapter::builder().maxsize(maxsize).build());
     tower.add_layer(redis_layer(url, None)?);
     Ok(tower)
 }
