@@ -90,7 +90,7 @@ pub(crate) fn build_layers(config: &Value) -> Result<Vec<Arc<dyn CacheAdapter>>>
 enum LayerConfig {
     Memory(MemoryLayer),
     #[cfg(feature = "redis")]
-    Redis(RedisLayer),
+    Redis(Box<RedisLayer>),
 }
 
 /// The value of `adapter`.
@@ -223,7 +223,7 @@ fn parse_layer(index: usize, layer: &Value) -> Result<LayerConfig> {
     Ok(match adapter {
         AdapterName::Memory => LayerConfig::Memory(typed(index, layer)?),
         #[cfg(feature = "redis")]
-        AdapterName::Redis => LayerConfig::Redis(typed(index, layer)?),
+        AdapterName::Redis => LayerConfig::Redis(Box::new(typed(index, layer)?)),
     })
 }
 
@@ -385,7 +385,7 @@ impl Json {
     fn kind(&self) -> &'static str {
         match self {
             Self::Null => "null",
-            Self::Bool(_) => "true or false",
+            Self::Bool(_) => "a boolean",
             Self::U64(_) | Self::I64(_) | Self::F64(_) => "a number",
             Self::Str(_) => "a string",
             Self::Array => "an array",

@@ -300,12 +300,6 @@ impl Scrubbed {
     pub(super) fn new(err: &redis::RedisError, secret: Option<&str>) -> Self {
         Self { kind: err.kind(), code: err.code().map(str::to_owned), text: scrub(&err.to_string(), secret) }
     }
-
-    /// The redis client's kind of error.
-    #[allow(dead_code)] // for the adapter's classification of failures
-    pub(super) fn kind(&self) -> redis::ErrorKind {
-        self.kind
-    }
 }
 
 impl fmt::Display for Scrubbed {
