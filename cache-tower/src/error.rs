@@ -165,6 +165,7 @@ impl Error {
 
     /// Sets or replaces the configuration field concerned (the configuration loader names a
     /// builder's setting as the field of its file).
+    #[cfg(feature = "redis")]
     #[must_use]
     pub(crate) fn with_field(mut self, field: Option<String>) -> Self {
         self.inner.field = field;
