@@ -659,6 +659,52 @@ mod tests {
     }
 
     #[test]
+    fn messages_say_what_was_expected_and_what_came() {
+        let cases = [
+            (
+                json!([{"adapter": "memory", "ttl": -1}]),
+                "layer 0, field `ttl`: expected a whole number of seconds, 0 or more, got -1",
+            ),
+            (
+                json!([{"adapter": "memory", "params": {"maxsize": "big"}}]),
+                "layer 0, field `params.maxsize`: expected a whole number of entries, 0 or more, got the string \"big\"",
+            ),
+            (
+                json!([{"adapter": "memory", "tll": 5}]),
+                "layer 0, field `tll`: unknown field `tll`, expected one of `adapter`, `namespace`, `ttl`, `params`",
+            ),
+            (json!([{"adapter": "memory", "params": []}]), "layer 0, field `params`: expected an object, got an array"),
+            (
+                json!([{"namespace": "x"}]),
+                &format!("layer 0, field `adapter`: missing; expected one of {}", ADAPTERS.join(", ")),
+            ),
+            (json!([5]), "layer 0: expected a layer object, got 5"),
+            (
+                json!([{"adapter": "memory", "ttl": MAX_TTL.as_secs() + 1}]),
+                "layer 0, field `ttl`: 9000000000001 seconds is more than the largest TTL, 9000000000000 seconds (cache_tower::MAX_TTL)",
+            ),
+        ];
+        for (config, message) in cases {
+            assert_eq!(error_of(config).to_string(), message);
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_mistyped_secret_is_described_by_its_type_only() {
+        let err = error_of(json!([{"adapter": "redis", "params": {"password": 1234567}}]));
+        assert_eq!(
+            err.to_string(),
+            "layer 0, field `params.password`: expected a string, got a number (not shown: a secret)"
+        );
+        let err = error_of(json!([{"adapter": "redis", "params": {"url": {"redis": "x"}}}]));
+        assert_eq!(
+            err.to_string(),
+            "layer 0, field `params.url`: expected a string, got an object (not shown: a secret)"
+        );
+    }
+
+    #[test]
     fn errors_for_the_whole_document() {
         assert!(error_of(json!({"adapter": "memory"})).to_string().contains("JSON array"));
         assert_eq!(error_of(json!(["memory"])).layer(), Some(0));
