@@ -242,6 +242,7 @@ fn a_secret_field_of_the_wrong_type_is_not_echoed() {
             for err in errors {
                 assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
                 assert_eq!((err.layer(), err.field()), (Some(1), Some(format!("params.{field}").as_str())), "{what}");
+                assert!(registry::get("secrets_typed").is_none(), "{what}: nothing was registered");
                 assert!(err.to_string().contains("expected a string"), "{what}: says what was expected: {err}");
                 let all = all_text(&err);
                 assert_no_secret(&all, &what);
