@@ -9,18 +9,54 @@
 //! Validation is strict: an unknown adapter or field, or a value of the wrong type, is an
 //! [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the layer index and the field, so
 //! a typo in a settings file fails at start-up instead of silently running with defaults.
+//!
+//! Each adapter's layer is a typed struct (`#[serde(deny_unknown_fields)]`), deserialized with
+//! `serde_path_to_error`, which gives the field path of an error. The `adapter` field is read
+//! first and picks the struct: serde's own internally tagged enums buffer the layer before
+//! deserializing it, which loses the path. Every leaf value goes through [`Json`], so messages
+//! say what was expected and describe what came, and a secret field (`password`, `url`) of the
+//! wrong type is described by its type only, never echoed.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use crate::adapter::CacheAdapter;
 use crate::adapter::memory::MemoryAdapter;
 use crate::error::{Error, Result};
 
-/// The fields a layer object may have.
-const LAYER_FIELDS: &[&str] = &["adapter", "namespace", "ttl", "params"];
+/// The longest TTL a layer takes: 9,000,000,000,000 seconds, about 285,000 years.
+///
+/// A longer one is a configuration error ([`ErrorKind::Config`](crate::ErrorKind::Config), field
+/// `ttl`) in JSON and in [`RedisAdapterBuilder::build`](crate::RedisAdapterBuilder::build);
+/// [`MemoryAdapterBuilder::ttl`](crate::MemoryAdapterBuilder::ttl) clamps to it.
+///
+/// Why this bound: Redis takes `SET … PX` in milliseconds as a signed 64-bit integer and adds
+/// the current time, so about 9.2e15 s is the hard limit, past which every write fails; and the
+/// Redis layer writes several keys at once through a Lua script, whose numbers are doubles,
+/// exact only up to 2^53 ms (about 9.007e12 s). `MAX_TTL`, 9e15 ms, is within both.
+///
+/// ```
+/// use cache_tower::{CacheTower, MAX_TTL};
+///
+/// let largest = format!(r#"[{{"adapter": "memory", "ttl": {}}}]"#, MAX_TTL.as_secs());
+/// assert!(CacheTower::from_json(&largest).is_ok());
+/// let too_long = format!(r#"[{{"adapter": "memory", "ttl": {}}}]"#, MAX_TTL.as_secs() + 1);
+/// assert_eq!(CacheTower::from_json(&too_long).unwrap_err().field(), Some("ttl"));
+/// ```
+pub const MAX_TTL: Duration = Duration::from_secs(9_000_000_000_000);
+
+/// `Ok` for a TTL of at most [`MAX_TTL`], else the message of the error.
+pub(crate) fn check_ttl(ttl: Duration) -> std::result::Result<(), String> {
+    if ttl <= MAX_TTL {
+        return Ok(());
+    }
+    Err(format!("{ttl:?} is more than the largest TTL, {} seconds (cache_tower::MAX_TTL)", MAX_TTL.as_secs()))
+}
+
 /// The adapters this build knows.
 #[cfg(feature = "redis")]
 const ADAPTERS: &[&str] = &["memory", "redis"];
@@ -33,241 +69,507 @@ pub(crate) fn parse_json(json: &str) -> Result<Value> {
         .map_err(|err| Error::config(None, None, "configuration is not valid JSON").with_source(err))
 }
 
-/// Builds the adapters of a list-of-layers configuration, top layer first.
+/// Builds the adapters of a list-of-layers configuration, top layer first. The whole list is
+/// read before any adapter is built, so a mistake in a lower layer builds nothing.
 pub(crate) fn build_layers(config: &Value) -> Result<Vec<Arc<dyn CacheAdapter>>> {
     let layers = config.as_array().ok_or_else(|| {
-        Error::config(None, None, format!("configuration must be a JSON array of layers, got {}", describe(config)))
+        Error::config(
+            None,
+            None,
+            format!("configuration must be a JSON array of layers, got {}", Json::of(config).describe()),
+        )
     })?;
-    layers.iter().enumerate().map(|(index, layer)| build_layer(index, layer)).collect()
+    let layers: Vec<LayerConfig> =
+        layers.iter().enumerate().map(|(index, layer)| parse_layer(index, layer)).collect::<Result<_>>()?;
+    layers.into_iter().enumerate().map(|(index, layer)| layer.build(index)).collect()
 }
 
-/// The common fields of one layer, validated.
-struct LayerSpec<'a> {
-    index: usize,
+// ===== the typed configuration =====
+
+/// One layer, as the adapter its `adapter` field names.
+enum LayerConfig {
+    Memory(MemoryLayer),
+    #[cfg(feature = "redis")]
+    Redis(Box<RedisLayer>),
+}
+
+/// The value of `adapter`.
+enum AdapterName {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis,
+}
+
+impl<'de> Deserialize<'de> for AdapterName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        match Json::deserialize(deserializer)? {
+            Json::Str(name) => match name.as_str() {
+                "memory" => Ok(Self::Memory),
+                #[cfg(feature = "redis")]
+                "redis" => Ok(Self::Redis),
+                other => Err(de::Error::custom(format!(
+                    "unknown adapter {other:?}; expected one of {}",
+                    ADAPTERS.join(", ")
+                ))),
+            },
+            other => Err(wrong("a string", &other)),
+        }
+    }
+}
+
+/// A memory layer: `{"adapter": "memory", "namespace": …, "ttl": …, "params": {…}}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryLayer {
+    #[serde(rename = "adapter")]
+    _adapter: IgnoredAny,
+    #[serde(default, deserialize_with = "namespace")]
     namespace: String,
+    #[serde(default, deserialize_with = "ttl")]
     ttl: Duration,
-    params: Option<&'a Map<String, Value>>,
+    #[serde(default, deserialize_with = "object")]
+    params: Option<MemoryParams>,
 }
 
-fn build_layer(index: usize, layer: &Value) -> Result<Arc<dyn CacheAdapter>> {
-    let object = layer
-        .as_object()
-        .ok_or_else(|| Error::config(Some(index), None, format!("expected a layer object, got {}", describe(layer))))?;
-    reject_unknown(index, "", object, LAYER_FIELDS)?;
-    let adapter = match object.get("adapter") {
-        Some(Value::String(name)) => name.as_str(),
-        Some(other) => {
-            return Err(field_error(index, "adapter", format!("expected a string, got {}", describe(other))));
-        }
-        None => return Err(field_error(index, "adapter", format!("missing; expected one of {}", ADAPTERS.join(", ")))),
-    };
-    let spec = LayerSpec {
-        index,
-        namespace: match object.get("namespace") {
-            None => String::new(),
-            Some(Value::String(namespace)) => namespace.clone(),
-            Some(other) => {
-                return Err(field_error(index, "namespace", format!("expected a string, got {}", describe(other))));
-            }
-        },
-        ttl: Duration::from_secs(match object.get("ttl") {
-            None => 0,
-            Some(value) => whole_number(index, "ttl", value, "a whole number of seconds, 0 or more")?,
-        }),
-        params: match object.get("params") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(params)) => Some(params),
-            Some(other) => {
-                return Err(field_error(index, "params", format!("expected an object, got {}", describe(other))));
-            }
-        },
-    };
-    match adapter {
-        "memory" => memory_layer(&spec),
-        #[cfg(feature = "redis")]
-        "redis" => redis_layer(&spec),
-        other => Err(field_error(
-            index,
-            "adapter",
-            format!("unknown adapter {other:?}; expected one of {}", ADAPTERS.join(", ")),
-        )),
-    }
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MemoryParams {
+    #[serde(default, deserialize_with = "maxsize")]
+    maxsize: Option<usize>,
+    #[serde(default, deserialize_with = "flag")]
+    lru: Option<bool>,
 }
 
-fn memory_layer(spec: &LayerSpec<'_>) -> Result<Arc<dyn CacheAdapter>> {
-    let mut builder = MemoryAdapter::builder().namespace(spec.namespace.clone()).ttl(spec.ttl);
-    if let Some(params) = spec.params {
-        reject_unknown(spec.index, "params.", params, &["maxsize", "lru"])?;
-        if let Some(value) = params.get("maxsize") {
-            let maxsize = whole_number(spec.index, "params.maxsize", value, "a whole number of entries, 0 or more")?;
-            let maxsize = usize::try_from(maxsize).map_err(|_| {
-                field_error(spec.index, "params.maxsize", format!("{maxsize} is too large for this machine"))
-            })?;
-            builder = builder.maxsize(maxsize);
-        }
-        match params.get("lru") {
-            None => {}
-            Some(Value::Bool(lru)) => builder = builder.lru(*lru),
-            Some(other) => {
-                return Err(field_error(
-                    spec.index,
-                    "params.lru",
-                    format!("expected true or false, got {}", describe(other)),
-                ));
-            }
-        }
-    }
-    Ok(Arc::new(builder.build()))
+/// A Redis layer: `{"adapter": "redis", "namespace": …, "ttl": …, "params": {…}}`.
+#[cfg(feature = "redis")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisLayer {
+    #[serde(rename = "adapter")]
+    _adapter: IgnoredAny,
+    #[serde(default, deserialize_with = "namespace")]
+    namespace: String,
+    #[serde(default, deserialize_with = "ttl")]
+    ttl: Duration,
+    #[serde(default, deserialize_with = "object")]
+    params: Option<RedisParams>,
 }
 
 /// The Redis layer's `params`: the seed's (`host`, `port`, `db`, `username`, `password`,
 /// `decode_responses`, accepted and ignored: values are always JSON text), a URL, secrets from
-/// environment variables, timeouts, pool size and TLS.
+/// environment variables, timeouts, pool size and TLS. Text settings may be `null` (unset).
 #[cfg(feature = "redis")]
-const REDIS_PARAMS: &[&str] = &[
-    "host",
-    "port",
-    "db",
-    "username",
-    "password",
-    "password_env",
-    "url",
-    "url_env",
-    "decode_responses",
-    "timeout_ms",
-    "connect_timeout_ms",
-    "pool_size",
-    "tls",
-    "tls_ca_file",
-    "invalidation",
-];
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RedisParams {
+    #[serde(default, deserialize_with = "text")]
+    host: Option<String>,
+    #[serde(default, deserialize_with = "port")]
+    port: Option<u16>,
+    #[serde(default, deserialize_with = "db")]
+    db: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    username: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    password: Option<Secret>,
+    #[serde(default, deserialize_with = "text")]
+    password_env: Option<String>,
+    /// A URL may hold a password: a secret too.
+    #[serde(default, deserialize_with = "secret")]
+    url: Option<Secret>,
+    #[serde(default, deserialize_with = "text")]
+    url_env: Option<String>,
+    #[serde(rename = "decode_responses", default, deserialize_with = "flag")]
+    _decode_responses: Option<bool>,
+    #[serde(default, deserialize_with = "millis")]
+    timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "millis")]
+    connect_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "pool_size")]
+    pool_size: Option<usize>,
+    #[serde(default, deserialize_with = "flag")]
+    tls: Option<bool>,
+    #[serde(default, deserialize_with = "text")]
+    tls_ca_file: Option<String>,
+    #[serde(default, deserialize_with = "flag")]
+    invalidation: Option<bool>,
+}
+
+/// A secret string: never shown, not even by `Debug`.
+#[cfg(feature = "redis")]
+struct Secret(String);
 
 #[cfg(feature = "redis")]
-fn redis_layer(spec: &LayerSpec<'_>) -> Result<Arc<dyn CacheAdapter>> {
-    use crate::adapter::redis::RedisAdapter;
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 
-    let index = spec.index;
-    let mut builder = RedisAdapter::builder().namespace(spec.namespace.clone()).ttl(spec.ttl);
-    let empty = Map::new();
-    let params = spec.params.unwrap_or(&empty);
-    reject_unknown(index, "params.", params, REDIS_PARAMS)?;
-    let text = |name: &str| -> Result<Option<String>> {
-        match params.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(other) => Err(field_error(
-                index,
-                &format!("params.{name}"),
-                format!("expected a string, got {}", describe(other)),
-            )),
-        }
-    };
-    let number = |name: &str, expected: &str| -> Result<Option<u64>> {
-        params.get(name).map(|value| whole_number(index, &format!("params.{name}"), value, expected)).transpose()
-    };
-    let flag = |name: &str| -> Result<Option<bool>> {
-        match params.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(flag)) => Ok(Some(*flag)),
-            Some(other) => Err(field_error(
-                index,
-                &format!("params.{name}"),
-                format!("expected true or false, got {}", describe(other)),
-            )),
-        }
-    };
-    let too_large =
-        |name: &str, value: u64| field_error(index, &format!("params.{name}"), format!("{value} is out of range"));
-
-    if let Some(url) = text("url")? {
-        builder = builder.url(url);
-    }
-    if let Some(name) = text("url_env")? {
-        builder = builder.url_env(name);
-    }
-    if let Some(host) = text("host")? {
-        builder = builder.host(host);
-    }
-    if let Some(port) = number("port", "a port number from 1 to 65535")? {
-        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| too_large("port", port))?;
-        builder = builder.port(port);
-    }
-    if let Some(db) = number("db", "a database number, 0 or more")? {
-        builder = builder.db(u32::try_from(db).map_err(|_| too_large("db", db))?);
-    }
-    if let Some(username) = text("username")? {
-        builder = builder.username(username);
-    }
-    if let Some(password) = text("password")? {
-        builder = builder.password(password);
-    }
-    if let Some(name) = text("password_env")? {
-        builder = builder.password_env(name);
-    }
-    flag("decode_responses")?; // accepted for the seed's sake; values are always JSON text
-    if let Some(ms) = number("timeout_ms", "a whole number of milliseconds, more than 0")? {
-        builder = builder.timeout(Duration::from_millis(ms));
-    }
-    if let Some(ms) = number("connect_timeout_ms", "a whole number of milliseconds, more than 0")? {
-        builder = builder.connect_timeout(Duration::from_millis(ms));
-    }
-    if let Some(size) = number("pool_size", "a whole number of connections, 0 or more")? {
-        builder = builder.pool_size(usize::try_from(size).map_err(|_| too_large("pool_size", size))?);
-    }
-    if let Some(tls) = flag("tls")? {
-        builder = builder.tls(tls);
-    }
-    if let Some(path) = text("tls_ca_file")? {
-        builder = builder.tls_ca_file(path);
-    }
-    if let Some(invalidation) = flag("invalidation")? {
-        builder = builder.invalidation(invalidation);
-    }
-    let adapter = builder.build().map_err(|err| {
-        // The builder names its own setting; in a configuration file that is `params.<name>`.
-        let field = err.field().map(|field| {
-            let name = match field {
-                "timeout" => "timeout_ms",
-                "connect_timeout" => "connect_timeout_ms",
-                other => other,
-            };
-            format!("params.{name}")
-        });
-        Error::config(Some(index), field.as_deref(), err.message().to_owned())
+/// Reads one layer: its `adapter` first, which picks the typed struct to read it as.
+fn parse_layer(index: usize, layer: &Value) -> Result<LayerConfig> {
+    let object = layer.as_object().ok_or_else(|| {
+        Error::config(Some(index), None, format!("expected a layer object, got {}", Json::of(layer).describe()))
     })?;
-    Ok(Arc::new(adapter))
+    let Some(adapter) = object.get("adapter") else {
+        return Err(Error::config(
+            Some(index),
+            Some("adapter"),
+            format!("missing; expected one of {}", ADAPTERS.join(", ")),
+        ));
+    };
+    let adapter = AdapterName::deserialize(adapter)
+        .map_err(|err| Error::config(Some(index), Some("adapter"), err.to_string()))?;
+    Ok(match adapter {
+        AdapterName::Memory => LayerConfig::Memory(typed(index, layer)?),
+        #[cfg(feature = "redis")]
+        AdapterName::Redis => LayerConfig::Redis(Box::new(typed(index, layer)?)),
+    })
 }
 
-fn reject_unknown(index: usize, prefix: &str, object: &Map<String, Value>, known: &[&str]) -> Result<()> {
-    match object.keys().find(|key| !known.contains(&key.as_str())) {
-        None => Ok(()),
-        Some(key) => Err(field_error(
-            index,
-            &format!("{prefix}{key}"),
-            format!("unknown field; expected one of {}", known.join(", ")),
-        )),
+/// Deserializes a layer as `T`, an error naming the field path (`params.maxsize`).
+fn typed<T: DeserializeOwned>(index: usize, layer: &Value) -> Result<T> {
+    serde_path_to_error::deserialize(layer).map_err(|err| {
+        let field: Vec<String> = err
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                _ => None,
+            })
+            .collect();
+        let field = field.join(".");
+        // The message is ours (see `Json`) or serde's about a field name: it never holds a value.
+        Error::config(Some(index), (!field.is_empty()).then_some(field.as_str()), err.into_inner().to_string())
+    })
+}
+
+impl LayerConfig {
+    fn build(self, index: usize) -> Result<Arc<dyn CacheAdapter>> {
+        match self {
+            Self::Memory(layer) => Ok(layer.build()),
+            #[cfg(feature = "redis")]
+            Self::Redis(layer) => layer.build(index),
+        }
+        .map_err(|err: Error| err.at_layer(index))
     }
 }
 
-fn whole_number(index: usize, field: &str, value: &Value, expected: &str) -> Result<u64> {
-    value.as_u64().ok_or_else(|| field_error(index, field, format!("expected {expected}, got {}", describe(value))))
-}
-
-fn field_error(index: usize, field: &str, message: String) -> Error {
-    Error::config(Some(index), Some(field), message)
-}
-
-/// A short description of a JSON value for error messages: its type, and the value when short.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-        Value::String(_) => "a long string".to_owned(),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
+impl MemoryLayer {
+    fn build(self) -> Arc<dyn CacheAdapter> {
+        let mut builder = MemoryAdapter::builder().namespace(self.namespace).ttl(self.ttl);
+        let params = self.params.unwrap_or_default();
+        if let Some(maxsize) = params.maxsize {
+            builder = builder.maxsize(maxsize);
+        }
+        if let Some(lru) = params.lru {
+            builder = builder.lru(lru);
+        }
+        Arc::new(builder.build())
     }
+}
+
+#[cfg(feature = "redis")]
+impl RedisLayer {
+    fn build(self, index: usize) -> Result<Arc<dyn CacheAdapter>> {
+        use crate::adapter::redis::RedisAdapter;
+
+        let mut builder = RedisAdapter::builder().namespace(self.namespace).ttl(self.ttl);
+        let params = self.params.unwrap_or_default();
+        if let Some(Secret(url)) = params.url {
+            builder = builder.url(url);
+        }
+        if let Some(name) = params.url_env {
+            builder = builder.url_env(name);
+        }
+        if let Some(host) = params.host {
+            builder = builder.host(host);
+        }
+        if let Some(port) = params.port {
+            builder = builder.port(port);
+        }
+        if let Some(db) = params.db {
+            builder = builder.db(db);
+        }
+        if let Some(username) = params.username {
+            builder = builder.username(username);
+        }
+        if let Some(Secret(password)) = params.password {
+            builder = builder.password(password);
+        }
+        if let Some(name) = params.password_env {
+            builder = builder.password_env(name);
+        }
+        if let Some(ms) = params.timeout_ms {
+            builder = builder.timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = params.connect_timeout_ms {
+            builder = builder.connect_timeout(Duration::from_millis(ms));
+        }
+        if let Some(size) = params.pool_size {
+            builder = builder.pool_size(size);
+        }
+        if let Some(tls) = params.tls {
+            builder = builder.tls(tls);
+        }
+        if let Some(path) = params.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        if let Some(invalidation) = params.invalidation {
+            builder = builder.invalidation(invalidation);
+        }
+        let adapter = builder.build().map_err(|err| {
+            // The builder names its own setting; in a configuration file that is `params.<name>`
+            // (or the layer's own `ttl`). The error keeps its message and its source.
+            let field = err.field().map(|field| match field {
+                "ttl" => "ttl".to_owned(),
+                "timeout" => "params.timeout_ms".to_owned(),
+                "connect_timeout" => "params.connect_timeout_ms".to_owned(),
+                other => format!("params.{other}"),
+            });
+            err.with_field(field).at_layer(index)
+        })?;
+        Ok(Arc::new(adapter))
+    }
+}
+
+// ===== leaf values =====
+
+/// A JSON value as far as error messages need it: scalars with their value, arrays and objects
+/// by their kind only (their contents skipped).
+enum Json {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(String),
+    Array,
+    Object,
+}
+
+impl Json {
+    fn of(value: &Value) -> Self {
+        match value {
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Self::U64(u),
+                (None, Some(i)) => Self::I64(i),
+                (None, None) => Self::F64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Self::Str(s.clone()),
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
+        }
+    }
+
+    /// The value for a message: its type, and the value when short.
+    fn describe(&self) -> String {
+        match self {
+            Self::Null => "null".to_owned(),
+            Self::Bool(b) => b.to_string(),
+            Self::U64(n) => n.to_string(),
+            Self::I64(n) => n.to_string(),
+            Self::F64(n) => n.to_string(),
+            Self::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+            Self::Str(_) => "a long string".to_owned(),
+            Self::Array => "an array".to_owned(),
+            Self::Object => "an object".to_owned(),
+        }
+    }
+
+    /// The type of the value alone, for a secret field: its value is not shown.
+    #[cfg(feature = "redis")]
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool(_) => "a boolean",
+            Self::U64(_) | Self::I64(_) | Self::F64(_) => "a number",
+            Self::Str(_) => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct JsonVisitor;
+        impl<'de> Visitor<'de> for JsonVisitor {
+            type Value = Json;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Json, E> {
+                Ok(Json::Bool(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Json, E> {
+                Ok(Json::U64(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Json, E> {
+                Ok(if v >= 0 { Json::U64(v.unsigned_abs()) } else { Json::I64(v) })
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Json, E> {
+                Ok(Json::F64(v))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Json, E> {
+                Ok(Json::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Json, E> {
+                Ok(Json::Str(v))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Json, E> {
+                Ok(Json::Null)
+            }
+            fn visit_none<E>(self) -> std::result::Result<Json, E> {
+                Ok(Json::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Json, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Json::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Json, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Json::Object)
+            }
+        }
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// "expected …, got …".
+fn wrong<E: de::Error>(expected: &str, got: &Json) -> E {
+    E::custom(format!("expected {expected}, got {}", got.describe()))
+}
+
+fn whole<'de, D: Deserializer<'de>>(deserializer: D, expected: &str) -> std::result::Result<u64, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::U64(n) => Ok(n),
+        other => Err(wrong(expected, &other)),
+    }
+}
+
+fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<bool>, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::Bool(b) => Ok(Some(b)),
+        other => Err(wrong("true or false", &other)),
+    }
+}
+
+fn namespace<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<String, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::Str(s) => Ok(s),
+        other => Err(wrong("a string", &other)),
+    }
+}
+
+fn ttl<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Duration, D::Error> {
+    let secs = whole(deserializer, "a whole number of seconds, 0 or more")?;
+    let ttl = Duration::from_secs(secs);
+    check_ttl(ttl).map_err(|_| {
+        de::Error::custom(format!(
+            "{secs} seconds is more than the largest TTL, {} seconds (cache_tower::MAX_TTL)",
+            MAX_TTL.as_secs()
+        ))
+    })?;
+    Ok(ttl)
+}
+
+fn maxsize<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<usize>, D::Error> {
+    let n = whole(deserializer, "a whole number of entries, 0 or more")?;
+    usize::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is too large for this machine")))
+}
+
+/// An object, read as `T`; `null` is none. Its fields keep their path.
+fn object<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Option<T>, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> std::result::Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Option<T>, E> {
+            Err(wrong("an object", &Json::Bool(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Option<T>, E> {
+            Err(wrong("an object", &Json::U64(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Option<T>, E> {
+            Err(wrong("an object", &Json::I64(v)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Option<T>, E> {
+            Err(wrong("an object", &Json::F64(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Option<T>, E> {
+            Err(wrong("an object", &Json::Str(v.to_owned())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Option<T>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Err(wrong("an object", &Json::Array))
+        }
+    }
+    deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData))
+}
+
+#[cfg(feature = "redis")]
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<String>, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::Null => Ok(None),
+        Json::Str(s) => Ok(Some(s)),
+        other => Err(wrong("a string", &other)),
+    }
+}
+
+/// A string that must not be shown: a value of the wrong type is described by its type only.
+#[cfg(feature = "redis")]
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Secret>, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::Null => Ok(None),
+        Json::Str(s) => Ok(Some(Secret(s))),
+        other => Err(de::Error::custom(format!("expected a string, got {} (not shown: a secret)", other.kind()))),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn port<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<u16>, D::Error> {
+    let n = whole(deserializer, "a port number from 1 to 65535")?;
+    u16::try_from(n)
+        .ok()
+        .filter(|port| *port > 0)
+        .map(Some)
+        .ok_or_else(|| de::Error::custom(format!("{n} is out of range; expected a port number from 1 to 65535")))
+}
+
+#[cfg(feature = "redis")]
+fn db<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<u32>, D::Error> {
+    let n = whole(deserializer, "a database number, 0 or more")?;
+    u32::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is out of range")))
+}
+
+#[cfg(feature = "redis")]
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<u64>, D::Error> {
+    whole(deserializer, "a whole number of milliseconds, more than 0").map(Some)
+}
+
+#[cfg(feature = "redis")]
+fn pool_size<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<usize>, D::Error> {
+    let n = whole(deserializer, "a whole number of connections, 0 or more")?;
+    usize::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is out of range")))
 }
 
 #[cfg(test)]
@@ -354,6 +656,52 @@ mod tests {
             assert_eq!(err.layer(), Some(0), "{config}: {err}");
             assert_eq!(err.field(), Some(field), "{config}: {err}");
         }
+    }
+
+    #[test]
+    fn messages_say_what_was_expected_and_what_came() {
+        let cases = [
+            (
+                json!([{"adapter": "memory", "ttl": -1}]),
+                "layer 0, field `ttl`: expected a whole number of seconds, 0 or more, got -1",
+            ),
+            (
+                json!([{"adapter": "memory", "params": {"maxsize": "big"}}]),
+                "layer 0, field `params.maxsize`: expected a whole number of entries, 0 or more, got the string \"big\"",
+            ),
+            (
+                json!([{"adapter": "memory", "tll": 5}]),
+                "layer 0, field `tll`: unknown field `tll`, expected one of `adapter`, `namespace`, `ttl`, `params`",
+            ),
+            (json!([{"adapter": "memory", "params": []}]), "layer 0, field `params`: expected an object, got an array"),
+            (
+                json!([{"namespace": "x"}]),
+                &format!("layer 0, field `adapter`: missing; expected one of {}", ADAPTERS.join(", ")),
+            ),
+            (json!([5]), "layer 0: expected a layer object, got 5"),
+            (
+                json!([{"adapter": "memory", "ttl": MAX_TTL.as_secs() + 1}]),
+                "layer 0, field `ttl`: 9000000000001 seconds is more than the largest TTL, 9000000000000 seconds (cache_tower::MAX_TTL)",
+            ),
+        ];
+        for (config, message) in cases {
+            assert_eq!(error_of(config).to_string(), message);
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_mistyped_secret_is_described_by_its_type_only() {
+        let err = error_of(json!([{"adapter": "redis", "params": {"password": 1234567}}]));
+        assert_eq!(
+            err.to_string(),
+            "layer 0, field `params.password`: expected a string, got a number (not shown: a secret)"
+        );
+        let err = error_of(json!([{"adapter": "redis", "params": {"url": {"redis": "x"}}}]));
+        assert_eq!(
+            err.to_string(),
+            "layer 0, field `params.url`: expected a string, got an object (not shown: a secret)"
+        );
     }
 
     #[test]

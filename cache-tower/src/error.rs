@@ -163,7 +163,17 @@ impl Error {
         err
     }
 
-    /// Attaches the underlying error.
+    /// Sets or replaces the configuration field concerned (the configuration loader names a
+    /// builder's setting as the field of its file).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub(crate) fn with_field(mut self, field: Option<String>) -> Self {
+        self.inner.field = field;
+        self
+    }
+
+    /// Attaches the underlying error. `Display` shows the message only; the cause is
+    /// [`source()`](StdError::source), for a reporter that walks the chain.
     ///
     /// ```
     /// use cache_tower::{Error, ErrorKind};
@@ -213,7 +223,8 @@ impl Error {
         self.inner.field.as_deref()
     }
 
-    /// The message alone, without the location prefix that `Display` adds.
+    /// The message alone, without the location prefix that `Display` adds (and, like `Display`,
+    /// without the [`source`](StdError::source)).
     pub fn message(&self) -> &str {
         &self.inner.message
     }
@@ -234,11 +245,8 @@ impl fmt::Display for Error {
         if !place.is_empty() {
             write!(f, "{}: ", place.join(", "))?;
         }
-        f.write_str(&self.inner.message)?;
-        if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        // The cause is not repeated here: it is `source()`, for a reporter that walks the chain.
+        f.write_str(&self.inner.message)
     }
 }
 
@@ -274,9 +282,10 @@ mod tests {
     }
 
     #[test]
-    fn display_includes_source() {
+    fn display_leaves_the_source_to_source() {
         let err =
             Error::new(ErrorKind::Layer, "get failed").at_layer(1).with_source(std::io::Error::other("timed out"));
-        assert_eq!(err.to_string(), "layer 1: get failed: timed out");
+        assert_eq!(err.to_string(), "layer 1: get failed");
+        assert_eq!(err.source().map(ToString::to_string).as_deref(), Some("timed out"));
     }
 }

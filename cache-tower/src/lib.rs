@@ -73,6 +73,7 @@ pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, I
 #[cfg(feature = "tokio")]
 pub use adapter::{AsyncCacheAdapter, BoxFuture};
 pub use clock::{Clock, ManualClock};
+pub use config::MAX_TTL;
 pub use error::{Error, ErrorKind, Fault, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cache_tower::{CacheTower, Error, ErrorKind};
+use cache_tower::{CacheAdapter, CacheTower, Error, ErrorKind, MAX_TTL, MemoryAdapter};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -122,13 +122,31 @@ fn an_empty_list_is_a_tower_without_layers() {
 }
 
 #[test]
-fn a_very_large_ttl_and_maxsize_load_and_work() {
+fn the_largest_ttl_and_a_very_large_maxsize_load_and_work() {
     let tower = CacheTower::from_config(&json!([
-        {"adapter": "memory", "ttl": u64::MAX, "params": {"maxsize": u32::MAX}}
+        {"adapter": "memory", "ttl": MAX_TTL.as_secs(), "params": {"maxsize": u32::MAX}}
     ]))
     .unwrap();
+    assert_eq!(tower.get_layers()[0].ttl(), Some(MAX_TTL));
     tower.set("k", 1).unwrap();
     assert_eq!(tower.get::<i32>("k").unwrap(), Some(1));
+}
+
+#[test]
+fn a_ttl_over_max_ttl_names_layer_and_field() {
+    for ttl in [MAX_TTL.as_secs() + 1, 9_223_372_036_854_776, u64::MAX] {
+        assert_names(json!([{"adapter": "memory"}, {"adapter": "memory", "ttl": ttl}]), 1, "ttl");
+        let err = rejected(&json!([{"adapter": "memory", "ttl": ttl}]));
+        assert!(err.to_string().contains(&MAX_TTL.as_secs().to_string()), "the message gives the largest TTL: {err}");
+    }
+}
+
+#[test]
+fn the_memory_builder_clamps_a_ttl_over_max_ttl() {
+    for ttl in [MAX_TTL + Duration::from_nanos(1), Duration::MAX] {
+        assert_eq!(MemoryAdapter::builder().ttl(ttl).build().ttl(), Some(MAX_TTL));
+    }
+    assert_eq!(MemoryAdapter::builder().ttl(MAX_TTL).build().ttl(), Some(MAX_TTL));
 }
 
 // ===== errors name the layer and the field =====

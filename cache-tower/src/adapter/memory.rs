@@ -159,8 +159,21 @@ impl MemoryAdapterBuilder {
     }
 
     /// How long entries live; `Duration::ZERO` (the default) means they never expire.
+    ///
+    /// A TTL over [`MAX_TTL`](crate::MAX_TTL) (about 285,000 years) is clamped to it, so that
+    /// [`build`](Self::build) cannot fail: no entry could tell the difference, and entries
+    /// backfilled from this layer into a Redis layer stay within what Redis accepts. (The JSON
+    /// configuration rejects such a TTL instead, as a mistake in the file.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_tower::{CacheAdapter, MAX_TTL, MemoryAdapter};
+    ///
+    /// let memory = MemoryAdapter::builder().ttl(Duration::MAX).build();
+    /// assert_eq!(memory.ttl(), Some(MAX_TTL));
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = (!ttl.is_zero()).then_some(ttl);
+        self.ttl = (!ttl.is_zero()).then_some(ttl.min(crate::config::MAX_TTL));
         self
     }
 

@@ -126,9 +126,17 @@ impl Default for RedisAdapterBuilder {
 }
 
 impl RedisAdapterBuilder {
-    /// The server as a URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS.
+    /// The server as a URL, parsed by the redis client: `redis://[user[:password]@]host[:port][/db]`,
+    /// `rediss://` for TLS (`#insecure` to skip the host name check), or a Unix socket:
+    /// `redis+unix:///path?db=0&user=…&pass=…` (also `unix://`; and `valkey…` for each).
+    ///
+    /// A `#`, `/`, `?` or `@` in the user name or password must be percent-encoded (`%23`,
+    /// `%2F`, `%3F`, `%40`); a URL that does not parse, or holds what the client would ignore (a
+    /// stray fragment or query parameter, which usually means an unencoded `#` or `?`), is an
+    /// error of [`build`](Self::build) that does not quote it. Give a password with such
+    /// characters through [`password`](Self::password) instead: it needs no encoding.
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.settings.url = Some(url.into());
+        self.settings.url = Some(settings::ParsedUrl::parse(&url.into()));
         self
     }
 
@@ -193,7 +201,9 @@ impl RedisAdapterBuilder {
         self
     }
 
-    /// How long entries live; `Duration::ZERO` (the default) means no expiry.
+    /// How long entries live; `Duration::ZERO` (the default) means no expiry. At most
+    /// [`MAX_TTL`](crate::MAX_TTL): a longer one is an error of [`build`](Self::build), since
+    /// Redis would refuse every write.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = (!ttl.is_zero()).then_some(ttl);
         self
@@ -230,9 +240,23 @@ impl RedisAdapterBuilder {
     /// Builds the adapter. It does not connect yet.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config), naming the field: a malformed URL, conflicting settings (a URL and
-    /// a host, say), an environment variable that is not set, an unreadable CA file, a zero
-    /// timeout, a `rediss://` URL without the `tls` feature.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config), naming the field: a malformed URL,
+    /// conflicting settings (a URL and a host, say), an environment variable that is not set, an
+    /// unreadable CA file, a zero timeout, a TTL over [`MAX_TTL`](crate::MAX_TTL), a `rediss://`
+    /// URL without the `tls` feature. No error quotes a password or a URL as given.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_tower::{MAX_TTL, RedisAdapter};
+    ///
+    /// assert!(RedisAdapter::builder().ttl(MAX_TTL).build().is_ok());
+    /// let err = RedisAdapter::builder().ttl(MAX_TTL + Duration::from_secs(1)).build().unwrap_err();
+    /// assert_eq!(err.field(), Some("ttl"));
+    ///
+    /// let err = RedisAdapter::builder().url("redis://:pa#ss@cache:6379/0").build().unwrap_err();
+    /// assert_eq!(err.field(), Some("url"));
+    /// assert!(!format!("{err} {err:?}").contains("pa#ss"));
+    /// ```
     pub fn build(self) -> Result<RedisAdapter> {
         if self.timeout.is_zero() {
             return Err(Error::config(None, Some("timeout"), "must be more than zero"));
@@ -240,16 +264,25 @@ impl RedisAdapterBuilder {
         if self.connect_timeout.is_zero() {
             return Err(Error::config(None, Some("connect_timeout"), "must be more than zero"));
         }
+        if let Some(ttl) = self.ttl {
+            crate::config::check_ttl(ttl).map_err(|message| Error::config(None, Some("ttl"), message))?;
+        }
         let target = self.settings.resolve()?;
-        let url_error = |err: redis::RedisError| {
-            let detail = settings::scrub(&err.to_string(), target.secret.as_deref());
-            Error::config(None, Some("url"), format!("cannot use {}: {detail}", target.redacted))
+        let tls_field = if self.settings.tls { "tls" } else { "url" };
+        let client_error = |err: redis::RedisError| {
+            // A CA file the TLS library refuses, or TLS without the `tls` feature.
+            let field = if target.root_cert.is_some() { "tls_ca_file" } else { tls_field };
+            Error::config(None, Some(field), format!("the redis client cannot connect to {}", target.redacted))
+                .with_source(settings::Scrubbed::new(&err, target.secret.as_deref()))
         };
         let client =
-            open_client(&target.url, target.root_cert.clone(), redis::ProtocolVersion::RESP2).map_err(url_error)?;
+            open_client(&target.info, target.root_cert.clone(), redis::ProtocolVersion::RESP2).map_err(client_error)?;
         #[cfg(feature = "tokio")]
         let changes = if self.invalidation {
-            Some(open_client(&target.url, target.root_cert.clone(), redis::ProtocolVersion::RESP3).map_err(url_error)?)
+            Some(
+                open_client(&target.info, target.root_cert.clone(), redis::ProtocolVersion::RESP3)
+                    .map_err(client_error)?,
+            )
         } else {
             None
         };
@@ -275,14 +308,15 @@ impl RedisAdapterBuilder {
     }
 }
 
-/// The redis client for `url`, speaking `protocol`. It skips `CLIENT SETINFO` when connecting:
+/// The redis client for `info`, speaking `protocol`. It skips `CLIENT SETINFO` when connecting:
 /// one reply less to wait for, which keeps connection set-up within the connect timeout.
-fn open_client(url: &str, root_cert: Option<Vec<u8>>, protocol: redis::ProtocolVersion) -> redis::RedisResult<Client> {
-    use redis::IntoConnectionInfo;
-    let info = url.into_connection_info()?;
+fn open_client(
+    info: &redis::ConnectionInfo,
+    root_cert: Option<Vec<u8>>,
+    protocol: redis::ProtocolVersion,
+) -> redis::RedisResult<Client> {
     let redis_settings = info.redis_settings().clone().set_skip_set_lib_name().set_protocol(protocol);
-    let info = info.clone().set_redis_settings(redis_settings);
-    with_tls(info, root_cert)
+    with_tls(info.clone().set_redis_settings(redis_settings), root_cert)
 }
 
 #[cfg(feature = "tls")]
@@ -302,7 +336,7 @@ fn with_tls(info: redis::ConnectionInfo, root_cert: Option<Vec<u8>>) -> redis::R
 
 #[cfg(not(feature = "tls"))]
 fn with_tls(info: redis::ConnectionInfo, root_cert: Option<Vec<u8>>) -> redis::RedisResult<Client> {
-    if root_cert.is_some() {
+    if root_cert.is_some() || matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
         return Err(redis::RedisError::from(std::io::Error::other("TLS needs cache-tower's `tls` feature")));
     }
     Client::open(info)

@@ -1,9 +1,18 @@
-//! How to reach Redis: the builder's settings, the URL they make, and keeping secrets out of
-//! `Debug`, `Display`, errors and logs.
+//! How to reach Redis: the builder's settings, the redis client's connection info they make,
+//! and keeping secrets out of `Debug`, `Display`, errors and logs.
+//!
+//! Secrets are kept out by structure, not by editing text: a URL is parsed once, by the redis
+//! client, into a [`ConnectionInfo`]; settings given as parts go straight into one. Every text
+//! shown about the server (the [`endpoint`]) is rendered from that structure with the password
+//! left out, and no message ever quotes the URL as given (a URL that does not parse has no
+//! structure to render, so it is not shown at all).
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::error::{Error, Result};
 
@@ -14,10 +23,14 @@ pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default number of idle sync connections kept for reuse.
 pub(super) const DEFAULT_POOL_SIZE: usize = 16;
 
+/// What stands for a password in every text shown.
+const REDACTED: &str = "***";
+
 /// The connection settings gathered by [`RedisAdapterBuilder`](super::RedisAdapterBuilder).
 #[derive(Clone, Default)]
 pub(super) struct Settings {
-    pub(super) url: Option<String>,
+    /// The URL given to [`url`](super::RedisAdapterBuilder::url), parsed when given.
+    pub(super) url: Option<ParsedUrl>,
     pub(super) url_env: Option<String>,
     pub(super) host: Option<String>,
     pub(super) port: Option<u16>,
@@ -29,20 +42,87 @@ pub(super) struct Settings {
     pub(super) tls_ca_file: Option<PathBuf>,
 }
 
+/// A URL as the redis client understands it, or why it cannot be used. The text of the URL is
+/// not kept: what is kept is the structure (which redacts itself) or a message without the URL.
+#[derive(Clone)]
+pub(super) struct ParsedUrl(std::result::Result<ConnectionInfo, UrlProblem>);
+
+/// Why a URL cannot be used, in words that do not quote the URL, and the redis client's error
+/// (scrubbed) when it was the one to refuse.
+#[derive(Clone)]
+pub(super) struct UrlProblem {
+    message: &'static str,
+    cause: Option<Scrubbed>,
+}
+
+impl ParsedUrl {
+    pub(super) fn parse(url: &str) -> Self {
+        Self(parse_url(url))
+    }
+}
+
+/// The URL schemes the redis client accepts, by the kind of address they name.
+const TCP_SCHEMES: &[&str] = &["redis", "rediss", "valkey", "valkeys"];
+const UNIX_SCHEMES: &[&str] = &["redis+unix", "valkey+unix", "unix"];
+
+/// Parses `url` with the redis client, stricter than it on what it would silently ignore: a
+/// fragment other than `#insecure` on a TLS URL, and query parameters it does not read. Both
+/// usually mean a password holding an unencoded `#` or `?`, which would otherwise connect to a
+/// host and port made of the start of the password.
+fn parse_url(url: &str) -> std::result::Result<ConnectionInfo, UrlProblem> {
+    let problem = |message| UrlProblem { message, cause: None };
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    let Some(scheme) = scheme.filter(|s| TCP_SCHEMES.contains(&s.as_str()) || UNIX_SCHEMES.contains(&s.as_str()))
+    else {
+        return Err(problem("expected a redis://, rediss://, redis+unix:// or unix:// URL"));
+    };
+    let Some(parsed) = redis::parse_redis_url(url) else {
+        return Err(problem(
+            "the URL does not parse (a `#`, `/`, `?` or `@` in the user name or password must be \
+             percent-encoded: %23, %2F, %3F, %40)",
+        ));
+    };
+    let unix = UNIX_SCHEMES.contains(&scheme.as_str());
+    let known: &[&str] = if unix { &["db", "user", "pass", "protocol"] } else { &["protocol"] };
+    if parsed.query_pairs().any(|(key, _)| !known.contains(&key.as_ref())) {
+        return Err(problem(if unix {
+            "unexpected URL query parameter (a redis+unix:// URL takes db, user, pass and protocol; \
+             a `?` in a password must be percent-encoded as %3F)"
+        } else {
+            "unexpected URL query parameter (only protocol is read; a `?` in the user name or \
+             password must be percent-encoded as %3F)"
+        }));
+    }
+    let tls = matches!(scheme.as_str(), "rediss" | "valkeys");
+    if parsed.fragment().is_some_and(|fragment| !(tls && fragment == "insecure")) {
+        return Err(problem(
+            "unexpected URL fragment (only #insecure, on a rediss:// URL; a `#` in the user name \
+             or password must be percent-encoded as %23)",
+        ));
+    }
+    parsed.into_connection_info().map_err(|err| UrlProblem {
+        message: "the redis client cannot use this URL",
+        // No structure came out, so the password is not known here; the client's errors about
+        // a URL name what is wrong with it, never its text.
+        cause: Some(Scrubbed::new(&err, None)),
+    })
+}
+
 /// Where the adapter connects, resolved from the settings.
 pub(super) struct Target {
-    /// The URL, secrets included: only ever handed to the redis client.
-    pub(super) url: String,
-    /// The URL with its password replaced by `***`, for messages.
+    /// The connection info, secrets included: only ever handed to the redis client.
+    pub(super) info: ConnectionInfo,
+    /// The server as a URL with the password replaced by `***`, for messages ([`endpoint`]).
     pub(super) redacted: String,
-    /// The password, to scrub from any message that might echo it.
+    /// The password, to scrub from any message of the redis client that might echo it.
     pub(super) secret: Option<String>,
     /// PEM root certificates to trust, from `tls_ca_file`.
     pub(super) root_cert: Option<Vec<u8>>,
 }
 
 impl Settings {
-    /// Resolves the settings into a URL, reading environment variables and files they name.
+    /// Resolves the settings into connection info, reading environment variables and files
+    /// they name.
     pub(super) fn resolve(&self) -> Result<Target> {
         let from_parts = self.host.is_some()
             || self.port.is_some()
@@ -53,73 +133,98 @@ impl Settings {
             || self.tls;
         let url = match (&self.url, &self.url_env) {
             (Some(_), Some(_)) => return Err(conflict("url", "give either url or url_env, not both")),
-            (Some(url), None) => Some(url.clone()),
-            (None, Some(name)) => Some(env_var(name, "url_env")?),
+            (Some(url), None) => Some((url.clone(), "url")),
+            (None, Some(name)) => Some((ParsedUrl::parse(&env_var(name, "url_env")?), "url_env")),
             (None, None) => None,
         };
-        let url = match url {
-            Some(_) if from_parts => {
+        let info = match url {
+            Some((_, field)) if from_parts => {
                 return Err(conflict(
-                    if self.url.is_some() { "url" } else { "url_env" },
+                    field,
                     "a URL already names host, port, db, credentials and TLS; give either a URL or those settings",
                 ));
             }
-            Some(url) => url,
-            None => self.url_from_parts()?,
+            Some((ParsedUrl(Ok(info)), _)) => info,
+            Some((ParsedUrl(Err(problem)), field)) => {
+                let err = Error::config(None, Some(field), problem.message);
+                return Err(match problem.cause {
+                    Some(cause) => err.with_source(cause),
+                    None => err,
+                });
+            }
+            None => self.info_from_parts()?,
         };
-        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-            return Err(conflict("url", "expected a redis://, rediss:// or redis+unix:// URL"));
-        }
-        let secret = password_in_url(&url).filter(|p| !p.is_empty());
+        let secret = info.redis_settings().password().filter(|p| !p.is_empty()).map(str::to_owned);
         let root_cert = match &self.tls_ca_file {
             None => None,
             Some(path) => Some(std::fs::read(path).map_err(|err| {
                 Error::config(None, Some("tls_ca_file"), format!("cannot read {}", path.display())).with_source(err)
             })?),
         };
-        Ok(Target { redacted: redact_url(&url), url, secret, root_cert })
+        Ok(Target { redacted: endpoint(&info), info, secret, root_cert })
     }
 
-    fn url_from_parts(&self) -> Result<String> {
+    /// The connection info of settings given as parts, built field by field (nothing is
+    /// formatted into a URL and parsed back, so no character of a password needs encoding).
+    fn info_from_parts(&self) -> Result<ConnectionInfo> {
         let password = match (&self.password, &self.password_env) {
             (Some(_), Some(_)) => return Err(conflict("password", "give either password or password_env, not both")),
             (Some(password), None) => Some(password.clone()),
             (None, Some(name)) => Some(env_var(name, "password_env")?),
             (None, None) => None,
         };
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let credentials = match (&self.username, &password) {
-            (None, None) => String::new(),
-            (Some(user), None) => format!("{}@", percent_encode(user)),
-            (user, Some(password)) => {
-                format!("{}:{}@", percent_encode(user.as_deref().unwrap_or("")), percent_encode(password))
-            }
-        };
         let host = self.host.as_deref().unwrap_or("127.0.0.1");
-        if host.is_empty() || host.contains(['/', '@', ' ']) {
+        // `[::1]` as in a URL is `::1` to the redis client.
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() || host.contains(['/', '@', '[', ']']) || host.contains(char::is_whitespace) {
             return Err(conflict("host", "expected a host name or IP address"));
         }
-        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
         let port = self.port.unwrap_or(6379);
-        let db = self.db.unwrap_or(0);
-        Ok(format!("{scheme}://{credentials}{host}:{port}/{db}"))
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: false, tls_params: None }
+        } else {
+            ConnectionAddr::Tcp(host.to_owned(), port)
+        };
+        let mut redis = RedisConnectionInfo::default().set_db(i64::from(self.db.unwrap_or(0)));
+        if let Some(username) = &self.username {
+            redis = redis.set_username(username);
+        }
+        if let Some(password) = &password {
+            redis = redis.set_password(password);
+        }
+        let info = addr.into_connection_info().map_err(|err| {
+            Error::config(None, Some("host"), "the redis client cannot use this address")
+                .with_source(Scrubbed::new(&err, password.as_deref()))
+        })?;
+        Ok(info.set_redis_settings(redis))
     }
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url", &self.url)
             .field("url_env", &self.url_env)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
             .field("password_env", &self.password_env)
             .field("tls", &self.tls)
             .field("tls_ca_file", &self.tls_ca_file)
             .finish()
+    }
+}
+
+impl fmt::Debug for ParsedUrl {
+    /// The URL rendered from its structure, password redacted; a URL that did not parse, which
+    /// has no structure to render, is not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(info) => f.write_str(&endpoint(info)),
+            Err(problem) => write!(f, "<a URL that cannot be used (not shown): {}>", problem.message),
+        }
     }
 }
 
@@ -133,114 +238,150 @@ fn env_var(name: &str, field: &str) -> Result<String> {
     })
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, for credentials in a URL.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
+/// The server of `info` as a URL for messages, the password replaced by `***`:
+/// `redis://[user][:***@]host:port/db`, `rediss://…` (with `#insecure` when so),
+/// `redis+unix:///path?db=…[&user=…][&pass=***]`.
+///
+/// Rendered from the structure, so what the password holds, and how it was written, cannot
+/// matter. It is a label, not a URL to connect with: the user name is shown as it is.
+pub(super) fn endpoint(info: &ConnectionInfo) -> String {
+    let redis = info.redis_settings();
+    let user = redis.username().unwrap_or("");
+    let has_password = redis.password().is_some();
+    let credentials = match (user, has_password) {
+        ("", false) => String::new(),
+        (user, false) => format!("{user}@"),
+        (user, true) => format!("{user}:{REDACTED}@"),
+    };
+    let host = |host: &str| if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let db = redis.db();
+    match info.addr() {
+        ConnectionAddr::Tcp(name, port) => format!("redis://{credentials}{}:{port}/{db}", host(name)),
+        ConnectionAddr::TcpTls { host: name, port, insecure, .. } => {
+            let fragment = if *insecure { "#insecure" } else { "" };
+            format!("rediss://{credentials}{}:{port}/{db}{fragment}", host(name))
         }
-    }
-    out
-}
-
-/// The user-info part of a URL (`user:password` before `@`), if any.
-fn userinfo(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://")? + 3;
-    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
-    let at = url[start..authority_end].rfind('@')? + start;
-    Some((start, at))
-}
-
-/// The password of a URL, as written (still percent-encoded).
-fn password_in_url(url: &str) -> Option<String> {
-    let (start, at) = userinfo(url)?;
-    let info = &url[start..at];
-    info.find(':').map(|colon| info[colon + 1..].to_owned())
-}
-
-/// The URL with its password (if any) replaced by `***`.
-pub(super) fn redact_url(url: &str) -> String {
-    let Some((start, at)) = userinfo(url) else { return url.to_owned() };
-    let info = &url[start..at];
-    match info.find(':') {
-        Some(colon) => format!("{}{}:***{}", &url[..start], &info[..colon], &url[at..]),
-        None => url.to_owned(),
-    }
-}
-
-/// `text` with every occurrence of the secret (raw or percent-encoded) replaced by `***`.
-pub(super) fn scrub(text: &str, secret: Option<&str>) -> String {
-    let Some(secret) = secret else { return text.to_owned() };
-    let mut text = text.replace(secret, "***");
-    let decoded = percent_decode(secret);
-    if !decoded.is_empty() {
-        text = text.replace(&decoded, "***");
-    }
-    text
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
+        ConnectionAddr::Unix(path) => {
+            let mut text = format!("redis+unix://{}?db={db}", path.display());
+            if !user.is_empty() {
+                text.push_str(&format!("&user={user}"));
             }
+            if has_password {
+                text.push_str(&format!("&pass={REDACTED}"));
+            }
+            text
         }
-        out.push(bytes[i]);
-        i += 1;
+        // An address kind added by a later redis client: its own rendering, which has no
+        // credentials in it.
+        other => other.to_string(),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `text` with every occurrence of the secret replaced by `***`: for the text of an error of the
+/// redis client, which never quotes a password as far as is known, as a second line of defence.
+pub(super) fn scrub(text: &str, secret: Option<&str>) -> String {
+    match secret.filter(|secret| !secret.is_empty()) {
+        Some(secret) => text.replace(secret, REDACTED),
+        None => text.to_owned(),
+    }
+}
+
+/// A redis client error as the source of one of ours: its kind, its server error code and its
+/// text with the password scrubbed. The original is not kept: its `Display`, `Debug` and
+/// sources are outside our control.
+#[derive(Clone)]
+pub(super) struct Scrubbed {
+    kind: redis::ErrorKind,
+    code: Option<String>,
+    text: String,
+}
+
+impl Scrubbed {
+    pub(super) fn new(err: &redis::RedisError, secret: Option<&str>) -> Self {
+        Self { kind: err.kind(), code: err.code().map(str::to_owned), text: scrub(&err.to_string(), secret) }
+    }
+}
+
+impl fmt::Display for Scrubbed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Scrubbed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisError")
+            .field("kind", &self.kind)
+            .field("code", &self.code)
+            .field("text", &self.text)
+            .finish()
+    }
+}
+
+impl StdError for Scrubbed {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn resolved(settings: Settings) -> Target {
+        settings.resolve().unwrap()
+    }
+
     #[test]
-    fn url_from_parts_encodes_credentials() {
+    fn parts_go_into_the_connection_info_as_they_are() {
         let settings = Settings {
             host: Some("cache.local".into()),
             port: Some(6380),
             db: Some(2),
             username: Some("app".into()),
-            password: Some("p@ss:w/rd".into()),
+            password: Some("p@ss:w/rd#?".into()),
             ..Settings::default()
         };
-        let target = settings.resolve().unwrap();
-        assert_eq!(target.url, "redis://app:p%40ss%3Aw%2Frd@cache.local:6380/2");
+        let target = resolved(settings);
+        assert_eq!(target.info.addr(), &ConnectionAddr::Tcp("cache.local".into(), 6380));
+        let redis = target.info.redis_settings();
+        assert_eq!((redis.username(), redis.password(), redis.db()), (Some("app"), Some("p@ss:w/rd#?"), 2));
         assert_eq!(target.redacted, "redis://app:***@cache.local:6380/2");
-        assert_eq!(scrub("echo p@ss:w/rd and p%40ss%3Aw%2Frd", target.secret.as_deref()), "echo *** and ***");
+        assert_eq!(target.secret.as_deref(), Some("p@ss:w/rd#?"));
+        assert_eq!(scrub("echo p@ss:w/rd#? twice p@ss:w/rd#?", target.secret.as_deref()), "echo *** twice ***");
     }
 
     #[test]
     fn defaults_to_local_redis() {
-        assert_eq!(Settings::default().resolve().unwrap().url, "redis://127.0.0.1:6379/0");
-        let tls = Settings { tls: true, ..Settings::default() };
-        assert_eq!(tls.resolve().unwrap().url, "rediss://127.0.0.1:6379/0");
+        assert_eq!(resolved(Settings::default()).redacted, "redis://127.0.0.1:6379/0");
+        let tls = resolved(Settings { tls: true, ..Settings::default() });
+        assert!(matches!(tls.info.addr(), ConnectionAddr::TcpTls { port: 6379, insecure: false, .. }));
+        assert_eq!(tls.redacted, "rediss://127.0.0.1:6379/0");
+        let v6 = resolved(Settings { host: Some("[::1]".into()), ..Settings::default() });
+        assert_eq!(v6.info.addr(), &ConnectionAddr::Tcp("::1".into(), 6379));
+        assert_eq!(v6.redacted, "redis://[::1]:6379/0");
     }
 
     #[test]
-    fn redacts_passwords_in_urls() {
-        assert_eq!(redact_url("redis://:secret@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact_url("rediss://u:secret@h/0"), "rediss://u:***@h/0");
-        assert_eq!(redact_url("redis://u@h/0"), "redis://u@h/0");
-        assert_eq!(redact_url("redis://h:1/0"), "redis://h:1/0");
+    fn a_url_is_parsed_once_and_rendered_from_its_structure() {
+        let url = |text: &str| resolved(Settings { url: Some(ParsedUrl::parse(text)), ..Settings::default() });
+        assert_eq!(url("redis://:secret@h:1/0").redacted, "redis://:***@h:1/0");
+        assert_eq!(url("redis://u:secret@h/3").redacted, "redis://u:***@h:6379/3");
+        assert_eq!(url("redis://u@h/0").redacted, "redis://u@h:6379/0");
+        assert_eq!(url("redis://h:1").redacted, "redis://h:1/0");
+        assert_eq!(url("redis://:se%23cr%2Fet@h:1/0").secret.as_deref(), Some("se#cr/et"));
+        assert_eq!(
+            url("redis+unix:///tmp/r.sock?db=2&user=u&pass=secret").redacted,
+            "redis+unix:///tmp/r.sock?db=2&user=u&pass=***"
+        );
+        assert_eq!(url("unix:///tmp/r.sock?pass=secret").secret.as_deref(), Some("secret"));
     }
 
     #[test]
     fn rejects_conflicting_or_bad_settings() {
-        let both = Settings { url: Some("redis://h".into()), host: Some("h".into()), ..Settings::default() };
+        let url = |text: &str| Some(ParsedUrl::parse(text));
+        let both = Settings { url: url("redis://h"), host: Some("h".into()), ..Settings::default() };
         assert_eq!(both.resolve().err().unwrap().field(), Some("url"));
-        let bad = Settings { url: Some("http://h".into()), ..Settings::default() };
-        assert_eq!(bad.resolve().err().unwrap().field(), Some("url"));
+        for bad in ["http://h", "redis://:a#b@h/0", "redis://:12#b@h/0", "redis://:12?b@h/0", "redis://h/x"] {
+            let err = Settings { url: url(bad), ..Settings::default() }.resolve().err().unwrap();
+            assert_eq!(err.field(), Some("url"), "{bad}");
+        }
         let unset = Settings { url_env: Some("CACHE_TOWER_TEST_SURELY_UNSET".into()), ..Settings::default() };
         assert_eq!(unset.resolve().err().unwrap().field(), Some("url_env"));
         let host = Settings { host: Some("a/b".into()), ..Settings::default() };
