@@ -230,6 +230,38 @@ impl Error {
     }
 }
 
+/// An [`Error`] with its causes, as [`Error::report`] shows it.
+#[derive(Debug)]
+pub struct Report<'a>(&'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = StdError::source(self.0);
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The error and every cause in its [`source`](StdError::source) chain, on one line: what
+    /// a log line or a `main` that prints the error wants (`Display` shows the error alone).
+    ///
+    /// ```
+    /// use cache_tower::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Layer, "write failed").with_source(std::io::Error::other("disk full"));
+    /// assert_eq!(err.to_string(), "write failed");
+    /// assert_eq!(err.report().to_string(), "write failed: disk full");
+    /// ```
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut place = Vec::new();

@@ -74,7 +74,7 @@ pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, I
 pub use adapter::{AsyncCacheAdapter, BoxFuture};
 pub use clock::{Clock, ManualClock};
 pub use config::MAX_TTL;
-pub use error::{Error, ErrorKind, Fault, Result};
+pub use error::{Error, ErrorKind, Fault, Report, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;
 pub use value::{Cacheable, Entry, StoredValue};

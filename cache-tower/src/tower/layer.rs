@@ -75,7 +75,7 @@ impl Layer {
         self.counters.error();
         let now_secs = Clock::system().now_nanos() / 1_000_000_000;
         if self.counters.may_warn(now_secs) {
-            tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err,
+            tracing::warn!(layer = index, kind = self.adapter.kind(), operation, error = %err.report(),
                 "cache layer failed; reads treat it as a miss (further warnings for this layer are held for 1s)");
         }
         err.at_layer(index)
@@ -103,7 +103,7 @@ impl Layer {
     #[cold]
     fn undecodable(&self, index: usize, err: &Error) {
         self.counters.decode_failure();
-        tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err,
+        tracing::debug!(layer = index, kind = self.adapter.kind(), error = %err.report(),
             "cached value did not decode; treated as a miss");
     }
 }
