@@ -5,9 +5,9 @@
 //! `Arc<dyn CacheAdapter>`, so the trait is object safe.
 
 pub(crate) mod memory;
-mod request;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+mod request;
 
 use std::fmt;
 use std::sync::Arc;
