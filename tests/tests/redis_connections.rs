@@ -23,6 +23,7 @@ on_both_paths! {
     the_first_backfilling_get_on_a_fresh_server_is_one_command,
     the_first_mget_on_a_fresh_server_is_one_command,
     the_first_plain_get_on_a_fresh_server_is_one_command,
+    failures_say_what_went_wrong,
 }
 
 fn redis_layer(server: &RedisServer, namespace: &str) -> RedisAdapter {
@@ -219,4 +220,26 @@ fn the_first_plain_get_on_a_fresh_server_is_one_command(api: &impl Calls) {
     assert_eq!(commands_since(&mut raw, &before), one("get", &[]));
     assert_no_noscript(&mut raw);
     assert_no_errors(&tower);
+}
+
+fn failures_say_what_went_wrong(api: &impl Calls) {
+    let mut server = RedisServer::start();
+    let redis = RedisAdapter::builder()
+        .url(server.url())
+        .invalidation(false)
+        .timeout(Duration::from_millis(100))
+        .connect_timeout(Duration::from_millis(100))
+        .build()
+        .expect("building the redis layer");
+    let tower = tower(&[&|t| t.add_layer(redis.clone())]);
+    api.set(&tower, "k", 1u32).expect("healthy");
+
+    server.freeze();
+    let err = api.set(&tower, "k", 2u32).expect_err("frozen");
+    assert!(err.is_timeout(), "a frozen server is a timeout: {err} ({:?})", err.fault());
+    server.thaw();
+
+    server.kill();
+    let err = api.set(&tower, "k", 3u32).expect_err("dead");
+    assert!(err.is_connection(), "a dead server is a connection fault: {err} ({:?})", err.fault());
 }

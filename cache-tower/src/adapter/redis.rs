@@ -4,6 +4,11 @@
 //! them. Every operation is one round trip with one reply (a Lua script where a value and its
 //! remaining TTL are read together, or many keys are written with their TTLs), every wait is
 //! bounded by the adapter's timeout, and a broken connection is replaced on the next call.
+//!
+//! `ops.rs` says what each operation sends and how its reply is read, without I/O;
+//! `connection.rs` sends it, with one function for the sync pool and one for the shared async
+//! connection. ADR 7 says why these connections are ours rather than redis-rs's
+//! `ConnectionManager` or r2d2 pool.
 
 #[cfg(feature = "tokio")]
 mod changes;
@@ -37,9 +42,17 @@ use crate::value::{Entry, StoredValue};
 ///   characters escaped, then `UNLINK` in batches of 1,000). **An empty namespace means the whole
 ///   database**: `flush` then removes every key of the database.
 /// * Each operation waits at most [`timeout`](RedisAdapterBuilder::timeout) (250 ms by default),
-///   connecting included. Sync operations use a pool of connections (16 idle ones kept by
-///   default); async ones (feature `tokio`) share one multiplexed connection and need a tokio
-///   runtime with its timer enabled (`#[tokio::main]` has it).
+///   connecting included (`flush`: each of its steps). Sync operations use a pool of connections
+///   (16 idle ones kept by default); async ones (feature `tokio`) share one multiplexed
+///   connection and need a tokio runtime with its timer enabled (`#[tokio::main]` has it).
+/// * The Lua scripts are loaded when a connection opens (one pipelined round trip, part of
+///   connecting), so even the first `get`, `mget` or `mset` on a fresh server is one command.
+/// * A connection the server closed while it was idle (its `timeout` setting, `CLIENT KILL`, a
+///   proxy, a failover) costs nothing: the command that finds it closed (end of file, broken
+///   pipe, reset) is sent once more on a fresh connection, within the same timeout. Every
+///   command of this layer may be sent twice safely: `GET`, `MGET`, `EXISTS`, `SCAN` and the
+///   read scripts only read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values
+///   again. A refused connection or a timeout is not retried: it is reported.
 /// * Passwords never appear in `Debug` output, errors or logs.
 ///
 /// ```no_run
