@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 
 mod both_paths;
@@ -24,6 +24,8 @@ on_both_paths! {
     the_first_mget_on_a_fresh_server_is_one_command,
     the_first_plain_get_on_a_fresh_server_is_one_command,
     failures_say_what_went_wrong,
+    scripts_flushed_from_the_server_are_loaded_again,
+    flush_after_a_kill_succeeds,
 }
 
 fn redis_layer(server: &RedisServer, namespace: &str) -> RedisAdapter {
@@ -242,4 +244,34 @@ fn failures_say_what_went_wrong(api: &impl Calls) {
     server.kill();
     let err = api.set(&tower, "k", 3u32).expect_err("dead");
     assert!(err.is_connection(), "a dead server is a connection fault: {err} ({:?})", err.fault());
+}
+
+fn scripts_flushed_from_the_server_are_loaded_again(api: &impl Calls) {
+    let server = RedisServer::start();
+    let (memory, redis) = (MemoryAdapter::new(), redis_layer(&server, &unique_namespace("script-flush")));
+    let tower = tower(&[&|t| t.add_layer(memory.clone()), &|t| t.add_layer(redis.clone())]);
+    api.mset(&tower, &[("a".to_owned(), 1u32)]).expect("healthy");
+
+    let mut raw = raw(&server);
+    redis::cmd("SCRIPT").arg("FLUSH").exec(&mut raw).unwrap();
+    api.mset(&tower, &[("a".to_owned(), 2u32), ("b".to_owned(), 3u32)]).expect("mset after SCRIPT FLUSH");
+    memory.flush().unwrap();
+    let got = api.mget::<u32, _>(&tower, &["a", "b"]).expect("mget after SCRIPT FLUSH");
+    assert_eq!((got["a"], got["b"]), (Some(2), Some(3)));
+    assert_no_errors(&tower);
+}
+
+fn flush_after_a_kill_succeeds(api: &impl Calls) {
+    let server = RedisServer::start();
+    let redis = redis_layer(&server, &unique_namespace("flush-kill"));
+    let tower = tower(&[&|t| t.add_layer(redis.clone())]);
+    let items: Vec<(String, u32)> = (0..2500).map(|i| (format!("k{i}"), i)).collect();
+    api.mset(&tower, &items).expect("healthy");
+
+    let mut raw = raw(&server);
+    redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).exec(&mut raw).unwrap();
+    api.flush(&tower).expect("flush after a kill");
+    let left: u64 = redis::cmd("DBSIZE").query(&mut raw).unwrap();
+    assert_eq!(left, 0, "flush went through every SCAN step");
+    assert_no_errors(&tower);
 }
