@@ -275,3 +275,34 @@ fn flush_after_a_kill_succeeds(api: &impl Calls) {
     assert_eq!(left, 0, "flush went through every SCAN step");
     assert_no_errors(&tower);
 }
+
+/// Many tasks meet the killed shared async connection at once: each resends on the one new
+/// connection, and none fails.
+#[test]
+fn concurrent_async_calls_after_a_kill_all_succeed() {
+    let server = RedisServer::start();
+    let redis = redis_layer(&server, &unique_namespace("kill-many"));
+    let tower = std::sync::Arc::new(tower(&[&|t| t.add_layer(redis.clone())]));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(tower.set_async("k", 9u32)).expect("healthy");
+
+    let mut raw = raw(&server);
+    redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).exec(&mut raw).unwrap();
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let tower = std::sync::Arc::clone(&tower);
+                tokio::spawn(async move { tower.get_async::<u32>("k").await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("a task"));
+        }
+        results
+    });
+    assert!(results.iter().all(|got| matches!(got, Ok(Some(9)))), "{results:?}");
+    assert_no_errors(&tower);
+    let clients = connected_clients(&mut raw);
+    assert!(clients <= 3, "the tasks share one new connection: {clients} clients");
+}

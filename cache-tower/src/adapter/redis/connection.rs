@@ -229,7 +229,11 @@ fn set_timeouts(connection: &Connection, timeout: Duration) -> RedisResult<()> {
 #[cfg(feature = "tokio")]
 #[derive(Default)]
 pub(super) struct AsyncShared {
-    connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The connection, numbered: a task that found its connection broken forgets it only if it
+    /// is still the shared one, not the new one another task has made since.
+    connection: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
+    /// The number of the next connection made.
+    made: std::sync::atomic::AtomicU64,
     /// Held by the one task making the connection: the others wait for it (within their own
     /// timeout) instead of each opening a connection of its own, all but one thrown away.
     connecting: tokio::sync::Mutex<()>,
@@ -247,7 +251,7 @@ impl AsyncShared {
     /// Sends one command and reads its reply, within `connector.timeout`.
     async fn query(&self, connector: &Connector, operation: &str, cmd: &Cmd) -> Result<RedisResult<Value>> {
         let work = async {
-            let (mut connection, mut reused) = self.connection(connector).await?;
+            let (mut number, mut connection, mut reused) = self.connection(connector).await?;
             loop {
                 let mut reply = cmd.query_async::<Value>(&mut connection).await;
                 if reply.as_ref().is_err_and(is_noscript) {
@@ -259,17 +263,17 @@ impl AsyncShared {
                 match reply {
                     Err(err) if reused && was_closed(&err) => {
                         tracing::debug!(error = %scrub(&err.to_string(), connector.secret.as_deref()), "redis connection was closed by the server; resending on a new one");
-                        self.reset();
-                        (connection, _) = self.connection(connector).await?;
+                        self.forget(number);
+                        (number, connection, _) = self.connection(connector).await?;
                         reused = false; // resent once at most
                     }
-                    reply => return Ok::<_, RedisError>((connection, reply)),
+                    reply => return Ok::<_, RedisError>((number, reply)),
                 }
             }
         };
         match tokio::time::timeout(connector.timeout, work).await {
-            Ok(Ok((_, Err(err)))) if breaks_connection(&err) => {
-                self.reset();
+            Ok(Ok((number, Err(err)))) if breaks_connection(&err) => {
+                self.forget(number);
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Ok(Ok((_, reply))) => Ok(reply),
@@ -285,25 +289,35 @@ impl AsyncShared {
         }
     }
 
-    /// The shared connection, and whether it existed before this call (`false`: just made).
-    async fn connection(&self, connector: &Connector) -> RedisResult<(redis::aio::MultiplexedConnection, bool)> {
-        if let Some(connection) = self.connection.lock().clone() {
-            return Ok((connection, true));
+    /// The shared connection, its number, and whether it existed before this call (`false`:
+    /// just made).
+    async fn connection(&self, connector: &Connector) -> RedisResult<(u64, redis::aio::MultiplexedConnection, bool)> {
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, true));
         }
         let _connecting = self.connecting.lock().await;
-        if let Some(connection) = self.connection.lock().clone() {
-            return Ok((connection, false)); // made by the task we waited for, just now
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, false)); // made by the task we waited for, just now
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
             .set_response_timeout(Some(connector.timeout));
         let mut connection = connector.client.get_multiplexed_async_connection_with_config(&config).await?;
         load_scripts().exec_async(&mut connection).await?;
-        *self.connection.lock() = Some(connection.clone());
-        Ok((connection, false))
+        let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.connection.lock() = Some((number, connection.clone()));
+        Ok((number, connection, false))
     }
 
-    /// Forgets the shared connection: the next call makes a new one.
+    /// Forgets connection `number` if it is still the shared one: the next call makes a new one.
+    fn forget(&self, number: u64) {
+        let mut shared = self.connection.lock();
+        if shared.as_ref().is_some_and(|(current, _)| *current == number) {
+            shared.take();
+        }
+    }
+
+    /// Forgets the shared connection, whichever it is (the server hung or could not be reached).
     fn reset(&self) {
         self.connection.lock().take();
     }
