@@ -4,11 +4,16 @@
 //! them. Every operation is one round trip with one reply (a Lua script where a value and its
 //! remaining TTL are read together, or many keys are written with their TTLs), every wait is
 //! bounded by the adapter's timeout, and a broken connection is replaced on the next call.
+//!
+//! `ops.rs` says what each operation sends and how its reply is read, without I/O;
+//! `connection.rs` sends it, with one function for the sync pool and one for the shared async
+//! connection. ADR 7 says why these connections are ours rather than redis-rs's
+//! `ConnectionManager` or r2d2 pool.
 
 #[cfg(feature = "tokio")]
 mod changes;
-mod commands;
 mod connection;
+mod ops;
 mod settings;
 
 use std::fmt;
@@ -18,10 +23,10 @@ use std::time::Duration;
 
 use redis::Client;
 
-use self::commands::{Commands, parse_get_with_ttl, parse_mget_with_ttl, values};
 use self::connection::{Connector, SyncPool};
+use self::ops::Ops;
 use self::settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Settings};
-use crate::adapter::CacheAdapter;
+use crate::adapter::{CacheAdapter, Reply, Request};
 use crate::error::{Error, Result};
 use crate::value::{Entry, StoredValue};
 
@@ -37,9 +42,17 @@ use crate::value::{Entry, StoredValue};
 ///   characters escaped, then `UNLINK` in batches of 1,000). **An empty namespace means the whole
 ///   database**: `flush` then removes every key of the database.
 /// * Each operation waits at most [`timeout`](RedisAdapterBuilder::timeout) (250 ms by default),
-///   connecting included. Sync operations use a pool of connections (16 idle ones kept by
-///   default); async ones (feature `tokio`) share one multiplexed connection and need a tokio
-///   runtime with its timer enabled (`#[tokio::main]` has it).
+///   connecting included (`flush`: each of its steps). Sync operations use a pool of connections
+///   (16 idle ones kept by default); async ones (feature `tokio`) share one multiplexed
+///   connection and need a tokio runtime with its timer enabled (`#[tokio::main]` has it).
+/// * The Lua scripts are loaded when a connection opens (one pipelined round trip, part of
+///   connecting), so even the first `get`, `mget` or `mset` on a fresh server is one command.
+/// * A connection the server closed while it was idle (its `timeout` setting, `CLIENT KILL`, a
+///   proxy, a failover) costs nothing: the command that finds it closed (end of file, broken
+///   pipe, reset) is sent once more on a fresh connection, within the same timeout. Every
+///   command of this layer may be sent twice safely: `GET`, `MGET`, `EXISTS`, `SCAN` and the
+///   read scripts only read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values
+///   again. A refused connection or a timeout is not retried: it is reported.
 /// * Passwords never appear in `Debug` output, errors or logs.
 ///
 /// ```no_run
@@ -66,7 +79,7 @@ pub struct RedisAdapter {
 struct Inner {
     namespace: String,
     ttl: Option<Duration>,
-    commands: Commands,
+    ops: Ops,
     connector: Connector,
     pool: SyncPool,
     #[cfg(feature = "tokio")]
@@ -288,7 +301,7 @@ impl RedisAdapterBuilder {
         };
         Ok(RedisAdapter {
             inner: Arc::new(Inner {
-                commands: Commands::new(&self.namespace, self.ttl),
+                ops: Ops::new(&self.namespace, self.ttl),
                 namespace: self.namespace,
                 ttl: self.ttl,
                 connector: Connector {
@@ -359,31 +372,11 @@ impl RedisAdapter {
         &self.inner.connector.endpoint
     }
 
-    /// Runs one sync call on a pooled connection.
-    fn run<T>(&self, operation: &str, call: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
-        self.inner.pool.run(&self.inner.connector, operation, call)
+    /// Carries out `request` on the sync pool.
+    fn send(&self, request: Request<'_>) -> Result<Reply> {
+        let op = self.inner.ops.op(request)?;
+        self.inner.pool.send(&self.inner.connector, op)
     }
-
-    /// Runs one async call on the shared connection.
-    #[cfg(feature = "tokio")]
-    async fn run_async<T, F, Fut>(&self, operation: &str, call: F) -> Result<T>
-    where
-        F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        self.inner.shared.run(&self.inner.connector, operation, call).await
-    }
-}
-
-/// `WRONGTYPE` from a plain `GET`: the key holds a hash, list, ... rather than a string. That is
-/// a value this layer cannot read, like a corrupt one, not a fault of the server: a miss. (The
-/// scripts that read several things check the type themselves.)
-fn wrong_type_is_a_miss<T>(err: redis::RedisError) -> redis::RedisResult<Option<T>> {
-    if err.code() == Some("WRONGTYPE") {
-        tracing::debug!("redis key holds a non-string value; treated as a miss");
-        return Ok(None);
-    }
-    Err(err)
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -411,70 +404,42 @@ impl CacheAdapter for RedisAdapter {
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {
-        let script = self.inner.commands.get_with_ttl(key);
-        self.run("GET", |con| script.invoke(con)).map(parse_get_with_ttl)
+        self.send(Request::Get(key))?.into_entry()
     }
 
     fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
-        let cmd = self.inner.commands.get(key);
-        let reply = self.run("GET", |con| cmd.query::<Option<Vec<u8>>>(con).or_else(wrong_type_is_a_miss));
-        reply.map(|value| value.map(StoredValue::from_json))
+        self.send(Request::GetValue(key))?.into_value()
     }
 
     fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let script = self.inner.commands.mget_with_ttl(keys);
-        let replies = self.run("MGET", |con| script.invoke(con))?;
-        parse_mget_with_ttl(replies, keys.len())
+        self.send(Request::Mget(keys))?.into_entries()
     }
 
     fn mget_values(&self, keys: &[&str]) -> Result<Vec<Option<StoredValue>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        match self.send(Request::MgetValues(keys))? {
+            Reply::Values(values) => Ok(values),
+            other => Ok(other.into_entries()?.into_iter().map(|e| e.map(|e| e.into_parts().0)).collect()),
         }
-        let cmd = self.inner.commands.mget(keys);
-        self.run("MGET", |con| cmd.query(con)).map(values)
     }
 
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {
-        let cmd = self.inner.commands.set(key, entry)?;
-        self.run("SET", |con| cmd.query(con))
+        self.send(Request::Set(key, entry))?.into_done()
     }
 
     fn mset(&self, items: &[(&str, Entry)]) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let script = self.inner.commands.mset(items)?;
-        self.run("MSET", |con| script.invoke::<i64>(con)).map(drop)
+        self.send(Request::Mset(items))?.into_done()
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        let cmd = self.inner.commands.delete(key);
-        self.run("UNLINK", |con| cmd.query(con))
+        self.send(Request::Delete(key))?.into_done()
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        let cmd = self.inner.commands.exists(key);
-        self.run("EXISTS", |con| cmd.query::<i64>(con)).map(|count| count > 0)
+        self.send(Request::Exists(key))?.into_exists()
     }
 
     fn flush(&self) -> Result<()> {
-        let mut cursor = 0;
-        loop {
-            let scan = self.inner.commands.scan(cursor);
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.run("SCAN", |con| scan.query(con))?;
-            if !keys.is_empty() {
-                let unlink = Commands::unlink(&keys);
-                self.run("UNLINK", |con| unlink.query::<()>(con))?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        self.send(Request::Flush)?.into_done()
     }
 
     #[cfg(feature = "tokio")]
@@ -498,128 +463,10 @@ impl CacheAdapter for RedisAdapter {
 
 #[cfg(feature = "tokio")]
 impl crate::AsyncCacheAdapter for RedisAdapter {
-    fn call<'a>(&'a self, request: crate::Request<'a>) -> crate::BoxFuture<'a, Result<crate::Reply>> {
-        use crate::{Reply, Request};
+    fn call<'a>(&'a self, request: Request<'a>) -> crate::BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
-            Ok(match request {
-                Request::Get(key) => Reply::Entry(self.get_async(key).await?),
-                Request::GetValue(key) => Reply::Value(self.get_value_async(key).await?),
-                Request::Mget(keys) => Reply::Entries(self.mget_async(keys).await?),
-                Request::MgetValues(keys) => Reply::Values(self.mget_values_async(keys).await?),
-                Request::Set(key, entry) => {
-                    self.set_async(key, entry).await?;
-                    Reply::Done
-                }
-                Request::Mset(items) => {
-                    self.mset_async(items).await?;
-                    Reply::Done
-                }
-                Request::Delete(key) => {
-                    self.delete_async(key).await?;
-                    Reply::Done
-                }
-                Request::Exists(key) => Reply::Exists(self.exists_async(key).await?),
-                Request::Flush => {
-                    self.flush_async().await?;
-                    Reply::Done
-                }
-            })
-        })
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl RedisAdapter {
-    fn get_async<'a>(&'a self, key: &'a str) -> crate::BoxFuture<'a, Result<Option<Entry>>> {
-        Box::pin(async move {
-            let script = self.inner.commands.get_with_ttl(key);
-            let reply = self.run_async("GET", |mut con| async move { script.invoke_async(&mut con).await }).await;
-            reply.map(parse_get_with_ttl)
-        })
-    }
-
-    fn get_value_async<'a>(&'a self, key: &'a str) -> crate::BoxFuture<'a, Result<Option<StoredValue>>> {
-        let cmd = self.inner.commands.get(key);
-        Box::pin(async move {
-            let reply = self
-                .run_async("GET", |mut con| async move {
-                    cmd.query_async::<Option<Vec<u8>>>(&mut con).await.or_else(wrong_type_is_a_miss)
-                })
-                .await;
-            reply.map(|value| value.map(StoredValue::from_json))
-        })
-    }
-
-    fn mget_async<'a>(&'a self, keys: &'a [&'a str]) -> crate::BoxFuture<'a, Result<Vec<Option<Entry>>>> {
-        Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let script = self.inner.commands.mget_with_ttl(keys);
-            let replies = self.run_async("MGET", |mut con| async move { script.invoke_async(&mut con).await }).await?;
-            parse_mget_with_ttl(replies, keys.len())
-        })
-    }
-
-    fn mget_values_async<'a>(&'a self, keys: &'a [&'a str]) -> crate::BoxFuture<'a, Result<Vec<Option<StoredValue>>>> {
-        Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let cmd = self.inner.commands.mget(keys);
-            self.run_async("MGET", |mut con| async move { cmd.query_async(&mut con).await }).await.map(values)
-        })
-    }
-
-    fn set_async<'a>(&'a self, key: &'a str, entry: &'a Entry) -> crate::BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let cmd = self.inner.commands.set(key, entry)?;
-            self.run_async("SET", |mut con| async move { cmd.query_async(&mut con).await }).await
-        })
-    }
-
-    fn mset_async<'a>(&'a self, items: &'a [(&'a str, Entry)]) -> crate::BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            if items.is_empty() {
-                return Ok(());
-            }
-            let script = self.inner.commands.mset(items)?;
-            self.run_async("MSET", |mut con| async move { script.invoke_async::<i64>(&mut con).await }).await.map(drop)
-        })
-    }
-
-    fn delete_async<'a>(&'a self, key: &'a str) -> crate::BoxFuture<'a, Result<()>> {
-        let cmd = self.inner.commands.delete(key);
-        Box::pin(
-            async move { self.run_async("UNLINK", |mut con| async move { cmd.query_async(&mut con).await }).await },
-        )
-    }
-
-    fn exists_async<'a>(&'a self, key: &'a str) -> crate::BoxFuture<'a, Result<bool>> {
-        let cmd = self.inner.commands.exists(key);
-        Box::pin(async move {
-            let count =
-                self.run_async("EXISTS", |mut con| async move { cmd.query_async::<i64>(&mut con).await }).await?;
-            Ok(count > 0)
-        })
-    }
-
-    fn flush_async(&self) -> crate::BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let mut cursor = 0;
-            loop {
-                let scan = self.inner.commands.scan(cursor);
-                let (next, keys): (u64, Vec<Vec<u8>>) =
-                    self.run_async("SCAN", |mut con| async move { scan.query_async(&mut con).await }).await?;
-                if !keys.is_empty() {
-                    let unlink = Commands::unlink(&keys);
-                    self.run_async("UNLINK", |mut con| async move { unlink.query_async::<()>(&mut con).await }).await?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
+            let op = self.inner.ops.op(request)?;
+            self.inner.shared.send(&self.inner.connector, op).await
         })
     }
 }

@@ -1,14 +1,31 @@
 //! Connections to Redis with bounded waits: a pool of sync connections, and one shared
-//! multiplexed async connection (feature `tokio`). A connection that fails is dropped and a new
-//! one is made on the next call, so the adapter recovers by itself once Redis is back.
+//! multiplexed async connection (feature `tokio`), each with one function that carries out any
+//! [`Op`] (`SyncPool::send`, `AsyncShared::send`).
+//!
+//! * A new connection loads the layer's scripts before its first use ([`load_scripts`], one
+//!   pipelined round trip within the connect timeout), so every operation is one round trip
+//!   from the first call.
+//! * A connection that fails is dropped and a new one is made on the next call, so the adapter
+//!   recovers by itself once Redis is back.
+//! * A connection the server had already closed while it sat idle (the server's `timeout`,
+//!   `CLIENT KILL`, a proxy, a failover) is noticed by the first command sent on it, which fails
+//!   at once with end-of-file, a broken pipe or a reset. That command is sent once more on a fresh
+//!   connection, within what is left of the operation's timeout, instead of failing the call (and
+//!   counting against the tower's circuit breaker). Only commands sent on a connection that
+//!   existed before the call are resent, once: a fresh connection that fails so means the server
+//!   is going away, and that is reported. Resending is safe because every command of the layer
+//!   is idempotent (see `ops.rs`): even if the first copy did reach Redis before the connection
+//!   broke, the second one leaves the same state.
 
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{Client, Cmd, Connection, RedisError, RedisResult, Value};
 
+use super::ops::{Failed, Op, Progress, is_noscript, load_scripts};
 use super::settings::scrub;
-use crate::error::{Error, ErrorKind, Result};
+use crate::adapter::Reply;
+use crate::error::{Error, Fault, Result};
 
 /// How a connection is made and how long calls may wait.
 pub(super) struct Connector {
@@ -23,52 +40,102 @@ pub(super) struct Connector {
 impl Connector {
     /// An error for a failed operation, naming it and the server, never the password.
     pub(super) fn error(&self, operation: &str, err: &RedisError) -> Error {
+        let fault = if err.is_timeout() {
+            Fault::Timeout
+        } else if err.code().is_some() {
+            Fault::Reply
+        } else if err.is_io_error() || err.is_connection_dropped() || err.is_unrecoverable_error() {
+            Fault::Connection
+        } else {
+            Fault::Other
+        };
         let detail = scrub(&err.to_string(), self.secret.as_deref());
-        Error::new(ErrorKind::Layer, format!("redis {operation} on {} failed: {detail}", self.endpoint))
+        Error::layer_fault(fault, format!("redis {operation} on {} failed: {detail}", self.endpoint))
     }
 
-    /// Opens a sync connection within the connect timeout.
+    pub(super) fn timed_out(&self, operation: &str) -> Error {
+        Error::layer_fault(
+            Fault::Timeout,
+            format!("redis {operation} on {} timed out after {:?}", self.endpoint, self.timeout),
+        )
+    }
+
+    /// The error of an operation whose reply failed it.
+    fn failed(&self, operation: &str, failed: Failed) -> Error {
+        match failed {
+            Failed::Redis(err) => self.error(operation, &err),
+            Failed::Reply(err) => err,
+        }
+    }
+
+    /// Opens a sync connection and loads the scripts on it, within `within`.
     ///
     /// The redis client bounds each *read* of the connection handshake (AUTH, SELECT) by the
     /// timeout, not the handshake as a whole, so a hung server could hold it for a multiple of
     /// it. The handshake therefore runs on a helper thread that we stop waiting for at the
     /// deadline; it ends by itself shortly after, its connection dropped.
-    fn connect(&self, operation: &str) -> Result<Connection> {
-        let within = self.connect_timeout.min(self.timeout);
+    fn connect(&self, operation: &str, within: Duration) -> Result<Connection> {
+        let within = within.min(self.connect_timeout).max(Duration::from_millis(1));
         let client = self.client.clone();
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new().name("cache-tower-redis-connect".into()).spawn(move || {
-            let _ = sender.send(client.get_connection_with_timeout(within));
+            let started = Instant::now();
+            let opened = client.get_connection_with_timeout(within).and_then(|mut connection| {
+                set_timeouts(&connection, within.saturating_sub(started.elapsed()).max(Duration::from_millis(1)))?;
+                load_scripts().exec(&mut connection)?;
+                Ok(connection)
+            });
+            let _ = sender.send(opened);
         });
         if let Err(err) = spawned {
-            return Err(Error::new(ErrorKind::Layer, format!("redis {operation}: cannot start a connect thread"))
+            return Err(Error::layer_fault(Fault::Other, format!("redis {operation}: cannot start a connect thread"))
                 .with_source(err));
         }
         match receiver.recv_timeout(within) {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(err)) => Err(self.error(operation, &err)),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::new(
-                ErrorKind::Layer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::layer_fault(
+                Fault::Timeout,
                 format!("redis {operation} on {}: connecting timed out after {within:?}", self.endpoint),
             )),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::new(
-                ErrorKind::Layer,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::layer_fault(
+                Fault::Other,
                 format!("redis {operation} on {}: the connect thread failed (it panicked)", self.endpoint),
             )),
         }
-    }
-
-    pub(super) fn timed_out(&self, operation: &str) -> Error {
-        Error::new(
-            ErrorKind::Layer,
-            format!("redis {operation} on {} timed out after {:?}", self.endpoint, self.timeout),
-        )
     }
 }
 
 /// Whether an error means the connection itself is unusable (rather than one command failing).
 fn breaks_connection(err: &RedisError) -> bool {
     err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_unrecoverable_error()
+}
+
+/// Whether an error shows that the connection had been closed before the command could be
+/// answered: end of file, a broken pipe, a reset (not a refusal, not a timeout: a server that
+/// is down or hung is reported, not retried).
+fn was_closed(err: &RedisError) -> bool {
+    err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout()
+}
+
+/// Carries out `op` with `send`, which sends one command and gives its reply (`Ok(Err)`: Redis
+/// answered with an error) or fails the operation (`Err`).
+macro_rules! drive {
+    ($connector:expr, $op:expr, |$cmd:ident| $send:expr) => {{
+        let connector: &Connector = $connector;
+        let mut op: Op<'_> = $op;
+        loop {
+            let reply = match op.command() {
+                Some($cmd) => Some($send),
+                None => None,
+            };
+            match op.feed(reply) {
+                Ok(Progress::Done(reply)) => break Ok(reply),
+                Ok(Progress::Next) => {}
+                Err(failed) => break Err(connector.failed(op.name(), failed)),
+            }
+        }
+    }};
 }
 
 // ===== impl SyncPool =====
@@ -84,52 +151,65 @@ impl SyncPool {
         Self { idle: Mutex::new(Vec::new()), max_idle }
     }
 
-    /// Runs `call` on a connection, within `connector.timeout` in all (connecting included).
-    pub(super) fn run<T>(
-        &self,
-        connector: &Connector,
-        operation: &str,
-        call: impl FnOnce(&mut Connection) -> RedisResult<T>,
-    ) -> Result<T> {
+    /// Carries out `op`: each of its commands on a connection, within `connector.timeout` each
+    /// (connecting and one resend included).
+    pub(super) fn send(&self, connector: &Connector, op: Op<'_>) -> Result<Reply> {
+        let name = op.name();
+        drive!(connector, op, |cmd| self.query(connector, name, cmd)?)
+    }
+
+    /// Sends one command and reads its reply.
+    fn query(&self, connector: &Connector, operation: &str, cmd: &Cmd) -> Result<RedisResult<Value>> {
         let started = Instant::now();
-        let pooled = self.idle.lock().pop();
-        let fresh = pooled.is_none();
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => {
-                let connection = connector.connect(operation)?;
-                // Whatever is left of the call's budget bounds this first use.
-                let left = connector.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-                set_timeouts(&connection, left).map_err(|err| connector.error(operation, &err))?;
-                connection
+        let left = || connector.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        let mut pooled = self.idle.lock().pop();
+        loop {
+            let reused = pooled.is_some();
+            let mut connection = match pooled.take() {
+                Some(connection) => connection,
+                None => {
+                    let connection = connector.connect(operation, left())?;
+                    // Whatever is left of the call's budget bounds this first use.
+                    set_timeouts(&connection, left()).map_err(|err| connector.error(operation, &err))?;
+                    connection
+                }
+            };
+            let mut reply = cmd.query::<Value>(&mut connection);
+            if reply.as_ref().is_err_and(is_noscript) {
+                // `SCRIPT FLUSH` since this connection loaded the scripts: load them again.
+                reply = load_scripts().exec(&mut connection).and_then(|()| cmd.query(&mut connection));
             }
-        };
-        // A new connection carries a shortened timeout: it gets the full one once, when kept.
-        let keep = |connection: Connection| {
-            if !fresh || set_timeouts(&connection, connector.timeout).is_ok() {
-                self.give_back(connection);
-            }
-        };
-        match call(&mut connection) {
-            Ok(value) => {
-                keep(connection);
-                Ok(value)
-            }
-            Err(err) if breaks_connection(&err) => {
-                // The server is probably gone or restarted: the other idle connections are as
-                // dead as this one, so drop them all rather than fail once per connection.
-                self.idle.lock().clear();
-                Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
-            }
-            Err(err) => {
-                keep(connection);
-                Err(connector.error(operation, &err))
+            match reply {
+                Err(err) if reused && was_closed(&err) => {
+                    // The server closed this connection while it was idle, and likely the other
+                    // idle ones too: drop them, and send the command again on a fresh one.
+                    tracing::debug!(error = %scrub(&err.to_string(), connector.secret.as_deref()), "redis connection was closed by the server; resending on a new one");
+                    self.idle.lock().clear();
+                }
+                Err(err) if breaks_connection(&err) => {
+                    // The server is probably gone or restarted: the other idle connections are as
+                    // dead as this one, so drop them all rather than fail once per connection.
+                    self.idle.lock().clear();
+                    return Err(if err.is_timeout() {
+                        connector.timed_out(operation)
+                    } else {
+                        connector.error(operation, &err)
+                    });
+                }
+                reply => {
+                    self.give_back(connector, connection, reused);
+                    return Ok(reply);
+                }
             }
         }
     }
 
-    /// Keeps a healthy connection (with the full timeout set) for reuse, if there is room.
-    fn give_back(&self, connection: Connection) {
+    /// Keeps a healthy connection for reuse, if there is room. A new connection carries a
+    /// shortened timeout: it gets the full one once, when kept.
+    fn give_back(&self, connector: &Connector, connection: Connection, reused: bool) {
+        if !reused && set_timeouts(&connection, connector.timeout).is_err() {
+            return;
+        }
         let mut idle = self.idle.lock();
         if idle.len() < self.max_idle {
             idle.push(connection);
@@ -149,7 +229,11 @@ fn set_timeouts(connection: &Connection, timeout: Duration) -> RedisResult<()> {
 #[cfg(feature = "tokio")]
 #[derive(Default)]
 pub(super) struct AsyncShared {
-    connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The connection, numbered: a task that found its connection broken forgets it only if it
+    /// is still the shared one, not the new one another task has made since.
+    connection: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
+    /// The number of the next connection made.
+    made: std::sync::atomic::AtomicU64,
     /// Held by the one task making the connection: the others wait for it (within their own
     /// timeout) instead of each opening a connection of its own, all but one thrown away.
     connecting: tokio::sync::Mutex<()>,
@@ -157,22 +241,44 @@ pub(super) struct AsyncShared {
 
 #[cfg(feature = "tokio")]
 impl AsyncShared {
-    /// Runs `call` on the shared connection, within `connector.timeout` in all.
-    pub(super) async fn run<T, F, Fut>(&self, connector: &Connector, operation: &str, call: F) -> Result<T>
-    where
-        F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
+    /// Carries out `op`: each of its commands on the shared connection, within
+    /// `connector.timeout` each (connecting and one resend included).
+    pub(super) async fn send(&self, connector: &Connector, op: Op<'_>) -> Result<Reply> {
+        let name = op.name();
+        drive!(connector, op, |cmd| self.query(connector, name, cmd).await?)
+    }
+
+    /// Sends one command and reads its reply, within `connector.timeout`.
+    async fn query(&self, connector: &Connector, operation: &str, cmd: &Cmd) -> Result<RedisResult<Value>> {
         let work = async {
-            let connection = self.connection(connector).await?;
-            call(connection).await
+            let (mut number, mut connection, mut reused) = self.connection(connector).await?;
+            loop {
+                let mut reply = cmd.query_async::<Value>(&mut connection).await;
+                if reply.as_ref().is_err_and(is_noscript) {
+                    reply = match load_scripts().exec_async(&mut connection).await {
+                        Ok(()) => cmd.query_async(&mut connection).await,
+                        Err(err) => Err(err),
+                    };
+                }
+                match reply {
+                    Err(err) if reused && was_closed(&err) => {
+                        tracing::debug!(error = %scrub(&err.to_string(), connector.secret.as_deref()), "redis connection was closed by the server; resending on a new one");
+                        self.forget(number);
+                        (number, connection, _) = self.connection(connector).await?;
+                        reused = false; // resent once at most
+                    }
+                    reply => return Ok::<_, RedisError>((number, reply)),
+                }
+            }
         };
         match tokio::time::timeout(connector.timeout, work).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok((number, Err(err)))) if breaks_connection(&err) => {
+                self.forget(number);
+                Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
+            }
+            Ok(Ok((_, reply))) => Ok(reply),
             Ok(Err(err)) => {
-                if breaks_connection(&err) {
-                    self.reset();
-                }
+                self.reset();
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Err(_elapsed) => {
@@ -183,22 +289,35 @@ impl AsyncShared {
         }
     }
 
-    async fn connection(&self, connector: &Connector) -> RedisResult<redis::aio::MultiplexedConnection> {
-        if let Some(connection) = self.connection.lock().clone() {
-            return Ok(connection);
+    /// The shared connection, its number, and whether it existed before this call (`false`:
+    /// just made).
+    async fn connection(&self, connector: &Connector) -> RedisResult<(u64, redis::aio::MultiplexedConnection, bool)> {
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, true));
         }
         let _connecting = self.connecting.lock().await;
-        if let Some(connection) = self.connection.lock().clone() {
-            return Ok(connection); // made by the task we waited for
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, false)); // made by the task we waited for, just now
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
             .set_response_timeout(Some(connector.timeout));
-        let connection = connector.client.get_multiplexed_async_connection_with_config(&config).await?;
-        *self.connection.lock() = Some(connection.clone());
-        Ok(connection)
+        let mut connection = connector.client.get_multiplexed_async_connection_with_config(&config).await?;
+        load_scripts().exec_async(&mut connection).await?;
+        let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.connection.lock() = Some((number, connection.clone()));
+        Ok((number, connection, false))
     }
 
+    /// Forgets connection `number` if it is still the shared one: the next call makes a new one.
+    fn forget(&self, number: u64) {
+        let mut shared = self.connection.lock();
+        if shared.as_ref().is_some_and(|(current, _)| *current == number) {
+            shared.take();
+        }
+    }
+
+    /// Forgets the shared connection, whichever it is (the server hung or could not be reached).
     fn reset(&self) {
         self.connection.lock().take();
     }

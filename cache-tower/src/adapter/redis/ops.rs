@@ -1,0 +1,541 @@
+//! What each operation sends to Redis and how its reply is read, with no I/O: a [`Request`]
+//! becomes an [`Op`], which names the next command to send and takes its reply, until it is done.
+//! The sync and async connections each have one function that drives any `Op` (`SyncPool::send`,
+//! `AsyncShared::send`), so every operation is described here once and both paths send exactly
+//! the same thing.
+//!
+//! Every operation is one command with one reply: one round trip, and a hung server costs at
+//! most one read timeout. Where an operation needs several steps — a value *and* its remaining
+//! TTL, or many `SET`s with a TTL each — they run in a Lua script (`EVALSHA`), which Redis
+//! executes atomically. The scripts are loaded when a connection opens ([`load_scripts`]), so the
+//! first `EVALSHA` finds them. `flush` is the one operation of several steps: `SCAN`, `UNLINK`
+//! of what it found, and again until the cursor is back at zero.
+//!
+//! Every command here is idempotent (sending it twice leaves Redis as sending it once would), which
+//! is what lets the connections resend one on a fresh connection when the one it went out on
+//! turns out to have been closed by the server: `GET`, `MGET`, `EXISTS`, `SCAN` and the two read
+//! scripts only read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values again
+//! (each entry's TTL is carried as a duration computed before the first send, so a resend at
+//! most restarts it a few milliseconds later).
+
+use std::time::Duration;
+
+use redis::{Cmd, RedisError, Script, Value};
+
+use crate::adapter::{Reply, Request};
+use crate::error::{Error, Fault, Result};
+use crate::value::{Entry, StoredValue, effective_ttl};
+
+/// `GET` and `PTTL` of one key: `{value, pttl}`, or `{false, -2}` when it is absent or holds
+/// another type than a string (read as absent, as `MGET` does).
+const GET_WITH_TTL: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if type(value) ~= 'string' then return {false, -2} end
+return {value, redis.call('PTTL', KEYS[1])}
+";
+
+/// `GET` and `PTTL` of every key, flattened: `{value1, pttl1, value2, pttl2, ...}`. A key that
+/// holds another type than a string reads as absent, as it does with `MGET`.
+const MGET_WITH_TTL: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.pcall('GET', key)
+  if type(value) == 'string' then
+    out[2 * i - 1] = value
+    out[2 * i] = redis.call('PTTL', key)
+  else
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  end
+end
+return out
+";
+
+/// `SET` of every key with its own TTL, atomically. `ARGV` holds `value, ttl` pairs: a TTL of
+/// `-1` means none, `0` means the entry has no time left (the key is deleted), more is `PX`.
+const MSET_WITH_TTL: &str = r"
+for i, key in ipairs(KEYS) do
+  local value, ttl = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  if ttl < 0 then
+    redis.call('SET', key, value)
+  elseif ttl == 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, value, 'PX', ttl)
+  end
+end
+return #KEYS
+";
+
+/// The scripts of this module, as a connection loads them when it opens.
+const SCRIPTS: [&str; 3] = [GET_WITH_TTL, MGET_WITH_TTL, MSET_WITH_TTL];
+
+/// `SCRIPT LOAD` of every script, pipelined: one round trip when a connection opens, so that no
+/// operation ever meets `NOSCRIPT` (unless someone runs `SCRIPT FLUSH`; then the connection
+/// loads them again and resends, see [`is_noscript`]).
+pub(super) fn load_scripts() -> redis::Pipeline {
+    let mut pipeline = redis::pipe();
+    for source in SCRIPTS {
+        pipeline.cmd("SCRIPT").arg("LOAD").arg(source).ignore();
+    }
+    pipeline
+}
+
+/// Whether a reply says the script is not loaded on the server (`SCRIPT FLUSH` since the
+/// connection loaded it, or a failover to a replica that never had it).
+pub(super) fn is_noscript(err: &RedisError) -> bool {
+    err.code() == Some("NOSCRIPT")
+}
+
+/// Keys under a namespace, and the operations over them.
+#[derive(Debug, Clone)]
+pub(super) struct Ops {
+    namespace: Vec<u8>,
+    ttl: Option<Duration>,
+    get_with_ttl: String,
+    mget_with_ttl: String,
+    mset_with_ttl: String,
+}
+
+/// Keys a single SCAN step asks for, and a single UNLINK removes at most.
+const SCAN_BATCH: usize = 1000;
+
+/// One operation in progress: the command to send next ([`command`](Self::command)) and what to
+/// make of its reply ([`feed`](Self::feed)).
+#[derive(Debug)]
+pub(super) struct Op<'a> {
+    ops: &'a Ops,
+    /// What the operation is, for messages (`"get"`, `"mset"`, ...).
+    name: &'static str,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// One command; its reply is read by the parser.
+    Once(Cmd, Parse),
+    /// Answered without asking Redis (an `mget` of no keys, say).
+    Ready(Option<Reply>),
+    /// `flush`, waiting for a `SCAN` reply.
+    Scanning(Cmd),
+    /// `flush`, waiting for an `UNLINK` reply; then `SCAN` from `next`, or done when it is 0.
+    Unlinking(Cmd, u64),
+}
+
+/// How the reply of a one-command operation becomes a [`Reply`].
+#[derive(Debug, Clone, Copy)]
+enum Parse {
+    GetWithTtl,
+    GetValue,
+    MgetWithTtl(usize),
+    MgetValues,
+    Exists,
+    Done,
+}
+
+/// Where an operation stands after a reply.
+#[derive(Debug)]
+pub(super) enum Progress {
+    /// Another command is to be sent ([`Op::command`]).
+    Next,
+    /// The operation's answer.
+    Done(Reply),
+}
+
+/// Why an operation failed on a reply.
+#[derive(Debug)]
+pub(super) enum Failed {
+    /// Redis answered with an error (or the connection failed); the connection turns it into a
+    /// message without secrets.
+    Redis(RedisError),
+    /// The reply made no sense for the command.
+    Reply(Error),
+}
+
+impl Ops {
+    pub(super) fn new(namespace: &str, ttl: Option<Duration>) -> Self {
+        let hash = |source| Script::new(source).get_hash().to_owned();
+        Self {
+            namespace: namespace.as_bytes().to_vec(),
+            ttl,
+            get_with_ttl: hash(GET_WITH_TTL),
+            mget_with_ttl: hash(MGET_WITH_TTL),
+            mset_with_ttl: hash(MSET_WITH_TTL),
+        }
+    }
+
+    /// The operation that carries out `request`.
+    ///
+    /// # Errors
+    /// An entry to write whose value cannot be encoded.
+    pub(super) fn op<'a>(&'a self, request: Request<'_>) -> Result<Op<'a>> {
+        let once = |cmd, parse| State::Once(cmd, parse);
+        let state = match request {
+            Request::Get(key) => once(self.evalsha(&self.get_with_ttl, &[key]), Parse::GetWithTtl),
+            Request::GetValue(key) => once(self.keyed("GET", &[key]), Parse::GetValue),
+            Request::Mget([]) => State::Ready(Some(Reply::Entries(Vec::new()))),
+            Request::Mget(keys) => once(self.evalsha(&self.mget_with_ttl, keys), Parse::MgetWithTtl(keys.len())),
+            Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
+            Request::MgetValues(keys) => once(self.keyed("MGET", keys), Parse::MgetValues),
+            Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
+            Request::Mset([]) => State::Ready(Some(Reply::Done)),
+            Request::Mset(items) => once(self.mset(items)?, Parse::Done),
+            Request::Delete(key) => once(self.keyed("UNLINK", &[key]), Parse::Done),
+            Request::Exists(key) => once(self.keyed("EXISTS", &[key]), Parse::Exists),
+            Request::Flush => State::Scanning(self.scan(0)),
+            // `Request` is non-exhaustive: a request this adapter does not know is not a fault
+            // of the server.
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(Error::layer_fault(Fault::Other, format!("redis layer cannot carry out {}", other.name())));
+            }
+        };
+        Ok(Op { ops: self, name: request.name(), state })
+    }
+
+    /// The Redis key of a tower key: the namespace, then the key.
+    fn key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.namespace.len() + key.len());
+        full.extend_from_slice(&self.namespace);
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    /// `name` with every key as an argument.
+    fn keyed(&self, name: &str, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd(name);
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        cmd
+    }
+
+    /// `EVALSHA` of a script over `keys`.
+    fn evalsha(&self, hash: &str, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(hash).arg(keys.len());
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        cmd
+    }
+
+    /// `SET` with the entry's TTL (`PX`), or `DEL` when it has no time left.
+    fn set(&self, key: &str, entry: &Entry) -> Result<Cmd> {
+        let full = self.key(key);
+        match self.ttl_millis(entry) {
+            Some(0) => {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(full);
+                Ok(cmd)
+            }
+            ttl => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(full).arg(entry.value().json()?);
+                if let Some(ms) = ttl {
+                    cmd.arg("PX").arg(ms);
+                }
+                Ok(cmd)
+            }
+        }
+    }
+
+    /// Every `SET` in one atomic script call, each key with its own TTL from the start (never
+    /// briefly immortal).
+    fn mset(&self, items: &[(&str, Entry)]) -> Result<Cmd> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.mset_with_ttl).arg(items.len());
+        for (key, _) in items {
+            cmd.arg(self.key(key));
+        }
+        for (_, entry) in items {
+            let ttl = self.ttl_millis(entry).map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
+            cmd.arg(entry.value().json()?).arg(ttl);
+        }
+        Ok(cmd)
+    }
+
+    /// One `SCAN` step over the namespace's keys.
+    fn scan(&self, cursor: u64) -> Cmd {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor).arg("MATCH").arg(scan_pattern(&self.namespace)).arg("COUNT").arg(SCAN_BATCH);
+        cmd
+    }
+
+    /// The TTL to write an entry with, in milliseconds (`None`: no expiry; `Some(0)`: expired).
+    fn ttl_millis(&self, entry: &Entry) -> Option<u64> {
+        effective_ttl(self.ttl, entry.ttl()).map(|ttl| {
+            // Round up, so an entry with under a millisecond left is not written as expired.
+            let ms = ttl.as_millis() + u128::from(ttl.subsec_nanos() % 1_000_000 != 0);
+            u64::try_from(ms).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+impl Op<'_> {
+    /// The operation's name, for messages.
+    pub(super) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The command to send next; `None` when the operation needs no (more) round trips: then
+    /// [`feed`](Self::feed) without a reply gives its answer.
+    pub(super) fn command(&self) -> Option<&Cmd> {
+        match &self.state {
+            State::Once(cmd, _) | State::Scanning(cmd) | State::Unlinking(cmd, _) => Some(cmd),
+            State::Ready(_) => None,
+        }
+    }
+
+    /// Takes the reply to [`command`](Self::command) (`None` when there was no command).
+    ///
+    /// # Errors
+    /// Redis's error reply (except `WRONGTYPE` from a plain `GET`, a miss), or a reply that makes
+    /// no sense for the command.
+    pub(super) fn feed(&mut self, reply: Option<redis::RedisResult<Value>>) -> Result<Progress, Failed> {
+        let state = std::mem::replace(&mut self.state, State::Ready(None));
+        let Some(reply) = reply else {
+            return match state {
+                State::Ready(Some(answer)) => Ok(Progress::Done(answer)),
+                _ => Err(Failed::Reply(mismatch("no reply to a command that was to be sent"))),
+            };
+        };
+        match state {
+            State::Once(_, parse) => parse.reply(reply).map(Progress::Done),
+            State::Scanning(_) => {
+                let (next, keys): (u64, Vec<Vec<u8>>) = decode(reply.map_err(Failed::Redis)?)?;
+                if !keys.is_empty() {
+                    let mut unlink = redis::cmd("UNLINK");
+                    unlink.arg(keys);
+                    self.state = State::Unlinking(unlink, next);
+                    return Ok(Progress::Next);
+                }
+                Ok(self.scan_from(next))
+            }
+            State::Unlinking(_, next) => {
+                reply.map_err(Failed::Redis)?;
+                Ok(self.scan_from(next))
+            }
+            State::Ready(_) => Err(Failed::Reply(mismatch("a reply to no command"))),
+        }
+    }
+
+    /// After a `SCAN` step that ended at `next`: another `SCAN`, or done at cursor 0.
+    fn scan_from(&mut self, next: u64) -> Progress {
+        if next == 0 {
+            return Progress::Done(Reply::Done);
+        }
+        self.state = State::Scanning(self.ops.scan(next));
+        Progress::Next
+    }
+}
+
+impl Parse {
+    fn reply(self, reply: redis::RedisResult<Value>) -> Result<Reply, Failed> {
+        let value = match reply {
+            Ok(value) => value,
+            // `WRONGTYPE` from a plain `GET`: the key holds a hash, list, ... rather than a
+            // string. That is a value this layer cannot read, like a corrupt one, not a fault of
+            // the server: a miss. (The scripts check the type themselves; `MGET` reads such a
+            // key as nil.)
+            Err(err) if matches!(self, Parse::GetValue) && err.code() == Some("WRONGTYPE") => {
+                tracing::debug!("redis key holds a non-string value; treated as a miss");
+                return Ok(Reply::Value(None));
+            }
+            Err(err) => return Err(Failed::Redis(err)),
+        };
+        Ok(match self {
+            Parse::GetWithTtl => {
+                let (value, pttl): (Option<Vec<u8>>, i64) = decode(value)?;
+                Reply::Entry(entry(value, pttl))
+            }
+            Parse::GetValue => Reply::Value(decode::<Option<Vec<u8>>>(value)?.map(StoredValue::from_json)),
+            Parse::MgetWithTtl(count) => Reply::Entries(parse_mget_with_ttl(decode(value)?, count)?),
+            Parse::MgetValues => Reply::Values(
+                decode::<Vec<Option<Vec<u8>>>>(value)?.into_iter().map(|v| v.map(StoredValue::from_json)).collect(),
+            ),
+            Parse::Exists => Reply::Exists(decode::<i64>(value)? > 0),
+            Parse::Done => Reply::Done,
+        })
+    }
+}
+
+/// `KEYS`/`SCAN` glob matching every key that starts with `namespace`: its glob characters are
+/// escaped, so a namespace such as `a*[b]?` matches only itself. An empty namespace matches every
+/// key of the database.
+fn scan_pattern(namespace: &[u8]) -> Vec<u8> {
+    let mut pattern = Vec::with_capacity(namespace.len() * 2 + 1);
+    for &byte in namespace {
+        if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(byte);
+    }
+    pattern.push(b'*');
+    pattern
+}
+
+/// An entry from a value and its `PTTL` reply; `None` when the key is gone.
+fn entry(value: Option<Vec<u8>>, pttl: i64) -> Option<Entry> {
+    let value = value?;
+    let ttl = match pttl {
+        -2 => return None, // deleted between GET and PTTL
+        ms if ms < 0 => None,
+        ms => Some(Duration::from_millis(ms.unsigned_abs())),
+    };
+    Some(Entry::new(StoredValue::from_json(value), ttl))
+}
+
+/// Parses the reply of the `MGET_WITH_TTL` script for `count` keys.
+fn parse_mget_with_ttl(replies: Vec<Value>, count: usize) -> Result<Vec<Option<Entry>>, Failed> {
+    if replies.len() != 2 * count {
+        return Err(Failed::Reply(mismatch(&format!(
+            "redis answered {} items for {count} keys (expected {})",
+            replies.len(),
+            2 * count
+        ))));
+    }
+    let mut replies = replies.into_iter();
+    let mut entries = Vec::with_capacity(count);
+    while let (Some(value), Some(pttl)) = (replies.next(), replies.next()) {
+        entries.push(entry(decode(value)?, decode(pttl)?));
+    }
+    Ok(entries)
+}
+
+/// A reply as the type it should have.
+fn decode<T: redis::FromRedisValue>(value: Value) -> Result<T, Failed> {
+    redis::from_redis_value(value)
+        .map_err(|err| Failed::Reply(Error::layer_fault(Fault::Reply, "unexpected reply from redis").with_source(err)))
+}
+
+#[cold]
+fn mismatch(what: &str) -> Error {
+    Error::layer_fault(Fault::Reply, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// A server's error reply with `code`, as a command's result would carry it.
+    fn server_error(code: &str) -> RedisError {
+        let reply = redis::parse_redis_value(format!("-{code} stand-in\r\n").as_bytes()).expect("an error reply");
+        reply.extract_error().expect_err("an error")
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        assert_eq!(scan_pattern(b"users:"), b"users:*");
+        assert_eq!(scan_pattern(b"a*b?c[d]e\\"), b"a\\*b\\?c\\[d\\]e\\\\*");
+        assert_eq!(scan_pattern(b""), b"*");
+    }
+
+    #[test]
+    fn ttl_is_the_shorter_rounded_up_to_a_millisecond() {
+        let ops = Ops::new("", Some(Duration::from_secs(60)));
+        let ms = |ttl| ops.ttl_millis(&Entry::new(StoredValue::new(1), ttl));
+        assert_eq!(ms(None), Some(60_000));
+        assert_eq!(ms(Some(Duration::from_secs(5))), Some(5_000));
+        assert_eq!(ms(Some(Duration::from_micros(1))), Some(1));
+        assert_eq!(ms(Some(Duration::ZERO)), Some(0));
+        assert_eq!(Ops::new("", None).ttl_millis(&Entry::new(StoredValue::new(1), None)), None);
+    }
+
+    #[test]
+    fn pttl_replies_become_ttls() {
+        assert!(entry(Some(b"1".to_vec()), -2).is_none());
+        assert_eq!(entry(Some(b"1".to_vec()), -1).unwrap().ttl(), None);
+        assert_eq!(entry(Some(b"1".to_vec()), 1500).unwrap().ttl(), Some(Duration::from_millis(1500)));
+        assert!(entry(None, 1500).is_none());
+    }
+
+    #[test]
+    fn get_sends_one_evalsha_and_reads_value_and_ttl() {
+        let ops = Ops::new("ns:", None);
+        let mut op = ops.op(Request::Get("k")).unwrap();
+        let packed = String::from_utf8(op.command().unwrap().get_packed_command()).unwrap();
+        assert!(
+            packed.contains("EVALSHA") && packed.contains(&ops.get_with_ttl) && packed.contains("ns:k"),
+            "{packed}"
+        );
+        let reply = Value::Array(vec![bulk("7"), Value::Int(1500)]);
+        let Ok(Progress::Done(Reply::Entry(Some(entry)))) = op.feed(Some(Ok(reply))) else { panic!("an entry") };
+        assert_eq!(entry.ttl(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn wrong_type_is_a_miss_for_a_plain_get_only() {
+        let ops = Ops::new("", None);
+        let mut get = ops.op(Request::GetValue("k")).unwrap();
+        assert!(matches!(get.feed(Some(Err(server_error("WRONGTYPE")))), Ok(Progress::Done(Reply::Value(None)))));
+        let mut exists = ops.op(Request::Exists("k")).unwrap();
+        assert!(matches!(exists.feed(Some(Err(server_error("WRONGTYPE")))), Err(Failed::Redis(_))));
+    }
+
+    #[test]
+    fn mget_with_ttl_checks_the_reply_length() {
+        let ops = Ops::new("", None);
+        let mut op = ops.op(Request::Mget(&["a", "b"])).unwrap();
+        let short = Value::Array(vec![bulk("1"), Value::Int(-1)]);
+        assert!(matches!(op.feed(Some(Ok(short))), Err(Failed::Reply(_))));
+        let mut op = ops.op(Request::Mget(&["a", "b"])).unwrap();
+        let full = Value::Array(vec![bulk("1"), Value::Int(-1), Value::Nil, Value::Int(-2)]);
+        let Ok(Progress::Done(Reply::Entries(entries))) = op.feed(Some(Ok(full))) else { panic!("entries") };
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].as_ref().is_some_and(|e| e.ttl().is_none()) && entries[1].is_none());
+    }
+
+    #[test]
+    fn empty_batches_need_no_round_trip() {
+        let ops = Ops::new("", None);
+        for request in [Request::Mget(&[]), Request::MgetValues(&[]), Request::Mset(&[])] {
+            let mut op = ops.op(request).unwrap();
+            assert!(op.command().is_none());
+            assert!(matches!(op.feed(None), Ok(Progress::Done(_))));
+        }
+    }
+
+    #[test]
+    fn mset_passes_keys_then_value_ttl_pairs() {
+        let ops = Ops::new("n:", Some(Duration::from_secs(10)));
+        let items = [
+            ("a", Entry::new(StoredValue::new(1), None)),
+            ("b", Entry::new(StoredValue::new(2), Some(Duration::ZERO))),
+        ];
+        let op = ops.op(Request::Mset(&items)).unwrap();
+        let args: Vec<Vec<u8>> = op
+            .command()
+            .unwrap()
+            .args_iter()
+            .filter_map(|arg| match arg {
+                redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .collect();
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        assert_eq!(args[2..], [&b"2"[..], b"n:a", b"n:b", b"1", b"10000", b"2", b"0"]);
+    }
+
+    #[test]
+    fn flush_scans_unlinks_and_stops_at_cursor_zero() {
+        let ops = Ops::new("n:", None);
+        let mut op = ops.op(Request::Flush).unwrap();
+        let name = |op: &Op<'_>| String::from_utf8(op.command().unwrap().get_packed_command()).unwrap();
+        assert!(name(&op).contains("SCAN"));
+        // A step that found keys: UNLINK them, then SCAN on from cursor 7.
+        let found = Value::Array(vec![bulk("7"), Value::Array(vec![bulk("n:a"), bulk("n:b")])]);
+        assert!(matches!(op.feed(Some(Ok(found))), Ok(Progress::Next)));
+        assert!(name(&op).contains("UNLINK"));
+        assert!(matches!(op.feed(Some(Ok(Value::Int(2)))), Ok(Progress::Next)));
+        let packed = name(&op);
+        assert!(packed.contains("SCAN") && packed.contains("\r\n7\r\n"), "{packed}");
+        // A last step that found nothing: done, with no UNLINK.
+        let last = Value::Array(vec![bulk("0"), Value::Array(vec![])]);
+        assert!(matches!(op.feed(Some(Ok(last))), Ok(Progress::Done(Reply::Done))));
+    }
+}
