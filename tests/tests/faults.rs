@@ -639,7 +639,7 @@ fn while_tracking_cannot_resume_memory_serves_nothing_stale(api: &impl Calls) {
     api.set(&b, "k", "v2".to_owned()).unwrap();
     assert_eq!(raw.get("k"), Some(json("v2")));
     assert!(!raw.tracking_clients().contains(&a_tracking[0]));
-    // Losing the signal must not turn into serving stale data (DESIGN.md §7): without a
+    // Losing the signal must not turn into serving stale data (docs/architecture.md §7): without a
     // subscription, what A's memory took in since cannot be trusted.
     await_read(api, a, "k", Some("v2"), "B set k while A's listener could not subscribe");
 }

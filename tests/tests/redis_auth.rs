@@ -382,7 +382,7 @@ fn tls_failures_are_errors_never_panics() {
             Ok(Err(err)) if err.kind() != ErrorKind::Layer => {
                 problems.push(format!("{path}: not a layer error: {err}"))
             }
-            Ok(Err(err)) if !err.to_string().to_lowercase().contains("certificate") => {
+            Ok(Err(err)) if !err.report().to_string().to_lowercase().contains("certificate") => {
                 problems.push(format!("{path}: the error does not say the certificate is the problem: {err}"));
             }
             Ok(Err(_)) => {}

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use redis::{Client, Cmd, Connection, RedisError, RedisResult, Value};
 
 use super::ops::{Failed, Op, Progress, is_noscript, load_scripts};
-use super::settings::scrub;
+use super::settings::{Scrubbed, scrub};
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
 
@@ -49,8 +49,10 @@ impl Connector {
         } else {
             Fault::Other
         };
-        let detail = scrub(&err.to_string(), self.secret.as_deref());
-        Error::layer_fault(fault, format!("redis {operation} on {} failed: {detail}", self.endpoint))
+        // The cause stays an error of its own (its text scrubbed), for a reporter that walks
+        // `source()`; `Error::report` shows both on one line.
+        Error::layer_fault(fault, format!("redis {operation} on {} failed", self.endpoint))
+            .with_source(Scrubbed::new(err, self.secret.as_deref()))
     }
 
     pub(super) fn timed_out(&self, operation: &str) -> Error {
