@@ -7,10 +7,10 @@
 //! for another cool-down. If the probe never reports (its future was dropped), another probe is
 //! let through after the next cool-down, so the breaker cannot stick.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, saturating_nanos};
+use crate::sync_shim::{AtomicU32, AtomicU64, Ordering};
 
 /// Consecutive failures that open the breaker.
 pub(crate) const FAILURES_TO_OPEN: u32 = 3;
@@ -29,11 +29,17 @@ impl Breaker {
     /// Whether a call may go to the layer now.
     #[inline]
     pub(crate) fn admit(&self) -> bool {
+        self.admit_at(|| Clock::system().now_nanos())
+    }
+
+    /// [`admit`](Self::admit) at the time `now` gives (asked only when the breaker is open).
+    #[inline]
+    fn admit_at(&self, now: impl FnOnce() -> u64) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
         if until == 0 {
             return true;
         }
-        let now = Clock::system().now_nanos();
+        let now = now();
         now >= until
             && self
                 .open_until
@@ -58,9 +64,15 @@ impl Breaker {
 
     /// Records a call that failed; enough of them in a row open the breaker.
     pub(crate) fn failure(&self) {
+        self.failure_at(|| Clock::system().now_nanos());
+    }
+
+    /// [`failure`](Self::failure) at the time `now` gives (asked only when the breaker opens).
+    #[inline]
+    fn failure_at(&self, now: impl FnOnce() -> u64) {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         if failures >= FAILURES_TO_OPEN {
-            let until = Clock::system().now_nanos().saturating_add(saturating_nanos(COOL_DOWN)).max(1);
+            let until = now().saturating_add(saturating_nanos(COOL_DOWN)).max(1);
             self.open_until.store(until, Ordering::Release);
         }
     }
@@ -71,7 +83,7 @@ impl Breaker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -112,5 +124,130 @@ mod tests {
         assert!(!breaker.admit(), "only one probe per cool-down");
         breaker.failure();
         assert!(!breaker.admit(), "a failed probe keeps it open");
+    }
+}
+
+/// Model checks (`--cfg loom`, see docs/adr/0008-model-checking.md): the claims above, under
+/// every interleaving and every outcome of the memory orderings.
+#[cfg(all(test, loom))]
+mod model {
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+    use crate::sync_shim::model;
+
+    /// When the breaker opens in these tests.
+    const T0: u64 = 1_000;
+    /// When that opening's cool-down is over.
+    const AFTER_COOL_DOWN: u64 = T0 + COOL_DOWN.as_nanos() as u64;
+
+    fn opened() -> Breaker {
+        let breaker = Breaker::default();
+        for _ in 0..FAILURES_TO_OPEN {
+            breaker.failure_at(|| T0);
+        }
+        breaker
+    }
+
+    /// Failures reported at once from as many threads as it takes all count: the breaker opens.
+    #[test]
+    fn concurrent_failures_open_it() {
+        model(|| {
+            let breaker = Arc::new(Breaker::default());
+            let threads: Vec<_> = (0..FAILURES_TO_OPEN)
+                .map(|_| {
+                    let breaker = Arc::clone(&breaker);
+                    thread::spawn(move || breaker.failure_at(|| T0))
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert!(breaker.is_open());
+            assert!(!breaker.admit_at(|| T0), "skipped during the cool-down");
+        });
+    }
+
+    /// After the cool-down, callers arriving together let exactly one probe through.
+    #[test]
+    fn one_probe_at_a_time() {
+        model(|| {
+            let breaker = Arc::new(opened());
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let breaker = Arc::clone(&breaker);
+                    thread::spawn(move || breaker.admit_at(|| AFTER_COOL_DOWN))
+                })
+                .collect();
+            let probes = threads.into_iter().map(|t| t.join().unwrap()).filter(|&p| p).count();
+            assert_eq!(probes, 1, "one probe per cool-down");
+            assert!(breaker.is_open(), "still open until the probe reports");
+        });
+    }
+
+    /// A probe that succeeds closes the breaker for everyone, whatever else is asking meanwhile.
+    #[test]
+    fn a_successful_probe_closes_it() {
+        model(|| {
+            let breaker = Arc::new(opened());
+            let prober = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || {
+                    if breaker.admit_at(|| AFTER_COOL_DOWN) {
+                        breaker.success();
+                    }
+                })
+            };
+            let other = breaker.admit_at(|| AFTER_COOL_DOWN);
+            prober.join().unwrap();
+            if other {
+                // This caller won the probe instead, and it works as well.
+                breaker.success();
+            }
+            assert!(!breaker.is_open());
+            assert!(breaker.admit_at(|| AFTER_COOL_DOWN));
+        });
+    }
+
+    /// A success and the failure that would open the breaker, reported at once: the result is one
+    /// the two give in some order. Either order leaves it closed (success last: reset; failure
+    /// last: one failure since the success), so no interleaving may leave it open.
+    #[test]
+    fn a_success_racing_the_opening_failure_is_not_lost() {
+        model(|| {
+            let breaker = Arc::new(Breaker::default());
+            for _ in 0..FAILURES_TO_OPEN - 1 {
+                breaker.failure_at(|| T0);
+            }
+            let failing = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || breaker.failure_at(|| T0))
+            };
+            breaker.success();
+            failing.join().unwrap();
+            assert!(!breaker.is_open(), "the success was lost: open with the count reset");
+        });
+    }
+
+    /// A success racing a failure of an open breaker's probe: closed (success last) or open
+    /// (failure last), and when open, a later success still closes it.
+    #[test]
+    fn a_success_and_a_failure_of_an_open_breaker_settle() {
+        model(|| {
+            let breaker = Arc::new(opened());
+            let failing = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || breaker.failure_at(|| AFTER_COOL_DOWN))
+            };
+            breaker.success();
+            failing.join().unwrap();
+            breaker.success();
+            assert!(!breaker.is_open());
+            for _ in 0..FAILURES_TO_OPEN - 1 {
+                breaker.failure_at(|| AFTER_COOL_DOWN);
+            }
+            assert!(!breaker.is_open(), "the count started again from the success");
+        });
     }
 }
