@@ -10,19 +10,29 @@
 use std::time::Duration;
 
 use crate::clock::{Clock, saturating_nanos};
-use crate::sync_shim::{AtomicU32, AtomicU64, Ordering};
+use crate::sync_shim::{AtomicU64, Ordering};
 
 /// Consecutive failures that open the breaker.
 pub(crate) const FAILURES_TO_OPEN: u32 = 3;
 /// How long an open breaker skips its layer before letting a probe through.
 pub(crate) const COOL_DOWN: Duration = Duration::from_secs(1);
 
-/// Closed when `open_until` is zero; otherwise open until that time (nanoseconds on the system
-/// clock), after which the first caller to move `open_until` forward is the probe.
+/// The low bits of the state: the failures in a row, counted up to this.
+const COUNT: u64 = 0xff;
+
+/// The whole state in one word, so that a success and a failure reported at once take effect
+/// in one order or the other, never half of each: the low byte ([`COUNT`]) counts the failures
+/// in a row; the rest is zero while closed, otherwise the time the breaker is open until
+/// (nanoseconds on the system clock, rounded up to a multiple of 256), after which the first
+/// caller to move that time forward is the probe.
 #[derive(Debug, Default)]
 pub(crate) struct Breaker {
-    failures: AtomicU32,
-    open_until: AtomicU64,
+    state: AtomicU64,
+}
+
+/// The state's "open until" part for `nanos`: rounded up, and never zero (zero is closed).
+fn open_until(nanos: u64) -> u64 {
+    (nanos.saturating_add(COUNT) & !COUNT).max(COUNT + 1)
 }
 
 impl Breaker {
@@ -35,17 +45,18 @@ impl Breaker {
     /// [`admit`](Self::admit) at the time `now` gives (asked only when the breaker is open).
     #[inline]
     fn admit_at(&self, now: impl FnOnce() -> u64) -> bool {
-        let until = self.open_until.load(Ordering::Acquire);
+        let state = self.state.load(Ordering::Acquire);
+        let until = state & !COUNT;
         if until == 0 {
             return true;
         }
         let now = now();
         now >= until
             && self
-                .open_until
+                .state
                 .compare_exchange(
-                    until,
-                    now.saturating_add(saturating_nanos(COOL_DOWN)),
+                    state,
+                    open_until(now.saturating_add(saturating_nanos(COOL_DOWN))) | (state & COUNT),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -56,9 +67,11 @@ impl Breaker {
     #[inline]
     pub(crate) fn success(&self) {
         // Reading first keeps the healthy hot path free of writes to shared memory.
-        if self.failures.load(Ordering::Relaxed) != 0 || self.open_until.load(Ordering::Relaxed) != 0 {
-            self.failures.store(0, Ordering::Relaxed);
-            self.open_until.store(0, Ordering::Release);
+        if self.state.load(Ordering::Relaxed) != 0 {
+            // A swap, not a store, though either is right: loom leaves a plain store unordered
+            // with a racing read-modify-write that it did not see, and reports an outcome the
+            // memory model forbids (see docs/adr/0008-model-checking.md). Off the hot path.
+            self.state.swap(0, Ordering::Release);
         }
     }
 
@@ -70,16 +83,29 @@ impl Breaker {
     /// [`failure`](Self::failure) at the time `now` gives (asked only when the breaker opens).
     #[inline]
     fn failure_at(&self, now: impl FnOnce() -> u64) {
-        let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        if failures >= FAILURES_TO_OPEN {
-            let until = now().saturating_add(saturating_nanos(COOL_DOWN)).max(1);
-            self.open_until.store(until, Ordering::Release);
+        let mut now = Some(now);
+        let mut reopened = None;
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let failures = ((state & COUNT) + 1).min(COUNT);
+            let until = if failures >= u64::from(FAILURES_TO_OPEN) {
+                *reopened.get_or_insert_with(|| {
+                    let now = now.take().map_or(0, |now| now());
+                    open_until(now.saturating_add(saturating_nanos(COOL_DOWN)))
+                })
+            } else {
+                state & !COUNT
+            };
+            match self.state.compare_exchange(state, until | failures, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(current) => state = current,
+            }
         }
     }
 
     /// Whether the breaker is open (the layer is being skipped).
     pub(crate) fn is_open(&self) -> bool {
-        self.open_until.load(Ordering::Acquire) != 0
+        self.state.load(Ordering::Acquire) & !COUNT != 0
     }
 }
 
@@ -118,10 +144,9 @@ mod tests {
         for _ in 0..FAILURES_TO_OPEN {
             breaker.failure();
         }
-        // Pretend the cool-down has passed.
-        breaker.open_until.store(1, Ordering::Release);
-        assert!(breaker.admit(), "the probe");
-        assert!(!breaker.admit(), "only one probe per cool-down");
+        let after_cool_down = || Clock::system().now_nanos() + saturating_nanos(COOL_DOWN) + 1_000;
+        assert!(breaker.admit_at(after_cool_down), "the probe");
+        assert!(!breaker.admit_at(after_cool_down), "only one probe per cool-down");
         breaker.failure();
         assert!(!breaker.admit(), "a failed probe keeps it open");
     }
@@ -139,8 +164,8 @@ mod model {
 
     /// When the breaker opens in these tests.
     const T0: u64 = 1_000;
-    /// When that opening's cool-down is over.
-    const AFTER_COOL_DOWN: u64 = T0 + COOL_DOWN.as_nanos() as u64;
+    /// A little after that opening's cool-down is over.
+    const AFTER_COOL_DOWN: u64 = T0 + COOL_DOWN.as_nanos() as u64 + 1_000;
 
     fn opened() -> Breaker {
         let breaker = Breaker::default();

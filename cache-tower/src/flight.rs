@@ -116,10 +116,12 @@ impl Leader<'_> {
     }
 
     fn finish(&self, outcome: State) {
+        // Callers arriving from now on start a new flight (and usually find the value cached).
+        // Unregistered first: a follower released by an abandonment joins again at once, and
+        // must not find this flight still there (it would spin on it until it went).
+        self.flights.in_flight.lock().remove(&self.key);
         *self.flight.state.lock() = outcome;
         self.flight.changed.notify(usize::MAX);
-        // Callers arriving from now on start a new flight (and usually find the value cached).
-        self.flights.in_flight.lock().remove(&self.key);
     }
 }
 
@@ -207,7 +209,12 @@ mod model {
     /// lead and land `compute`'s value, or abandon when it fails (`None`: an error, a panic or a
     /// dropped future all drop the leader unlanded); or follow, and join again if abandoned.
     /// `leading` counts the leaders computing right now.
-    fn get_or_compute(flights: &Flights, leading: &AtomicUsize, compute: impl Fn() -> Option<u64>, async_wait: bool) -> Option<u64> {
+    fn get_or_compute(
+        flights: &Flights,
+        leading: &AtomicUsize,
+        compute: impl Fn() -> Option<u64>,
+        async_wait: bool,
+    ) -> Option<u64> {
         loop {
             match flights.join(KEY) {
                 Joined::Leader(leader) => {
@@ -219,8 +226,7 @@ mod model {
                     return Some(value);
                 }
                 Joined::Follower(flight) => {
-                    let outcome =
-                        if async_wait { loom::future::block_on(flight.wait_async()) } else { flight.wait() };
+                    let outcome = if async_wait { loom::future::block_on(flight.wait_async()) } else { flight.wait() };
                     if let Some(stored) = outcome {
                         return Some(stored.decode::<u64>().unwrap());
                     }
@@ -238,7 +244,8 @@ mod model {
             let computed = Arc::new(Mutex::new(Vec::new()));
             let callers: Vec<_> = (1..=2)
                 .map(|id| {
-                    let (flights, leading, computed) = (Arc::clone(&flights), Arc::clone(&leading), Arc::clone(&computed));
+                    let (flights, leading, computed) =
+                        (Arc::clone(&flights), Arc::clone(&leading), Arc::clone(&computed));
                     thread::spawn(move || {
                         let compute = || {
                             computed.lock().push(id);
