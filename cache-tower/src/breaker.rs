@@ -211,6 +211,26 @@ mod model {
         });
     }
 
+    /// A probe that never reports (its future was dropped) does not stick the breaker: one more
+    /// probe goes through after the next cool-down, whoever took the first.
+    #[test]
+    fn a_lost_probe_is_replaced_after_the_next_cool_down() {
+        model(|| {
+            let breaker = Arc::new(opened());
+            let asking = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || breaker.admit_at(|| AFTER_COOL_DOWN))
+            };
+            let first = breaker.admit_at(|| AFTER_COOL_DOWN);
+            let other = asking.join().unwrap();
+            assert!(first ^ other, "one probe");
+            let next = AFTER_COOL_DOWN + saturating_nanos(COOL_DOWN) + 1_000;
+            assert!(!breaker.admit_at(|| next - 2_000), "not before the next cool-down is over");
+            assert!(breaker.admit_at(|| next), "the next probe");
+            assert!(breaker.is_open());
+        });
+    }
+
     /// A probe that succeeds closes the breaker for everyone, whatever else is asking meanwhile.
     #[test]
     fn a_successful_probe_closes_it() {
