@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 use event_listener::{Event, Listener};
-use parking_lot::Mutex;
 
+use crate::sync_shim::{Arc, Mutex};
 use crate::value::StoredValue;
 
 /// The flights in progress, one per key.
@@ -85,7 +84,7 @@ impl Flight {
     }
 
     /// [`wait`](Self::wait) for async callers: the task sleeps, the thread does not.
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(test, loom)))]
     pub(crate) async fn wait_async(&self) -> Option<StoredValue> {
         loop {
             if let Some(outcome) = self.outcome() {
@@ -117,10 +116,12 @@ impl Leader<'_> {
     }
 
     fn finish(&self, outcome: State) {
+        // Callers arriving from now on start a new flight (and usually find the value cached).
+        // Unregistered first: a follower released by an abandonment joins again at once, and
+        // must not find this flight still there (it would spin on it until it went).
+        self.flights.in_flight.lock().remove(&self.key);
         *self.flight.state.lock() = outcome;
         self.flight.changed.notify(usize::MAX);
-        // Callers arriving from now on start a new flight (and usually find the value cached).
-        self.flights.in_flight.lock().remove(&self.key);
     }
 }
 
@@ -139,7 +140,7 @@ impl fmt::Debug for Flights {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Barrier;
@@ -190,5 +191,120 @@ mod tests {
         });
         assert_eq!(retried.load(Ordering::SeqCst), 1);
         assert_eq!(flights.len(), 0);
+    }
+}
+
+/// Model checks (`--cfg loom`, see docs/adr/0008-model-checking.md), with event-listener in its
+/// loom mode: the real waits, blocking and async, under every interleaving.
+#[cfg(all(test, loom))]
+mod model {
+    use loom::thread;
+
+    use super::*;
+    use crate::sync_shim::{AtomicUsize, Ordering, model};
+
+    const KEY: &str = "k";
+
+    /// What the tower's `compute_and_set` does with the flights (its loop, without the layers):
+    /// lead and land `compute`'s value, or abandon when it fails (`None`: an error, a panic or a
+    /// dropped future all drop the leader unlanded); or follow, and join again if abandoned.
+    /// `leading` counts the leaders computing right now.
+    fn get_or_compute(
+        flights: &Flights,
+        leading: &AtomicUsize,
+        compute: impl Fn() -> Option<u64>,
+        async_wait: bool,
+    ) -> Option<u64> {
+        loop {
+            match flights.join(KEY) {
+                Joined::Leader(leader) => {
+                    assert_eq!(leading.fetch_add(1, Ordering::SeqCst), 0, "two leaders at once");
+                    let value = compute();
+                    leading.fetch_sub(1, Ordering::SeqCst);
+                    let value = value?;
+                    leader.land(StoredValue::new(value));
+                    return Some(value);
+                }
+                Joined::Follower(flight) => {
+                    let outcome = if async_wait { loom::future::block_on(flight.wait_async()) } else { flight.wait() };
+                    if let Some(stored) = outcome {
+                        return Some(stored.decode::<u64>().unwrap());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Callers missing the same key at once: one computes at a time, and each caller ends with
+    /// the value of the flight it led or followed, never waiting forever.
+    fn callers_share_one_computation(async_wait: bool) {
+        model(move || {
+            let flights = Arc::new(Flights::default());
+            let leading = Arc::new(AtomicUsize::new(0));
+            let computed = Arc::new(Mutex::new(Vec::new()));
+            let callers: Vec<_> = (1..=2)
+                .map(|id| {
+                    let (flights, leading, computed) =
+                        (Arc::clone(&flights), Arc::clone(&leading), Arc::clone(&computed));
+                    thread::spawn(move || {
+                        let compute = || {
+                            computed.lock().push(id);
+                            Some(id)
+                        };
+                        get_or_compute(&flights, &leading, compute, async_wait)
+                    })
+                })
+                .collect();
+            let got: Vec<u64> = callers.into_iter().map(|caller| caller.join().unwrap().unwrap()).collect();
+            let computed = computed.lock().clone();
+            for value in &got {
+                assert!(computed.contains(value), "{value} was never computed");
+            }
+            if computed.len() == 1 {
+                assert_eq!(got, [computed[0]; 2], "followers get the leader's value");
+            }
+            assert_eq!(flights.len(), 0, "no flight left behind");
+        });
+    }
+
+    #[test]
+    fn callers_share_one_computation_blocking() {
+        callers_share_one_computation(false);
+    }
+
+    #[test]
+    fn callers_share_one_computation_async() {
+        callers_share_one_computation(true);
+    }
+
+    /// A leader that goes away without landing (its computation failed, panicked or was
+    /// cancelled) while others follow: they are released, one of them leads, and all end with
+    /// its value.
+    fn an_abandoned_flight_is_taken_over(async_wait: bool) {
+        model(move || {
+            let flights = Arc::new(Flights::default());
+            let leading = Arc::new(AtomicUsize::new(0));
+            let Joined::Leader(leader) = flights.join(KEY) else { panic!("the first caller leads") };
+            let followers: Vec<_> = (1..=2)
+                .map(|id| {
+                    let (flights, leading) = (Arc::clone(&flights), Arc::clone(&leading));
+                    thread::spawn(move || get_or_compute(&flights, &leading, || Some(id), async_wait))
+                })
+                .collect();
+            drop(leader);
+            let got: Vec<u64> = followers.into_iter().map(|follower| follower.join().unwrap().unwrap()).collect();
+            assert!(got.iter().all(|value| [1, 2].contains(value)));
+            assert_eq!(flights.len(), 0, "no flight left behind");
+        });
+    }
+
+    #[test]
+    fn an_abandoned_flight_is_taken_over_blocking() {
+        an_abandoned_flight_is_taken_over(false);
+    }
+
+    #[test]
+    fn an_abandoned_flight_is_taken_over_async() {
+        an_abandoned_flight_is_taken_over(true);
     }
 }

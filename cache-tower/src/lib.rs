@@ -63,6 +63,7 @@ mod flight;
 mod memoize;
 pub mod registry;
 mod stats;
+mod sync_shim;
 mod tower;
 mod value;
 

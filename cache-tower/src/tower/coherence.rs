@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 use super::layer::Layer;
 use crate::adapter::{CacheAdapter, Change, ChangeSink, ChangeWatch};
-use crate::change_log::{ChangeLog, Sight};
+use crate::change_log::{ChangeLog, WatchBlindness};
 
 /// The longest a local copy is kept while a watch cannot see changes (see [`Change::Lost`]).
 pub(crate) const BLIND_TTL: Duration = Duration::from_secs(1);
@@ -61,7 +61,7 @@ impl Coherence {
 /// While the watch cannot see changes ([`Change::Lost`], or before its first [`Change::All`]),
 /// the log says so and guarded writes keep out of the local layers.
 fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> ChangeSink {
-    let sight = Sight::new(Arc::clone(&log));
+    let sight = WatchBlindness::new(Arc::clone(&log));
     let flush = |locals: &[Arc<dyn CacheAdapter>]| {
         for local in locals {
             let _ = local.flush();
