@@ -105,8 +105,12 @@ pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<MemoKe
     let mut key = MemoKey::new();
     key.push_str(function);
     key.push_str(":");
-    serde_json::to_writer(JsonInto(&mut key), arguments).ok()?;
-    Some(key)
+    push_json(&mut key, arguments).then_some(key)
+}
+
+/// Appends `value` as JSON; `false` when it cannot be written as JSON.
+pub(super) fn push_json<T: Serialize + ?Sized>(key: &mut MemoKey, value: &T) -> bool {
+    serde_json::to_writer(JsonInto(key), value).is_ok()
 }
 
 /// Lets serde_json write a key's JSON straight into it (on the stack when it is short).
