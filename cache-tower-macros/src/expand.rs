@@ -83,6 +83,7 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
         quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#ty>(); }
     });
     let memoize = memoize_function(signature.kind, signature.is_async, first);
+    let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
     let mut memoize_arguments = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
     memoize_arguments.set_span(last);
     let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
@@ -97,7 +98,7 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
             let #body = move || #call_uncached;
             {
                 #site_item
-                ::cache_tower::__private::#memoize #memoize_arguments #await_memoize
+                #memoize #memoize_arguments #await_memoize
             }
         }
     };
@@ -216,7 +217,8 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
             let arguments = signature.params.iter().map(|(name, ty)| {
                 // Spanned at the parameter's type: a type that is not `Serialize` is reported there.
                 let (first, last) = span_range(&ty.to_token_stream());
-                let mut group = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #var, &#name });
+                let reference = quote_spanned! {first=> & };
+                let mut group = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #var, #reference #name });
                 group.set_span(last);
                 quote_spanned! {first=> ::cache_tower::__private::DefaultKey::argument #group; }
             });
