@@ -20,11 +20,9 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> TokenStream 
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            let error = syn::Error::new_spanned(
-                &item,
-                "#[cached_tower] applies to functions and methods (`fn` or `async fn`)",
-            )
-            .into_compile_error();
+            let error =
+                syn::Error::new_spanned(&item, "#[cached_tower] applies to functions and methods (`fn` or `async fn`)")
+                    .into_compile_error();
             // The item itself stays, so that its uses are not errors too.
             return quote! { #item #error };
         }
@@ -84,7 +82,8 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
     });
     let memoize = memoize_function(signature.kind, signature.is_async, first);
     let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
-    let mut memoize_arguments = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
+    let mut memoize_arguments =
+        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
     memoize_arguments.set_span(last);
     let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
 
@@ -151,7 +150,11 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
 /// `Self::name_uncached::<T>(self, id)` for an associated function, `name_uncached::<T>(id)`
 /// otherwise. The arguments are the user's own tokens, so they resolve to the parameters.
 pub(crate) fn call(sig: &FnSignature, associated: bool, sibling: &Ident) -> TokenStream {
-    let path = if associated { quote! { Self::#sibling } } else { quote! { #sibling } };
+    let path = if associated {
+        quote! { Self::#sibling }
+    } else {
+        quote! { #sibling }
+    };
     let generics: Vec<&Ident> = sig
         .generics
         .params
@@ -218,7 +221,8 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
                 // Spanned at the parameter's type: a type that is not `Serialize` is reported there.
                 let (first, last) = span_range(&ty.to_token_stream());
                 let reference = quote_spanned! {first=> & };
-                let mut group = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #var, #reference #name });
+                let mut group =
+                    Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #var, #reference #name });
                 group.set_span(last);
                 quote_spanned! {first=> ::cache_tower::__private::DefaultKey::argument #group; }
             });
@@ -235,7 +239,8 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
     let (literal, template, arguments) = template;
     let key = &names.key;
     let span = literal.span();
-    let arguments: Vec<TokenStream> = arguments.iter().map(|argument| respan(argument.to_token_stream(), span)).collect();
+    let arguments: Vec<TokenStream> =
+        arguments.iter().map(|argument| respan(argument.to_token_stream(), span)).collect();
     if template.placeholders.iter().any(|placeholder| placeholder.has_spec) {
         let format = LitStr::new(&template.format, span);
         // With format specs, `format_args!` writes the key (into the same stack-built `MemoKey`).
