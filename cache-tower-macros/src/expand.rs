@@ -385,4 +385,62 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("applies to functions"), "{err}");
     }
+
+    #[test]
+    fn a_wrong_argument_still_defines_the_function_and_its_companions() {
+        let out = expand(
+            quote!(ttl = 5, config = users),
+            quote!(
+                fn load(id: u64) -> u64 {
+                    id
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(out.contains("fn load (id : u64) -> u64 { id }"), "the function as written: {out}");
+        assert!(out.contains("fn load_uncached (id : u64) -> u64"), "{out}");
+        assert!(out.contains("fn load_invalidate (id : u64) -> :: cache_tower :: Result < () >"), "{out}");
+        assert!(!out.contains("memoize"), "nothing is memoized: {out}");
+        assert_eq!(out.matches("compile_error").count(), 2, "both wrong arguments are reported: {out}");
+    }
+
+    #[test]
+    fn the_body_is_written_once_and_called_by_the_memoized_function() {
+        let out = expand(
+            quote!(key = "{self.region}:{id}"),
+            quote!(
+                fn price<T: Into<u32>, const N: usize>(&self, mut id: T) -> u32 {
+                    unique_body_marker(id)
+                }
+            ),
+        )
+        .unwrap();
+        assert_eq!(out.matches("unique_body_marker").count(), 1, "{out}");
+        assert!(out.contains("Self :: price_uncached :: < T , N > (self , id)"), "{out}");
+        assert!(
+            out.contains("fn price_uncached < T : Into < u32 > , const N : usize > (& self , mut id : T)"),
+            "{out}"
+        );
+        assert!(out.contains("fn price < T : Into < u32 > , const N : usize > (& self , id : T)"), "{out}");
+        let free = expand(
+            quote!(),
+            quote!(
+                fn f(id: u8) -> u8 {
+                    id
+                }
+            ),
+        )
+        .unwrap();
+        assert!(free.contains("move || f_uncached (id)"), "{free}");
+        let associated = expand(
+            quote!(),
+            quote!(
+                fn f(id: u8) -> u8 {
+                    id * Self::FACTOR
+                }
+            ),
+        )
+        .unwrap();
+        assert!(associated.contains("move || Self :: f_uncached (id)"), "{associated}");
+    }
 }

@@ -274,6 +274,32 @@ fn methods_on_self_use_the_receiver_in_their_key() {
     assert!(tower.exists("us:3").unwrap(), "only that receiver's entry is removed");
 }
 
+#[derive(Clone)]
+struct Owned {
+    region: String,
+}
+
+impl Owned {
+    /// A receiver taken by value (and `mut`): the body gets it moved.
+    #[cached_tower(config = "sync_method_by_value", key = "{self.region}:{id}")]
+    fn into_label(mut self, id: u32) -> String {
+        self.region.push('!');
+        format!("{}{id}", self.region)
+    }
+}
+
+#[test]
+fn methods_on_self_by_value_are_memoized() {
+    let tower = register_memory("sync_method_by_value");
+    let eu = Owned { region: "eu".to_owned() };
+
+    assert_eq!(eu.clone().into_label(1), "eu!1");
+    assert_eq!(tower.get::<String>("eu:1").unwrap().as_deref(), Some("eu!1"));
+    assert_eq!(eu.clone().into_label_uncached(1), "eu!1");
+    eu.into_label_invalidate(1).unwrap();
+    assert!(!tower.exists("eu:1").unwrap());
+}
+
 // ===== generic functions =====
 
 static SHOW_RUNS: AtomicUsize = AtomicUsize::new(0);
