@@ -658,7 +658,7 @@ static COLLIDING_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// Parameters, locals and items named like the expansion's own (`key`, `body`, `SITE`, `__site`,
 /// the names it used to have): each means what the user wrote, in the key and in the body.
 #[cached_tower(config = "sync_hygiene", key = "{key}:{body}:{SITE}:{__site}")]
-#[allow(non_snake_case, clippy::too_many_arguments)]
+#[allow(non_snake_case)]
 fn colliding(mut key: u32, body: u32, SITE: u32, __site: u32, __cache_tower_key: u32) -> u32 {
     static __CACHE_TOWER_SITE: u32 = 100_000;
     let memoize = |value: u32| value * 10;
