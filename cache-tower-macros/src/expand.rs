@@ -255,6 +255,15 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
     // string-like value is copied, anything else is written with `Display` (`KeyPart`).
     // That is the same text `format!` makes, without its machinery on every call, and on the
     // stack when short (`MemoKey`).
+    // The part is spanned at the template, where an error about its type then points.
+    let at_template = span.resolved_at(mixed);
+    let part = Ident::new("part", at_template);
+    let parts = arguments.iter().map(|argument| {
+        quote_spanned! {at_template=> {
+            let #part = &(#argument);
+            (&::cache_tower::__private::KeyPart(#part)).key_kind().push(#part, &mut #key);
+        }}
+    });
     let texts: Vec<LitStr> = template.texts.iter().map(|text| LitStr::new(text, span)).collect();
     let (first, rest) = match texts.split_first() {
         Some((first, rest)) => (first.clone(), rest.to_vec()),
@@ -266,7 +275,7 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
         let mut #key = ::cache_tower::__private::MemoKey::new();
         #key.push_str(#first);
         #(
-            (&::cache_tower::__private::KeyPart(&(#arguments))).push_key(&mut #key);
+            #parts
             #key.push_str(#rest);
         )*
         ::core::option::Option::Some(#key)
@@ -321,7 +330,7 @@ mod tests {
             ),
         )
         .unwrap();
-        assert!(pieces.contains(r#"push_str ("user:")"#) && pieces.contains("KeyPart (& (id))"), "{pieces}");
+        assert!(pieces.contains(r#"push_str ("user:")"#) && pieces.contains("let part = & (id)"), "{pieces}");
         assert!(out.contains("fn load_uncached (id : u64) -> User"), "{out}");
         assert!(out.contains("fn load_invalidate (id : u64) -> :: cache_tower :: Result < () >"), "{out}");
         assert!(out.contains(r#"CallSite :: new ("users""#), "{out}");

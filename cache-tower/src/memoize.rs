@@ -18,7 +18,7 @@ use serde::Serialize;
 mod checks;
 mod key;
 
-pub use checks::{CachedValue, DefaultKey, KeyArgument, assert_cached};
+pub use checks::{CachedValue, DefaultKey, DisplayKind, KeyArgument, KeyValue, StrKind, assert_cached};
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
 
 use crate::registry::{self, Place};

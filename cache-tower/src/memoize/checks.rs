@@ -1,11 +1,17 @@
 //! What `#[cached_tower]` checks at compile time, with messages that say what to do: the cached
-//! value must be [`Cacheable`], and each argument of a default key `Serialize`. The default key
+//! value must be [`Cacheable`], each placeholder of a key template `Display` ([`KeyValue`]), and
+//! each argument of a default key `Serialize`. The default key
 //! is built argument by argument ([`DefaultKey`]), so a wrong argument is one error, at its type.
+
+use std::fmt;
 
 use serde::Serialize;
 
 use super::key::{MemoKey, push_json};
 use crate::value::Cacheable;
+
+// Named here too, so that the compiler's messages name them by their `__private` path.
+pub use super::key::{DisplayKind, StrKind};
 
 /// [`Cacheable`], with the message a `#[cached_tower]` function gets when its result is not.
 /// As a subtrait, the error for it makes the compiler drop the one for `Cacheable` at the same
@@ -33,6 +39,16 @@ pub fn assert_cached<T: CachedValue>() {}
 pub trait KeyArgument: Serialize {}
 
 impl<T: Serialize + ?Sized> KeyArgument for T {}
+
+/// What a placeholder of a key template must be: `Display` (or a string).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be written into a cache key: it is not `Display` (nor a string)",
+    label = "a placeholder of the key template",
+    note = "name a field that is `Display`, as in `{{tenant.id}}`, or implement `Display` for it"
+)]
+pub trait KeyValue: fmt::Display {}
+
+impl<T: fmt::Display + ?Sized> KeyValue for T {}
 
 /// The default key, written argument by argument: the function's path and its arguments as a
 /// JSON array, exactly as [`default_key`](super::default_key) writes the tuple of them.
