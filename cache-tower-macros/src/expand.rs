@@ -8,10 +8,11 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Signature as FnSignature};
+use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Signature as FnSignature};
 
 use crate::args::Args;
 use crate::fallback;
+use crate::key;
 use crate::validate::{self, Checked, Key, ReturnKind};
 
 /// The attribute's expansion: the memoized function and its companions, or, when the arguments
@@ -213,30 +214,37 @@ fn span_range(tokens: &TokenStream) -> (Span, Span) {
 /// The expression that builds the key, an `Option<MemoKey>`: the template, or the default key
 /// (the function's path and its arguments as JSON).
 fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, names: &Names) -> TokenStream {
+    match key {
+        Key::Default => default_key(signature, name_text, names),
+        Key::Template { literal, template, arguments } => template_key(literal, template, arguments, names),
+    }
+}
+
+/// The default key, written argument by argument, each spanned at its parameter's type: a type
+/// that is not `Serialize` is reported there.
+fn default_key(signature: &validate::Signature, name_text: &str, names: &Names) -> TokenStream {
     let mixed = Span::mixed_site();
-    let template = match key {
-        Key::Default => {
-            let var = &names.key;
-            let arguments = signature.params.iter().map(|(name, ty)| {
-                // Spanned at the parameter's type: a type that is not `Serialize` is reported there.
-                let (first, last) = span_range(&ty.to_token_stream());
-                let reference = quote_spanned! {first=> & };
-                let mut group =
-                    Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #var, #reference #name });
-                group.set_span(last);
-                quote_spanned! {first=> ::cache_tower::__private::DefaultKey::argument #group; }
-            });
-            return quote_spanned! {mixed=> {
-                let mut #var = ::cache_tower::__private::DefaultKey::new(
-                    ::core::concat!(::core::module_path!(), "::", #name_text),
-                );
-                #(#arguments)*
-                ::cache_tower::__private::DefaultKey::finish(#var)
-            }};
-        }
-        Key::Template { literal, template, arguments } => (literal, template, arguments),
-    };
-    let (literal, template, arguments) = template;
+    let key = &names.key;
+    let arguments = signature.params.iter().map(|(name, ty)| {
+        let (first, last) = span_range(&ty.to_token_stream());
+        let reference = quote_spanned! {first=> & };
+        let mut group = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #key, #reference #name });
+        group.set_span(last);
+        quote_spanned! {first=> ::cache_tower::__private::DefaultKey::argument #group; }
+    });
+    quote_spanned! {mixed=> {
+        let mut #key = ::cache_tower::__private::DefaultKey::new(
+            ::core::concat!(::core::module_path!(), "::", #name_text),
+        );
+        #(#arguments)*
+        ::cache_tower::__private::DefaultKey::finish(#key)
+    }}
+}
+
+/// The key of a template. Its placeholders' expressions are spanned at the template, so an error
+/// about one (no such field, not `Display`) points there.
+fn template_key(literal: &LitStr, template: &key::Template, arguments: &[Expr], names: &Names) -> TokenStream {
+    let mixed = Span::mixed_site();
     let key = &names.key;
     let span = literal.span();
     let arguments: Vec<TokenStream> =
@@ -255,7 +263,6 @@ fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, n
     // string-like value is copied, anything else is written with `Display` (`KeyPart`).
     // That is the same text `format!` makes, without its machinery on every call, and on the
     // stack when short (`MemoKey`).
-    // The part is spanned at the template, where an error about its type then points.
     let at_template = span.resolved_at(mixed);
     let part = Ident::new("part", at_template);
     let parts = arguments.iter().map(|argument| {

@@ -1,7 +1,7 @@
 //! What `#[cached_tower]` checks at compile time, with messages that say what to do: the cached
 //! value must be [`Cacheable`], each placeholder of a key template `Display` ([`KeyValue`]), and
-//! each argument of a default key `Serialize`. The default key
-//! is built argument by argument ([`DefaultKey`]), so a wrong argument is one error, at its type.
+//! each argument of a default key `Serialize`. The default key is built argument by argument
+//! ([`DefaultKey`]), so a wrong argument is one error, at its type.
 
 use std::fmt;
 
