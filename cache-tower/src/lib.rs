@@ -156,8 +156,9 @@ pub use value::{Cacheable, Entry, StoredValue};
 /// Wrong arguments, a parameter that is not a plain name, `&mut self`, or a key template that does
 /// not parse or names no parameter are compile errors at the tokens that are wrong; the function
 /// and its companions are still defined, uncached, so that those errors are the only ones. A result
-/// that is not [`Cacheable`] is one error at its type, and an argument of a default key that is not
-/// `Serialize` one error at that parameter.
+/// that is not [`Cacheable`] is one error at its type, a placeholder whose value is not `Display`
+/// one error at the template, and an argument of a default key that is not `Serialize` one error
+/// at that parameter.
 ///
 /// The generated code names the runtime as `::cache_tower`, so depend on it under that name.
 #[cfg(feature = "macros")]
