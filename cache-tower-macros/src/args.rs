@@ -24,49 +24,79 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// Parses the arguments. Every wrong argument is reported, each at its own tokens.
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Self> {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
         let mut args = Args::default();
+        let mut errors = Errors::default();
         for meta in metas {
-            let name_value = match meta {
-                Meta::NameValue(name_value) => name_value,
-                Meta::Path(path) => {
-                    let name = path_name(&path);
-                    return Err(syn::Error::new_spanned(
-                        path,
-                        format!("argument `{name}` needs a value, such as `{name} = {}`", example(&name)),
-                    ));
-                }
-                Meta::List(list) => {
-                    return Err(syn::Error::new_spanned(list, format!("expected `name = value` arguments ({KNOWN})")));
-                }
-            };
-            let name = path_name(&name_value.path);
-            let path = &name_value.path;
-            match name.as_str() {
-                "config" => set(&mut args.config, path, string(&name_value.value, &name)?)?,
-                "key" => set(&mut args.key, path, string(&name_value.value, &name)?)?,
-                "result" => set(&mut args.result, path, boolean(&name_value.value, &name)?)?,
-                "option" => set(&mut args.option, path, boolean(&name_value.value, &name)?)?,
-                "cache_none" => set(&mut args.cache_none, path, boolean(&name_value.value, &name)?)?,
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        path,
-                        format!("unknown argument `{name}`; expected one of {KNOWN}"),
-                    ));
-                }
-            }
+            errors.push(args.parse_one(meta));
         }
         if let (Some(result), Some(option)) = (&args.result, &args.option) {
             if result.value && option.value {
-                return Err(syn::Error::new(option.span, "a return type cannot be both a Result and an Option"));
+                errors.push::<()>(Err(syn::Error::new(
+                    option.span,
+                    "a return type cannot be both a Result and an Option: give `result = true` or `option = true`",
+                )));
             }
         }
+        errors.finish()?;
         Ok(args)
+    }
+
+    fn parse_one(&mut self, meta: Meta) -> syn::Result<()> {
+        let name_value = match meta {
+            Meta::NameValue(name_value) => name_value,
+            Meta::Path(path) => {
+                let name = path_name(&path);
+                return Err(syn::Error::new_spanned(
+                    path,
+                    format!("argument `{name}` needs a value, such as `{name} = {}`", example(&name)),
+                ));
+            }
+            Meta::List(list) => {
+                return Err(syn::Error::new_spanned(list, format!("expected `name = value` arguments ({KNOWN})")));
+            }
+        };
+        let name = path_name(&name_value.path);
+        let path = &name_value.path;
+        match name.as_str() {
+            "config" => set(&mut self.config, path, string(&name_value.value, &name)?),
+            "key" => set(&mut self.key, path, string(&name_value.value, &name)?),
+            "result" => set(&mut self.result, path, boolean(&name_value.value, &name)?),
+            "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
+            "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
+            _ => Err(syn::Error::new_spanned(path, format!("unknown argument `{name}`; expected one of {KNOWN}"))),
+        }
     }
 
     pub(crate) fn flag(flag: &Option<LitBool>) -> bool {
         flag.as_ref().is_some_and(|lit| lit.value)
+    }
+}
+
+/// Errors gathered over several checks, so that each is reported and not only the first.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Keeps the error of `result`, if any.
+    pub(crate) fn push<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                match &mut self.0 {
+                    Some(errors) => errors.combine(err),
+                    None => self.0 = Some(err),
+                }
+                None
+            }
+        }
+    }
+
+    /// `Err` with every error pushed, if there was one.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
     }
 }
 
@@ -137,5 +167,12 @@ mod tests {
         assert!(error(quote!(config = users)).contains("string literal"));
         assert!(error(quote!(result = "yes")).contains("`true` or `false`"));
         assert!(error(quote!(result = true, option = true)).contains("both"));
+        let both = error(quote!(ttl = 5, config = users));
+        assert!(both.contains("unknown argument `ttl`"), "{both}");
+        let all: Vec<String> = match Args::parse(quote!(ttl = 5, config = users)) {
+            Ok(_) => panic!("should be rejected"),
+            Err(err) => err.into_iter().map(|err| err.to_string()).collect(),
+        };
+        assert_eq!(all.len(), 2, "every wrong argument is reported: {all:?}");
     }
 }

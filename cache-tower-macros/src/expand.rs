@@ -1,62 +1,105 @@
 //! Writes the memoized function and its two companions. The generated code only builds the key
 //! and calls `cache_tower::__private`; all cache logic is ordinary Rust in the runtime crate.
+//!
+//! The body is written once, as `<name>_uncached`; the memoized function and the cache call it.
+//! Every name the expansion introduces (locals, the call site's `static`) is spanned at
+//! [`Span::mixed_site`] or lives in a block of its own, so it neither sees nor shadows the user's
+//! names, and the user's parameters keep their own spans, so they resolve as written.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
-use syn::{Expr, ItemFn, LitStr, ReturnType};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Signature as FnSignature};
 
 use crate::args::Args;
+use crate::fallback;
 use crate::key;
-use crate::signature::{ReturnKind, Signature};
+use crate::validate::{self, Checked, Key, ReturnKind};
 
-pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = Args::parse(attr)?;
-    let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
-        syn::Error::new_spanned(item, "#[cached_tower] applies to functions and methods (`fn` or `async fn`)")
-    })?;
-    let signature = Signature::check(&function, &args)?;
-    let key = key_expression(&args, &signature, &function)?;
+/// The attribute's expansion: the memoized function and its companions, or, when the arguments
+/// or the function are wrong, the function as written, its companions, and the errors.
+pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error =
+                syn::Error::new_spanned(&item, "#[cached_tower] applies to functions and methods (`fn` or `async fn`)")
+                    .into_compile_error();
+            // The item itself stays, so that its uses are not errors too.
+            return quote! { #item #error };
+        }
+    };
+    match validate::check(attr, &function) {
+        Ok((args, checked)) => memoized(&function, &args, &checked),
+        Err(error) => fallback::expand(&function, error),
+    }
+}
 
-    let name = &function.sig.ident;
+/// The names the expansion gives its own locals and items.
+struct Names {
+    key: Ident,
+    body: Ident,
+    site: Ident,
+}
+
+impl Names {
+    fn new() -> Self {
+        let mixed = Span::mixed_site();
+        Self { key: Ident::new("key", mixed), body: Ident::new("body", mixed), site: Ident::new("SITE", mixed) }
+    }
+}
+
+fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
+    let signature = &checked.signature;
+    let names = Names::new();
+    let Names { key, body, site } = &names;
+    let mixed = Span::mixed_site();
+    let sig = &function.sig;
+    let name = &sig.ident;
     let name_text = name.to_string();
+    let attrs = &function.attrs;
+    let vis = &function.vis;
+
     // No `config`: the runtime's own default name, so the two can never disagree.
     let config = match &args.config {
         Some(name) => quote! { #name },
         None => quote! { ::cache_tower::registry::DEFAULT_TOWER },
     };
-    let site = quote! {
-        static __CACHE_TOWER_SITE: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
+    let site_item = quote_spanned! {mixed=>
+        static #site: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
             #config,
             ::core::concat!(::core::module_path!(), "::", #name_text),
         );
     };
+    let key_expression = key_expression(&checked.key, signature, &name_text, &names);
+
+    let uncached_name = format_ident!("{}_uncached", name, span = name.span());
+    let call_uncached = call(sig, signature.associated, &uncached_name);
+
+    // Errors about the cached type point at it: the check says what to derive, and the memoize
+    // call, spanned exactly as the check's type argument, adds no second error for it.
+    let (first, last) = span_range(&signature.return_tokens);
     let assertion = signature.cached_type.as_ref().map(|ty| {
-        quote_spanned! { signature.return_span=> let _ = ::cache_tower::__private::assert_cacheable::<#ty>; }
+        quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#ty>(); }
     });
+    let memoize = memoize_function(signature.kind, signature.is_async, first);
+    let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
+    let mut memoize_arguments =
+        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
+    memoize_arguments.set_span(last);
+    let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
 
-    let memoize = memoize_function(signature.kind, signature.is_async);
-    let body = &function.block;
-    let call = if signature.is_async {
-        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref(), move || async move #body).await }
-    } else {
-        let output = match &function.sig.output {
-            ReturnType::Default => quote! { () },
-            ReturnType::Type(_, ty) => quote! { #ty },
-        };
-        quote! { ::cache_tower::__private::#memoize(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref(), move || -> #output #body) }
-    };
-
-    let attrs = &function.attrs;
-    let vis = &function.vis;
-    let sig = &function.sig;
-    let memoized = quote! {
+    let memoized_sig = without_mut(sig);
+    let memoized = quote_spanned! {mixed=>
         #(#attrs)*
-        #vis #sig {
+        #vis #memoized_sig {
             #assertion
-            #site
             #[allow(clippy::needless_borrow)]
-            let __cache_tower_key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key;
-            #call
+            let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
+            let #body = move || #call_uncached;
+            {
+                #site_item
+                #memoize #memoize_arguments #await_memoize
+            }
         }
     };
 
@@ -64,130 +107,186 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> syn::Result<
     let kept: Vec<_> = attrs.iter().filter(|attr| !attr.path().is_ident("doc")).collect();
 
     let mut uncached_sig = sig.clone();
-    uncached_sig.ident = format_ident!("{}_uncached", name);
+    uncached_sig.ident = uncached_name;
     let uncached_doc = format!("Runs [`{name_text}`] without the cache: the body runs, nothing is read or stored.");
+    let block = &function.block;
     let uncached = quote! {
         #(#kept)*
         #[doc = #uncached_doc]
         // A parameter may serve only the key, which this companion does not build.
         #[allow(dead_code, unused_variables)]
-        #vis #uncached_sig #body
+        #vis #uncached_sig #block
     };
 
-    let mut invalidate_sig = sig.clone();
-    invalidate_sig.ident = format_ident!("{}_invalidate", name);
+    let mut invalidate_sig = without_mut(sig);
+    invalidate_sig.ident = format_ident!("{}_invalidate", name, span = name.span());
     invalidate_sig.output = syn::parse_quote! { -> ::cache_tower::Result<()> };
     let invalidate_doc = format!(
         "Removes the cached result of [`{name_text}`] for these arguments from every layer of its tower.\n\n\
          # Errors\nThe error of the topmost layer that failed to delete; `Ok` when no tower is registered."
     );
     let invalidate_call = if signature.is_async {
-        quote! { ::cache_tower::__private::invalidate_async(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref()).await }
+        quote_spanned! {mixed=> ::cache_tower::__private::invalidate_async(&#site, #key.as_deref()).await }
     } else {
-        quote! { ::cache_tower::__private::invalidate(&__CACHE_TOWER_SITE, __cache_tower_key.as_deref()) }
+        quote_spanned! {mixed=> ::cache_tower::__private::invalidate(&#site, #key.as_deref()) }
     };
-    let invalidate = quote! {
+    let invalidate = quote_spanned! {mixed=>
         #(#kept)*
         #[doc = #invalidate_doc]
-        #[allow(dead_code, unused_variables, unused_mut, clippy::unused_async)]
+        #[allow(dead_code, unused_variables, clippy::unused_async)]
         #vis #invalidate_sig {
-            #site
             #[allow(clippy::needless_borrow)]
-            let __cache_tower_key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key;
-            #invalidate_call
+            let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
+            {
+                #site_item
+                #invalidate_call
+            }
         }
     };
 
-    Ok(quote! { #memoized #uncached #invalidate })
+    quote! { #memoized #uncached #invalidate }
 }
 
-fn memoize_function(kind: ReturnKind, is_async: bool) -> syn::Ident {
+/// The call of a sibling of the function (`name_uncached`) with the function's own arguments:
+/// `Self::name_uncached::<T>(self, id)` for an associated function, `name_uncached::<T>(id)`
+/// otherwise. The arguments are the user's own tokens, so they resolve to the parameters.
+pub(crate) fn call(sig: &FnSignature, associated: bool, sibling: &Ident) -> TokenStream {
+    let path = if associated {
+        quote! { Self::#sibling }
+    } else {
+        quote! { #sibling }
+    };
+    let generics: Vec<&Ident> = sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some(&param.ident),
+            GenericParam::Const(param) => Some(&param.ident),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    let turbofish = (!generics.is_empty()).then(|| quote! { ::<#(#generics),*> });
+    let arguments = sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Receiver(receiver) => Some(receiver.self_token.to_token_stream()),
+        FnArg::Typed(typed) => match &*typed.pat {
+            Pat::Ident(pat) => Some(pat.ident.to_token_stream()),
+            _ => None,
+        },
+    });
+    quote! { #path #turbofish (#(#arguments),*) }
+}
+
+/// The signature without `mut` on its parameters, for the functions that only pass them on.
+fn without_mut(sig: &FnSignature) -> FnSignature {
+    let mut sig = sig.clone();
+    for input in &mut sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) if receiver.reference.is_none() => receiver.mutability = None,
+            FnArg::Receiver(_) => {}
+            FnArg::Typed(typed) => {
+                if let Pat::Ident(pat) = &mut *typed.pat {
+                    pat.mutability = None;
+                }
+            }
+        }
+    }
+    sig
+}
+
+fn memoize_function(kind: ReturnKind, is_async: bool, span: Span) -> Ident {
     let base = match kind {
         ReturnKind::Plain => "memoize",
         ReturnKind::Result => "memoize_result",
         ReturnKind::Option => "memoize_option",
     };
-    if is_async { format_ident!("{}_async", base) } else { format_ident!("{}", base) }
+    if is_async { format_ident!("{}_async", base, span = span) } else { format_ident!("{}", base, span = span) }
+}
+
+/// The spans of the first and the last token of `tokens`: code spanned from one to the other
+/// covers the same text as they do.
+fn span_range(tokens: &TokenStream) -> (Span, Span) {
+    let first = tokens.clone().into_iter().next().map_or_else(Span::call_site, |token| token.span());
+    let last = tokens.clone().into_iter().last().map_or(first, |token| token.span());
+    (first, last)
 }
 
 /// The expression that builds the key, an `Option<MemoKey>`: the template, or the default key
 /// (the function's path and its arguments as JSON).
-fn key_expression(args: &Args, signature: &Signature, function: &ItemFn) -> syn::Result<TokenStream> {
-    let Some(template) = &args.key else {
-        let name_text = function.sig.ident.to_string();
-        let names: Vec<_> = signature.params.iter().map(|(name, _)| name).collect();
-        let checks = signature.params.iter().map(|(name, ty)| {
-            quote_spanned! { syn::spanned::Spanned::span(ty)=> ::cache_tower::__private::assert_key_argument(&#name); }
-        });
-        // A tuple of references is written as a JSON array; `()` would be `null`, so no
-        // arguments are an empty array instead.
-        let arguments = if names.is_empty() {
-            quote! { &[(); 0] }
-        } else {
-            quote! { &(#(&#names,)*) }
-        };
-        return Ok(quote! {{
-            #(#checks)*
-            ::cache_tower::__private::default_key(
-                ::core::concat!(::core::module_path!(), "::", #name_text),
-                #arguments,
-            )
-        }});
-    };
-    let parsed = key::parse(&template.value()).map_err(|message| syn::Error::new(template.span(), message))?;
-    let mut arguments = Vec::with_capacity(parsed.placeholders.len());
-    for placeholder in &parsed.placeholders {
-        let known = if placeholder.root == "self" {
-            signature.has_receiver
-        } else {
-            signature.params.iter().any(|(name, _)| *name == placeholder.root)
-        };
-        if !known {
-            let mut names: Vec<String> = signature.params.iter().map(|(name, _)| name.to_string()).collect();
-            if signature.has_receiver {
-                names.insert(0, "self".to_owned());
-            }
-            let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
-            return Err(syn::Error::new(
-                template.span(),
-                format!("unknown placeholder `{{{}}}` in key: the parameters are {names}", placeholder.expression),
-            ));
-        }
-        let expression: Expr = syn::parse_str(&placeholder.expression).map_err(|err| {
-            syn::Error::new(template.span(), format!("placeholder `{}`: {err}", placeholder.expression))
-        })?;
-        arguments.push(respan(quote! { #expression }, template.span()));
+fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, names: &Names) -> TokenStream {
+    match key {
+        Key::Default => default_key(signature, name_text, names),
+        Key::Template { literal, template, arguments } => template_key(literal, template, arguments, names),
     }
-    if parsed.placeholders.iter().any(|placeholder| placeholder.has_spec) {
-        let format = LitStr::new(&parsed.format, template.span());
+}
+
+/// The default key, written argument by argument, each spanned at its parameter's type: a type
+/// that is not `Serialize` is reported there.
+fn default_key(signature: &validate::Signature, name_text: &str, names: &Names) -> TokenStream {
+    let mixed = Span::mixed_site();
+    let key = &names.key;
+    let arguments = signature.params.iter().map(|(name, ty)| {
+        let (first, last) = span_range(&ty.to_token_stream());
+        let reference = quote_spanned! {first=> & };
+        let mut group = Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &mut #key, #reference #name });
+        group.set_span(last);
+        quote_spanned! {first=> ::cache_tower::__private::DefaultKey::argument #group; }
+    });
+    quote_spanned! {mixed=> {
+        let mut #key = ::cache_tower::__private::DefaultKey::new(
+            ::core::concat!(::core::module_path!(), "::", #name_text),
+        );
+        #(#arguments)*
+        ::cache_tower::__private::DefaultKey::finish(#key)
+    }}
+}
+
+/// The key of a template. Its placeholders' expressions are spanned at the template, so an error
+/// about one (no such field, not `Display`) points there.
+fn template_key(literal: &LitStr, template: &key::Template, arguments: &[Expr], names: &Names) -> TokenStream {
+    let mixed = Span::mixed_site();
+    let key = &names.key;
+    let span = literal.span();
+    let arguments: Vec<TokenStream> =
+        arguments.iter().map(|argument| respan(argument.to_token_stream(), span)).collect();
+    if template.placeholders.iter().any(|placeholder| placeholder.has_spec) {
+        let format = LitStr::new(&template.format, span);
         // With format specs, `format_args!` writes the key (into the same stack-built `MemoKey`).
-        return Ok(quote! {{
-            let mut __cache_tower_key = ::cache_tower::__private::MemoKey::new();
+        return quote_spanned! {mixed=> {
+            let mut #key = ::cache_tower::__private::MemoKey::new();
             // Writing into a MemoKey cannot fail.
-            let _ = ::core::fmt::Write::write_fmt(
-                &mut __cache_tower_key,
-                ::core::format_args!(#format, #(#arguments),*),
-            );
-            ::core::option::Option::Some(__cache_tower_key)
-        }});
+            let _ = ::core::fmt::Write::write_fmt(&mut #key, ::core::format_args!(#format, #(#arguments),*));
+            ::core::option::Option::Some(#key)
+        }};
     }
     // Without format specs the key is built piece by piece: text is pushed as it is, a
     // string-like value is copied, anything else is written with `Display` (`KeyPart`).
     // That is the same text `format!` makes, without its machinery on every call, and on the
     // stack when short (`MemoKey`).
-    let texts: Vec<LitStr> = parsed.texts.iter().map(|text| LitStr::new(text, template.span())).collect();
-    let (first, rest) = texts.split_first().expect("a template has at least one piece of text");
-    Ok(quote! {{
+    let at_template = span.resolved_at(mixed);
+    let part = Ident::new("part", at_template);
+    let parts = arguments.iter().map(|argument| {
+        quote_spanned! {at_template=> {
+            let #part = &(#argument);
+            (&::cache_tower::__private::KeyPart(#part)).key_kind().push(#part, &mut #key);
+        }}
+    });
+    let texts: Vec<LitStr> = template.texts.iter().map(|text| LitStr::new(text, span)).collect();
+    let (first, rest) = match texts.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => (LitStr::new("", span), Vec::new()),
+    };
+    quote_spanned! {mixed=> {
         #[allow(unused_imports)]
         use ::cache_tower::__private::{KeyDisplay as _, KeyStr as _};
-        let mut __cache_tower_key = ::cache_tower::__private::MemoKey::new();
-        __cache_tower_key.push_str(#first);
+        let mut #key = ::cache_tower::__private::MemoKey::new();
+        #key.push_str(#first);
         #(
-            (&::cache_tower::__private::KeyPart(&(#arguments))).push_key(&mut __cache_tower_key);
-            __cache_tower_key.push_str(#rest);
+            #parts
+            #key.push_str(#rest);
         )*
-        ::core::option::Option::Some(__cache_tower_key)
-    }})
+        ::core::option::Option::Some(#key)
+    }}
 }
 
 /// Gives every token the span of the key template, so errors in a placeholder point at it.
@@ -196,7 +295,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .into_iter()
         .map(|mut token| {
             if let TokenTree::Group(group) = &token {
-                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
                 inner.set_span(span);
                 return TokenTree::Group(inner);
             }
@@ -210,8 +309,10 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 mod tests {
     use super::*;
 
+    /// The expansion, or the errors when it has any.
     fn expand(attr: TokenStream, item: TokenStream) -> Result<String, String> {
-        cached_tower(attr, item).map(|tokens| tokens.to_string()).map_err(|err| err.to_string())
+        let out = cached_tower(attr, item).to_string();
+        if out.contains("compile_error") { Err(out) } else { Ok(out) }
     }
 
     #[test]
@@ -225,7 +326,7 @@ mod tests {
             ),
         )
         .unwrap();
-        assert!(out.contains("memoize (& __CACHE_TOWER_SITE"), "{out}");
+        assert!(out.contains("memoize (& SITE"), "{out}");
         assert!(out.contains(r#"format_args ! ("user:{:08}" , id)"#), "{out}");
         let pieces = expand(
             quote!(key = "user:{id}"),
@@ -236,7 +337,7 @@ mod tests {
             ),
         )
         .unwrap();
-        assert!(pieces.contains(r#"push_str ("user:")"#) && pieces.contains("KeyPart (& (id))"), "{pieces}");
+        assert!(pieces.contains(r#"push_str ("user:")"#) && pieces.contains("let part = & (id)"), "{pieces}");
         assert!(out.contains("fn load_uncached (id : u64) -> User"), "{out}");
         assert!(out.contains("fn load_invalidate (id : u64) -> :: cache_tower :: Result < () >"), "{out}");
         assert!(out.contains(r#"CallSite :: new ("users""#), "{out}");
@@ -256,7 +357,7 @@ mod tests {
         assert!(result.contains("memoize_result_async"), "{result}");
         assert!(result.contains("invalidate_async"), "{result}");
         assert!(result.contains("CallSite :: new (:: cache_tower :: registry :: DEFAULT_TOWER"), "{result}");
-        assert!(result.contains("default_key"), "{result}");
+        assert!(result.contains("DefaultKey :: argument (& mut key , & id)"), "{result}");
         let option = expand(
             quote!(key = "{id}"),
             quote!(
@@ -299,5 +400,63 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("applies to functions"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_argument_still_defines_the_function_and_its_companions() {
+        let out = expand(
+            quote!(ttl = 5, config = users),
+            quote!(
+                fn load(id: u64) -> u64 {
+                    id
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(out.contains("fn load (id : u64) -> u64 { id }"), "the function as written: {out}");
+        assert!(out.contains("fn load_uncached (id : u64) -> u64"), "{out}");
+        assert!(out.contains("fn load_invalidate (id : u64) -> :: cache_tower :: Result < () >"), "{out}");
+        assert!(!out.contains("memoize"), "nothing is memoized: {out}");
+        assert_eq!(out.matches("compile_error").count(), 2, "both wrong arguments are reported: {out}");
+    }
+
+    #[test]
+    fn the_body_is_written_once_and_called_by_the_memoized_function() {
+        let out = expand(
+            quote!(key = "{self.region}:{id}"),
+            quote!(
+                fn price<T: Into<u32>, const N: usize>(&self, mut id: T) -> u32 {
+                    unique_body_marker(id)
+                }
+            ),
+        )
+        .unwrap();
+        assert_eq!(out.matches("unique_body_marker").count(), 1, "{out}");
+        assert!(out.contains("Self :: price_uncached :: < T , N > (self , id)"), "{out}");
+        assert!(
+            out.contains("fn price_uncached < T : Into < u32 > , const N : usize > (& self , mut id : T)"),
+            "{out}"
+        );
+        assert!(out.contains("fn price < T : Into < u32 > , const N : usize > (& self , id : T)"), "{out}");
+        let free = expand(
+            quote!(),
+            quote!(
+                fn f(id: u8) -> u8 {
+                    id
+                }
+            ),
+        )
+        .unwrap();
+        assert!(free.contains("move || f_uncached (id)"), "{free}");
+        let associated = expand(
+            quote!(),
+            quote!(
+                fn f(id: u8) -> u8 {
+                    id * Self::FACTOR
+                }
+            ),
+        )
+        .unwrap();
+        assert!(associated.contains("move || Self :: f_uncached (id)"), "{associated}");
     }
 }

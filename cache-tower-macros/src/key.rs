@@ -86,8 +86,8 @@ fn check_expression(expression: &str) -> Result<String, String> {
     }
     let mut segments = expression.split('.');
     let root = segments.next().unwrap_or_default();
-    if !is_identifier(root) {
-        return Err(format!("placeholder `{{{expression}}}` must start with a parameter name"));
+    if !(root == "self" || is_identifier(root)) {
+        return Err(format!("placeholder `{{{expression}}}` must start with a parameter name (or `self`)"));
     }
     for segment in segments {
         if !(is_identifier(segment) || (!segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit()))) {
@@ -97,9 +97,9 @@ fn check_expression(expression: &str) -> Result<String, String> {
     Ok(root.to_owned())
 }
 
+/// A Rust identifier that can name a parameter or a field: not a keyword (`r#type` is fine).
 fn is_identifier(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic()) && chars.all(|c| c == '_' || c.is_alphanumeric())
+    syn::parse_str::<syn::Ident>(text).is_ok()
 }
 
 #[cfg(test)]
@@ -136,9 +136,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed_templates() {
-        for bad in ["{", "}", "{}", "{ }", "{1abc}", "{a.}", "{a.b-c}", "{a{b}}"] {
+        for bad in ["{", "}", "{}", "{ }", "{1abc}", "{a.}", "{a.b-c}", "{a{b}}", "{self.match}", "{Self}", "{_}"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse("{pair.0}").is_ok());
+        assert_eq!(parse("{r#type.id}").unwrap().placeholders[0].root, "r#type");
     }
 }

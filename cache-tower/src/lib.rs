@@ -131,17 +131,36 @@ pub use value::{Cacheable, Entry, StoredValue};
 /// # Where it works
 ///
 /// `fn` and `async fn` (the async form uses the `*_async` operations: no blocking of the
-/// executor on I/O), free functions and methods taking `&self` or `self`, and generic functions
-/// whose bounds make the result [`Cacheable`]. Concurrent callers of the same key share one call,
-/// sync or async; a panic in the body, or a dropped future, releases the waiting callers (one of
-/// them runs the body instead). A cache fault never becomes the function's error: at worst the
-/// body runs.
+/// executor on I/O), free functions, methods taking `&self` or `self`, associated functions, and
+/// generic functions whose bounds make the result [`Cacheable`]. Concurrent callers of the same
+/// key share one call, sync or async; a panic in the body, or a dropped future, releases the
+/// waiting callers (one of them runs the body instead). A cache fault never becomes the
+/// function's error: at worst the body runs.
+///
+/// The macro sees the function but not the `impl` around it. It takes a function for a method or
+/// an associated function when it has a receiver or says `Self` (in its signature or body), and
+/// for a free function otherwise; an associated function without `self` that never says `Self`
+/// fails to compile with "cannot find function `name_uncached`": say `Self` in it (`-> Self`,
+/// `Self::LIMIT`), or move it out of the `impl`.
 ///
 /// # Companions
 ///
 /// Next to `name`, the macro defines `name_uncached` (same signature: runs the body, bypassing
 /// the cache) and `name_invalidate` (same parameters, returns `cache_tower::Result<()>`: removes
-/// the entry for those arguments from every layer). Both are `async` when `name` is.
+/// the entry for those arguments from every layer). Both are `async` when `name` is. The body is
+/// compiled once, as `name_uncached`, which `name` calls on a miss.
+///
+/// The names the expansion uses for its own locals and items are hygienic: a parameter or local
+/// called `key`, `body` or `SITE` means what the function says.
+///
+/// # Compile errors
+///
+/// Wrong arguments, a parameter that is not a plain name, `&mut self`, or a key template that does
+/// not parse or names no parameter are compile errors at the tokens that are wrong; the function
+/// and its companions are still defined, uncached, so that those errors are the only ones. A result
+/// that is not [`Cacheable`] is one error at its type, a placeholder whose value is not `Display`
+/// one error at the template, and an argument of a default key that is not `Serialize` one error
+/// at that parameter.
 ///
 /// The generated code names the runtime as `::cache_tower`, so depend on it under that name.
 #[cfg(feature = "macros")]

@@ -15,8 +15,10 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+mod checks;
 mod key;
 
+pub use checks::{CachedValue, DefaultKey, DisplayKind, KeyArgument, KeyValue, StrKind, assert_cached};
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
 
 use crate::registry::{self, Binding};

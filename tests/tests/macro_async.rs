@@ -400,6 +400,37 @@ async fn a_layer_that_fails_never_becomes_a_function_error() {
     assert!(through_dead_layer_invalidate(1).await.is_err(), "an explicit invalidate reports the layer's failure");
 }
 
+// ===== names the expansion uses are the user's to use too =====
+
+static COLLIDING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Parameters and locals named like the expansion's own (`key`, `body`, `SITE`, `__site`): each
+/// means what the user wrote, in the key and in the body.
+#[cached_tower(config = "async_hygiene", key = "{key}:{body}:{SITE}")]
+#[allow(non_snake_case)]
+async fn colliding(mut key: u32, body: u32, SITE: u32, __site: u32) -> u32 {
+    static __CACHE_TOWER_SITE: u32 = 100_000;
+    let memoize = |value: u32| value * 10;
+    key += 1;
+    tokio::task::yield_now().await;
+    count(&COLLIDING_RUNS);
+    memoize(key) + body * 100 + SITE * 1000 + __site * 10_000 + __CACHE_TOWER_SITE
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn names_the_expansion_uses_do_not_collide_with_the_users() {
+    let tower = register_memory("async_hygiene");
+
+    let expected = 20 + 200 + 3000 + 40_000 + 100_000;
+    assert_eq!(colliding(1, 2, 3, 4).await, expected);
+    assert_eq!(colliding(1, 2, 3, 4).await, expected);
+    assert_eq!(colliding_uncached(1, 2, 3, 4).await, expected);
+    assert_eq!(runs(&COLLIDING_RUNS), 2, "one cached run and one uncached run");
+    assert_eq!(tower.get::<u32>("1:2:3").unwrap(), Some(expected), "the key is made of the parameters");
+    colliding_invalidate(1, 2, 3, 4).await.unwrap();
+    assert!(!tower.exists("1:2:3").unwrap());
+}
+
 // ===== concurrency =====
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -274,6 +274,32 @@ fn methods_on_self_use_the_receiver_in_their_key() {
     assert!(tower.exists("us:3").unwrap(), "only that receiver's entry is removed");
 }
 
+#[derive(Clone)]
+struct Owned {
+    region: String,
+}
+
+impl Owned {
+    /// A receiver taken by value (and `mut`): the body gets it moved.
+    #[cached_tower(config = "sync_method_by_value", key = "{self.region}:{id}")]
+    fn into_label(mut self, id: u32) -> String {
+        self.region.push('!');
+        format!("{}{id}", self.region)
+    }
+}
+
+#[test]
+fn methods_on_self_by_value_are_memoized() {
+    let tower = register_memory("sync_method_by_value");
+    let eu = Owned { region: "eu".to_owned() };
+
+    assert_eq!(eu.clone().into_label(1), "eu!1");
+    assert_eq!(tower.get::<String>("eu:1").unwrap().as_deref(), Some("eu!1"));
+    assert_eq!(eu.clone().into_label_uncached(1), "eu!1");
+    eu.into_label_invalidate(1).unwrap();
+    assert!(!tower.exists("eu:1").unwrap());
+}
+
 // ===== generic functions =====
 
 static SHOW_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -623,4 +649,103 @@ fn a_layer_that_fails_never_becomes_a_function_error() {
 
     assert_eq!(runs(&DEAD_RUNS), 5, "nothing could be cached, so the body ran each time");
     assert!(through_dead_layer_invalidate(1).is_err(), "an explicit invalidate reports the layer's failure");
+}
+
+// ===== names the expansion uses are the user's to use too =====
+
+static COLLIDING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Parameters, locals and items named like the expansion's own (`key`, `body`, `SITE`, `__site`,
+/// the names it used to have): each means what the user wrote, in the key and in the body.
+#[cached_tower(config = "sync_hygiene", key = "{key}:{body}:{SITE}:{__site}")]
+#[allow(non_snake_case)]
+fn colliding(mut key: u32, body: u32, SITE: u32, __site: u32, __cache_tower_key: u32) -> u32 {
+    static __CACHE_TOWER_SITE: u32 = 100_000;
+    let memoize = |value: u32| value * 10;
+    key += 1;
+    count(&COLLIDING_RUNS);
+    memoize(key) + body * 100 + SITE * 1000 + __site * 10_000 + __cache_tower_key + __CACHE_TOWER_SITE
+}
+
+/// The same names in a default key.
+#[cached_tower(config = "sync_hygiene")]
+fn colliding_default(key: u32, body: &str) -> String {
+    let site = "site";
+    format!("{key}{body}{site}")
+}
+
+struct Colliding {
+    key: u32,
+}
+
+impl Colliding {
+    #[cached_tower(config = "sync_hygiene", key = "method:{self.key}:{key}")]
+    fn method(&self, key: u32) -> u32 {
+        let body = self.key;
+        body * 10 + key
+    }
+}
+
+#[test]
+fn names_the_expansion_uses_do_not_collide_with_the_users() {
+    let tower = register_memory("sync_hygiene");
+
+    // memoize(1 + 1) = 20, plus 2 * 100, 3 * 1000, 4 * 10_000, 5, 100_000
+    let expected = 20 + 200 + 3000 + 40_000 + 5 + 100_000;
+    assert_eq!(colliding(1, 2, 3, 4, 5), expected);
+    assert_eq!(colliding(1, 2, 3, 4, 5), expected);
+    assert_eq!(colliding_uncached(1, 2, 3, 4, 5), expected);
+    assert_eq!(runs(&COLLIDING_RUNS), 2, "one cached run and one uncached run");
+    assert_eq!(tower.get::<u32>("1:2:3:4").unwrap(), Some(expected), "the key is made of the parameters");
+    colliding_invalidate(1, 2, 3, 4, 5).unwrap();
+    assert!(!tower.exists("1:2:3:4").unwrap());
+
+    assert_eq!(colliding_default(7, "b"), "7bsite");
+    let key = format!(r#"{}::colliding_default:[7,"b"]"#, module_path!());
+    assert_eq!(tower.get::<String>(&key).unwrap().as_deref(), Some("7bsite"));
+
+    assert_eq!(Colliding { key: 3 }.method(4), 34);
+    assert_eq!(tower.get::<u32>("method:3:4").unwrap(), Some(34));
+}
+
+// ===== associated functions and generics the call to the body must name =====
+
+struct Scale;
+
+impl Scale {
+    const FACTOR: u32 = 7;
+
+    /// No receiver: an associated function, which the macro knows by its `Self`.
+    #[cached_tower(config = "sync_associated", key = "scaled:{id}")]
+    fn scaled(id: u32) -> u32 {
+        id * Self::FACTOR
+    }
+}
+
+/// A type parameter the arguments do not give: the body is called with `::<T>`.
+#[cached_tower(config = "sync_associated")]
+fn zero<T: cache_tower::Cacheable + Default>() -> T {
+    T::default()
+}
+
+/// A const parameter.
+#[cached_tower(config = "sync_associated", key = "repeat:{c}:{n}")]
+fn repeat<const N: usize>(c: char, n: usize) -> String {
+    std::iter::repeat_n(c, N + n).collect()
+}
+
+#[test]
+fn associated_functions_and_explicit_generics_are_memoized() {
+    let tower = register_memory("sync_associated");
+
+    assert_eq!(Scale::scaled(2), 14);
+    assert_eq!(Scale::scaled_uncached(2), 14);
+    assert_eq!(tower.get::<u32>("scaled:2").unwrap(), Some(14));
+    Scale::scaled_invalidate(2).unwrap();
+    assert!(!tower.exists("scaled:2").unwrap());
+
+    assert_eq!(zero::<u64>(), 0);
+    assert_eq!(zero_uncached::<String>(), "");
+    assert_eq!(repeat::<2>('x', 1), "xxx");
+    assert_eq!(tower.get::<String>("repeat:x:1").unwrap().as_deref(), Some("xxx"));
 }

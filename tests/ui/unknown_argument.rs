@@ -7,4 +7,7 @@ fn load_user(id: u64) -> u64 {
 
 fn main() {
     load_user(1);
+    // The companions exist even so: no second error for them.
+    load_user_uncached(1);
+    let _ = load_user_invalidate(1);
 }

@@ -7,6 +7,8 @@ use std::ops::Deref;
 use arrayvec::ArrayString;
 use serde::Serialize;
 
+use super::checks::KeyValue;
+
 /// Keys up to this many bytes are built on the stack.
 const INLINE: usize = 80;
 
@@ -105,8 +107,12 @@ pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<MemoKe
     let mut key = MemoKey::new();
     key.push_str(function);
     key.push_str(":");
-    serde_json::to_writer(JsonInto(&mut key), arguments).ok()?;
-    Some(key)
+    push_json(&mut key, arguments).then_some(key)
+}
+
+/// Appends `value` as JSON; `false` when it cannot be written as JSON.
+pub(super) fn push_json<T: Serialize + ?Sized>(key: &mut MemoKey, value: &T) -> bool {
+    serde_json::to_writer(JsonInto(key), value).is_ok()
 }
 
 /// Lets serde_json write a key's JSON straight into it (on the stack when it is short).
@@ -127,35 +133,61 @@ impl std::io::Write for JsonInto<'_> {
 }
 
 /// A value placed in a template key. Method resolution picks [`KeyStr`] for string-like values
-/// (copied as they are) and [`KeyDisplay`] for the rest (written with `Display`), so
-/// `(&KeyPart(&value)).push_key(&mut key)` adds exactly what `format!("{}", value)` would.
+/// (copied as they are) and [`KeyDisplay`] for the rest (written with `Display`): the expansion
+/// writes `(&KeyPart(part)).key_kind().push(part, &mut key)`, which adds exactly what
+/// `format!("{}", part)` would. `KeyDisplay` applies to every type, and its `push` asks for
+/// [`KeyValue`], so a value that is neither is one error that says so, at the key template.
 #[derive(Debug)]
 pub struct KeyPart<'a, T: ?Sized>(pub &'a T);
 
-/// Adds a string-like key part as it is.
+/// Picks [`StrKind`] for a string-like key part.
 pub trait KeyStr {
-    /// Appends the part to `key`.
-    fn push_key(&self, key: &mut MemoKey);
+    /// How to write the part.
+    fn key_kind(&self) -> StrKind;
 }
 
 impl<T: AsRef<str> + ?Sized> KeyStr for KeyPart<'_, T> {
-    #[inline]
-    fn push_key(&self, key: &mut MemoKey) {
-        key.push_str(self.0.as_ref());
+    #[inline(always)]
+    fn key_kind(&self) -> StrKind {
+        StrKind
     }
 }
 
-/// Adds any other key part with its `Display`.
+/// Picks [`DisplayKind`] for any other key part.
 pub trait KeyDisplay {
-    /// Appends the part to `key`.
-    fn push_key(&self, key: &mut MemoKey);
+    /// How to write the part.
+    fn key_kind(&self) -> DisplayKind;
 }
 
-impl<T: fmt::Display + ?Sized> KeyDisplay for &KeyPart<'_, T> {
-    fn push_key(&self, key: &mut MemoKey) {
+impl<T: ?Sized> KeyDisplay for &KeyPart<'_, T> {
+    #[inline(always)]
+    fn key_kind(&self) -> DisplayKind {
+        DisplayKind
+    }
+}
+
+/// Writes a string-like key part as it is.
+#[derive(Debug)]
+pub struct StrKind;
+
+impl StrKind {
+    /// Appends `part` to `key`.
+    #[inline]
+    pub fn push<T: AsRef<str> + ?Sized>(self, part: &T, key: &mut MemoKey) {
+        key.push_str(part.as_ref());
+    }
+}
+
+/// Writes a key part with its `Display`.
+#[derive(Debug)]
+pub struct DisplayKind;
+
+impl DisplayKind {
+    /// Appends `part` to `key`.
+    pub fn push<T: KeyValue + ?Sized>(self, part: &T, key: &mut MemoKey) {
         use std::fmt::Write;
         // Writing into a MemoKey cannot fail.
-        let _ = write!(key, "{}", self.0);
+        let _ = write!(key, "{part}");
     }
 }
 
@@ -163,15 +195,23 @@ impl<T: fmt::Display + ?Sized> KeyDisplay for &KeyPart<'_, T> {
 mod tests {
     use super::*;
 
+    /// Adds `part` as the expansion does.
+    macro_rules! push_part {
+        ($key:expr, $part:expr) => {{
+            let part = $part;
+            (&KeyPart(part)).key_kind().push(part, $key);
+        }};
+    }
+
     #[test]
     #[allow(clippy::needless_borrow)] // the form #[cached_tower] expands to
     fn key_parts_write_what_format_would() {
         let mut key = MemoKey::new();
         let owned = String::from("eu");
-        (&KeyPart(&"a:")).push_key(&mut key);
-        (&KeyPart(&owned)).push_key(&mut key);
-        (&KeyPart(&42u64)).push_key(&mut key);
-        (&KeyPart(&-1.5f64)).push_key(&mut key);
+        push_part!(&mut key, &"a:");
+        push_part!(&mut key, &owned);
+        push_part!(&mut key, &42u64);
+        push_part!(&mut key, &-1.5f64);
         assert_eq!(&*key, format!("{}{}{}{}", "a:", owned, 42u64, -1.5f64));
     }
 

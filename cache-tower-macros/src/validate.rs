@@ -1,0 +1,317 @@
+//! Checks the function against what the macro can memoize, and the arguments against the
+//! function: plain parameter names, a receiver that is `&self` or `self`, what kind of value the
+//! function returns, and a key template whose placeholders name parameters. Every problem is
+//! reported, each at the tokens that are wrong.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, PathArguments, Receiver, ReturnType, Type};
+
+use crate::args::{Args, Errors};
+use crate::key;
+
+/// How the function's result is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReturnKind {
+    /// Any value: always cached.
+    Plain,
+    /// `Result<T, E>`: only `Ok(T)` is cached.
+    Result,
+    /// `Option<T>`: only `Some(T)` is cached.
+    Option,
+}
+
+/// The checked facts about the function.
+pub(crate) struct Signature {
+    /// Parameter names with their types, in order, receiver excluded.
+    pub(crate) params: Vec<(Ident, Type)>,
+    /// The receiver (`&self`, `self`, `self: Box<Self>`...), if any.
+    pub(crate) receiver: Option<Receiver>,
+    /// Whether the function is an associated function, whose companions are called as
+    /// `Self::name`: it has a receiver or mentions `Self` (see [`mentions_self`]).
+    pub(crate) associated: bool,
+    pub(crate) is_async: bool,
+    pub(crate) kind: ReturnKind,
+    /// The type stored in the cache, when the macro can name it (not for `result = true` on an
+    /// alias), with the span of the user's tokens so a non-serializable type is reported there.
+    pub(crate) cached_type: Option<Type>,
+    /// The tokens errors about the cached value point at: the cached type (`T` of `Result<T, E>`),
+    /// else the return type, else the function's name.
+    pub(crate) return_tokens: TokenStream,
+}
+
+/// The key, checked against the parameters.
+pub(crate) enum Key {
+    /// The function's path and its arguments as JSON.
+    Default,
+    /// A `key` template.
+    Template {
+        /// The template literal, whose span the key's code takes.
+        literal: LitStr,
+        template: key::Template,
+        /// The placeholders' expressions, in order.
+        arguments: Vec<Expr>,
+    },
+}
+
+/// A function the macro can memoize, with its arguments.
+pub(crate) struct Checked {
+    pub(crate) signature: Signature,
+    pub(crate) key: Key,
+}
+
+/// Checks the arguments and the function; the error holds every problem found.
+pub(crate) fn check(attr: TokenStream, function: &ItemFn) -> syn::Result<(Args, Checked)> {
+    let mut errors = Errors::default();
+    let args = errors.push(Args::parse(attr));
+    let signature = errors.push(Signature::check(function, args.as_ref().unwrap_or(&Args::default())));
+    let key = match (&args, &signature) {
+        (Some(args), Some(signature)) => errors.push(check_key(args, signature)),
+        // The key is checked against the parameters, which are not known.
+        _ => None,
+    };
+    errors.finish()?;
+    match (args, signature, key) {
+        (Some(args), Some(signature), Some(key)) => Ok((args, Checked { signature, key })),
+        _ => Err(syn::Error::new(Span::call_site(), "#[cached_tower]: internal error, no error was reported")),
+    }
+}
+
+impl Signature {
+    pub(crate) fn check(function: &ItemFn, args: &Args) -> syn::Result<Self> {
+        let sig = &function.sig;
+        let mut errors = Errors::default();
+        let mut params = Vec::new();
+        let mut receiver = None;
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(found) => {
+                    let mutable_reference = found.reference.is_some() && found.mutability.is_some()
+                        || matches!(&*found.ty, Type::Reference(reference) if reference.mutability.is_some());
+                    if mutable_reference {
+                        errors.push::<()>(Err(syn::Error::new_spanned(
+                            found,
+                            "#[cached_tower] cannot memoize a method taking `&mut self`: a cached result must \
+                             not depend on changing the receiver; take `&self`",
+                        )));
+                    }
+                    receiver = Some(found.clone());
+                }
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                        params.push((pat.ident.clone(), (*typed.ty).clone()));
+                    }
+                    other => {
+                        errors.push::<()>(Err(syn::Error::new_spanned(
+                            other,
+                            "#[cached_tower] needs a plain name for each parameter, as in `pair: (u8, u8)`; \
+                             destructure it inside the body",
+                        )));
+                    }
+                },
+            }
+        }
+        errors.finish()?;
+        let (kind, cached_type, return_tokens) = return_kind(&sig.output, args, &sig.ident);
+        let associated = receiver.is_some() || mentions_self(&quote! { #function });
+        Ok(Self { params, receiver, associated, is_async: sig.asyncness.is_some(), kind, cached_type, return_tokens })
+    }
+}
+
+/// Whether `Self` appears in the function: then it is in an `impl` or a trait, and its companions
+/// are its siblings there, called as `Self::name_uncached`. A function without a receiver that
+/// never says `Self` is taken for a free function.
+pub(crate) fn mentions_self(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+        proc_macro2::TokenTree::Group(group) => mentions_self(&group.stream()),
+        _ => false,
+    })
+}
+
+/// Parses the key template and checks that each placeholder starts from a parameter.
+fn check_key(args: &Args, signature: &Signature) -> syn::Result<Key> {
+    let Some(literal) = &args.key else { return Ok(Key::Default) };
+    let template = key::parse(&literal.value()).map_err(|message| syn::Error::new(literal.span(), message))?;
+    let mut arguments = Vec::with_capacity(template.placeholders.len());
+    for placeholder in &template.placeholders {
+        let known = if placeholder.root == "self" {
+            signature.receiver.is_some()
+        } else {
+            signature.params.iter().any(|(name, _)| *name == placeholder.root)
+        };
+        if !known {
+            let mut names: Vec<String> = signature.params.iter().map(|(name, _)| name.to_string()).collect();
+            if signature.receiver.is_some() {
+                names.insert(0, "self".to_owned());
+            }
+            let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+            return Err(syn::Error::new(
+                literal.span(),
+                format!("unknown placeholder `{{{}}}` in key: the parameters are {names}", placeholder.expression),
+            ));
+        }
+        let expression: Expr = syn::parse_str(&placeholder.expression).map_err(|err| {
+            syn::Error::new(literal.span(), format!("placeholder `{{{}}}`: {err}", placeholder.expression))
+        })?;
+        arguments.push(expression);
+    }
+    Ok(Key::Template { literal: literal.clone(), template, arguments })
+}
+
+/// Reads the return type: `Result<T, _>` and `Option<T>` by the last path segment, unless the
+/// arguments say otherwise (`result = true`, `option = true`, `cache_none = true`).
+fn return_kind(output: &ReturnType, args: &Args, name: &Ident) -> (ReturnKind, Option<Type>, TokenStream) {
+    let ty = match output {
+        ReturnType::Default => return (ReturnKind::Plain, Some(syn::parse_quote!(())), quote! { #name }),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    let (last, first_argument) = match ty {
+        Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
+            Some(segment) => {
+                let first = match &segment.arguments {
+                    PathArguments::AngleBracketed(arguments) => arguments.args.iter().find_map(|arg| match arg {
+                        GenericArgument::Type(ty) => Some(ty.clone()),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                (segment.ident.to_string(), first)
+            }
+            None => (String::new(), None),
+        },
+        _ => (String::new(), None),
+    };
+    let result = Args::flag(&args.result) || (args.result.is_none() && args.option.is_none() && last == "Result");
+    let option = Args::flag(&args.option) || (args.option.is_none() && args.result.is_none() && last == "Option");
+    // `result = true` on an alias: the macro cannot see T, the compiler checks it at the call.
+    let inner = if matches!(last.as_str(), "Result" | "Option") { first_argument } else { None };
+    let kind = if result {
+        ReturnKind::Result
+    } else if option && !Args::flag(&args.cache_none) {
+        ReturnKind::Option
+    } else {
+        return (ReturnKind::Plain, Some(ty.clone()), quote! { #ty });
+    };
+    let tokens = match &inner {
+        Some(inner) => quote! { #inner },
+        None => quote! { #ty },
+    };
+    (kind, inner, tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens;
+
+    fn check(function: TokenStream, args: TokenStream) -> syn::Result<Signature> {
+        Signature::check(&syn::parse2(function).unwrap(), &Args::parse(args).unwrap())
+    }
+
+    fn cached(sig: &Signature) -> String {
+        sig.cached_type.as_ref().map(|ty| ty.to_token_stream().to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn recognises_return_kinds() {
+        let plain = check(
+            quote!(
+                fn f(id: u64) -> User {
+                    todo()
+                }
+            ),
+            quote!(),
+        )
+        .unwrap();
+        assert_eq!((plain.kind, cached(&plain).as_str()), (ReturnKind::Plain, "User"));
+        let result = check(
+            quote!(
+                fn f() -> io::Result<User> {
+                    todo()
+                }
+            ),
+            quote!(),
+        )
+        .unwrap();
+        assert_eq!((result.kind, cached(&result).as_str()), (ReturnKind::Result, "User"));
+        let option = check(
+            quote!(
+                async fn f() -> Option<u8> {
+                    todo()
+                }
+            ),
+            quote!(),
+        )
+        .unwrap();
+        assert_eq!((option.kind, option.is_async), (ReturnKind::Option, true));
+        let none_cached = check(
+            quote!(
+                fn f() -> Option<u8> {
+                    todo()
+                }
+            ),
+            quote!(cache_none = true),
+        )
+        .unwrap();
+        assert_eq!((none_cached.kind, cached(&none_cached).as_str()), (ReturnKind::Plain, "Option < u8 >"));
+        let alias = check(
+            quote!(
+                fn f() -> Fallible {
+                    todo()
+                }
+            ),
+            quote!(result = true),
+        )
+        .unwrap();
+        assert_eq!((alias.kind, alias.cached_type.is_none()), (ReturnKind::Result, true));
+        let unit = check(
+            quote!(
+                fn f() {
+                    todo()
+                }
+            ),
+            quote!(),
+        )
+        .unwrap();
+        assert_eq!(cached(&unit), "()");
+    }
+
+    #[test]
+    fn checks_parameters_and_receiver() {
+        let method = check(
+            quote!(
+                fn f(&self, mut id: u64, name: &str) -> u8 {
+                    0
+                }
+            ),
+            quote!(),
+        )
+        .unwrap();
+        assert!(method.receiver.is_some() && method.associated);
+        let names: Vec<String> = method.params.iter().map(|(name, _)| name.to_string()).collect();
+        assert_eq!(names, ["id", "name"]);
+        assert!(
+            check(
+                quote!(
+                    fn f(&mut self) -> u8 {
+                        0
+                    }
+                ),
+                quote!()
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                quote!(
+                    fn f((a, b): (u8, u8)) -> u8 {
+                        a + b
+                    }
+                ),
+                quote!()
+            )
+            .is_err()
+        );
+    }
+}
