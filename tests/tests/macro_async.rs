@@ -536,16 +536,14 @@ async fn abandoned_by_timeout(id: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_dropped_by_a_timeout_releases_the_callers_waiting_on_it() {
     register_memory("async_cancel_timeout");
-    let second = tokio::spawn(async {
-        wait_for_runs(&TIMED_OUT_RUNS, 1).await;
-        abandoned_by_timeout(6).await
-    });
-
-    // The future is dropped when the timeout fires, in the middle of the first run; by then the
-    // second caller has been waiting on it, not running the body.
-    let first = timeout(Duration::from_millis(500), abandoned_by_timeout(6)).await;
-    assert!(first.is_err(), "the first call was still running");
+    // The first call's future is dropped when its timeout fires, in the middle of its run.
+    let first = tokio::spawn(timeout(Duration::from_millis(500), abandoned_by_timeout(6)));
+    wait_for_runs(&TIMED_OUT_RUNS, 1).await;
+    let second = tokio::spawn(abandoned_by_timeout(6));
+    // Checked while the first call still runs: once it is dropped, the second may run at once.
+    sleep(Duration::from_millis(200)).await;
     assert_eq!(runs(&TIMED_OUT_RUNS), 1, "the second caller waits on the first call, it does not run the body");
+    assert!(first.await.expect("the task panicked").is_err(), "the first call was still running");
 
     let value = timeout(DEADLINE, second).await.expect("the waiting caller hangs").expect("the task panicked");
     assert_eq!(value, 24, "the waiting caller ran the body itself");
