@@ -53,7 +53,7 @@ use crate::value::{Cacheable, Entry, StoredValue};
 use coherence::Coherence;
 pub(crate) use fast_lane::return_fast_hit;
 pub(crate) use layer::Layer;
-use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers};
+use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers, mset_entries};
 
 /// A snapshot of a tower's stack, as its reads hold it.
 pub(crate) type Stack = arc_swap::Guard<Arc<Vec<Layer>>>;
@@ -369,8 +369,8 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let items: Vec<(K, T)> = items.into_iter().collect();
-        self.write(Write::mset(items.iter().map(|(key, value)| (key.as_ref(), value.clone()))))
+        let entries = mset_entries(items);
+        self.write(Write::mset(&entries))
     }
 
     /// Removes `key` from every layer.

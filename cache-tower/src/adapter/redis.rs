@@ -416,10 +416,7 @@ impl CacheAdapter for RedisAdapter {
     }
 
     fn mget_values(&self, keys: &[&str]) -> Result<Vec<Option<StoredValue>>> {
-        match self.send(Request::MgetValues(keys))? {
-            Reply::Values(values) => Ok(values),
-            other => Ok(other.into_entries()?.into_iter().map(|e| e.map(|e| e.into_parts().0)).collect()),
-        }
+        self.send(Request::MgetValues(keys))?.into_values()
     }
 
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {

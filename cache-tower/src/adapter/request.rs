@@ -105,7 +105,8 @@ impl Request<'_> {
 }
 
 impl Reply {
-    /// The entry of a [`Reply::Entry`] (a [`Reply::Value`] becomes an entry without a TTL).
+    /// The entry of a [`Reply::Entry`]. Strict: a [`Reply::Value`] is refused, since it lacks the
+    /// time the entry has left (a backfill must never outlive its source).
     ///
     /// # Errors
     /// A [`Fault::Reply`] layer error when the reply is of another kind: the adapter answered the wrong
@@ -113,7 +114,6 @@ impl Reply {
     pub fn into_entry(self) -> Result<Option<Entry>> {
         match self {
             Reply::Entry(entry) => Ok(entry),
-            Reply::Value(value) => Ok(value.map(|value| Entry::new(value, None))),
             other => Err(other.mismatch("an entry")),
         }
     }
@@ -130,15 +130,26 @@ impl Reply {
         }
     }
 
-    /// The entries of a [`Reply::Entries`] (or [`Reply::Values`], as entries without a TTL).
+    /// The entries of a [`Reply::Entries`]; strict, as [`into_entry`](Self::into_entry).
     ///
     /// # Errors
     /// As [`into_entry`](Self::into_entry).
     pub fn into_entries(self) -> Result<Vec<Option<Entry>>> {
         match self {
             Reply::Entries(entries) => Ok(entries),
-            Reply::Values(values) => Ok(values.into_iter().map(|v| v.map(|v| Entry::new(v, None))).collect()),
             other => Err(other.mismatch("entries")),
+        }
+    }
+
+    /// The values of a [`Reply::Values`] (or of a [`Reply::Entries`], their TTLs dropped).
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_values(self) -> Result<Vec<Option<StoredValue>>> {
+        match self {
+            Reply::Values(values) => Ok(values),
+            Reply::Entries(entries) => Ok(entries.into_iter().map(|e| e.map(|e| e.into_parts().0)).collect()),
+            other => Err(other.mismatch("values")),
         }
     }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use super::CacheTower;
 use super::layer::Layer;
-use super::plan::{Exists, GetOrSet, Input, Mget, Plan, Read, Step, Write, WriteLayers};
+use super::plan::{Exists, GetOrSet, Input, Mget, Plan, Read, Step, Write, WriteLayers, mset_entries};
 use crate::adapter::{Reply, Request};
 use crate::error::Result;
 use crate::value::{Cacheable, Entry, StoredValue};
@@ -31,7 +31,8 @@ where
             // Only get-or-set plans compute, once, and they are always run with a computation.
             Step::Compute => match compute.take() {
                 Some(compute) => Input::Computed(compute().await?),
-                None => Input::Start,
+                // A second ask would loop for ever, holding the flight: fail loudly instead.
+                None => unreachable!("a plan asked to compute twice, or without a computation"),
             },
         };
     }
@@ -115,8 +116,8 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let items: Vec<(K, T)> = items.into_iter().collect();
-        self.write_async(Write::mset(items.iter().map(|(key, value)| (key.as_ref(), value.clone())))).await
+        let entries = mset_entries(items);
+        self.write_async(Write::mset(&entries)).await
     }
 
     /// The async twin of [`delete`](Self::delete).

@@ -24,7 +24,8 @@ pub(super) fn run_computing<P: Plan, E>(
             // Only get-or-set plans compute, once, and they are always run with a computation.
             Step::Compute => match compute.take() {
                 Some(compute) => Input::Computed(compute()?),
-                None => Input::Start,
+                // A second ask would loop for ever, holding the flight: fail loudly instead.
+                None => unreachable!("a plan asked to compute twice, or without a computation"),
             },
         };
     }

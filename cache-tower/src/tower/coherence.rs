@@ -59,7 +59,8 @@ impl Coherence {
 
 /// Records each change, then evicts it from the local layers (in that order: see [`ChangeLog`]).
 /// While the watch cannot see changes ([`Change::Lost`], or before its first [`Change::All`]),
-/// the log says so and guarded writes keep out of the local layers.
+/// the log says so, and writes into the layers that follow changes keep their copies for
+/// [`BLIND_TTL`] at most.
 fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> ChangeSink {
     let sight = WatchBlindness::new(Arc::clone(&log));
     let flush = |locals: &[Arc<dyn CacheAdapter>]| {

@@ -1,13 +1,12 @@
 //! [`GetOrSet`]: read a key through the stack; on a miss, compute it once for every concurrent
 //! caller (single flight) and store it in every layer.
 
-use std::sync::Arc;
-
 use super::read::Read;
 use super::write::{Write, WriteLayers};
 use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
 use crate::adapter::{Reply, Request};
 use crate::flight::{Flight, Joined, Leader};
+use crate::sync_shim::Arc;
 use crate::value::{Cacheable, Entry, StoredValue};
 
 /// Get-or-set of one key.
@@ -112,10 +111,10 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
             },
             State::Checking(leader) => {
                 // Not counted as a hit or miss: the caller's read was counted already.
-                let found = input.into_answer().unwrap_or_else(no_reply).and_then(Reply::into_entry);
-                if let Ok(Some(entry)) = found {
-                    if let Ok(value) = entry.value().decode::<T>() {
-                        leader.land(entry.into_parts().0);
+                let found = input.into_answer().unwrap_or_else(no_reply).and_then(Reply::into_value);
+                if let Ok(Some(stored)) = found {
+                    if let Ok(value) = stored.decode::<T>() {
+                        leader.land(stored);
                         return Some(value);
                     }
                 }

@@ -43,7 +43,14 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
     /// Takes in one layer's answer for the pending keys.
     fn take_answer(&mut self, index: usize, reply: Result<Reply>) {
         let layer = &self.context.stack[index];
-        let entries = match reply.and_then(Reply::into_entries) {
+        // The top layer was asked for the values alone, the others for entries with their TTLs.
+        let entries = match index {
+            0 => reply
+                .and_then(Reply::into_values)
+                .map(|values| values.into_iter().map(|v| v.map(|v| Entry::new(v, None))).collect()),
+            _ => reply.and_then(Reply::into_entries),
+        };
+        let entries = match entries {
             Ok(entries) if entries.len() == self.pending.len() => entries,
             Ok(entries) => {
                 let message = format!("mget returned {} results for {} keys", entries.len(), self.pending.len());
@@ -104,14 +111,13 @@ impl<T: Cacheable> Plan for Mget<'_, '_, T> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Starting if self.pending.is_empty() || self.context.stack.is_empty() => self.backfill_from(0),
             State::Starting => {
+                // Before any read: a key that changes while the layers are read is not backfilled.
+                self.since = self.context.log.now();
                 self.state = State::Asking(0);
                 None
             }
             State::Asking(index) => {
                 self.take_answer(index, answer.unwrap_or_else(no_reply));
-                if index == 0 {
-                    self.since = self.context.log.now();
-                }
                 if !self.pending.is_empty() && index + 1 < self.context.stack.len() {
                     self.state = State::Asking(index + 1);
                     return None;

@@ -7,7 +7,7 @@ use super::write::{Write, WriteLayers, backfill_entry};
 use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
 use crate::adapter::{Reply, Request};
 use crate::error::Result;
-use crate::value::Cacheable;
+use crate::value::{Cacheable, Entry};
 
 /// Reads one key through the stack.
 ///
@@ -61,7 +61,12 @@ impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
 
     fn answered(&mut self, index: usize, reply: Result<Reply>) -> Option<(Option<T>, Faults)> {
         let layer = &self.context.stack[index];
-        match reply.and_then(Reply::into_entry) {
+        // The top layer was asked for the value alone, the others for the entry with its TTL.
+        let entry = match index {
+            0 => reply.and_then(Reply::into_value).map(|value| value.map(|value| Entry::new(value, None))),
+            _ => reply.and_then(Reply::into_entry),
+        };
+        match entry {
             // Failures were counted and logged by the driver.
             Err(_) => self.faults.note(index),
             Ok(entry) => {

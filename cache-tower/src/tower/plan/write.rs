@@ -16,9 +16,9 @@ pub(in crate::tower) enum Write<'k> {
 }
 
 impl<'k> Write<'k> {
-    /// The write of an mset: one entry for every item, each value wrapped once for all layers.
-    pub(in crate::tower) fn mset<T: Cacheable>(items: impl IntoIterator<Item = (&'k str, T)>) -> Self {
-        Write::Mset(items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect())
+    /// The write of an mset, from the entries of [`mset_entries`] (keys borrowed from them).
+    pub(in crate::tower) fn mset<K: AsRef<str>>(entries: &'k [(K, Entry)]) -> Self {
+        Write::Mset(entries.iter().map(|(key, entry)| (key.as_ref(), entry.clone())).collect())
     }
 
     /// The write that backfills `items`: one `Set` for a single item (layers often have a
@@ -249,6 +249,11 @@ impl Plan for WriteLayers<'_, '_> {
             None => finished(),
         }
     }
+}
+
+/// The entries of an mset: each value moved into one entry, which every layer shares.
+pub(in crate::tower) fn mset_entries<K, T: Cacheable>(items: impl IntoIterator<Item = (K, T)>) -> Vec<(K, Entry)> {
+    items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect()
 }
 
 /// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
