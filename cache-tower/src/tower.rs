@@ -272,8 +272,8 @@ impl CacheTower {
     /// `Result` leaves room for errors that are the caller's own, not a layer's.
     pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
         let stack = self.load_stack();
-        return_fast_hit!(stack.first(), key, |value: &T| Ok(Some(value.clone())));
-        Ok(blocking::run(Read::new(self.context(&stack), key)).0)
+        let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Ok(Some(value.clone())));
+        Ok(blocking::run(Read::new(self.context(&stack), key).below_top(top_lacks_key)).0)
     }
 
     /// The fast lane as a value, for the async paths (their results are moved into their futures'
@@ -455,8 +455,8 @@ impl CacheTower {
         F: FnOnce() -> Result<T, E>,
     {
         let stack = self.load_stack();
-        return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key), Some(compute))
+        let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key, top_lacks_key), Some(compute))
     }
 
     /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane.
@@ -466,7 +466,7 @@ impl CacheTower {
         F: FnOnce() -> Result<T, E>,
     {
         let stack = self.load_stack();
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key), Some(compute))
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute))
     }
 }
 

@@ -191,6 +191,6 @@ impl CacheTower {
         Fut: Future<Output = Result<T, E>>,
     {
         let stack = self.stack.load_full();
-        run_computing(GetOrSet::new(self.context(&stack), key), Some(compute)).await
+        run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute)).await
     }
 }

@@ -34,13 +34,19 @@ impl TopLookup<'_> {
         self.counters.hit();
         Some(value)
     }
+
+    /// Whether the layer holds nothing live under the key (rather than a value in another form).
+    #[inline(always)]
+    pub(crate) fn lacks_key(&self) -> bool {
+        self.lookup.value().is_none()
+    }
 }
 
 /// When `$top` (the top layer, an `Option<&Layer>`) is a memory layer holding a typed `$T` under
 /// `$key`, counts the hit and returns `$result` — an expression of the hit `$value: &$T` that
 /// clones it — from the enclosing function, the shard's read lock held until the clone is made.
-/// Otherwise it does nothing, the lock released, and the enclosing function goes on with its
-/// normal read path.
+/// Otherwise it evaluates to whether it saw the top layer without the key (so that the normal
+/// read path, which the enclosing function goes on with, need not look again), the lock released.
 ///
 /// A macro, not a function, because the clone must be the enclosing function's own return value:
 /// only then is it written straight into the caller's result instead of moved there.
@@ -50,6 +56,11 @@ macro_rules! return_fast_hit {
         let lookup = top.and_then(|top| top.lookup($key));
         if let Some($value) = lookup.as_ref().and_then(|lookup| lookup.hit::<$T>()) {
             return $result;
+        }
+        // A plain `bool`, not a `#[must_use]` call, since most callers have no use for it.
+        match &lookup {
+            Some(lookup) => lookup.lacks_key(),
+            None => false,
         }
     }};
 }

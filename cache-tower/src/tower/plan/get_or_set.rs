@@ -46,8 +46,10 @@ enum State<'s, 'k, T> {
 }
 
 impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
-    pub(in crate::tower) fn new(context: Context<'s>, key: &'k str) -> Self {
-        let read = Read::new(context, key);
+    /// `top_lacks_key`: the fast lane has just seen the top layer without the key (see
+    /// [`Read::below_top`]).
+    pub(in crate::tower) fn new(context: Context<'s>, key: &'k str, top_lacks_key: bool) -> Self {
+        let read = Read::new(context, key).below_top(top_lacks_key);
         Self { context, key, faults: Faults::default(), state: State::Reading(read) }
     }
 

@@ -27,6 +27,8 @@ pub(in crate::tower) struct Read<'s, 'k, T> {
 
 enum State<'s, 'k, T> {
     Starting,
+    /// Starting, the top layer known not to hold the key (the fast lane looked).
+    StartingBelowTop,
     /// Waiting for the answer of the layer at this index.
     Asking(usize),
     /// Found below the top: copying it into the layers above.
@@ -39,6 +41,15 @@ impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
         Self { context, key, faults: Faults::default(), since: 0, state: State::Starting }
     }
 
+    /// The same read, when the fast lane has just seen that the top layer does not hold the key:
+    /// the plan counts that miss and starts below the top, instead of looking a second time.
+    pub(in crate::tower) fn below_top(mut self, top_lacks_key: bool) -> Self {
+        if top_lacks_key && !self.context.stack.is_empty() {
+            self.state = State::StartingBelowTop;
+        }
+        self
+    }
+
     /// [`Plan::advance`] with the answer to the last call, for [`GetOrSet`](super::GetOrSet).
     pub(super) fn take(&mut self, answer: Option<Result<Reply>>) -> Option<(Option<T>, Faults)> {
         match std::mem::replace(&mut self.state, State::Finished) {
@@ -46,6 +57,10 @@ impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
             State::Starting => {
                 self.state = State::Asking(0);
                 None
+            }
+            State::StartingBelowTop => {
+                self.context.stack[0].count_read::<T>(0, None);
+                self.missed(0)
             }
             State::Asking(index) => self.answered(index, answer.unwrap_or_else(no_reply)),
             State::Backfilling(value, mut writes) => match writes.take(answer) {
@@ -85,6 +100,11 @@ impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
                 }
             }
         }
+        self.missed(index)
+    }
+
+    /// Goes on below layer `index`, which did not answer with a value.
+    fn missed(&mut self, index: usize) -> Option<(Option<T>, Faults)> {
         if index == 0 {
             self.since = self.context.log.now();
         }
@@ -106,7 +126,7 @@ impl<'s, 'k, T: Cacheable> Read<'s, 'k, T> {
             State::Asking(0) => self.context.call(0, Request::GetValue(self.key)),
             State::Asking(index) => self.context.call(*index, Request::Get(self.key)),
             State::Backfilling(_, writes) => writes.next(),
-            State::Starting | State::Finished => finished(),
+            State::Starting | State::StartingBelowTop | State::Finished => finished(),
         }
     }
 }
