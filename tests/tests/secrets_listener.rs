@@ -3,38 +3,18 @@
 //! test, so nothing else shares it) and checks that the listener's warnings about a refused
 //! password name the server without its password, for every form the password can come in.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, RedisAdapterBuilder};
+use cache_tower_tests::logs::LogBuffer;
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 
 const PASSWORD: &str = "hunter2secret";
 const MARKER: &str = "hunter2";
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
-
 #[test]
 fn the_listener_thread_never_logs_a_password() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
