@@ -13,13 +13,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use serde::Serialize;
-
 mod checks;
 mod key;
 
 pub use checks::{CachedValue, DefaultKey, DisplayKind, KeyArgument, KeyValue, StrKind, assert_cached};
-pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey, default_key};
+pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey};
 
 use crate::registry::{self, Binding};
 use crate::tower::{CacheTower, Stack, return_fast_hit};
@@ -100,13 +98,6 @@ impl CallSite {
         });
     }
 }
-
-/// Compile-time check that a memoized function's result can be cached; the macro calls it with
-/// the span of the return type, so the error points there.
-pub fn assert_cacheable<T: Cacheable>() {}
-
-/// Compile-time check that an argument can be part of a default key (serialized as JSON).
-pub fn assert_key_argument<T: Serialize + ?Sized>(_: &T) {}
 
 /// Memoizes a function returning a plain `T`.
 pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {

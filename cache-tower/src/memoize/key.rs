@@ -99,17 +99,6 @@ impl fmt::Debug for MemoKey {
     }
 }
 
-/// The default key: the function's path and its arguments as a JSON array, such as
-/// `my_crate::users::get_user:[7,"eu"]`. It is the same in every process and build as long as
-/// the function's path and its arguments' JSON are. `None` when an argument cannot be written as
-/// JSON.
-pub fn default_key<A: Serialize>(function: &str, arguments: &A) -> Option<MemoKey> {
-    let mut key = MemoKey::new();
-    key.push_str(function);
-    key.push_str(":");
-    push_json(&mut key, arguments).then_some(key)
-}
-
 /// Appends `value` as JSON; `false` when it cannot be written as JSON.
 pub(super) fn push_json<T: Serialize + ?Sized>(key: &mut MemoKey, value: &T) -> bool {
     serde_json::to_writer(JsonInto(key), value).is_ok()
@@ -233,16 +222,5 @@ mod tests {
         key.push_str(&"k".repeat(INLINE));
         assert!(matches!(key.0, Repr::Inline(_)));
         assert_eq!(key.len(), INLINE);
-    }
-
-    #[test]
-    fn default_key_is_path_and_json_arguments() {
-        assert_eq!(default_key("a::f", &(7u32, "eu")).as_deref(), Some(r#"a::f:[7,"eu"]"#));
-        assert_eq!(default_key("a::g", &[(); 0]).as_deref(), Some("a::g:[]"));
-        let text = "é \"quoted\" \\ tab\t 🦀 ".repeat(10);
-        let expected = format!("a::u:{}", serde_json::to_string(&(&text, 1.5, 'ü')).unwrap());
-        assert_eq!(default_key("a::u", &(&text, 1.5, 'ü')).as_deref(), Some(expected.as_str()));
-        let unserializable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
-        assert!(default_key("a::h", &(unserializable,)).is_none());
     }
 }
