@@ -34,12 +34,12 @@ fn main() -> cache_tower::Result<()> {
 
     // Plain reads and writes.
     tower.set("user:8", User { id: 8, name: "Grace".into() })?;
-    let many = tower.mget::<User, _>(&["user:7", "user:8", "user:9"])?;
+    let many = tower.mget::<User, _>(&["user:7", "user:8", "user:9"]);
     for (key, user) in &many {
         println!("mget {key}: {user:?}");
     }
     tower.delete("user:8")?;
-    println!("user:8 exists after delete: {}", tower.exists("user:8")?);
+    println!("user:8 exists after delete: {}", tower.exists("user:8"));
 
     // The programmatic method: a second, larger and longer-lived layer below the first.
     tower.add_layer(MemoryAdapter::builder().maxsize(100_000).ttl(Duration::from_secs(300)).build());

@@ -88,7 +88,7 @@ pub use request::{Reply, Request};
 /// tower.add_layer(slow.clone());
 ///
 /// slow.set("answer", &Entry::new(StoredValue::new(42u32), None))?;
-/// assert_eq!(tower.get::<u32>("answer")?, Some(42)); // found in layer 1, backfilled into layer 0
+/// assert_eq!(tower.get::<u32>("answer"), Some(42)); // found in layer 1, backfilled into layer 0
 /// assert!(tower.get_layers()[0].exists("answer")?);
 /// # Ok(())
 /// # }

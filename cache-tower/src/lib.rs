@@ -12,7 +12,7 @@
 //!
 //! let tower = CacheTower::from_json(r#"[{"adapter": "memory", "ttl": 60, "params": {"maxsize": 1024}}]"#)?;
 //! tower.set("user:1", User { id: 1, name: "Ada".into() })?;
-//! assert_eq!(tower.get::<User>("user:1")?.map(|u| u.name), Some("Ada".to_string()));
+//! assert_eq!(tower.get::<User>("user:1").map(|u| u.name), Some("Ada".to_string()));
 //! let user = tower.get_or_set("user:2", || User { id: 2, name: "Grace".into() }); // computed once
 //! # assert_eq!(user.id, 2);
 //! # Ok::<(), cache_tower::Error>(())

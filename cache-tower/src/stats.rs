@@ -22,7 +22,7 @@ use crate::adapter::AdapterStats;
 /// tower.add_layer(MemoryAdapter::new());
 /// tower.add_layer(MemoryAdapter::new());
 /// tower.get_layers()[1].set("k", &cache_tower::Entry::new(cache_tower::StoredValue::new(1), None))?;
-/// assert_eq!(tower.get::<i32>("k")?, Some(1));
+/// assert_eq!(tower.get::<i32>("k"), Some(1));
 /// let stats = tower.stats();
 /// assert_eq!((stats[0].misses, stats[0].backfills), (1, 1));
 /// assert_eq!(stats[1].hits, 1);

@@ -37,7 +37,7 @@ mod fast_lane;
 mod layer;
 mod plan;
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -74,7 +74,7 @@ pub(crate) type Stack = arc_swap::Guard<Arc<Vec<Layer>>>;
 /// let tower = CacheTower::new();
 /// tower.add_layer(MemoryAdapter::builder().maxsize(1024).lru(true).ttl(Duration::from_secs(60)).build());
 /// tower.set("greeting", "hello".to_string())?;
-/// assert_eq!(tower.get::<String>("greeting")?, Some("hello".to_string()));
+/// assert_eq!(tower.get::<String>("greeting"), Some("hello".to_string()));
 /// # Ok::<(), cache_tower::Error>(())
 /// ```
 pub struct CacheTower {
@@ -242,7 +242,7 @@ impl CacheTower {
     ///
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
-    /// tower.get::<u8>("absent")?;
+    /// tower.get::<u8>("absent");
     /// assert_eq!(tower.stats()[0].misses, 1);
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
@@ -262,18 +262,18 @@ impl CacheTower {
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.set("n", 5u32)?;
-    /// assert_eq!(tower.get::<u32>("n")?, Some(5));
-    /// assert_eq!(tower.get::<u32>("missing")?, None);
+    /// assert_eq!(tower.get::<u32>("n"), Some(5));
+    /// assert_eq!(tower.get::<u32>("missing"), None);
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     ///
-    /// # Errors
-    /// None today: a failing layer is a miss (counted in [`stats`](Self::stats) and logged). The
-    /// `Result` leaves room for errors that are the caller's own, not a layer's.
-    pub fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+    /// A read cannot fail: a layer that fails (down, timing out, answering garbage) is a miss,
+    /// counted in [`stats`](Self::stats) and logged, and the read goes on to the layer below
+    /// (ADR 10).
+    pub fn get<T: Cacheable>(&self, key: &str) -> Option<T> {
         let stack = self.load_stack();
-        let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Ok(Some(value.clone())));
-        Ok(blocking::run(Read::new(self.context(&stack), key).below_top(top_lacks_key)).0)
+        let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Some(value.clone()));
+        blocking::run(Read::new(self.context(&stack), key).below_top(top_lacks_key)).0
     }
 
     /// The fast lane as a value, for the async paths (their results are moved into their futures'
@@ -296,41 +296,42 @@ impl CacheTower {
         Context { stack, log: &self.coherence.log, flights: &self.flights }
     }
 
-    /// Reads many keys. Every requested key is in the result, `None` for a miss. Each layer is
-    /// asked once for the keys still missing (one round trip for a batching layer), and each key
-    /// is backfilled only into the layers above the one it was found in.
+    /// Reads many keys. Every requested key is in the result, in the order asked (a key asked
+    /// twice appears once, where it was first asked), `None` for a miss. Each layer is asked once
+    /// for the keys still missing (one round trip for a batching layer), and each key is
+    /// backfilled only into the layers above the one it was found in.
+    ///
+    /// The result is an [`IndexMap`](indexmap::IndexMap) (crate `indexmap`): indexed by key like
+    /// a `HashMap`, iterated in request order. Like [`get`](Self::get), it cannot fail.
     ///
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.set("a", 0)?; // a falsy value is a hit like any other
-    /// let values = tower.mget::<i32, _>(&["a", "b"])?;
+    /// let values = tower.mget::<i32, _>(&["b", "a"]);
     /// assert_eq!(values["a"], Some(0));
     /// assert_eq!(values["b"], None);
+    /// assert_eq!(values.keys().collect::<Vec<_>>(), ["b", "a"]);
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
-    ///
-    /// # Errors
-    /// None today, as for [`get`](Self::get).
-    pub fn mget<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+    pub fn mget<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> IndexMap<String, Option<T>> {
         let stack = self.stack.load();
-        Ok(blocking::run(Mget::new(self.context(&stack), keys)))
+        blocking::run(Mget::new(self.context(&stack), keys))
     }
 
     /// Whether any layer has `key`. Never backfills.
     ///
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
-    /// assert!(!tower.exists("k")?);
+    /// assert!(!tower.exists("k"));
     /// tower.set("k", true)?;
-    /// assert!(tower.exists("k")?);
+    /// assert!(tower.exists("k"));
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     ///
-    /// # Errors
-    /// None today: a failing layer counts as not having the key.
-    pub fn exists(&self, key: &str) -> Result<bool> {
+    /// Like [`get`](Self::get), it cannot fail: a failing layer counts as not having the key.
+    pub fn exists(&self, key: &str) -> bool {
         let stack = self.stack.load();
-        Ok(blocking::run(Exists::new(self.context(&stack), key)))
+        blocking::run(Exists::new(self.context(&stack), key))
     }
 }
 
@@ -357,7 +358,7 @@ impl CacheTower {
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.mset([("k1", 1), ("k2", 2)])?;
-    /// assert_eq!(tower.get::<i32>("k2")?, Some(2));
+    /// assert_eq!(tower.get::<i32>("k2"), Some(2));
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     ///
@@ -379,7 +380,7 @@ impl CacheTower {
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.set("k", 1)?;
     /// tower.delete("k")?;
-    /// assert!(!tower.exists("k")?);
+    /// assert!(!tower.exists("k"));
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     ///
@@ -395,7 +396,7 @@ impl CacheTower {
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.set("k", 1)?;
     /// tower.flush()?;
-    /// assert!(!tower.exists("k")?);
+    /// assert!(!tower.exists("k"));
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     ///

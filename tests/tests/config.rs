@@ -60,7 +60,7 @@ fn the_seed_readme_memory_layer_loads() {
     assert_eq!(layers[0].ttl(), Some(Duration::from_secs(60)));
 
     tower.set("key", "value".to_string()).unwrap();
-    assert_eq!(tower.get::<String>("key").unwrap().as_deref(), Some("value"));
+    assert_eq!(tower.get::<String>("key").as_deref(), Some("value"));
 }
 
 #[test]
@@ -71,10 +71,10 @@ fn the_seed_memory_layer_is_bounded_and_lru() {
     .unwrap();
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    tower.get::<i32>("a").unwrap();
+    tower.get::<i32>("a");
     tower.set("c", 3).unwrap();
-    assert_eq!(tower.get::<i32>("b").unwrap(), None, "lru: b was the least recently used");
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("b"), None, "lru: b was the least recently used");
+    assert_eq!(tower.get::<i32>("a"), Some(1));
     assert_eq!(tower.stats()[0].evictions, 1);
 }
 
@@ -108,7 +108,7 @@ fn maxsize_zero_is_unbounded_and_lru_false_is_fifo() {
             .unwrap();
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    tower.get::<i32>("a").unwrap();
+    tower.get::<i32>("a");
     tower.set("c", 3).unwrap();
     let top = &tower.get_layers()[0];
     assert!(!top.exists("a").unwrap(), "fifo evicts the oldest even after a read");
@@ -129,7 +129,7 @@ fn the_largest_ttl_and_a_very_large_maxsize_load_and_work() {
     .unwrap();
     assert_eq!(tower.get_layers()[0].ttl(), Some(MAX_TTL));
     tower.set("k", 1).unwrap();
-    assert_eq!(tower.get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("k"), Some(1));
 }
 
 #[test]

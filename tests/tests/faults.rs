@@ -120,7 +120,7 @@ impl Stack {
 fn prime(api: &impl Calls, tower: &CacheTower, memory: &MemoryAdapter, key: &str, expected: &str) {
     let deadline = Instant::now() + DELIVERY;
     loop {
-        let got = api.get::<String>(tower, key).expect("get never fails");
+        let got = api.get::<String>(tower, key);
         assert_eq!(got.as_deref(), Some(expected), "reading {key:?} before the change");
         if memory.exists(key).unwrap() {
             std::thread::sleep(Duration::from_millis(20));
@@ -137,7 +137,7 @@ fn prime(api: &impl Calls, tower: &CacheTower, memory: &MemoryAdapter, key: &str
 fn await_read(api: &impl Calls, tower: &CacheTower, key: &str, expected: Option<&str>, change: &str) -> Duration {
     let since = Instant::now();
     loop {
-        let got = api.get::<String>(tower, key).expect("get never fails");
+        let got = api.get::<String>(tower, key);
         let took = since.elapsed();
         if got.as_deref() == expected {
             if !change.is_empty() {
@@ -237,10 +237,10 @@ impl Tally {
     }
 
     /// A read must be a miss or the key's one value; `get` itself never fails.
-    fn check_read(&mut self, key: &str, got: cache_tower::Result<Option<String>>) {
+    fn check_read(&mut self, key: &str, got: Option<String>) {
         match got {
-            Ok(None) => {}
-            Ok(Some(value)) if value == value_of(key) => {}
+            None => {}
+            Some(value) if value == value_of(key) => {}
             other => self.wrong.push(format!("get {key:?} answered {other:?}")),
         }
     }
@@ -536,7 +536,7 @@ fn redis_frozen_and_thawed_under_load_loses_nothing() {
     // And a tower that never saw them reads them all back.
     let (_, fresh) = stack.another();
     let keys: Vec<String> = (0..KEPT_KEYS).map(kept_key).collect();
-    let got = fresh.mget::<String, _>(&keys).unwrap();
+    let got = fresh.mget::<String, _>(&keys);
     let wrong: Vec<&String> = keys.iter().filter(|key| got[*key].as_deref() != Some(value_of(key).as_str())).collect();
     assert!(wrong.is_empty(), "read back wrong after the freeze: {wrong:?}");
     assert_recovered(&stack);
@@ -582,7 +582,7 @@ fn kill_and_recover(api: &impl Calls, kill: impl FnOnce(&mut Raw, u64)) {
     // The change nobody was told about is read, not the old copy.
     let since = Instant::now();
     loop {
-        let got = timings.time(|| "get gap".to_owned(), || api.get::<String>(tower, "gap")).expect("get never fails");
+        let got = timings.time(|| "get gap".to_owned(), || api.get::<String>(tower, "gap"));
         if got.as_deref() == Some("changed while nobody listened") {
             break;
         }
@@ -604,7 +604,7 @@ fn kill_and_recover(api: &impl Calls, kill: impl FnOnce(&mut Raw, u64)) {
     raw.set("k1", &json("after"));
     await_read(api, tower, "k1", Some("after"), "external SET once tracking resumed");
     for key in ["k2", "gap"] {
-        let got = timings.time(|| format!("get {key}"), || api.get::<String>(tower, key)).unwrap();
+        let got = timings.time(|| format!("get {key}"), || api.get::<String>(tower, key));
         assert!(got.is_some(), "{key} reads again");
     }
     timings.assert_within_budget();
@@ -635,7 +635,7 @@ fn while_tracking_cannot_resume_memory_serves_nothing_stale(api: &impl Calls) {
     }
 
     // A reads k again over its open data connection; then B changes it, and nobody can tell A.
-    assert_eq!(api.get::<String>(a, "k").unwrap().as_deref(), Some("v1"));
+    assert_eq!(api.get::<String>(a, "k").as_deref(), Some("v1"));
     api.set(&b, "k", "v2".to_owned()).unwrap();
     assert_eq!(raw.get("k"), Some(json("v2")));
     assert!(!raw.tracking_clients().contains(&a_tracking[0]));
@@ -675,16 +675,16 @@ fn corrupt_values_are_misses_and_get_or_set_overwrites_them(api: &impl Calls) {
     raw.set("10 MB", &big_json);
 
     for (key, _) in &strings {
-        assert_eq!(api.get::<String>(tower, key).unwrap(), None, "{key:?} reads as a miss");
+        assert_eq!(api.get::<String>(tower, key), None, "{key:?} reads as a miss");
     }
     for (key, _) in &users {
-        assert_eq!(api.get::<User>(tower, key).unwrap(), None, "{key:?} reads as a miss");
+        assert_eq!(api.get::<User>(tower, key), None, "{key:?} reads as a miss");
     }
     let keys: Vec<&str> = strings.iter().map(|(key, _)| *key).chain(["10 MB"]).collect();
-    let many = api.mget::<String, _>(tower, &keys).unwrap();
+    let many = api.mget::<String, _>(tower, &keys);
     assert!(strings.iter().all(|(key, _)| many[*key].is_none()), "mget: corrupt values are misses");
     assert!(many["10 MB"].as_ref().is_some_and(|text| *text == big_text), "mget: the 10 MB value decodes");
-    let got = api.get::<String>(tower, "10 MB").unwrap();
+    let got = api.get::<String>(tower, "10 MB");
     assert!(got.is_some_and(|text| text == big_text), "get: the 10 MB value decodes");
     assert!(tower.stats()[1].decode_failures >= (strings.len() + users.len()) as u64, "{:?}", tower.stats()[1]);
 
@@ -692,7 +692,7 @@ fn corrupt_values_are_misses_and_get_or_set_overwrites_them(api: &impl Calls) {
         let fresh = format!("fresh {key}");
         assert_eq!(api.get_or_set(tower, key, || fresh.clone()), fresh);
         assert_eq!(raw.get(key), Some(json(&fresh)), "get_or_set overwrote {key:?} in Redis");
-        assert_eq!(api.get::<String>(tower, key).unwrap(), Some(fresh));
+        assert_eq!(api.get::<String>(tower, key), Some(fresh));
     }
     for (i, (key, _)) in users.iter().enumerate() {
         let user = User::sample(i as u64);
@@ -734,7 +734,7 @@ fn unusual_keys_work_and_are_invalidated_across_towers(api: &impl Calls) {
         let short = short(&key);
         api.set(a, &key, "v1".to_owned()).unwrap();
         assert_eq!(raw.get(&key), Some(json("v1")), "{short:?} is stored under namespace + key");
-        assert_eq!(api.get::<String>(&b, &key).unwrap().as_deref(), Some("v1"), "{short:?}");
+        assert_eq!(api.get::<String>(&b, &key).as_deref(), Some("v1"), "{short:?}");
 
         prime(api, a, memory_a, &key, "v1");
         api.set(&b, &key, "v2".to_owned()).unwrap();
@@ -746,7 +746,7 @@ fn unusual_keys_work_and_are_invalidated_across_towers(api: &impl Calls) {
 
         api.set(a, &key, "v3".to_owned()).unwrap();
         api.delete(a, &key).unwrap();
-        assert_eq!(api.get::<String>(a, &key).unwrap(), None, "{short:?}");
+        assert_eq!(api.get::<String>(a, &key), None, "{short:?}");
         assert_eq!(raw.get(&key), None, "{short:?} deleted from Redis");
     }
     assert!(stack.tower.stats().iter().all(|layer| layer.errors == 0), "{:?}", stack.tower.stats());
@@ -924,7 +924,7 @@ fn no_read_goes_back_after_a_newer_version_was_seen_in_one_process() {
             std::thread::spawn(move || {
                 let mut versions = Versions::default();
                 while !stop.load(Ordering::Relaxed) {
-                    versions.observe(tower.get::<u64>("k").expect("get never fails"));
+                    versions.observe(tower.get::<u64>("k"));
                     std::thread::sleep(Duration::from_micros(100));
                 }
                 versions
@@ -938,7 +938,7 @@ fn no_read_goes_back_after_a_newer_version_was_seen_in_one_process() {
             runtime.spawn(async move {
                 let mut versions = Versions::default();
                 while !stop.load(Ordering::Relaxed) {
-                    versions.observe(tower.get_async::<u64>("k").await.expect("get never fails"));
+                    versions.observe(tower.get_async::<u64>("k").await);
                     tokio::time::sleep(Duration::from_micros(100)).await;
                 }
                 versions
@@ -971,7 +971,7 @@ fn no_read_goes_back_after_a_newer_version_was_seen_in_one_process() {
         );
         // The last version reaches every reader.
         let since = Instant::now();
-        while tower.get::<u64>("k").unwrap() != Some(last) {
+        while tower.get::<u64>("k") != Some(last) {
             assert!(
                 since.elapsed() < DELIVERY,
                 "{name} never read the last version {last}; memory has {:?}",

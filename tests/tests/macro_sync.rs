@@ -55,8 +55,8 @@ fn a_plain_result_is_computed_once_per_key_and_stored_under_its_key() {
     assert_eq!(load_user(7), User::sample(7));
 
     assert_eq!(runs(&LOAD_USER_RUNS), 2, "once per key");
-    assert_eq!(tower.get::<User>("user:7").unwrap(), Some(User::sample(7)));
-    assert_eq!(tower.get::<User>("user:8").unwrap(), Some(User::sample(8)));
+    assert_eq!(tower.get::<User>("user:7"), Some(User::sample(7)));
+    assert_eq!(tower.get::<User>("user:8"), Some(User::sample(8)));
 }
 
 static PRELOADED_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -93,7 +93,7 @@ fn a_stored_value_of_another_type_is_a_miss_and_is_overwritten() {
     assert_eq!(stale_type(3), 3);
 
     assert_eq!(runs(&STALE_TYPE_RUNS), 1, "the fresh value was cached");
-    assert_eq!(tower.get::<u32>("wrong:3").unwrap(), Some(3));
+    assert_eq!(tower.get::<u32>("wrong:3"), Some(3));
 }
 
 static EVERY_LAYER_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -160,8 +160,8 @@ fn keys_longer_than_the_stack_buffer_are_kept_whole() {
     let prefix = format!("{}é", "p".repeat(79));
     assert_eq!(key_long(&prefix, 7), 7 + 81);
     assert_eq!(key_long_plain(&prefix, 7), 8);
-    assert_eq!(tower.get::<u32>(&format!("{prefix}:   7")).unwrap(), Some(88));
-    assert_eq!(tower.get::<u32>(&format!("{prefix}|7")).unwrap(), Some(8));
+    assert_eq!(tower.get::<u32>(&format!("{prefix}:   7")), Some(88));
+    assert_eq!(tower.get::<u32>(&format!("{prefix}|7")), Some(8));
     assert_eq!(key_long_plain(&prefix, 7), 8, "a hit under the long key");
 }
 
@@ -174,14 +174,14 @@ fn key_templates_produce_exactly_their_keys() {
     key_padded(42);
     key_braces(5);
 
-    assert_eq!(tower.get::<u64>("user:7").unwrap(), Some(8));
-    assert_eq!(tower.get::<String>("acme:3").unwrap().as_deref(), Some("acme page 3"));
-    assert_eq!(tower.get::<u32>("00000042").unwrap(), Some(84));
-    assert_eq!(tower.get::<u32>("{literal}:5").unwrap(), Some(15));
+    assert_eq!(tower.get::<u64>("user:7"), Some(8));
+    assert_eq!(tower.get::<String>("acme:3").as_deref(), Some("acme page 3"));
+    assert_eq!(tower.get::<u32>("00000042"), Some(84));
+    assert_eq!(tower.get::<u32>("{literal}:5"), Some(15));
     for near_miss in ["user:8", "user:07", "acme", "42", "{{literal}}:5", "{literal:5}", "literal:5"] {
-        assert!(!tower.exists(near_miss).unwrap(), "nothing stored under {near_miss:?}");
+        assert!(!tower.exists(near_miss), "nothing stored under {near_miss:?}");
     }
-    assert!(registry::get("sync_keys").unwrap().exists("user:7").unwrap());
+    assert!(registry::get("sync_keys").unwrap().exists("user:7"));
 }
 
 // ===== the default key =====
@@ -219,13 +219,13 @@ fn the_default_key_is_the_function_path_and_its_arguments_as_a_json_array() {
     assert_eq!(add(2, 1), 3);
 
     let key = concat!(module_path!(), "::add");
-    assert_eq!(tower.get::<u32>(&format!("{key}:[1,2]")).unwrap(), Some(3));
-    assert_eq!(tower.get::<u32>(&format!("{key}:[2,1]")).unwrap(), Some(3));
+    assert_eq!(tower.get::<u32>(&format!("{key}:[1,2]")), Some(3));
+    assert_eq!(tower.get::<u32>(&format!("{key}:[2,1]")), Some(3));
     assert_eq!(runs(&ADD_RUNS), 2, "the same arguments give the same key on every call");
 
     let text = describe("ann", Page { tenant: "acme".to_owned(), number: 2 }, vec!["x".to_owned()]);
     let key = format!(r#"{}::describe:["ann",{{"tenant":"acme","number":2}},["x"]]"#, module_path!());
-    assert_eq!(tower.get::<String>(&key).unwrap(), Some(text));
+    assert_eq!(tower.get::<String>(&key), Some(text));
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn the_default_key_of_a_function_without_arguments_is_an_empty_json_array() {
     no_arguments();
 
     let key = concat!(module_path!(), "::no_arguments:[]");
-    assert_eq!(tower.get::<u32>(key).unwrap(), Some(11), "the documented key {key:?}");
+    assert_eq!(tower.get::<u32>(key), Some(11), "the documented key {key:?}");
 }
 
 // ===== methods =====
@@ -264,14 +264,14 @@ fn methods_on_self_use_the_receiver_in_their_key() {
     assert_eq!(us.price(3), 600);
 
     assert_eq!((runs(&eu.runs), runs(&us.runs)), (1, 1));
-    assert_eq!(tower.get::<u32>("eu:3").unwrap(), Some(300));
-    assert_eq!(tower.get::<u32>("us:3").unwrap(), Some(600));
+    assert_eq!(tower.get::<u32>("eu:3"), Some(300));
+    assert_eq!(tower.get::<u32>("us:3"), Some(600));
 
     assert_eq!(eu.price_uncached(3), 300);
     assert_eq!(runs(&eu.runs), 2, "the method's _uncached companion runs the body");
     eu.price_invalidate(3).unwrap();
-    assert!(!tower.exists("eu:3").unwrap());
-    assert!(tower.exists("us:3").unwrap(), "only that receiver's entry is removed");
+    assert!(!tower.exists("eu:3"));
+    assert!(tower.exists("us:3"), "only that receiver's entry is removed");
 }
 
 #[derive(Clone)]
@@ -294,10 +294,10 @@ fn methods_on_self_by_value_are_memoized() {
     let eu = Owned { region: "eu".to_owned() };
 
     assert_eq!(eu.clone().into_label(1), "eu!1");
-    assert_eq!(tower.get::<String>("eu:1").unwrap().as_deref(), Some("eu!1"));
+    assert_eq!(tower.get::<String>("eu:1").as_deref(), Some("eu!1"));
     assert_eq!(eu.clone().into_label_uncached(1), "eu!1");
     eu.into_label_invalidate(1).unwrap();
-    assert!(!tower.exists("eu:1").unwrap());
+    assert!(!tower.exists("eu:1"));
 }
 
 // ===== generic functions =====
@@ -319,8 +319,8 @@ fn generic_functions_are_memoized_per_argument_value() {
     assert_eq!(show(5u8), "5");
 
     assert_eq!(runs(&SHOW_RUNS), 2);
-    assert_eq!(tower.get::<String>(concat!(module_path!(), "::show:[5]")).unwrap().as_deref(), Some("5"));
-    assert_eq!(tower.get::<String>(concat!(module_path!(), r#"::show:["x"]"#)).unwrap().as_deref(), Some("\"x\""));
+    assert_eq!(tower.get::<String>(concat!(module_path!(), "::show:[5]")).as_deref(), Some("5"));
+    assert_eq!(tower.get::<String>(concat!(module_path!(), r#"::show:["x"]"#)).as_deref(), Some("\"x\""));
 }
 
 // ===== Result =====
@@ -356,14 +356,14 @@ fn a_result_caches_ok_and_returns_errors_uncached() {
     assert_eq!(parse("21"), Ok(42));
     assert_eq!(parse("21"), Ok(42));
     assert_eq!(runs(&PARSE_RUNS), 1, "Ok is cached");
-    assert_eq!(tower.get::<u32>("parse:21").unwrap(), Some(42), "the Ok value is what is stored");
+    assert_eq!(tower.get::<u32>("parse:21"), Some(42), "the Ok value is what is stored");
 
     assert!(matches!(parse("x"), Err(AppError::Parse(_))), "`?` converts the error with From");
     assert!(matches!(parse("x"), Err(AppError::Parse(_))));
     assert_eq!(parse(""), Err(AppError::Empty), "an early `return` works");
     assert_eq!(runs(&PARSE_RUNS), 4, "errors are not cached: each call runs the body");
-    assert!(!tower.exists("parse:x").unwrap());
-    assert!(!tower.exists("parse:").unwrap());
+    assert!(!tower.exists("parse:x"));
+    assert!(!tower.exists("parse:"));
 }
 
 static FLAKY_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -378,7 +378,7 @@ fn after_an_error_the_next_call_runs_the_body_and_caches_its_success() {
     let tower = register_memory("sync_flaky");
 
     assert_eq!(flaky(5), Err("database down".to_owned()));
-    assert!(!tower.exists("flaky:5").unwrap());
+    assert!(!tower.exists("flaky:5"));
     assert_eq!(flaky(5), Ok(5));
     assert_eq!(flaky(5), Ok(5));
 
@@ -405,8 +405,8 @@ fn result_true_treats_an_alias_as_a_result() {
     assert_eq!(fallible(9), Ok(9));
 
     assert_eq!(runs(&ALIAS_RESULT_RUNS), 3, "the Err ran twice, the Ok once");
-    assert!(!tower.exists("alias:0").unwrap());
-    assert_eq!(tower.get::<u32>("alias:9").unwrap(), Some(9), "the Ok value itself is stored");
+    assert!(!tower.exists("alias:0"));
+    assert_eq!(tower.get::<u32>("alias:9"), Some(9), "the Ok value itself is stored");
 }
 
 // ===== Option =====
@@ -426,12 +426,12 @@ fn an_option_caches_some_only() {
     assert_eq!(find(3), None);
     assert_eq!(find(3), None);
     assert_eq!(runs(&FIND_RUNS), 2, "None is not cached");
-    assert!(!tower.exists("find:3").unwrap());
+    assert!(!tower.exists("find:3"));
 
     assert_eq!(find(4), Some(40));
     assert_eq!(find(4), Some(40));
     assert_eq!(runs(&FIND_RUNS), 3, "Some is cached");
-    assert_eq!(tower.get::<u32>("find:4").unwrap(), Some(40), "the Some value itself is stored");
+    assert_eq!(tower.get::<u32>("find:4"), Some(40), "the Some value itself is stored");
 }
 
 static FIND_NONE_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -452,7 +452,7 @@ fn cache_none_caches_none_too() {
     assert_eq!(find_caching_none(4), Some(40));
 
     assert_eq!(runs(&FIND_NONE_RUNS), 2, "None and Some are both cached");
-    assert!(tower.exists("find:3").unwrap());
+    assert!(tower.exists("find:3"));
 }
 
 type Maybe = Option<u32>;
@@ -475,8 +475,8 @@ fn option_true_treats_an_alias_as_an_option() {
     assert_eq!(maybe(6), Some(6));
 
     assert_eq!(runs(&ALIAS_OPTION_RUNS), 3, "None ran twice, Some once");
-    assert!(!tower.exists("maybe:0").unwrap());
-    assert_eq!(tower.get::<u32>("maybe:6").unwrap(), Some(6), "the Some value itself is stored");
+    assert!(!tower.exists("maybe:0"));
+    assert_eq!(tower.get::<u32>("maybe:6"), Some(6), "the Some value itself is stored");
 }
 
 // ===== which tower =====
@@ -498,8 +498,8 @@ fn without_config_the_default_tower_is_used() {
     in_default(1);
 
     assert_eq!(runs(&IN_DEFAULT_RUNS), 1);
-    assert_eq!(tower.get::<u32>("in_default:1").unwrap(), Some(1));
-    assert!(registry::get("default").unwrap().exists("in_default:1").unwrap());
+    assert_eq!(tower.get::<u32>("in_default:1"), Some(1));
+    assert!(registry::get("default").unwrap().exists("in_default:1"));
 }
 
 static UNREGISTERED_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -543,14 +543,14 @@ fn uncached_always_runs_and_stores_nothing_and_invalidate_removes_the_entry() {
 
     assert_eq!(ticket_uncached(1), 1);
     assert_eq!(ticket_uncached(1), 2, "_uncached runs the body every time");
-    assert!(!tower.exists("ticket:1").unwrap(), "_uncached stores nothing");
+    assert!(!tower.exists("ticket:1"), "_uncached stores nothing");
 
     assert_eq!(ticket(1), 3);
     assert_eq!(ticket_uncached(1), 4);
     assert_eq!(ticket(1), 3, "_uncached neither reads nor overwrites the cached value");
 
     ticket_invalidate(1).unwrap();
-    assert!(!tower.exists("ticket:1").unwrap(), "_invalidate removed the entry");
+    assert!(!tower.exists("ticket:1"), "_invalidate removed the entry");
     assert_eq!(ticket(1), 5, "the next call runs the body");
     assert_eq!(ticket(1), 5);
     assert_eq!(runs(&TICKET_RUNS), 5);
@@ -696,16 +696,16 @@ fn names_the_expansion_uses_do_not_collide_with_the_users() {
     assert_eq!(colliding(1, 2, 3, 4, 5), expected);
     assert_eq!(colliding_uncached(1, 2, 3, 4, 5), expected);
     assert_eq!(runs(&COLLIDING_RUNS), 2, "one cached run and one uncached run");
-    assert_eq!(tower.get::<u32>("1:2:3:4").unwrap(), Some(expected), "the key is made of the parameters");
+    assert_eq!(tower.get::<u32>("1:2:3:4"), Some(expected), "the key is made of the parameters");
     colliding_invalidate(1, 2, 3, 4, 5).unwrap();
-    assert!(!tower.exists("1:2:3:4").unwrap());
+    assert!(!tower.exists("1:2:3:4"));
 
     assert_eq!(colliding_default(7, "b"), "7bsite");
     let key = format!(r#"{}::colliding_default:[7,"b"]"#, module_path!());
-    assert_eq!(tower.get::<String>(&key).unwrap().as_deref(), Some("7bsite"));
+    assert_eq!(tower.get::<String>(&key).as_deref(), Some("7bsite"));
 
     assert_eq!(Colliding { key: 3 }.method(4), 34);
-    assert_eq!(tower.get::<u32>("method:3:4").unwrap(), Some(34));
+    assert_eq!(tower.get::<u32>("method:3:4"), Some(34));
 }
 
 // ===== associated functions and generics the call to the body must name =====
@@ -740,12 +740,12 @@ fn associated_functions_and_explicit_generics_are_memoized() {
 
     assert_eq!(Scale::scaled(2), 14);
     assert_eq!(Scale::scaled_uncached(2), 14);
-    assert_eq!(tower.get::<u32>("scaled:2").unwrap(), Some(14));
+    assert_eq!(tower.get::<u32>("scaled:2"), Some(14));
     Scale::scaled_invalidate(2).unwrap();
-    assert!(!tower.exists("scaled:2").unwrap());
+    assert!(!tower.exists("scaled:2"));
 
     assert_eq!(zero::<u64>(), 0);
     assert_eq!(zero_uncached::<String>(), "");
     assert_eq!(repeat::<2>('x', 1), "xxx");
-    assert_eq!(tower.get::<String>("repeat:x:1").unwrap().as_deref(), Some("xxx"));
+    assert_eq!(tower.get::<String>("repeat:x:1").as_deref(), Some("xxx"));
 }

@@ -29,12 +29,12 @@ fn fifo_evicts_the_oldest_key_even_when_it_was_just_read() {
     let tower = tower_of(std::slice::from_ref(&memory));
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("a"), Some(1));
     tower.set("c", 3).unwrap();
 
-    assert_eq!(tower.get::<i32>("a").unwrap(), None);
-    assert_eq!(tower.get::<i32>("b").unwrap(), Some(2));
-    assert_eq!(tower.get::<i32>("c").unwrap(), Some(3));
+    assert_eq!(tower.get::<i32>("a"), None);
+    assert_eq!(tower.get::<i32>("b"), Some(2));
+    assert_eq!(tower.get::<i32>("c"), Some(3));
     assert_eq!(memory.keys(), ["b", "c"]);
     assert_eq!(memory.stats().evictions, 1);
 }
@@ -46,13 +46,13 @@ fn lru_evicts_the_least_recently_used_key() {
     let tower = tower_of(std::slice::from_ref(&memory));
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("a"), Some(1));
     tower.set("c", 3).unwrap();
 
     assert_eq!(memory.keys(), ["a", "c"]);
-    assert_eq!(tower.get::<i32>("b").unwrap(), None);
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
-    assert_eq!(tower.get::<i32>("c").unwrap(), Some(3));
+    assert_eq!(tower.get::<i32>("b"), None);
+    assert_eq!(tower.get::<i32>("a"), Some(1));
+    assert_eq!(tower.get::<i32>("c"), Some(3));
     assert_eq!(memory.stats().evictions, 1);
 }
 
@@ -62,7 +62,7 @@ fn lru_mget_counts_as_a_use() {
     let tower = tower_of(std::slice::from_ref(&memory));
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    tower.mget::<i32, _>(&["a"]).unwrap();
+    tower.mget::<i32, _>(&["a"]);
     tower.set("c", 3).unwrap();
     assert_eq!(memory.keys(), ["a", "c"]);
 }
@@ -80,8 +80,8 @@ fn overwriting_a_present_key_at_maxsize_never_evicts() {
             tower.set("b", 20 + round).unwrap();
             tower.mset([("a", 30 + round), ("b", 40 + round)]).unwrap();
         }
-        assert_eq!(tower.get::<i32>("a").unwrap(), Some(34), "lru {lru}");
-        assert_eq!(tower.get::<i32>("b").unwrap(), Some(44), "lru {lru}");
+        assert_eq!(tower.get::<i32>("a"), Some(34), "lru {lru}");
+        assert_eq!(tower.get::<i32>("b"), Some(44), "lru {lru}");
         assert_eq!(memory.len(), 2, "lru {lru}");
         assert_eq!(memory.stats().evictions, 0, "lru {lru}");
     }
@@ -224,13 +224,13 @@ fn expiry_through_the_tower() {
     tower.set("k", "v".to_string()).unwrap();
     tower.mset([("m", 1)]).unwrap();
     clock.advance(secs(59));
-    assert_eq!(tower.get::<String>("k").unwrap().as_deref(), Some("v"));
-    assert_eq!(tower.mget::<i32, _>(&["m"]).unwrap()["m"], Some(1));
-    assert!(tower.exists("k").unwrap());
+    assert_eq!(tower.get::<String>("k").as_deref(), Some("v"));
+    assert_eq!(tower.mget::<i32, _>(&["m"])["m"], Some(1));
+    assert!(tower.exists("k"));
     clock.advance(secs(1));
-    assert_eq!(tower.get::<String>("k").unwrap(), None);
-    assert_eq!(tower.mget::<i32, _>(&["m"]).unwrap()["m"], None);
-    assert!(!tower.exists("k").unwrap());
+    assert_eq!(tower.get::<String>("k"), None);
+    assert_eq!(tower.mget::<i32, _>(&["m"])["m"], None);
+    assert!(!tower.exists("k"));
 }
 
 #[test]
@@ -443,7 +443,7 @@ fn the_same_adapter_in_two_towers_is_one_storage() {
     let first = tower_of(std::slice::from_ref(&shared));
     let second = tower_of(&[MemoryAdapter::new(), shared.clone()]);
     first.set("k", 5).unwrap();
-    assert_eq!(second.get::<i32>("k").unwrap(), Some(5));
+    assert_eq!(second.get::<i32>("k"), Some(5));
     assert_eq!(peek::<i32>(&*second.get_layers()[0], "k"), Some(5), "backfilled into second's layer 0");
 }
 

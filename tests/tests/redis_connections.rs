@@ -128,15 +128,15 @@ fn a_connection_killed_by_client_kill_is_replaced_without_an_error(api: &impl Ca
 
     // Every operation after the kill, each through a connection killed before it (one more kill
     // before each call).
-    assert_eq!(api.get::<u32>(&tower, "k").expect("the next call succeeds"), Some(1));
+    assert_eq!(api.get::<u32>(&tower, "k"), Some(1));
     for round in 0..3u32 {
         redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).exec(&mut raw).unwrap();
         api.set(&tower, "k", round).expect("set after a kill");
         redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).exec(&mut raw).unwrap();
-        let got = api.mget::<u32, _>(&tower, &["k", "m"]).expect("mget after a kill");
+        let got = api.mget::<u32, _>(&tower, &["k", "m"]);
         assert_eq!((got["k"], got["m"]), (Some(round), Some(2)));
         redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).exec(&mut raw).unwrap();
-        assert!(api.exists(&tower, "m").expect("exists after a kill"));
+        assert!(api.exists(&tower, "m"));
     }
     assert_no_errors(&tower);
 }
@@ -152,7 +152,7 @@ fn a_connection_closed_by_the_server_timeout_is_replaced_without_an_error(api: &
     let mut raw = raw(&server);
     assert_eq!(connected_clients(&mut raw), 1, "the server closed the layer's idle connection");
 
-    assert_eq!(api.get::<u32>(&tower, "k").expect("the next call succeeds"), Some(7));
+    assert_eq!(api.get::<u32>(&tower, "k"), Some(7));
     assert_no_errors(&tower);
 }
 
@@ -179,7 +179,7 @@ fn the_first_backfilling_get_on_a_fresh_server_is_one_command(api: &impl Calls) 
     redis::cmd("SET").arg(format!("{namespace}k")).arg("5").exec(&mut raw).unwrap();
     let before = command_calls(&mut raw);
 
-    assert_eq!(api.get::<u32>(&tower, "k").expect("get"), Some(5), "found in Redis");
+    assert_eq!(api.get::<u32>(&tower, "k"), Some(5), "found in Redis");
 
     assert_eq!(
         commands_since(&mut raw, &before),
@@ -200,7 +200,7 @@ fn the_first_mget_on_a_fresh_server_is_one_command(api: &impl Calls) {
     redis::cmd("SET").arg(format!("{namespace}a")).arg("1").exec(&mut raw).unwrap();
     let before = command_calls(&mut raw);
 
-    let got = api.mget::<u32, _>(&tower, &["a", "b"]).expect("mget");
+    let got = api.mget::<u32, _>(&tower, &["a", "b"]);
     assert_eq!((got["a"], got["b"]), (Some(1), None));
 
     assert_eq!(commands_since(&mut raw, &before), one("evalsha", &[("get", 2), ("pttl", 1)]));
@@ -217,7 +217,7 @@ fn the_first_plain_get_on_a_fresh_server_is_one_command(api: &impl Calls) {
     let before = command_calls(&mut raw);
 
     // Redis is the top layer: nothing to backfill, so a plain GET.
-    assert_eq!(api.get::<u32>(&tower, "k").expect("get"), None);
+    assert_eq!(api.get::<u32>(&tower, "k"), None);
 
     assert_eq!(commands_since(&mut raw, &before), one("get", &[]));
     assert_no_noscript(&mut raw);
@@ -256,7 +256,7 @@ fn scripts_flushed_from_the_server_are_loaded_again(api: &impl Calls) {
     redis::cmd("SCRIPT").arg("FLUSH").exec(&mut raw).unwrap();
     api.mset(&tower, &[("a".to_owned(), 2u32), ("b".to_owned(), 3u32)]).expect("mset after SCRIPT FLUSH");
     memory.flush().unwrap();
-    let got = api.mget::<u32, _>(&tower, &["a", "b"]).expect("mget after SCRIPT FLUSH");
+    let got = api.mget::<u32, _>(&tower, &["a", "b"]);
     assert_eq!((got["a"], got["b"]), (Some(2), Some(3)));
     assert_no_errors(&tower);
 }
@@ -301,7 +301,7 @@ fn concurrent_async_calls_after_a_kill_all_succeed() {
         }
         results
     });
-    assert!(results.iter().all(|got| matches!(got, Ok(Some(9)))), "{results:?}");
+    assert!(results.iter().all(|got| *got == Some(9)), "{results:?}");
     assert_no_errors(&tower);
     let clients = connected_clients(&mut raw);
     assert!(clients <= 3, "the tasks share one new connection: {clients} clients");

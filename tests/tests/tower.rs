@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use indexmap::IndexMap;
 use std::time::Duration;
 
 use cache_tower::{CacheAdapter, CacheTower, Entry, ErrorKind, ManualClock, MemoryAdapter, StoredValue};
@@ -25,7 +26,7 @@ fn get_hit_in_layer_i_backfills_every_layer_above_and_none_below() {
             let tower = tower_of(&layers);
             put(&layers[found_at], "k", format!("v{found_at}"));
 
-            let got = tower.get::<String>("k").unwrap();
+            let got = tower.get::<String>("k");
 
             assert_eq!(got, Some(format!("v{found_at}")), "depth {depth}, found at {found_at}");
             for (index, value) in column::<String>(&layers, "k").into_iter().enumerate() {
@@ -43,7 +44,7 @@ fn get_answers_from_the_first_layer_that_has_the_key_and_leaves_lower_copies_alo
     put(&layers[1], "k", "middle".to_string());
     put(&layers[2], "k", "bottom".to_string());
 
-    assert_eq!(tower.get::<String>("k").unwrap().as_deref(), Some("middle"));
+    assert_eq!(tower.get::<String>("k").as_deref(), Some("middle"));
     assert_eq!(column::<String>(&layers, "k"), [Some("middle".into()), Some("middle".into()), Some("bottom".into())]);
 }
 
@@ -51,7 +52,7 @@ fn get_answers_from_the_first_layer_that_has_the_key_and_leaves_lower_copies_alo
 fn get_miss_in_every_layer_is_none_and_writes_nothing() {
     let layers = memory_layers(3);
     let tower = tower_of(&layers);
-    assert_eq!(tower.get::<String>("absent").unwrap(), None);
+    assert_eq!(tower.get::<String>("absent"), None);
     assert!(layers.iter().all(MemoryAdapter::is_empty));
 }
 
@@ -60,9 +61,9 @@ fn tower_without_layers_misses_reads_and_accepts_writes() {
     let tower = CacheTower::new();
     tower.set("k", 1).unwrap();
     tower.mset([("a", 1)]).unwrap();
-    assert_eq!(tower.get::<i32>("k").unwrap(), None);
-    assert_eq!(tower.mget::<i32, _>(&["k"]).unwrap(), HashMap::from([("k".to_string(), None)]));
-    assert!(!tower.exists("k").unwrap());
+    assert_eq!(tower.get::<i32>("k"), None);
+    assert_eq!(tower.mget::<i32, _>(&["k"]), IndexMap::from([("k".to_string(), None)]));
+    assert!(!tower.exists("k"));
     tower.delete("k").unwrap();
     tower.flush().unwrap();
 }
@@ -77,9 +78,9 @@ fn mget_backfills_each_key_only_above_where_it_was_found() {
     put(&layers[1], "b", 1u32);
     put(&layers[2], "c", 2u32);
 
-    let values = tower.mget::<u32, _>(&["a", "b", "c", "missing"]).unwrap();
+    let values = tower.mget::<u32, _>(&["a", "b", "c", "missing"]);
 
-    let expected: HashMap<String, Option<u32>> =
+    let expected: IndexMap<String, Option<u32>> =
         [("a", Some(0)), ("b", Some(1)), ("c", Some(2)), ("missing", None)].map(|(k, v)| (k.to_string(), v)).into();
     assert_eq!(values, expected);
     assert_eq!(column::<u32>(&layers, "a"), [Some(0), None, None], "a was found in layer 0: nothing to backfill");
@@ -96,7 +97,7 @@ fn mget_never_writes_a_hit_into_slower_layers() {
     put(&layers[0], "top", "t".to_string());
     put(&layers[1], "mid", "m".to_string());
 
-    let values = tower.mget::<String, _>(&["top", "mid", "nowhere"]).unwrap();
+    let values = tower.mget::<String, _>(&["top", "mid", "nowhere"]);
 
     assert_eq!(values["top"].as_deref(), Some("t"));
     assert_eq!(values["mid"].as_deref(), Some("m"));
@@ -112,7 +113,7 @@ fn mget_result_has_every_requested_key_and_duplicates_once() {
     let tower = tower_of(&layers);
     put(&layers[1], "a", 10i64);
 
-    let values = tower.mget::<i64, _>(&["a", "x", "a", "x", "a"]).unwrap();
+    let values = tower.mget::<i64, _>(&["a", "x", "a", "x", "a"]);
 
     assert_eq!(values.len(), 2);
     assert_eq!(values["a"], Some(10));
@@ -127,7 +128,7 @@ fn mget_result_has_every_requested_key_and_duplicates_once() {
 fn mget_of_no_keys_is_empty() {
     let tower = tower_of(&memory_layers(2));
     let keys: [&str; 0] = [];
-    assert!(tower.mget::<i32, _>(&keys).unwrap().is_empty());
+    assert!(tower.mget::<i32, _>(&keys).is_empty());
 }
 
 #[test]
@@ -136,8 +137,23 @@ fn mget_accepts_owned_keys() {
     let tower = tower_of(&layers);
     tower.set("k1", 1).unwrap();
     let keys = vec!["k1".to_string(), "k2".to_string()];
-    let values = tower.mget::<i32, _>(&keys).unwrap();
-    assert_eq!(values, HashMap::from([("k1".to_string(), Some(1)), ("k2".to_string(), None)]));
+    let values = tower.mget::<i32, _>(&keys);
+    assert_eq!(values, IndexMap::from([("k1".to_string(), Some(1)), ("k2".to_string(), None)]));
+}
+
+#[test]
+fn mget_returns_keys_in_request_order_each_once() {
+    // Found in different layers, missing, and asked twice: the result keeps the order of the
+    // request (where each key was first asked), like the seed's dict, run after run.
+    let layers = memory_layers(2);
+    let tower = tower_of(&layers);
+    put(&layers[1], "z", 26u32);
+    put(&layers[0], "m", 13u32);
+    put(&layers[1], "a", 1u32);
+    let keys = ["z", "missing", "m", "a", "z", "b"];
+    let values = tower.mget::<u32, _>(&keys);
+    let pairs: Vec<(&str, Option<u32>)> = values.iter().map(|(key, value)| (key.as_str(), *value)).collect();
+    assert_eq!(pairs, [("z", Some(26)), ("missing", None), ("m", Some(13)), ("a", Some(1)), ("b", None)]);
 }
 
 // ===== writes =====
@@ -151,7 +167,7 @@ fn set_overwrites_in_every_layer() {
     }
     tower.set("k", "new".to_string()).unwrap();
     assert_eq!(column::<String>(&layers, "k"), vec![Some("new".to_string()); 3]);
-    assert_eq!(tower.get::<String>("k").unwrap().as_deref(), Some("new"));
+    assert_eq!(tower.get::<String>("k").as_deref(), Some("new"));
 }
 
 #[test]
@@ -194,7 +210,7 @@ fn delete_removes_from_every_layer() {
     tower.delete("k").unwrap();
     assert_eq!(column::<u8>(&layers, "k"), [None, None, None]);
     assert_eq!(column::<u8>(&layers, "other"), [Some(2), Some(2), Some(2)], "other keys stay");
-    assert_eq!(tower.get::<u8>("k").unwrap(), None);
+    assert_eq!(tower.get::<u8>("k"), None);
     tower.delete("never-there").unwrap();
 }
 
@@ -212,9 +228,9 @@ fn flush_empties_every_layer() {
         assert_eq!(layer.len(), 0, "layer {index}");
         assert!(layer.keys().is_empty(), "layer {index}");
     }
-    assert_eq!(tower.get::<i32>("only-bottom").unwrap(), None);
+    assert_eq!(tower.get::<i32>("only-bottom"), None);
     tower.set("after", 1).unwrap();
-    assert_eq!(tower.get::<i32>("after").unwrap(), Some(1), "a flushed tower is usable");
+    assert_eq!(tower.get::<i32>("after"), Some(1), "a flushed tower is usable");
 }
 
 // ===== exists =====
@@ -231,7 +247,7 @@ fn exists_is_true_for_every_non_empty_subset_of_layers_and_never_backfills() {
             }
         }
 
-        assert!(tower.exists("k").unwrap(), "subset {subset:03b}");
+        assert!(tower.exists("k"), "subset {subset:03b}");
 
         for (index, layer) in layers.iter().enumerate() {
             let expected = holds(index).then_some(index);
@@ -246,7 +262,7 @@ fn exists_is_false_when_no_layer_has_the_key() {
     let layers = memory_layers(3);
     let tower = tower_of(&layers);
     put(&layers[1], "other", 1);
-    assert!(!tower.exists("k").unwrap());
+    assert!(!tower.exists("k"));
 }
 
 #[test]
@@ -257,9 +273,9 @@ fn exists_ignores_expired_entries() {
     let tower = tower_of(&[top, bottom]);
     tower.set("k", 1).unwrap();
     clock.advance(Duration::from_secs(5));
-    assert!(tower.exists("k").unwrap(), "still in the bottom layer");
+    assert!(tower.exists("k"), "still in the bottom layer");
     clock.advance(Duration::from_secs(5));
-    assert!(!tower.exists("k").unwrap(), "expired everywhere");
+    assert!(!tower.exists("k"), "expired everywhere");
 }
 
 // ===== layer management =====
@@ -293,7 +309,7 @@ fn get_layers_hands_out_the_layers_themselves() {
     assert_eq!(peek::<i32>(&*layers[1], "k"), Some(5));
     layers[1].delete("k").unwrap();
     layers[0].delete("k").unwrap();
-    assert_eq!(tower.get::<i32>("k").unwrap(), None);
+    assert_eq!(tower.get::<i32>("k"), None);
 }
 
 #[test]
@@ -308,7 +324,7 @@ fn set_layers_replaces_the_whole_stack() {
     tower.set_layers(fresh);
 
     assert_eq!(namespaces(&tower), ["new0"]);
-    assert_eq!(tower.get::<i32>("k").unwrap(), None, "the old layers are gone");
+    assert_eq!(tower.get::<i32>("k"), None, "the old layers are gone");
     tower.set_layers(Vec::<MemoryAdapter>::new());
     assert!(tower.get_layers().is_empty());
 }
@@ -319,7 +335,7 @@ fn set_layers_accepts_the_layers_of_another_tower() {
     first.set("k", 3).unwrap();
     let second = CacheTower::new();
     second.set_layers(first.get_layers());
-    assert_eq!(second.get::<i32>("k").unwrap(), Some(3), "adapters are shared handles");
+    assert_eq!(second.get::<i32>("k"), Some(3), "adapters are shared handles");
 }
 
 #[test]
@@ -366,9 +382,9 @@ fn stats_count_hits_misses_and_backfills_per_layer() {
     let tower = tower_of(&layers);
     put(&layers[2], "deep", 1);
 
-    assert_eq!(tower.get::<i32>("deep").unwrap(), Some(1)); // L0 miss, L1 miss, L2 hit; L0 and L1 backfilled
-    assert_eq!(tower.get::<i32>("deep").unwrap(), Some(1)); // L0 hit
-    assert_eq!(tower.get::<i32>("absent").unwrap(), None); // a miss everywhere
+    assert_eq!(tower.get::<i32>("deep"), Some(1)); // L0 miss, L1 miss, L2 hit; L0 and L1 backfilled
+    assert_eq!(tower.get::<i32>("deep"), Some(1)); // L0 hit
+    assert_eq!(tower.get::<i32>("absent"), None); // a miss everywhere
 
     let stats = tower.stats();
     assert_eq!(stats.len(), 3);
@@ -385,7 +401,7 @@ fn stats_count_mget_per_key() {
     put(&layers[1], "b", 2);
     put(&layers[1], "c", 3);
 
-    tower.mget::<i32, _>(&["a", "b", "c", "d"]).unwrap();
+    tower.mget::<i32, _>(&["a", "b", "c", "d"]);
 
     let stats = tower.stats();
     assert_eq!((stats[0].hits, stats[0].misses, stats[0].backfills), (1, 3, 2));
@@ -400,7 +416,7 @@ fn stats_report_the_adapters_evictions_and_expirations() {
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap(); // evicts a
     clock.advance(Duration::from_secs(1));
-    assert_eq!(tower.get::<i32>("b").unwrap(), None); // b expired
+    assert_eq!(tower.get::<i32>("b"), None); // b expired
     let stats = &tower.stats()[0];
     assert_eq!((stats.evictions, stats.expirations), (1, 1));
 }
@@ -408,7 +424,7 @@ fn stats_report_the_adapters_evictions_and_expirations() {
 #[test]
 fn set_layers_starts_the_counters_again() {
     let tower = tower_of(&memory_layers(1));
-    tower.get::<i32>("absent").unwrap();
+    tower.get::<i32>("absent");
     assert_eq!(tower.stats()[0].misses, 1);
     tower.set_layers(tower.get_layers());
     assert_eq!(tower.stats()[0].misses, 0);
@@ -424,8 +440,8 @@ where
     // Stored typed in layer 0.
     let tower = tower_of(&memory_layers(1));
     tower.set("k", value.clone()).unwrap();
-    assert_eq!(tower.get::<T>("k").unwrap(), Some(value.clone()), "get {what}");
-    let values = tower.mget::<T, _>(&["k", "absent"]).unwrap();
+    assert_eq!(tower.get::<T>("k"), Some(value.clone()), "get {what}");
+    let values = tower.mget::<T, _>(&["k", "absent"]);
     assert_eq!(values["k"], Some(value.clone()), "mget {what}");
     assert_eq!(values["absent"], None);
 
@@ -435,8 +451,8 @@ where
     let json = serde_json::to_string(&value).unwrap();
     put_json(&layers[1], "g", &json);
     put_json(&layers[1], "m", &json);
-    assert_eq!(tower.get::<T>("g").unwrap(), Some(value.clone()), "get {what} from JSON");
-    assert_eq!(tower.mget::<T, _>(&["m"]).unwrap()["m"], Some(value.clone()), "mget {what} from JSON");
+    assert_eq!(tower.get::<T>("g"), Some(value.clone()), "get {what} from JSON");
+    assert_eq!(tower.mget::<T, _>(&["m"])["m"], Some(value.clone()), "mget {what} from JSON");
     assert_eq!(peek::<T>(&layers[0], "g"), Some(value.clone()), "{what} backfilled by get");
     assert_eq!(peek::<T>(&layers[0], "m"), Some(value), "{what} backfilled by mget");
 }
@@ -467,7 +483,7 @@ fn get_backfill_lives_no_longer_than_the_source_entry() {
     put(&layers[1], "k", 1u32); // expires at t = 10s in layer 1
 
     clock.advance(Duration::from_secs(7));
-    assert_eq!(tower.get::<u32>("k").unwrap(), Some(1)); // backfills layer 0
+    assert_eq!(tower.get::<u32>("k"), Some(1)); // backfills layer 0
     assert_eq!(peek::<u32>(&layers[0], "k"), Some(1));
     let left = layers[0].get("k").unwrap().unwrap().ttl();
     assert_eq!(left, Some(Duration::from_secs(3)), "layer 0 got the 3s layer 1 had left, not its own 60s");
@@ -475,7 +491,7 @@ fn get_backfill_lives_no_longer_than_the_source_entry() {
     clock.advance(Duration::from_secs(4));
     assert_eq!(peek::<u32>(&layers[0], "k"), None, "the backfilled copy outlived its source");
     assert!(!layers[0].exists("k").unwrap());
-    assert_eq!(tower.get::<u32>("k").unwrap(), None);
+    assert_eq!(tower.get::<u32>("k"), None);
 }
 
 #[test]
@@ -487,7 +503,7 @@ fn mget_backfill_lives_no_longer_than_the_source_entry() {
     put(&layers[1], "b", 2u32);
 
     clock.advance(Duration::from_secs(7));
-    let values = tower.mget::<u32, _>(&["a", "b"]).unwrap();
+    let values = tower.mget::<u32, _>(&["a", "b"]);
     assert_eq!((values["a"], values["b"]), (Some(1), Some(2)));
     assert_eq!(column::<u32>(&layers, "a"), [Some(1), Some(1)]);
 
@@ -507,9 +523,9 @@ fn backfill_of_a_json_value_lives_no_longer_than_the_source_entry() {
     put(&layers[1], "other-type", 3u8);
 
     clock.advance(Duration::from_secs(7));
-    assert_eq!(tower.get::<u32>("g").unwrap(), Some(1));
-    assert_eq!(tower.get::<u32>("other-type").unwrap(), Some(3), "stored as u8, read as u32");
-    assert_eq!(tower.mget::<u32, _>(&["m"]).unwrap()["m"], Some(2));
+    assert_eq!(tower.get::<u32>("g"), Some(1));
+    assert_eq!(tower.get::<u32>("other-type"), Some(3), "stored as u8, read as u32");
+    assert_eq!(tower.mget::<u32, _>(&["m"])["m"], Some(2));
     for key in ["g", "m", "other-type"] {
         let left = layers[0].get(key).unwrap().map(|e| e.ttl());
         assert_eq!(left, Some(Some(Duration::from_secs(3))), "{key}: backfilled with what layer 1 had left");
@@ -531,7 +547,7 @@ fn backfill_through_three_layers_takes_the_shortest_life() {
     layers[2].set("k", &Entry::new(StoredValue::new(9u8), Some(Duration::from_secs(10)))).unwrap(); // until t = 11
     clock.advance(Duration::from_secs(3)); // t = 4: 7s left
 
-    assert_eq!(tower.get::<u8>("k").unwrap(), Some(9));
+    assert_eq!(tower.get::<u8>("k"), Some(9));
     assert_eq!(
         layers[1].get("k").unwrap().unwrap().ttl(),
         Some(Duration::from_secs(5)),
@@ -552,7 +568,7 @@ fn backfill_from_a_layer_without_ttl_uses_the_upper_layers_ttl() {
     let bottom = MemoryAdapter::builder().clock(&clock).build();
     let tower = tower_of(&[top.clone(), bottom.clone()]);
     put(&bottom, "k", 1);
-    assert_eq!(tower.get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("k"), Some(1));
     clock.advance(Duration::from_secs(29));
     assert_eq!(peek::<i32>(&top, "k"), Some(1));
     clock.advance(Duration::from_secs(1));
@@ -569,7 +585,7 @@ fn undecodable_value_is_a_miss_and_the_next_layer_overwrites_it() {
     put(&layers[0], "k", "not a number".to_string());
     put(&layers[1], "k", 42u32);
 
-    assert_eq!(tower.get::<u32>("k").unwrap(), Some(42));
+    assert_eq!(tower.get::<u32>("k"), Some(42));
 
     assert_eq!(peek::<u32>(&layers[0], "k"), Some(42), "layer 0 was overwritten by the backfill");
     let stats = tower.stats();
@@ -577,7 +593,7 @@ fn undecodable_value_is_a_miss_and_the_next_layer_overwrites_it() {
     assert_eq!(stats[0].hits, 0);
     assert_eq!(stats[0].backfills, 1);
     assert_eq!(stats[1].hits, 1);
-    assert_eq!(tower.get::<u32>("k").unwrap(), Some(42));
+    assert_eq!(tower.get::<u32>("k"), Some(42));
     assert_eq!(tower.stats()[0].hits, 1, "the next read is a layer 0 hit");
 }
 
@@ -587,7 +603,7 @@ fn undecodable_value_in_json_is_a_miss() {
     let tower = tower_of(&layers);
     put_json(&layers[0], "k", "{not json");
     put_json(&layers[1], "k", "5");
-    assert_eq!(tower.get::<u8>("k").unwrap(), Some(5));
+    assert_eq!(tower.get::<u8>("k"), Some(5));
     assert_eq!(peek::<u8>(&layers[0], "k"), Some(5));
     assert_eq!(tower.stats()[0].decode_failures, 1);
 }
@@ -599,8 +615,8 @@ fn undecodable_value_everywhere_is_none_never_a_panic() {
     put(&layers[0], "k", "text".to_string());
     put(&layers[1], "k", vec![1, 2]);
     put_json(&layers[2], "k", "][");
-    assert_eq!(tower.get::<User>("k").unwrap(), None);
-    assert_eq!(tower.mget::<User, _>(&["k"]).unwrap()["k"], None);
+    assert_eq!(tower.get::<User>("k"), None);
+    assert_eq!(tower.mget::<User, _>(&["k"])["k"], None);
     assert!(tower.stats().iter().all(|s| s.decode_failures == 2), "{:?}", tower.stats());
     assert_eq!(peek::<String>(&layers[0], "k").as_deref(), Some("text"), "nothing was overwritten");
 }
@@ -613,7 +629,7 @@ fn mget_treats_an_undecodable_value_as_a_miss_and_overwrites_it() {
     put(&layers[0], "b", 2i64);
     put(&layers[1], "a", 1i64);
 
-    let values = tower.mget::<i64, _>(&["a", "b"]).unwrap();
+    let values = tower.mget::<i64, _>(&["a", "b"]);
 
     assert_eq!((values["a"], values["b"]), (Some(1), Some(2)));
     assert_eq!(peek::<i64>(&layers[0], "a"), Some(1));
@@ -627,7 +643,7 @@ fn decode_failure_counts_as_a_miss_too() {
     let tower = tower_of(&layers);
     put(&layers[0], "k", "text".to_string());
     put(&layers[1], "k", 1u32);
-    tower.get::<u32>("k").unwrap();
+    tower.get::<u32>("k");
     let stats = &tower.stats()[0];
     assert_eq!(stats.decode_failures, 1);
     assert_eq!(stats.misses, 1, "a decode failure is documented to count as a miss as well: {stats:?}");
@@ -637,12 +653,12 @@ fn decode_failure_counts_as_a_miss_too() {
 fn a_value_read_as_a_compatible_type_decodes_through_json() {
     let tower = tower_of(&memory_layers(1));
     tower.set("n", 7u8).unwrap();
-    assert_eq!(tower.get::<u64>("n").unwrap(), Some(7));
-    assert_eq!(tower.get::<f64>("n").unwrap(), Some(7.0));
-    assert_eq!(tower.get::<String>("n").unwrap(), None, "7 is not a string");
+    assert_eq!(tower.get::<u64>("n"), Some(7));
+    assert_eq!(tower.get::<f64>("n"), Some(7.0));
+    assert_eq!(tower.get::<String>("n"), None, "7 is not a string");
 
     tower.set("big", 300u32).unwrap();
-    assert_eq!(tower.get::<u8>("big").unwrap(), None, "300 does not fit a u8");
+    assert_eq!(tower.get::<u8>("big"), None, "300 does not fit a u8");
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct Summary {
@@ -650,12 +666,12 @@ fn a_value_read_as_a_compatible_type_decodes_through_json() {
         name: String,
     }
     tower.set("u", User::sample(3)).unwrap();
-    assert_eq!(tower.get::<Summary>("u").unwrap(), Some(Summary { id: 3, name: "user 3".into() }));
-    assert_eq!(tower.get::<User>("u").unwrap(), Some(User::sample(3)), "the stored value is unchanged");
+    assert_eq!(tower.get::<Summary>("u"), Some(Summary { id: 3, name: "user 3".into() }));
+    assert_eq!(tower.get::<User>("u"), Some(User::sample(3)), "the stored value is unchanged");
 
     tower.set("list", vec!["a".to_string()]).unwrap();
     assert_eq!(
-        tower.mget::<std::collections::VecDeque<String>, _>(&["list"]).unwrap()["list"],
+        tower.mget::<std::collections::VecDeque<String>, _>(&["list"])["list"],
         Some(["a".into()].into())
     );
 }
@@ -665,9 +681,9 @@ fn a_compatible_type_found_below_is_backfilled_and_then_read_from_layer_zero() {
     let layers = memory_layers(2);
     let tower = tower_of(&layers);
     put(&layers[1], "n", 9u16);
-    assert_eq!(tower.get::<i64>("n").unwrap(), Some(9));
+    assert_eq!(tower.get::<i64>("n"), Some(9));
     assert_eq!(peek::<i64>(&layers[0], "n"), Some(9));
-    assert_eq!(tower.get::<i64>("n").unwrap(), Some(9));
+    assert_eq!(tower.get::<i64>("n"), Some(9));
     assert_eq!(tower.stats()[0].hits, 1);
 }
 
@@ -684,9 +700,9 @@ fn layers_can_be_replaced_while_other_threads_read_and_write() {
                     let key = format!("t{t}-{}", i % 16);
                     tower.set(&key, i).unwrap();
                     // The layers it was written to, or fresh ones put in since: never another value.
-                    let read = tower.get::<i32>(&key).unwrap();
+                    let read = tower.get::<i32>(&key);
                     assert!(read.is_none() || read == Some(i), "{key}: read {read:?} after writing {i}");
-                    let read = tower.mget::<i32, _>(&[key.as_str(), "x"]).unwrap();
+                    let read = tower.mget::<i32, _>(&[key.as_str(), "x"]);
                     assert!(read[key.as_str()].is_none() || read[key.as_str()] == Some(i), "{key}: {read:?}");
                     assert_eq!(read["x"], None);
                 }
@@ -709,7 +725,7 @@ fn layers_can_be_replaced_while_other_threads_read_and_write() {
 fn a_typed_hit_in_the_top_layer_is_counted_once_as_a_hit() {
     let tower = tower_of(&memory_layers(2));
     tower.set("k", User::sample(1)).unwrap();
-    assert_eq!(tower.get::<User>("k").unwrap(), Some(User::sample(1)));
+    assert_eq!(tower.get::<User>("k"), Some(User::sample(1)));
     assert_eq!(tower.try_get_or_set("k", || Err::<User, ()>(())), Ok(User::sample(1)));
     let stats = tower.stats();
     assert_eq!((stats[0].hits, stats[0].misses), (2, 0));
@@ -720,8 +736,8 @@ fn a_typed_hit_in_the_top_layer_is_counted_once_as_a_hit() {
 fn a_value_of_another_type_in_the_top_layer_still_decodes_through_json() {
     let tower = tower_of(&memory_layers(1));
     tower.set("n", 7u8).unwrap();
-    assert_eq!(tower.get::<u64>("n").unwrap(), Some(7), "u8 stored, u64 read: decoded, not cloned");
-    assert_eq!(tower.get::<String>("n").unwrap(), None, "not a String: a miss");
+    assert_eq!(tower.get::<u64>("n"), Some(7), "u8 stored, u64 read: decoded, not cloned");
+    assert_eq!(tower.get::<String>("n"), None, "not a String: a miss");
     let stats = tower.stats();
     assert_eq!((stats[0].hits, stats[0].misses, stats[0].decode_failures), (1, 1, 1));
 }
@@ -731,7 +747,7 @@ fn a_miss_in_the_top_layer_goes_on_to_the_layers_below() {
     let layers = memory_layers(2);
     let tower = tower_of(&layers);
     put(&layers[1], "k", 5);
-    assert_eq!(tower.get::<i32>("k").unwrap(), Some(5));
+    assert_eq!(tower.get::<i32>("k"), Some(5));
     assert_eq!(peek::<i32>(&layers[0], "k"), Some(5), "backfilled");
     let stats = tower.stats();
     assert_eq!((stats[0].misses, stats[1].hits), (1, 1));
@@ -746,8 +762,8 @@ fn a_hit_beside_an_expired_entry_reclaims_it() {
     clock.advance(Duration::from_secs(5));
     tower.set("new", 2).unwrap();
     clock.advance(Duration::from_secs(6)); // "old" expired at 10 s, "new" lives until 15 s
-    assert_eq!(tower.get::<i32>("new").unwrap(), Some(2));
-    assert_eq!(tower.get::<i32>("old").unwrap(), None);
+    assert_eq!(tower.get::<i32>("new"), Some(2));
+    assert_eq!(tower.get::<i32>("old"), None);
     assert_eq!(memory.stats().expirations, 1);
     assert_eq!(memory.keys(), ["new"]);
 }
@@ -758,10 +774,10 @@ fn an_lru_top_layer_keeps_its_recency_order_on_hits() {
     let tower = tower_of(std::slice::from_ref(&memory));
     tower.set("a", 1).unwrap();
     tower.set("b", 2).unwrap();
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1)); // "a" is now the most recently used
+    assert_eq!(tower.get::<i32>("a"), Some(1)); // "a" is now the most recently used
     tower.set("c", 3).unwrap(); // evicts "b"
-    assert_eq!(tower.get::<i32>("b").unwrap(), None);
-    assert_eq!(tower.get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(tower.get::<i32>("b"), None);
+    assert_eq!(tower.get::<i32>("a"), Some(1));
 }
 
 #[test]
@@ -773,14 +789,14 @@ fn the_async_reads_take_the_same_fast_lane_and_fallbacks() {
         let bottom = MemoryAdapter::new();
         let tower = tower_of(&[top.clone(), bottom.clone()]);
         tower.set("user", User::sample(3)).unwrap();
-        assert_eq!(tower.get_async::<User>("user").await.unwrap(), Some(User::sample(3)), "typed hit");
+        assert_eq!(tower.get_async::<User>("user").await, Some(User::sample(3)), "typed hit");
         assert_eq!(tower.get_or_set_async("user", || async { User::sample(4) }).await, User::sample(3));
         tower.set("n", 7u8).unwrap();
-        assert_eq!(tower.get_async::<u64>("n").await.unwrap(), Some(7), "another type: decoded");
+        assert_eq!(tower.get_async::<u64>("n").await, Some(7), "another type: decoded");
         put(&bottom, "below", 9);
-        assert_eq!(tower.get_async::<i32>("below").await.unwrap(), Some(9), "a miss goes on below");
+        assert_eq!(tower.get_async::<i32>("below").await, Some(9), "a miss goes on below");
         clock.advance(Duration::from_secs(11)); // everything in the top layer has expired
-        assert_eq!(tower.get_async::<i32>("below").await.unwrap(), Some(9), "still below, backfilled again");
+        assert_eq!(tower.get_async::<i32>("below").await, Some(9), "still below, backfilled again");
         assert_eq!(top.keys(), ["below"], "the expired entries were reclaimed");
         let stats = tower.stats();
         assert_eq!((stats[0].hits, stats[0].misses), (3, 2));

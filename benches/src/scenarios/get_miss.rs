@@ -52,8 +52,8 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let found = absent
         .iter()
         .filter(|key| {
-            matches!(fifo.get::<User>(key), Ok(Some(_)))
-                || matches!(lru.get::<User>(key), Ok(Some(_)))
+            fifo.get::<User>(key).is_some()
+                || lru.get::<User>(key).is_some()
                 || moka.get(key.as_str()).is_some()
                 || moka_lru.get(key.as_str()).is_some()
                 || quick.get(key.as_str()).is_some()

@@ -64,7 +64,7 @@ fn contenders<'a>(clients: &'a Clients, data: &'a Dataset) -> Vec<Contender<'a>>
                 }
             },
             move |i| {
-                black_box(clients.tower.get::<User>(&keys[i]).ok());
+                black_box(clients.tower.get::<User>(&keys[i]));
             },
         ),
         Contender::per_op_with_setup(

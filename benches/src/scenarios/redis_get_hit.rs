@@ -18,7 +18,7 @@ fn contenders<'a>(clients: &'a Clients, data: &'a Dataset) -> Vec<Contender<'a>>
     let keys = &data.keys;
     vec![
         Contender::per_op("cache-tower `get` (Redis-only tower)", move |i| {
-            black_box(clients.tower.get::<User>(&keys[i]).ok());
+            black_box(clients.tower.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{RAW} `GET` + `serde_json::from_slice`"), move |i| {
             let reply = redis::cmd("GET")

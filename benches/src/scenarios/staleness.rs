@@ -310,7 +310,7 @@ fn done(result: cache_tower::Result<()>) -> String {
 fn arm(tower: &CacheTower, memory: &MemoryAdapter, key: &str, old: &str) -> Result<(), String> {
     let deadline = Instant::now() + GIVE_UP;
     loop {
-        let value = tower.get::<String>(key).map_err(|err| err.to_string())?;
+        let value = tower.get::<String>(key);
         if value.as_deref() == Some(old) && memory.exists(key).unwrap_or(false) {
             std::thread::sleep(Duration::from_millis(1));
             if memory.exists(key).unwrap_or(false) {
@@ -329,11 +329,10 @@ fn watch(tower: &CacheTower, key: &str, old: &str, new: &str) -> String {
     let started = Instant::now();
     loop {
         match tower.get::<String>(key) {
-            Ok(None) if new == ABSENT => return "seen".to_string(),
-            Ok(Some(value)) if value == new => return "seen".to_string(),
-            Ok(Some(value)) if value == old => {}
-            Ok(other) => return format!("err read {other:?} while waiting for {new:?} after {old:?}"),
-            Err(err) => return format!("err {}", err.to_string().replace('\n', " ")),
+            None if new == ABSENT => return "seen".to_string(),
+            Some(value) if value == new => return "seen".to_string(),
+            Some(value) if value == old => {}
+            other => return format!("err read {other:?} while waiting for {new:?} after {old:?}"),
         }
         if started.elapsed() > GIVE_UP {
             return "timeout".to_string();

@@ -96,10 +96,10 @@ const MIN_SLOTS_PER_SHARD: usize = 64;
 /// tower.add_layer(memory);
 /// tower.set("a", 1)?;
 /// tower.set("b", 2)?;
-/// tower.get::<i32>("a")?;    // "a" is now the most recently used
+/// tower.get::<i32>("a");    // "a" is now the most recently used
 /// tower.set("c", 3)?;        // evicts "b"
-/// assert_eq!(tower.get::<i32>("b")?, None);
-/// assert_eq!(tower.get::<i32>("a")?, Some(1));
+/// assert_eq!(tower.get::<i32>("b"), None);
+/// assert_eq!(tower.get::<i32>("a"), Some(1));
 /// # Ok::<(), cache_tower::Error>(())
 /// ```
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! [`AsyncCacheAdapter`](crate::AsyncCacheAdapter) when it has one, and calling in-process
 //! layers inline (see `plan.rs`); and the tower's `*_async` operations, each a few lines over it.
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use std::convert::Infallible;
 use std::future::Future;
 
@@ -65,37 +65,28 @@ impl CacheTower {
     /// # async fn main() -> cache_tower::Result<()> {
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
     /// tower.set_async("k", 1u8).await?;
-    /// assert_eq!(tower.get_async::<u8>("k").await?, Some(1));
+    /// assert_eq!(tower.get_async::<u8>("k").await, Some(1));
     /// # Ok(())
     /// # }
     /// ```
-    ///
-    /// # Errors
-    /// None today, as for [`get`](Self::get).
-    pub async fn get_async<T: Cacheable>(&self, key: &str) -> Result<Option<T>> {
+    pub async fn get_async<T: Cacheable>(&self, key: &str) -> Option<T> {
         if let Some(value) = self.fast_hit(key) {
-            return Ok(Some(value));
+            return Some(value);
         }
         let stack = self.stack.load_full();
-        Ok(run(Read::new(self.context(&stack), key)).await.0)
+        run(Read::new(self.context(&stack), key)).await.0
     }
 
-    /// The async twin of [`mget`](Self::mget).
-    ///
-    /// # Errors
-    /// None today, as for [`get`](Self::get).
-    pub async fn mget_async<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+    /// The async twin of [`mget`](Self::mget): the keys in request order.
+    pub async fn mget_async<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> IndexMap<String, Option<T>> {
         let stack = self.stack.load_full();
-        Ok(run(Mget::new(self.context(&stack), keys)).await)
+        run(Mget::new(self.context(&stack), keys)).await
     }
 
     /// The async twin of [`exists`](Self::exists).
-    ///
-    /// # Errors
-    /// None today, as for [`exists`](Self::exists).
-    pub async fn exists_async(&self, key: &str) -> Result<bool> {
+    pub async fn exists_async(&self, key: &str) -> bool {
         let stack = self.stack.load_full();
-        Ok(run(Exists::new(self.context(&stack), key)).await)
+        run(Exists::new(self.context(&stack), key)).await
     }
 
     /// The async twin of [`set`](Self::set).

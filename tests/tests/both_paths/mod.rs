@@ -5,7 +5,7 @@
 //! Shared by several test files (`mod both_paths;`); each uses only some of the calls.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 
 use cache_tower::{CacheAdapter, CacheTower, Cacheable, Entry, RedisAdapter, Request, Result};
 
@@ -26,12 +26,12 @@ pub(crate) use on_both_paths;
 
 /// The tower operations a behaviour uses, made either blocking or async.
 pub(crate) trait Calls {
-    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>>;
-    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>>;
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Option<T>;
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> IndexMap<String, Option<T>>;
     fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()>;
     fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()>;
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()>;
-    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool>;
+    fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
     /// The adapter's own read (value and remaining TTL), bypassing the tower.
@@ -42,10 +42,10 @@ pub(crate) trait Calls {
 pub(crate) struct Blocking;
 
 impl Calls for Blocking {
-    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>> {
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Option<T> {
         tower.get(key)
     }
-    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> IndexMap<String, Option<T>> {
         tower.mget(keys)
     }
     fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()> {
@@ -57,7 +57,7 @@ impl Calls for Blocking {
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
         tower.delete(key)
     }
-    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool> {
+    fn exists(&self, tower: &CacheTower, key: &str) -> bool {
         tower.exists(key)
     }
     fn flush(&self, tower: &CacheTower) -> Result<()> {
@@ -82,10 +82,10 @@ impl OnTokio {
 }
 
 impl Calls for OnTokio {
-    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Result<Option<T>> {
+    fn get<T: Cacheable>(&self, tower: &CacheTower, key: &str) -> Option<T> {
         self.0.block_on(tower.get_async(key))
     }
-    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> Result<HashMap<String, Option<T>>> {
+    fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> IndexMap<String, Option<T>> {
         self.0.block_on(tower.mget_async(keys))
     }
     fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()> {
@@ -97,7 +97,7 @@ impl Calls for OnTokio {
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
         self.0.block_on(tower.delete_async(key))
     }
-    fn exists(&self, tower: &CacheTower, key: &str) -> Result<bool> {
+    fn exists(&self, tower: &CacheTower, key: &str) -> bool {
         self.0.block_on(tower.exists_async(key))
     }
     fn flush(&self, tower: &CacheTower) -> Result<()> {

@@ -2,8 +2,10 @@
 //! (one round trip for a batching layer), and each key found is backfilled only into the layers
 //! above the one it was found in.
 
-use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+
+use indexmap::IndexMap;
+use indexmap::map::Entry as Slot;
 
 use super::write::{Write, WriteLayers, backfill_entry};
 use super::{Context, Input, Plan, Step, finished, no_reply};
@@ -16,7 +18,8 @@ pub(in crate::tower) struct Mget<'s, 'k, T> {
     context: Context<'s>,
     /// The keys no layer has answered yet, each once.
     pending: Vec<&'k str>,
-    values: HashMap<String, Option<T>>,
+    /// Every key asked for, once each, in request order; `None` until a layer has it.
+    values: IndexMap<String, Option<T>>,
     /// (layer index where found, key, entry to backfill above it)
     found: Vec<(usize, &'k str, Entry)>,
     since: u64,
@@ -34,9 +37,14 @@ enum State<'s, 'k> {
 
 impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
     pub(in crate::tower) fn new<K: AsRef<str>>(context: Context<'s>, keys: &'k [K]) -> Self {
-        let mut seen = HashSet::with_capacity_and_hasher(keys.len(), foldhash::fast::RandomState::default());
-        let pending: Vec<&str> = keys.iter().map(AsRef::as_ref).filter(|key| seen.insert(*key)).collect();
-        let values = HashMap::with_capacity(pending.len());
+        let mut values = IndexMap::with_capacity(keys.len());
+        let mut pending = Vec::with_capacity(keys.len());
+        for key in keys.iter().map(AsRef::as_ref) {
+            if let Slot::Vacant(slot) = values.entry(key.to_owned()) {
+                slot.insert(None);
+                pending.push(key);
+            }
+        }
         Self { context, pending, values, found: Vec::new(), since: 0, state: State::Starting }
     }
 
@@ -67,7 +75,9 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
                     if index > 0 {
                         self.found.push((index, key, backfill_entry(&value, entry)));
                     }
-                    self.values.insert(key.to_owned(), Some(value));
+                    if let Some(slot) = self.values.get_mut(key) {
+                        *slot = Some(value);
+                    }
                 }
                 None => still_missing.push(key),
             }
@@ -77,7 +87,7 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
 
     /// Starts backfilling the next layer at or above `index` that has anything to take; the
     /// values when none has.
-    fn backfill_from(&mut self, mut index: usize) -> Option<HashMap<String, Option<T>>> {
+    fn backfill_from(&mut self, mut index: usize) -> Option<IndexMap<String, Option<T>>> {
         while index > 0 {
             index -= 1;
             let items = self.found.iter().filter(|(at, ..)| *at > index).map(|(_, key, entry)| (*key, entry.clone()));
@@ -89,11 +99,7 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
             }
         }
         self.state = State::Finished;
-        let mut values = std::mem::take(&mut self.values);
-        for key in self.pending.drain(..) {
-            values.insert(key.to_owned(), None);
-        }
-        Some(values)
+        Some(std::mem::take(&mut self.values))
     }
 
     /// The deepest layer any key was found in (0 when none was found below the top).
@@ -104,7 +110,7 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
 
 impl<T: Cacheable> Plan for Mget<'_, '_, T> {
     type Value = Infallible;
-    type Output = HashMap<String, Option<T>>;
+    type Output = IndexMap<String, Option<T>>;
 
     fn advance(&mut self, input: Input<Infallible>) -> Option<Self::Output> {
         let answer = input.into_answer();
