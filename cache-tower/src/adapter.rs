@@ -14,8 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::value::{Entry, StoredValue};
 
+pub use crate::adapter::memory::MemoryAdapterBuilder;
+#[cfg(feature = "redis")]
+pub use crate::adapter::redis::RedisAdapterBuilder;
+pub use crate::config::MAX_TTL;
+pub use crate::value::{Entry, StoredValue};
 pub use request::{Reply, Request};
 
 /// One layer kind of a [`CacheTower`](crate::CacheTower).
@@ -41,7 +45,7 @@ pub use request::{Reply, Request};
 /// use std::collections::BTreeMap;
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use cache_tower::{CacheAdapter, CacheTower, Entry, Error, ErrorKind, MemoryAdapter, Result, StoredValue};
+/// use cache_tower::{CacheTower, Error, MemoryAdapter, Result, adapter::{CacheAdapter, Entry, StoredValue}, error::ErrorKind};
 ///
 /// #[derive(Debug, Clone, Default)]
 /// struct JsonMapAdapter {
@@ -205,7 +209,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// the blocking methods.
 ///
 /// ```
-/// use cache_tower::{AsyncCacheAdapter, CacheAdapter, MemoryAdapter};
+/// use cache_tower::{MemoryAdapter, adapter::{AsyncCacheAdapter, CacheAdapter}};
 ///
 /// // The memory layer has no async face: it never waits on I/O.
 /// assert!(MemoryAdapter::new().as_async().is_none());
@@ -239,7 +243,7 @@ pub type ChangeSink = Arc<dyn Fn(Change<'_>) + Send + Sync>;
 /// A running change watch; dropping it stops the watch.
 ///
 /// ```
-/// use cache_tower::ChangeWatch;
+/// use cache_tower::adapter::ChangeWatch;
 ///
 /// struct StopOnDrop; // an adapter's handle on its watcher: its Drop stops it
 /// let watch = ChangeWatch::new(StopOnDrop);
@@ -266,7 +270,7 @@ impl fmt::Debug for ChangeWatch {
 /// [`CacheTower::stats`](crate::CacheTower::stats).
 ///
 /// ```
-/// use cache_tower::{CacheAdapter, MemoryAdapter};
+/// use cache_tower::{MemoryAdapter, adapter::CacheAdapter};
 ///
 /// let memory = MemoryAdapter::builder().maxsize(1).build();
 /// let tower = cache_tower::CacheTower::new();

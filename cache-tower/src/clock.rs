@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// The default is the system's monotonic clock. A [`ManualClock`] gives a test full control.
 ///
 /// ```
-/// use cache_tower::Clock;
+/// use cache_tower::clock::Clock;
 ///
 /// let clock = Clock::system();
 /// # let _ = clock;
@@ -42,7 +42,7 @@ impl Clock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cache_tower::{CacheTower, ManualClock, MemoryAdapter};
+/// use cache_tower::{CacheTower, MemoryAdapter, clock::ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let tower = CacheTower::new();

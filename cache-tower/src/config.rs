@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Validation is strict: an unknown adapter or field, or a value of the wrong type, is an
-//! [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the layer index and the field, so
+//! [`ErrorKind::Config`](crate::error::ErrorKind::Config) error naming the layer index and the field, so
 //! a typo in a settings file fails at start-up instead of silently running with defaults.
 //!
 //! Each adapter's layer is a typed struct (`#[serde(deny_unknown_fields)]`), deserialized with
@@ -30,9 +30,9 @@ use crate::error::{Error, Result};
 
 /// The longest TTL a layer takes: 9,000,000,000,000 seconds, about 285,000 years.
 ///
-/// A longer one is a configuration error ([`ErrorKind::Config`](crate::ErrorKind::Config), field
-/// `ttl`) in JSON and in [`RedisAdapterBuilder::build`](crate::RedisAdapterBuilder::build);
-/// [`MemoryAdapterBuilder::ttl`](crate::MemoryAdapterBuilder::ttl) clamps to it.
+/// A longer one is a configuration error ([`ErrorKind::Config`](crate::error::ErrorKind::Config), field
+/// `ttl`) in JSON and in [`RedisAdapterBuilder::build`](crate::adapter::RedisAdapterBuilder::build);
+/// [`MemoryAdapterBuilder::ttl`](crate::adapter::MemoryAdapterBuilder::ttl) clamps to it.
 ///
 /// Why this bound: Redis takes `SET … PX` in milliseconds as a signed 64-bit integer and adds
 /// the current time, so about 9.2e15 s is the hard limit, past which every write fails; and the
@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 /// exact only up to 2^53 ms (about 9.007e12 s). `MAX_TTL`, 9e15 ms, is within both.
 ///
 /// ```
-/// use cache_tower::{CacheTower, MAX_TTL};
+/// use cache_tower::{CacheTower, adapter::MAX_TTL};
 ///
 /// let largest = format!(r#"[{{"adapter": "memory", "ttl": {}}}]"#, MAX_TTL.as_secs());
 /// assert!(CacheTower::from_json(&largest).is_ok());
@@ -54,7 +54,7 @@ pub(crate) fn check_ttl(ttl: Duration) -> std::result::Result<(), String> {
     if ttl <= MAX_TTL {
         return Ok(());
     }
-    Err(format!("{ttl:?} is more than the largest TTL, {} seconds (cache_tower::MAX_TTL)", MAX_TTL.as_secs()))
+    Err(format!("{ttl:?} is more than the largest TTL, {} seconds (cache_tower::adapter::MAX_TTL)", MAX_TTL.as_secs()))
 }
 
 /// The adapters this build knows.
@@ -470,7 +470,7 @@ fn ttl<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Durati
     let ttl = Duration::from_secs(secs);
     check_ttl(ttl).map_err(|_| {
         de::Error::custom(format!(
-            "{secs} seconds is more than the largest TTL, {} seconds (cache_tower::MAX_TTL)",
+            "{secs} seconds is more than the largest TTL, {} seconds (cache_tower::adapter::MAX_TTL)",
             MAX_TTL.as_secs()
         ))
     })?;
@@ -575,7 +575,7 @@ fn pool_size<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
     use serde_json::json;
 
     fn error_of(config: Value) -> Error {
@@ -681,7 +681,7 @@ mod tests {
             (json!([5]), "layer 0: expected a layer object, got 5"),
             (
                 json!([{"adapter": "memory", "ttl": MAX_TTL.as_secs() + 1}]),
-                "layer 0, field `ttl`: 9000000000001 seconds is more than the largest TTL, 9000000000000 seconds (cache_tower::MAX_TTL)",
+                "layer 0, field `ttl`: 9000000000001 seconds is more than the largest TTL, 9000000000000 seconds (cache_tower::adapter::MAX_TTL)",
             ),
         ];
         for (config, message) in cases {

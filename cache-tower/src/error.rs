@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What kind of failure an [`Error`] reports.
 ///
 /// ```
-/// use cache_tower::{CacheTower, ErrorKind};
+/// use cache_tower::{CacheTower, error::ErrorKind};
 ///
 /// let err = CacheTower::from_json(r#"[{"adapter": "memcached"}]"#).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Config);
@@ -37,7 +37,7 @@ pub enum ErrorKind {
 /// [`Error::is_timeout`] and the other predicates) instead of matching message text.
 ///
 /// ```
-/// use cache_tower::{Error, Fault};
+/// use cache_tower::{Error, error::Fault};
 ///
 /// let err = Error::layer_fault(Fault::Timeout, "redis get timed out after 250ms");
 /// assert!(err.is_timeout());
@@ -91,7 +91,7 @@ impl Error {
     /// report their failures.
     ///
     /// ```
-    /// use cache_tower::{Error, ErrorKind};
+    /// use cache_tower::{Error, error::ErrorKind};
     ///
     /// let err = Error::new(ErrorKind::Layer, "disk full");
     /// assert_eq!(err.to_string(), "disk full");
@@ -113,7 +113,7 @@ impl Error {
     /// A layer failure ([`ErrorKind::Layer`]) of the given [`Fault`].
     ///
     /// ```
-    /// use cache_tower::{Error, ErrorKind, Fault};
+    /// use cache_tower::{Error, error::{ErrorKind, Fault}};
     ///
     /// let err = Error::layer_fault(Fault::Connection, "connection refused");
     /// assert_eq!(err.kind(), ErrorKind::Layer);
@@ -176,7 +176,7 @@ impl Error {
     /// [`source()`](StdError::source), for a reporter that walks the chain.
     ///
     /// ```
-    /// use cache_tower::{Error, ErrorKind};
+    /// use cache_tower::{Error, error::ErrorKind};
     /// use std::error::Error as _;
     ///
     /// let io = std::io::Error::other("connection reset");
@@ -251,7 +251,7 @@ impl Error {
     /// a log line or a `main` that prints the error wants (`Display` shows the error alone).
     ///
     /// ```
-    /// use cache_tower::{Error, ErrorKind};
+    /// use cache_tower::{Error, error::ErrorKind};
     ///
     /// let err = Error::new(ErrorKind::Layer, "write failed").with_source(std::io::Error::other("disk full"));
     /// assert_eq!(err.to_string(), "write failed");

@@ -52,13 +52,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-mod adapter;
+pub mod adapter;
 mod breaker;
 mod change_log;
-mod clock;
+pub mod clock;
 mod codec;
 mod config;
-mod error;
+pub mod error;
 mod flight;
 mod memoize;
 pub mod registry;
@@ -67,18 +67,13 @@ mod sync_shim;
 mod tower;
 mod value;
 
-pub use adapter::memory::{MemoryAdapter, MemoryAdapterBuilder};
+pub use adapter::memory::MemoryAdapter;
 #[cfg(feature = "redis")]
-pub use adapter::redis::{RedisAdapter, RedisAdapterBuilder};
-pub use adapter::{AdapterStats, CacheAdapter, Change, ChangeSink, ChangeWatch, IntoAdapter, Reply, Request};
-#[cfg(feature = "tokio")]
-pub use adapter::{AsyncCacheAdapter, BoxFuture};
-pub use clock::{Clock, ManualClock};
-pub use config::MAX_TTL;
-pub use error::{Error, ErrorKind, Fault, Report, Result};
+pub use adapter::redis::RedisAdapter;
+pub use error::{Error, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;
-pub use value::{Cacheable, Entry, StoredValue};
+pub use value::Cacheable;
 
 /// Memoizes a function through a registered [`CacheTower`]: the result is looked up by key through
 /// the whole stack, and on a miss the body runs once (however many callers miss the same key at

@@ -4,13 +4,17 @@
 //! A memoized call looks its tower up by name in the [registry](crate::registry), reads the key
 //! through the tower, and on a miss runs the function body once for all concurrent callers
 //! (single flight, sync or async) and writes the result to every layer. A cache fault never
-//! becomes the function's error: at worst the body runs. With no tower of that name registered,
-//! the body runs uncached and a warning is logged once per call site.
+//! becomes the function's error: at worst the body runs. The tower named `"default"` exists
+//! unless the user registers their own ([`registry::DEFAULT_TOWER`]). With no tower of the
+//! function's name registered, the body runs uncached and a warning is given once per call site.
+//!
+//! Warnings go to `tracing` when a subscriber is installed, and to standard error otherwise
+//! (most newcomers have no subscriber, and a cache that silently does nothing is the worst kind).
 
 use std::convert::Infallible;
 #[cfg(feature = "tokio")]
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 mod checks;
@@ -28,7 +32,8 @@ use crate::value::Cacheable;
 pub struct CallSite {
     tower: &'static str,
     function: &'static str,
-    warned: AtomicBool,
+    /// The [`Warning`]s this call site has given, one bit each.
+    warned: AtomicU8,
     /// The registry's binding for `tower`, found on the first call: later calls skip the lookup
     /// by name and see a tower registered, replaced or removed at any time all the same.
     binding: OnceLock<Arc<Binding>>,
@@ -37,7 +42,7 @@ pub struct CallSite {
 impl CallSite {
     /// A call site of `function` caching in the tower registered as `tower`.
     pub const fn new(tower: &'static str, function: &'static str) -> Self {
-        Self { tower, function, warned: AtomicBool::new(false), binding: OnceLock::new() }
+        Self { tower, function, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
@@ -62,10 +67,20 @@ impl CallSite {
         self.binding.get_or_init(|| registry::binding(self.tower))
     }
 
-    /// Logs `message` the first time this call site has something to say, and never again.
-    fn warn_once(&self, message: impl FnOnce() -> String) {
-        if !self.warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(function = self.function, tower = self.tower, "{}", message());
+    /// Gives `warning` the first time this call site meets it, and never again: to `tracing` when
+    /// a subscriber is installed, else to standard error.
+    fn warn_once(&self, warning: Warning, message: impl FnOnce() -> String) {
+        let bit = 1 << warning as u8;
+        if self.warned.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return;
+        }
+        let message = message();
+        let unobserved =
+            tracing::dispatcher::get_default(|dispatch| dispatch.is::<tracing::subscriber::NoSubscriber>());
+        if unobserved {
+            eprintln!("cache-tower warning: {message}");
+        } else {
+            tracing::warn!(function = self.function, tower = self.tower, "{message}");
         }
     }
 
@@ -79,17 +94,36 @@ impl CallSite {
     }
 
     fn warn_no_tower(&self) {
-        self.warn_once(|| {
+        self.warn_once(Warning::NoTower, || {
             format!(
                 "no cache tower named `{}` is registered, so `{}` runs uncached; register one with \
-                 cache_tower::registry::register or register_json",
+                 cache_tower::registry::register or register_json (registry::require checks the \
+                 names at start-up)",
                 self.tower, self.function
             )
         });
     }
 
+    /// Warns when a blocking memoized call is about to wait on a layer's I/O on a thread that
+    /// runs a tokio runtime: it blocks one of the runtime's workers for the round trip.
+    #[cfg(feature = "tokio")]
+    fn check_not_blocking_a_runtime(&self, tower: &CacheTower) {
+        if tokio::runtime::Handle::try_current().is_err() || !tower.waits_on_io() {
+            return;
+        }
+        self.warn_once(Warning::BlockingInRuntime, || {
+            format!(
+                "`{}` is a blocking memoized function called inside a tokio runtime, and its tower `{}` \
+                 reads over the network: each miss blocks a worker thread of the runtime. Make it an \
+                 `async fn` (the macro then awaits the tower), or call it in \
+                 tokio::task::spawn_blocking",
+                self.function, self.tower
+            )
+        });
+    }
+
     fn warn_no_key(&self) {
-        self.warn_once(|| {
+        self.warn_once(Warning::NoKey, || {
             format!(
                 "the arguments of `{}` could not be written as JSON to make its cache key, so it runs \
                  uncached; give #[cached_tower] a `key` template",
@@ -97,6 +131,15 @@ impl CallSite {
             )
         });
     }
+}
+
+/// What a call site may warn about, once each.
+#[derive(Clone, Copy)]
+enum Warning {
+    NoTower,
+    NoKey,
+    #[cfg(feature = "tokio")]
+    BlockingInRuntime,
 }
 
 /// Memoizes a function returning a plain `T`.
@@ -149,6 +192,8 @@ fn memoize_with<T: Cacheable, E>(
         return body();
     };
     let Some(tower) = site.tower() else { return body() };
+    #[cfg(feature = "tokio")]
+    site.check_not_blocking_a_runtime(&tower);
     tower.get_or_compute(key, body)
 }
 

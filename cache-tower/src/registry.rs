@@ -30,12 +30,39 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::adapter::memory::MemoryAdapter;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::tower::CacheTower;
 
 /// The name `#[cached_tower]` uses when it is given no `config`.
+///
+/// A tower of this name is always there until you register your own under it (which replaces
+/// it) or [`remove`] it: one [`MemoryAdapter`](crate::MemoryAdapter) layer holding at most
+/// [`DEFAULT_TOWER_MAXSIZE`] entries, first in first out, with no TTL. So a memoized function
+/// caches from its first call with no set-up at all, in this process's memory only.
+///
+/// ```
+/// use cache_tower::{registry, CacheTower};
+///
+/// let default = registry::get(registry::DEFAULT_TOWER).expect("there from the start");
+/// assert_eq!(default.get_layers()[0].kind(), "memory");
+///
+/// // Your own default: memoized functions without a `config` now use it.
+/// registry::register_json(r#"{"default": [{"adapter": "memory", "ttl": 300, "params": {"maxsize": 50000}}]}"#)?;
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
 pub const DEFAULT_TOWER: &str = "default";
+
+/// How many entries the built-in [`DEFAULT_TOWER`] holds.
+pub const DEFAULT_TOWER_MAXSIZE: usize = 10_000;
+
+/// The built-in tower registered as [`DEFAULT_TOWER`].
+fn built_in_default() -> Arc<CacheTower> {
+    let tower = CacheTower::new();
+    tower.add_layer(MemoryAdapter::builder().maxsize(DEFAULT_TOWER_MAXSIZE).build());
+    Arc::new(tower)
+}
 
 /// One name's binding in the registry, for memoized functions: the tower registered under that
 /// name, if any.
@@ -72,8 +99,11 @@ struct Registry {
     writer: Mutex<HashMap<String, Arc<Binding>>>,
 }
 
-static REGISTRY: LazyLock<Registry> =
-    LazyLock::new(|| Registry { towers: ArcSwap::from_pointee(Towers::default()), writer: Mutex::default() });
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut towers = Towers::default();
+    towers.insert(DEFAULT_TOWER.to_owned(), built_in_default());
+    Registry { towers: ArcSwap::from(Arc::new(towers)), writer: Mutex::default() }
+});
 
 /// The binding of `name`, made on the first call of a call site naming it (holding its tower, if
 /// registered).
@@ -144,6 +174,45 @@ pub fn remove(name: &str) -> Option<Arc<CacheTower>> {
     publish(vec![(name.to_owned(), None)]).pop().flatten()
 }
 
+/// Checks that a tower is registered under each of `names`: call it at start-up, after
+/// registering, with the `config` names of your `#[cached_tower]` functions, so that a missing
+/// tower stops the program there instead of leaving those functions uncached.
+///
+/// ```
+/// use cache_tower::registry;
+///
+/// registry::register_json(r#"{"doc_require_users": [{"adapter": "memory"}]}"#)?;
+/// registry::require(&["doc_require_users", "default"])?;
+///
+/// let err = registry::require(&["doc_require_users", "doc_require_typo"]).unwrap_err();
+/// assert!(err.to_string().contains("doc_require_typo"), "{err}");
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::error::ErrorKind::Config) naming every missing tower and the
+/// registered ones.
+pub fn require(names: &[&str]) -> Result<()> {
+    let towers = REGISTRY.towers.load();
+    let missing: Vec<&str> = names.iter().copied().filter(|name| !towers.contains_key(*name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let quote = |names: Vec<&str>| names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    let mut registered: Vec<&str> = towers.keys().map(String::as_str).collect();
+    registered.sort_unstable();
+    Err(Error::config(
+        None,
+        None,
+        format!(
+            "no cache tower is registered under {}; registered: {} (register them with \
+             registry::register_json, register_file or register before this check)",
+            quote(missing),
+            if registered.is_empty() { "none".to_owned() } else { quote(registered) },
+        ),
+    ))
+}
+
 /// The names of the registered towers, sorted.
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = REGISTRY.towers.load().keys().cloned().collect();
@@ -168,7 +237,7 @@ pub fn names() -> Vec<String> {
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid JSON, a document that is not an
+/// [`ErrorKind::Config`](crate::error::ErrorKind::Config) for invalid JSON, a document that is not an
 /// object of named towers, or any invalid tower.
 pub fn register_json(json: &str) -> Result<Vec<String>> {
     register_config(&config::parse_json(json)?)
@@ -177,7 +246,7 @@ pub fn register_json(json: &str) -> Result<Vec<String>> {
 /// [`register_json`] for a JSON file.
 ///
 /// # Errors
-/// As [`register_json`], and [`ErrorKind::Config`](crate::ErrorKind::Config) when the file cannot
+/// As [`register_json`], and [`ErrorKind::Config`](crate::error::ErrorKind::Config) when the file cannot
 /// be read.
 pub fn register_file(path: impl AsRef<Path>) -> Result<Vec<String>> {
     let path = path.as_ref();

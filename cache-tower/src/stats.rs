@@ -21,7 +21,7 @@ use crate::adapter::AdapterStats;
 /// let tower = CacheTower::new();
 /// tower.add_layer(MemoryAdapter::new());
 /// tower.add_layer(MemoryAdapter::new());
-/// tower.get_layers()[1].set("k", &cache_tower::Entry::new(cache_tower::StoredValue::new(1), None))?;
+/// tower.get_layers()[1].set("k", &cache_tower::adapter::Entry::new(cache_tower::adapter::StoredValue::new(1), None))?;
 /// assert_eq!(tower.get::<i32>("k"), Some(1));
 /// let stats = tower.stats();
 /// assert_eq!((stats[0].misses, stats[0].backfills), (1, 1));

@@ -37,11 +37,13 @@ mod fast_lane;
 mod layer;
 mod plan;
 
-use indexmap::IndexMap;
 use std::fmt;
+#[cfg(feature = "tokio")]
+use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use crate::adapter::{CacheAdapter, IntoAdapter};
@@ -50,6 +52,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
+#[cfg(feature = "tokio")]
+use asynchronous::{run, run_computing};
 use coherence::Coherence;
 pub(crate) use fast_lane::return_fast_hit;
 pub(crate) use layer::Layer;
@@ -92,7 +96,7 @@ impl Default for CacheTower {
     }
 }
 
-// ===== impl CacheTower: construction and layers =====
+// ===== impl CacheTower: construction =====
 
 impl CacheTower {
     /// An empty tower (the programmatic method): add layers with [`add_layer`](Self::add_layer).
@@ -148,106 +152,6 @@ impl CacheTower {
         let tower = Self::new();
         tower.set_layers(config::build_layers(config)?);
         Ok(tower)
-    }
-
-    /// Adds a layer at the bottom of the stack: it is asked last on reads.
-    ///
-    /// ```
-    /// let tower = cache_tower::CacheTower::new();
-    /// tower.add_layer(cache_tower::MemoryAdapter::new());
-    /// assert_eq!(tower.get_layers().len(), 1);
-    /// ```
-    pub fn add_layer(&self, adapter: impl IntoAdapter) {
-        let layer = Layer::new(adapter.into_adapter());
-        self.modify(|stack| stack.push(layer));
-    }
-
-    /// The adapters of the stack, top (layer 0) first.
-    ///
-    /// ```
-    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}, {"adapter": "memory"}]"#)?;
-    /// let layers = tower.get_layers();
-    /// assert_eq!(layers.len(), 2);
-    /// assert_eq!(layers[0].kind(), "memory");
-    /// # Ok::<(), cache_tower::Error>(())
-    /// ```
-    pub fn get_layers(&self) -> Vec<Arc<dyn CacheAdapter>> {
-        self.stack.load().iter().map(|layer| Arc::clone(&layer.adapter)).collect()
-    }
-
-    /// Replaces the whole stack (its counters start again from zero).
-    ///
-    /// ```
-    /// use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter};
-    /// use std::sync::Arc;
-    ///
-    /// let tower = CacheTower::new();
-    /// let layers: Vec<Arc<dyn CacheAdapter>> = vec![Arc::new(MemoryAdapter::new()), Arc::new(MemoryAdapter::new())];
-    /// tower.set_layers(layers);
-    /// assert_eq!(tower.get_layers().len(), 2);
-    /// ```
-    pub fn set_layers<I>(&self, adapters: I)
-    where
-        I: IntoIterator,
-        I::Item: IntoAdapter,
-    {
-        let layers: Vec<Layer> = adapters.into_iter().map(|a| Layer::new(a.into_adapter())).collect();
-        self.modify(|stack| *stack = layers);
-    }
-
-    /// Replaces the layer at `position`, or appends when `position` is the length of the stack.
-    ///
-    /// ```
-    /// use cache_tower::{CacheTower, ErrorKind, MemoryAdapter};
-    ///
-    /// let tower = CacheTower::new();
-    /// tower.set_layer(MemoryAdapter::new(), 0)?;     // appends
-    /// tower.set_layer(MemoryAdapter::new(), 0)?;     // replaces
-    /// assert_eq!(tower.get_layers().len(), 1);
-    /// assert_eq!(tower.set_layer(MemoryAdapter::new(), 5).unwrap_err().kind(), ErrorKind::Position);
-    /// # Ok::<(), cache_tower::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`ErrorKind::Position`] when `position` is past the end of the stack.
-    pub fn set_layer(&self, adapter: impl IntoAdapter, position: usize) -> Result<()> {
-        let layer = Layer::new(adapter.into_adapter());
-        let mut outcome = Ok(());
-        self.modify(|stack| match position {
-            p if p < stack.len() => stack[p] = layer,
-            p if p == stack.len() => stack.push(layer),
-            p => {
-                outcome = Err(Error::new(
-                    ErrorKind::Position,
-                    format!(
-                        "layer position {p} is past the end of a stack of {} layers (valid: 0..={})",
-                        stack.len(),
-                        stack.len()
-                    ),
-                ));
-            }
-        });
-        outcome
-    }
-
-    fn modify(&self, change: impl FnOnce(&mut Vec<Layer>)) {
-        let _guard = self.reconfigure.lock();
-        let mut stack = Vec::clone(&self.stack.load());
-        change(&mut stack);
-        self.coherence.rewatch(&mut stack);
-        self.stack.store(Arc::new(stack));
-    }
-
-    /// Per-layer counters, top layer first.
-    ///
-    /// ```
-    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
-    /// tower.get::<u8>("absent");
-    /// assert_eq!(tower.stats()[0].misses, 1);
-    /// # Ok::<(), cache_tower::Error>(())
-    /// ```
-    pub fn stats(&self) -> Vec<LayerStats> {
-        self.stack.load().iter().enumerate().map(|(index, layer)| layer.snapshot(index)).collect()
     }
 }
 
@@ -460,6 +364,12 @@ impl CacheTower {
         blocking::run_computing(GetOrSet::new(self.context(&stack), key, top_lacks_key), Some(compute))
     }
 
+    /// Whether a read that misses the top layer may wait on I/O: some layer is not in-process.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn waits_on_io(&self) -> bool {
+        self.load_stack().iter().any(|layer| !layer.adapter.is_process_local())
+    }
+
     /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane.
     pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
     where
@@ -468,6 +378,242 @@ impl CacheTower {
     {
         let stack = self.load_stack();
         blocking::run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute))
+    }
+}
+
+// ===== impl CacheTower: layers and stats =====
+
+impl CacheTower {
+    /// Adds a layer at the bottom of the stack: it is asked last on reads.
+    ///
+    /// ```
+    /// let tower = cache_tower::CacheTower::new();
+    /// tower.add_layer(cache_tower::MemoryAdapter::new());
+    /// assert_eq!(tower.get_layers().len(), 1);
+    /// ```
+    pub fn add_layer(&self, adapter: impl IntoAdapter) {
+        let layer = Layer::new(adapter.into_adapter());
+        self.modify(|stack| stack.push(layer));
+    }
+
+    /// The adapters of the stack, top (layer 0) first.
+    ///
+    /// ```
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}, {"adapter": "memory"}]"#)?;
+    /// let layers = tower.get_layers();
+    /// assert_eq!(layers.len(), 2);
+    /// assert_eq!(layers[0].kind(), "memory");
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn get_layers(&self) -> Vec<Arc<dyn CacheAdapter>> {
+        self.stack.load().iter().map(|layer| Arc::clone(&layer.adapter)).collect()
+    }
+
+    /// Replaces the whole stack (its counters start again from zero).
+    ///
+    /// ```
+    /// use cache_tower::{CacheTower, MemoryAdapter, adapter::CacheAdapter};
+    /// use std::sync::Arc;
+    ///
+    /// let tower = CacheTower::new();
+    /// let layers: Vec<Arc<dyn CacheAdapter>> = vec![Arc::new(MemoryAdapter::new()), Arc::new(MemoryAdapter::new())];
+    /// tower.set_layers(layers);
+    /// assert_eq!(tower.get_layers().len(), 2);
+    /// ```
+    pub fn set_layers<I>(&self, adapters: I)
+    where
+        I: IntoIterator,
+        I::Item: IntoAdapter,
+    {
+        let layers: Vec<Layer> = adapters.into_iter().map(|a| Layer::new(a.into_adapter())).collect();
+        self.modify(|stack| *stack = layers);
+    }
+
+    /// Replaces the layer at `position`, or appends when `position` is the length of the stack.
+    ///
+    /// ```
+    /// use cache_tower::{CacheTower, MemoryAdapter, error::ErrorKind};
+    ///
+    /// let tower = CacheTower::new();
+    /// tower.set_layer(MemoryAdapter::new(), 0)?;     // appends
+    /// tower.set_layer(MemoryAdapter::new(), 0)?;     // replaces
+    /// assert_eq!(tower.get_layers().len(), 1);
+    /// assert_eq!(tower.set_layer(MemoryAdapter::new(), 5).unwrap_err().kind(), ErrorKind::Position);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Position`] when `position` is past the end of the stack.
+    pub fn set_layer(&self, adapter: impl IntoAdapter, position: usize) -> Result<()> {
+        let layer = Layer::new(adapter.into_adapter());
+        let mut outcome = Ok(());
+        self.modify(|stack| match position {
+            p if p < stack.len() => stack[p] = layer,
+            p if p == stack.len() => stack.push(layer),
+            p => {
+                outcome = Err(Error::new(
+                    ErrorKind::Position,
+                    format!(
+                        "layer position {p} is past the end of a stack of {} layers (valid: 0..={})",
+                        stack.len(),
+                        stack.len()
+                    ),
+                ));
+            }
+        });
+        outcome
+    }
+
+    fn modify(&self, change: impl FnOnce(&mut Vec<Layer>)) {
+        let _guard = self.reconfigure.lock();
+        let mut stack = Vec::clone(&self.stack.load());
+        change(&mut stack);
+        self.coherence.rewatch(&mut stack);
+        self.stack.store(Arc::new(stack));
+    }
+
+    /// Per-layer counters, top layer first.
+    ///
+    /// ```
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.get::<u8>("absent");
+    /// assert_eq!(tower.stats()[0].misses, 1);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn stats(&self) -> Vec<LayerStats> {
+        self.stack.load().iter().enumerate().map(|(index, layer)| layer.snapshot(index)).collect()
+    }
+}
+
+// ===== impl CacheTower: the async twins (feature `tokio`) =====
+
+#[cfg(feature = "tokio")]
+impl CacheTower {
+    /// The async twin of [`get`](Self::get).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cache_tower::Result<()> {
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.set_async("k", 1u8).await?;
+    /// assert_eq!(tower.get_async::<u8>("k").await, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_async<T: Cacheable>(&self, key: &str) -> Option<T> {
+        if let Some(value) = self.fast_hit(key) {
+            return Some(value);
+        }
+        let stack = self.stack.load_full();
+        run(Read::new(self.context(&stack), key)).await.0
+    }
+
+    /// The async twin of [`mget`](Self::mget): the keys in request order.
+    pub async fn mget_async<T: Cacheable, K: AsRef<str>>(&self, keys: &[K]) -> IndexMap<String, Option<T>> {
+        let stack = self.stack.load_full();
+        run(Mget::new(self.context(&stack), keys)).await
+    }
+
+    /// The async twin of [`exists`](Self::exists).
+    pub async fn exists_async(&self, key: &str) -> bool {
+        let stack = self.stack.load_full();
+        run(Exists::new(self.context(&stack), key)).await
+    }
+
+    /// The async twin of [`set`](Self::set).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn set_async<T: Cacheable>(&self, key: &str, value: T) -> Result<()> {
+        self.write_async(Write::Set(key, Entry::new(StoredValue::new(value), None))).await
+    }
+
+    /// The async twin of [`mset`](Self::mset).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn mset_async<T, K, I>(&self, items: I) -> Result<()>
+    where
+        T: Cacheable,
+        K: AsRef<str>,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        let entries = mset_entries(items);
+        self.write_async(Write::mset(&entries)).await
+    }
+
+    /// The async twin of [`delete`](Self::delete).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn delete_async(&self, key: &str) -> Result<()> {
+        self.write_async(Write::Delete(key)).await
+    }
+
+    /// The async twin of [`flush`](Self::flush).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn flush_async(&self) -> Result<()> {
+        self.write_async(Write::Flush).await
+    }
+
+    async fn write_async(&self, write: Write<'_>) -> Result<()> {
+        let stack = self.stack.load_full();
+        run(WriteLayers::store(self.context(&stack), write, Default::default())).await
+    }
+
+    /// The async twin of [`get_or_set`](Self::get_or_set): concurrent tasks (and threads) asking
+    /// for the same missing key share one computation. Dropping the computing task's future
+    /// (cancellation) releases the waiting ones, one of which computes instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cache_tower::Result<()> {
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// let value = tower.get_or_set_async("k", || async { 42u32 }).await;
+    /// assert_eq!(value, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_async<T, F, Fut>(&self, key: &str, compute: F) -> T
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let fallible = || async { Ok::<T, std::convert::Infallible>(compute().await) };
+        match self.try_get_or_set_async(key, fallible).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The async twin of [`try_get_or_set`](Self::try_get_or_set).
+    ///
+    /// # Errors
+    /// The error `compute` returned.
+    pub async fn try_get_or_set_async<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.fast_hit(key) {
+            return Ok(value);
+        }
+        self.get_or_compute_async(key, compute).await
+    }
+
+    /// [`try_get_or_set_async`](Self::try_get_or_set_async) after the fast lane.
+    pub(crate) async fn get_or_compute_async<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let stack = self.stack.load_full();
+        run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute)).await
     }
 }
 

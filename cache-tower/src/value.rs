@@ -36,7 +36,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 /// One cached value, as layers store and return it. Cloning it shares it (one reference count).
 ///
 /// ```
-/// use cache_tower::StoredValue;
+/// use cache_tower::adapter::StoredValue;
 ///
 /// let typed = StoredValue::new(vec![1, 2, 3]);
 /// assert_eq!(typed.json().unwrap(), b"[1,2,3]");
@@ -113,7 +113,7 @@ impl StoredValue {
     /// The value as JSON bytes, for layers that store bytes.
     ///
     /// # Errors
-    /// [`ErrorKind::Encode`](crate::ErrorKind::Encode) when the typed value cannot be written as
+    /// [`ErrorKind::Encode`](crate::error::ErrorKind::Encode) when the typed value cannot be written as
     /// JSON (for example a map whose keys are not strings).
     pub fn json(&self) -> Result<&[u8]> {
         self.inner.json()
@@ -127,7 +127,7 @@ impl StoredValue {
     /// The value as a `T`: a clone when it holds a typed `T`, otherwise a JSON decode.
     ///
     /// # Errors
-    /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) when the stored value is not a valid `T`
+    /// [`ErrorKind::Decode`](crate::error::ErrorKind::Decode) when the stored value is not a valid `T`
     /// (for example a struct whose shape changed since the value was written).
     pub fn decode<T: Cacheable>(&self) -> Result<T> {
         if let Some(value) = self.typed::<T>() {
@@ -159,7 +159,7 @@ impl fmt::Debug for StoredValue {
 /// its own TTL. This is how a backfilled entry never outlives the copy it was made from.
 ///
 /// ```
-/// use cache_tower::{Entry, StoredValue};
+/// use cache_tower::adapter::{Entry, StoredValue};
 /// use std::time::Duration;
 ///
 /// let entry = Entry::new(StoredValue::new("v".to_string()), Some(Duration::from_secs(5)));
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn encoded_value_reports_bad_json_as_decode_error() {
         let value = StoredValue::from_json(b"{not json".to_vec());
-        assert_eq!(value.decode::<u32>().unwrap_err().kind(), crate::ErrorKind::Decode);
+        assert_eq!(value.decode::<u32>().unwrap_err().kind(), crate::error::ErrorKind::Decode);
     }
 
     #[test]

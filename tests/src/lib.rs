@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cache_tower::{CacheAdapter, CacheTower, Entry, MemoryAdapter, StoredValue};
+use cache_tower::{
+    CacheTower, MemoryAdapter,
+    adapter::{CacheAdapter, Entry, StoredValue},
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A value shaped like a typical cached record: several strings, a list, integers, a float, a bool.

@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, Entry, MemoryAdapter, RedisAdapter, StoredValue};
+use cache_tower::{
+    CacheTower, MemoryAdapter, RedisAdapter,
+    adapter::{CacheAdapter, Entry, StoredValue},
+};
 
 /// A key no test uses, planted in a memory layer to see it cleared.
 pub const SENTINEL: &str = "\u{0}cache-tower-tests:sentinel";

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
 use cache_tower_tests::peer::{DELIVERY, POLL, Peer, STAYS, json};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::tracking::subscribed_tower;

@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, Error, ErrorKind, MAX_TTL, MemoryAdapter};
+use cache_tower::{
+    CacheTower, Error, MemoryAdapter,
+    adapter::{CacheAdapter, MAX_TTL},
+    error::ErrorKind,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
 use cache_tower_tests::User;
 use cache_tower_tests::peer::{DELIVERY, POLL, Peer, json};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};

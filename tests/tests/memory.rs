@@ -5,7 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, Entry, ManualClock, MemoryAdapter, StoredValue};
+use cache_tower::{
+    CacheTower, MemoryAdapter,
+    adapter::{CacheAdapter, Entry, StoredValue},
+    clock::ManualClock,
+};
 use cache_tower_tests::{peek, put, tower_of};
 
 fn bounded(maxsize: usize, lru: bool) -> MemoryAdapter {

@@ -12,7 +12,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, Entry, ManualClock, MemoryAdapter, StoredValue};
+use cache_tower::{
+    MemoryAdapter,
+    adapter::{CacheAdapter, Entry, StoredValue},
+    clock::ManualClock,
+};
 use proptest::prelude::*;
 
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];

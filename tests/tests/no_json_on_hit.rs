@@ -8,7 +8,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use cache_tower::{CacheAdapter, MemoryAdapter, StoredValue};
+use cache_tower::{
+    MemoryAdapter,
+    adapter::{CacheAdapter, StoredValue},
+};
 use cache_tower_tests::{Counted, DESERIALIZE_CALLS, SERIALIZE_CALLS, memory_layers, peek, put_json, tower_of};
 
 static SERIAL: Mutex<()> = Mutex::new(());

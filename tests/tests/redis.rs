@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
 use cache_tower_tests::redis_server::{RedisServer, TestRedis, unique_namespace};
 use cache_tower_tests::{User, peek, put};
 

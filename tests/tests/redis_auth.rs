@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, ErrorKind, MemoryAdapter, RedisAdapter, RedisAdapterBuilder};
+use cache_tower::{
+    CacheTower, MemoryAdapter, RedisAdapter,
+    adapter::{CacheAdapter, RedisAdapterBuilder},
+    error::ErrorKind,
+};
 use cache_tower_tests::logs::captured_logs;
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::{User, peek};

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 
 mod both_paths;

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, ErrorKind, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter, error::ErrorKind};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::{User, peek, put};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use cache_tower::{CacheTower, ErrorKind, MemoryAdapter, registry};
+use cache_tower::{CacheTower, MemoryAdapter, error::ErrorKind, registry};
 
 /// A tower with one memory layer holding `generation` under the key "generation".
 fn tower_of_generation(generation: u64) -> CacheTower {

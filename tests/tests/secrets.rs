@@ -11,7 +11,12 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, Error, ErrorKind, RedisAdapter, RedisAdapterBuilder, registry};
+use cache_tower::{
+    CacheTower, Error, RedisAdapter,
+    adapter::{CacheAdapter, RedisAdapterBuilder},
+    error::ErrorKind,
+    registry,
+};
 use cache_tower_tests::logs::captured_logs;
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use serde_json::json;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, RedisAdapterBuilder};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::RedisAdapterBuilder};
 use cache_tower_tests::logs::LogBuffer;
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 

@@ -2,12 +2,17 @@
 //! one that answered), the write path (every layer), `exists`, `flush`, layer management, stats,
 //! and the regressions of docs/architecture.md §4 that concern the tower and the memory layer.
 
+use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use indexmap::IndexMap;
 use std::time::Duration;
 
-use cache_tower::{CacheAdapter, CacheTower, Entry, ErrorKind, ManualClock, MemoryAdapter, StoredValue};
+use cache_tower::{
+    CacheTower, MemoryAdapter,
+    adapter::{CacheAdapter, Entry, StoredValue},
+    clock::ManualClock,
+    error::ErrorKind,
+};
 use cache_tower_tests::{User, memory_layers, peek, put, put_json, tower_of};
 use serde::{Deserialize, Serialize};
 
@@ -670,10 +675,7 @@ fn a_value_read_as_a_compatible_type_decodes_through_json() {
     assert_eq!(tower.get::<User>("u"), Some(User::sample(3)), "the stored value is unchanged");
 
     tower.set("list", vec!["a".to_string()]).unwrap();
-    assert_eq!(
-        tower.mget::<std::collections::VecDeque<String>, _>(&["list"])["list"],
-        Some(["a".into()].into())
-    );
+    assert_eq!(tower.mget::<std::collections::VecDeque<String>, _>(&["list"])["list"], Some(["a".into()].into()));
 }
 
 #[test]

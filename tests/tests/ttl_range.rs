@@ -1,10 +1,10 @@
-//! The largest TTL, `cache_tower::MAX_TTL`, against a real redis-server: a layer with it really
+//! The largest TTL, `cache_tower::adapter::MAX_TTL`, against a real redis-server: a layer with it really
 //! writes (`SET … PX`, and the multi-key script) and its entries carry it; one more is refused
 //! when the layer is configured, in JSON and by the builder, rather than by Redis on every write.
 
 use std::time::Duration;
 
-use cache_tower::{CacheTower, ErrorKind, MAX_TTL, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::MAX_TTL, error::ErrorKind};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use serde_json::json;
 
@@ -92,5 +92,5 @@ fn one_more_than_the_largest_ttl_is_refused_at_configuration_time() {
     }
 
     // The memory builder cannot fail: it clamps.
-    assert_eq!(cache_tower::CacheAdapter::ttl(&MemoryAdapter::builder().ttl(one_more).build()), Some(MAX_TTL));
+    assert_eq!(cache_tower::adapter::CacheAdapter::ttl(&MemoryAdapter::builder().ttl(one_more).build()), Some(MAX_TTL));
 }

@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use cache_tower::{CacheAdapter, CacheTower};
+use cache_tower::{CacheTower, adapter::CacheAdapter};
 
 use super::caches::{BOUND, QUICK_CACHE};
 use super::redis_support::{self, COUNTED_OPS, Counter, Failures, RAW, Raw};

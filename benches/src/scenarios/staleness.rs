@@ -29,7 +29,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheAdapter, CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
 use cache_tower_tests::tracking::subscribed_tower;
 
 use super::child::Child;

@@ -160,14 +160,14 @@ impl MemoryAdapterBuilder {
 
     /// How long entries live; `Duration::ZERO` (the default) means they never expire.
     ///
-    /// A TTL over [`MAX_TTL`](crate::MAX_TTL) (about 285,000 years) is clamped to it, so that
+    /// A TTL over [`MAX_TTL`](crate::adapter::MAX_TTL) (about 285,000 years) is clamped to it, so that
     /// [`build`](Self::build) cannot fail: no entry could tell the difference, and entries
     /// backfilled from this layer into a Redis layer stay within what Redis accepts. (The JSON
     /// configuration rejects such a TTL instead, as a mistake in the file.)
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cache_tower::{CacheAdapter, MAX_TTL, MemoryAdapter};
+    /// use cache_tower::{MemoryAdapter, adapter::{CacheAdapter, MAX_TTL}};
     ///
     /// let memory = MemoryAdapter::builder().ttl(Duration::MAX).build();
     /// assert_eq!(memory.ttl(), Some(MAX_TTL));

@@ -215,7 +215,7 @@ impl RedisAdapterBuilder {
     }
 
     /// How long entries live; `Duration::ZERO` (the default) means no expiry. At most
-    /// [`MAX_TTL`](crate::MAX_TTL): a longer one is an error of [`build`](Self::build), since
+    /// [`MAX_TTL`](crate::adapter::MAX_TTL): a longer one is an error of [`build`](Self::build), since
     /// Redis would refuse every write.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = (!ttl.is_zero()).then_some(ttl);
@@ -253,14 +253,14 @@ impl RedisAdapterBuilder {
     /// Builds the adapter. It does not connect yet.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config), naming the field: a malformed URL,
+    /// [`ErrorKind::Config`](crate::error::ErrorKind::Config), naming the field: a malformed URL,
     /// conflicting settings (a URL and a host, say), an environment variable that is not set, an
-    /// unreadable CA file, a zero timeout, a TTL over [`MAX_TTL`](crate::MAX_TTL), a `rediss://`
+    /// unreadable CA file, a zero timeout, a TTL over [`MAX_TTL`](crate::adapter::MAX_TTL), a `rediss://`
     /// URL without the `tls` feature. No error quotes a password or a URL as given.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cache_tower::{MAX_TTL, RedisAdapter};
+    /// use cache_tower::{RedisAdapter, adapter::MAX_TTL};
     ///
     /// assert!(RedisAdapter::builder().ttl(MAX_TTL).build().is_ok());
     /// let err = RedisAdapter::builder().ttl(MAX_TTL + Duration::from_secs(1)).build().unwrap_err();
@@ -440,12 +440,12 @@ impl CacheAdapter for RedisAdapter {
     }
 
     #[cfg(feature = "tokio")]
-    fn as_async(&self) -> Option<&dyn crate::AsyncCacheAdapter> {
+    fn as_async(&self) -> Option<&dyn crate::adapter::AsyncCacheAdapter> {
         Some(self)
     }
 
     #[cfg(feature = "tokio")]
-    fn watch_changes(&self, sink: crate::ChangeSink) -> Option<crate::ChangeWatch> {
+    fn watch_changes(&self, sink: crate::adapter::ChangeSink) -> Option<crate::adapter::ChangeWatch> {
         let client = self.inner.changes.clone()?;
         let listener = changes::Listener {
             client,
@@ -459,8 +459,8 @@ impl CacheAdapter for RedisAdapter {
 }
 
 #[cfg(feature = "tokio")]
-impl crate::AsyncCacheAdapter for RedisAdapter {
-    fn call<'a>(&'a self, request: Request<'a>) -> crate::BoxFuture<'a, Result<Reply>> {
+impl crate::adapter::AsyncCacheAdapter for RedisAdapter {
+    fn call<'a>(&'a self, request: Request<'a>) -> crate::adapter::BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
             let op = self.inner.ops.op(request)?;
             self.inner.shared.send(&self.inner.connector, op).await
@@ -471,7 +471,7 @@ impl crate::AsyncCacheAdapter for RedisAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn building_does_not_connect() {

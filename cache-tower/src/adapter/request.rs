@@ -2,7 +2,7 @@
 //!
 //! The tower's plans (`tower/plan.rs`) say what to ask of which layer as a `Request`; the
 //! blocking driver carries it out with the adapter's blocking methods ([`Request::run`]), the
-//! async driver with [`AsyncCacheAdapter::call`](crate::AsyncCacheAdapter::call) when the
+//! async driver with [`AsyncCacheAdapter::call`](crate::adapter::AsyncCacheAdapter::call) when the
 //! adapter does I/O. So each operation is described once, whichever way it is sent.
 
 use crate::adapter::CacheAdapter;
@@ -12,7 +12,7 @@ use crate::value::{Entry, StoredValue};
 /// One call to a layer: each variant is one method of [`CacheAdapter`], with its arguments.
 ///
 /// ```
-/// use cache_tower::{MemoryAdapter, Reply, Request};
+/// use cache_tower::{MemoryAdapter, adapter::{Reply, Request}};
 ///
 /// let memory = MemoryAdapter::new();
 /// assert!(matches!(Request::Exists("k").run(&memory)?, Reply::Exists(false)));

@@ -27,7 +27,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cache_tower::{CacheAdapter, CacheTower};
+use cache_tower::{CacheTower, adapter::CacheAdapter};
 use cache_tower_tests::tracking::{SENTINEL, SUBSCRIBE_WITHIN, plant_sentinel, sentinel_cleared_within};
 
 struct Options {

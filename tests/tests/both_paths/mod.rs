@@ -7,7 +7,10 @@
 
 use indexmap::IndexMap;
 
-use cache_tower::{CacheAdapter, CacheTower, Cacheable, Entry, RedisAdapter, Request, Result};
+use cache_tower::{
+    CacheTower, Cacheable, RedisAdapter, Result,
+    adapter::{CacheAdapter, Entry, Request},
+};
 
 /// For each behaviour `fn name(api: &impl Calls)` of the test file, a test `blocking::name` and a
 /// test `on_tokio::name`.
