@@ -26,6 +26,9 @@ fi
 
 cargo test --workspace --all-features "$@"
 
+# What only a build without some feature does: the Redis layer without `tls` names the feature.
+cargo test -p cache-tower --no-default-features --features redis --lib -- settings::
+
 # The model checks (docs/adr/0008-model-checking.md): the breaker, the change log and single
 # flight under loom, which tries their interleavings. `--cfg loom` swaps their sync primitives,
 # so they get a build of their own, in a target directory of its own (the normal build is not

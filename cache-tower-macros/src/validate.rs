@@ -111,11 +111,33 @@ impl Signature {
                 },
             }
         }
+        errors.push(check_not_a_result_alias(&sig.output, args));
         errors.finish()?;
         let (kind, cached_type, return_tokens) = return_kind(&sig.output, args, &sig.ident);
         let associated = receiver.is_some() || mentions_self(&quote! { #function });
         Ok(Self { params, receiver, associated, is_async: sig.asyncness.is_some(), kind, cached_type, return_tokens })
     }
+}
+
+/// A return type named like an alias of `Result` (`MyResult<T>`, `io::Result<T>` is `Result`
+/// itself) would be cached whole, `Err` values included, since the macro sees names, not types:
+/// it must be told which it is.
+fn check_not_a_result_alias(output: &ReturnType, args: &Args) -> syn::Result<()> {
+    let ReturnType::Type(_, ty) = output else { return Ok(()) };
+    let Type::Path(path) = &**ty else { return Ok(()) };
+    let Some(last) = path.path.segments.last() else { return Ok(()) };
+    let name = last.ident.to_string();
+    if name == "Result" || !name.ends_with("Result") || args.result.is_some() || args.option.is_some() {
+        return Ok(());
+    }
+    Err(syn::Error::new_spanned(
+        ty,
+        format!(
+            "`{name}` may be an alias of `Result`, which #[cached_tower] cannot see through: add `result = true` \
+             to cache only `Ok` values (an `Err` is returned, never cached), or `result = false` if it is not a \
+             `Result` (the whole value is cached)"
+        ),
+    ))
 }
 
 /// Whether `Self` appears in the function: then it is in an `impl` or a trait, and its companions

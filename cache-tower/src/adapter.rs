@@ -1,8 +1,16 @@
-//! The [`CacheAdapter`] trait: what a layer kind implements.
+//! For authors of layer kinds, and for tests: what a layer is and what a tower says to it.
 //!
-//! cache-tower ships [`MemoryAdapter`](crate::MemoryAdapter); implement this trait to add a layer
-//! kind of your own (a file cache, memcached, a database table). A tower calls an adapter through
-//! `Arc<dyn CacheAdapter>`, so the trait is object safe.
+//! * [`CacheAdapter`]: the trait a layer kind implements (and [`AsyncCacheAdapter`], for one
+//!   whose I/O can be awaited). cache-tower ships [`MemoryAdapter`](crate::MemoryAdapter) and
+//!   [`RedisAdapter`](crate::RedisAdapter); implement the trait to add a kind of your own (a
+//!   file cache, memcached, a database table). A tower calls an adapter through
+//!   `Arc<dyn CacheAdapter>`, so the trait is object safe.
+//! * [`Request`] and [`Reply`]: one call to a layer, as data.
+//! * [`Entry`] and [`StoredValue`]: a value as layers store it, typed or as JSON.
+//! * [`Change`], [`ChangeSink`], [`ChangeWatch`]: how a shared layer reports changes made by
+//!   other processes, so that memory layers above it drop stale copies.
+//! * [`MemoryAdapterBuilder`] and `RedisAdapterBuilder`: the adapters' settings; [`MAX_TTL`],
+//!   the longest TTL a layer takes.
 
 pub(crate) mod memory;
 #[cfg(feature = "redis")]

@@ -282,8 +282,30 @@ impl fmt::Display for Error {
     }
 }
 
+/// `Debug` reads like a sentence, since that is what `fn main() -> cache_tower::Result<()>` prints
+/// when it fails: the kind in words, then the [`report`](Error::report) (the error and its causes).
+/// `{:#?}` shows the fields.
+///
+/// ```
+/// let err = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory", "ttl": -5}]"#).unwrap_err();
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "configuration error: layer 0, field `ttl`: expected a whole number of seconds, 0 or more, got -5"
+/// );
+/// assert!(format!("{err:#?}").contains("kind: Config"));
+/// ```
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            let kind = match self.inner.kind {
+                ErrorKind::Config => "configuration error",
+                ErrorKind::Position => "layer position error",
+                ErrorKind::Layer => "layer error",
+                ErrorKind::Encode => "encode error",
+                ErrorKind::Decode => "decode error",
+            };
+            return write!(f, "{kind}: {}", self.report());
+        }
         f.debug_struct("Error")
             .field("kind", &self.inner.kind)
             .field("message", &self.inner.message)

@@ -1,37 +1,82 @@
 //! # cache-tower
 //!
-//! A multilevel cache: a stack of layers (in-process memory on top, shared stores below) that
-//! reads top down, backfills upward and writes everywhere.
+//! A multilevel cache for Rust services: a stack of layers — in-process memory on top, Redis
+//! below — that reads top down, backfills the faster layers on the way back up, and writes
+//! everywhere. A memory hit is a clone of the stored value, never a parse; a layer that fails is
+//! a miss, never an outage; many callers missing the same key at once compute it once.
+//!
+//! ## Start here
+//!
+//! ```toml
+//! [dependencies]
+//! cache-tower = "0.1"
+//! serde = { version = "1", features = ["derive"] }
+//! # for the async operations and `async fn`s under #[cached_tower]:
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! There are three ways in, from the least set-up to the most control:
+//!
+//! 1. **The [`cached_tower`] attribute** memoizes a function (sync or `async`) through a tower:
+//!    `#[cached_tower(key = "user:{id}")]` caches in the built-in `"default"` tower (memory
+//!    only) with no set-up at all; `config = "users"` names a tower of the registry.
+//! 2. **The [`registry`]** holds named towers, registered at start-up from JSON
+//!    ([`registry::register_file`]) and found by name ([`registry::get`]);
+//!    [`registry::require`] checks that the names your functions use are there.
+//! 3. **A [`CacheTower`]** of your own: [`CacheTower::from_json`] or layer by layer with
+//!    [`CacheTower::add_layer`]; then `get`, `set`, `get_or_set` and the rest, each with an
+//!    `*_async` twin.
 //!
 //! ```
-//! use std::time::Duration;
-//! use cache_tower::{CacheTower, MemoryAdapter};
+//! use cache_tower::{CacheTower, cached_tower};
 //!
 //! #[derive(Clone, serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-//! struct User { id: u64, name: String }
+//! struct User {
+//!     id: u64,
+//!     name: String,
+//! }
 //!
-//! let tower = CacheTower::from_json(r#"[{"adapter": "memory", "ttl": 60, "params": {"maxsize": 1024}}]"#)?;
-//! tower.set("user:1", User { id: 1, name: "Ada".into() })?;
-//! assert_eq!(tower.get::<User>("user:1").map(|u| u.name), Some("Ada".to_string()));
-//! let user = tower.get_or_set("user:2", || User { id: 2, name: "Grace".into() }); // computed once
-//! # assert_eq!(user.id, 2);
-//! # Ok::<(), cache_tower::Error>(())
+//! #[cached_tower(key = "user:{id}")] // the built-in "default" tower: nothing to set up
+//! fn load_user(id: u64) -> User {
+//!     User { id, name: format!("user {id}") } // a database query in real life
+//! }
+//!
+//! fn main() -> cache_tower::Result<()> {
+//!     assert_eq!(load_user(7).name, "user 7"); // runs the body, caches under "user:7"
+//!     assert_eq!(load_user(7).name, "user 7"); // a memory hit
+//!
+//!     let tower = CacheTower::from_json(r#"[{"adapter": "memory", "ttl": 60, "params": {"maxsize": 1024}}]"#)?;
+//!     tower.set("user:1", User { id: 1, name: "Ada".into() })?;
+//!     assert_eq!(tower.get::<User>("user:1").map(|user| user.name), Some("Ada".to_string()));
+//!     let user = tower.get_or_set("user:2", || User { id: 2, name: "Grace".into() }); // computed once
+//!     assert_eq!(user.id, 2);
+//!     Ok(())
+//! }
 //! ```
 //!
-//! * [`CacheTower`]: the stack; `get`/`mget` read top down and backfill the layers above a hit,
-//!   `set`/`mset`/`delete`/`flush` write every layer, `exists` never backfills, `get_or_set`
-//!   computes a missing value once however many threads ask.
-//! * [`MemoryAdapter`]: the in-process layer (maxsize, FIFO or LRU, TTL). A hit is a clone of
-//!   the stored value; it never parses JSON.
-//! * `RedisAdapter` (feature `redis`): the shared layer; JSON text under `namespace + key`, one
-//!   round trip for each `get`, `mget`, `set`, `mset`, `delete` and `exists` (`flush` scans the
-//!   namespace in batches), bounded timeouts, a circuit breaker in the tower.
-//! * [`CacheAdapter`]: the trait to implement for a layer kind of your own.
-//! * Configuration: [`CacheTower::from_json`] takes the list-of-layers format; the
-//!   [`registry`] holds named towers, which `#[cached_tower(config = "name")]` uses.
-//! * Many processes: with memory over Redis, a change made anywhere evicts the stale copies
-//!   from every process's memory layers (Redis client tracking).
-//! * [`CacheTower::stats`]: per-layer hits, misses, backfills, errors, evictions, expirations.
+//! ## The layers
+//!
+//! * [`MemoryAdapter`]: the in-process layer (`maxsize`, FIFO or LRU, TTL). A hit is a clone of
+//!   the stored value.
+//! * [`RedisAdapter`] (feature `redis`): the shared layer. Values are JSON text under
+//!   `namespace + key`, readable by any program; one round trip for each `get`, `mget`, `set`,
+//!   `mset`, `delete` and `exists`; bounded timeouts; a circuit breaker in the tower. With memory
+//!   above Redis, a change made by any process evicts the stale copies from every process's
+//!   memory layer (Redis client tracking).
+//! * Your own layer kind: implement [`adapter::CacheAdapter`].
+//!
+//! Reads (`get`, `mget`, `exists`) return plain values: a layer that fails is a miss, counted in
+//! [`CacheTower::stats`] ([`LayerStats`]) and logged. Writes return [`Result`]: the [`Error`] of
+//! the topmost layer that failed, every other layer still written.
+//!
+//! ## Modules
+//!
+//! * [`registry`]: named towers.
+//! * [`adapter`]: for authors of layer kinds and for tests — the [`adapter::CacheAdapter`] trait
+//!   and its async twin, the [`adapter::Request`]s a tower sends, [`adapter::Entry`] and
+//!   [`adapter::StoredValue`], the adapters' builders, [`adapter::MAX_TTL`].
+//! * [`error`]: what kind of error ([`error::ErrorKind`]) and which layer fault ([`error::Fault`]).
+//! * [`clock`]: the time source of memory layers, and a manual clock for tests.
 //!
 //! ## Failure model
 //!
@@ -44,9 +89,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `macros` | yes | the [`cached_tower`] attribute (memoize a function through a named tower) |
+//! | `macros` | yes | the [`cached_tower`] attribute |
 //! | `redis` | yes | [`RedisAdapter`] and the `"redis"` configuration adapter |
-//! | `tokio` | yes | the `*_async` operations and [`AsyncCacheAdapter`]; Redis's async connection |
+//! | `tokio` | yes | the `*_async` operations and `async fn` memoization; Redis's async connection |
 //! | `tls` | no | `rediss://` URLs and `tls_ca_file` for the Redis layer (rustls) |
 
 #![forbid(unsafe_code)]
@@ -70,6 +115,7 @@ mod value;
 pub use adapter::memory::MemoryAdapter;
 #[cfg(feature = "redis")]
 pub use adapter::redis::RedisAdapter;
+#[doc(inline)]
 pub use error::{Error, Result};
 pub use stats::LayerStats;
 pub use tower::CacheTower;
@@ -101,9 +147,11 @@ pub use value::Cacheable;
 /// # Arguments
 ///
 /// * `config = "name"`: the [`registry`] name of the tower to use (default:
-///   `"default"`, [`registry::DEFAULT_TOWER`]). If no tower of
-///   that name is registered when the function runs, it runs uncached and a warning is logged
-///   once; it never panics.
+///   `"default"`, [`registry::DEFAULT_TOWER`], a memory-only tower that is there with no set-up
+///   until you register your own under that name). If no tower of the name is registered when
+///   the function runs, it runs uncached and warns once — to `tracing` when a subscriber is
+///   installed, else to standard error; it never panics. Check the names at start-up with
+///   [`registry::require`].
 /// * `key = "template"`: the cache key, built from the parameters: `"user:{id}"`,
 ///   `"{tenant.id}:{page}"`, `"{self.region}:{id}"`, with `format!` specs (`"{id:08}"`); `{{`
 ///   and `}}` are literal braces. A placeholder that names no parameter is a compile error.
@@ -113,7 +161,9 @@ pub use value::Cacheable;
 ///   not part of the default key — give methods a `key` (two methods of the same name in one
 ///   module would otherwise share keys).
 /// * `result = true` / `option = true`: treat the return type as a `Result` / `Option` when it is
-///   an alias the macro cannot recognise by name.
+///   an alias the macro cannot recognise by name. A return type whose name ends in `Result`
+///   (`MyResult<T>`) without `result = …` is a compile error, since caching it whole would cache
+///   its `Err` values: say `result = true`, or `result = false` for a type that only has the name.
 /// * `cache_none = true`: cache `None` results of an `Option` function too.
 ///
 /// # What is cached
@@ -126,7 +176,8 @@ pub use value::Cacheable;
 /// # Where it works
 ///
 /// `fn` and `async fn` (the async form uses the `*_async` operations: no blocking of the
-/// executor on I/O), free functions, methods taking `&self` or `self`, associated functions, and
+/// executor on I/O; a blocking memoized `fn` called on a tokio runtime thread whose tower reads
+/// over the network warns once, pointing at the `async fn` form and `spawn_blocking`), free functions, methods taking `&self` or `self`, associated functions, and
 /// generic functions whose bounds make the result [`Cacheable`]. Concurrent callers of the same
 /// key share one call, sync or async; a panic in the body, or a dropped future, releases the
 /// waiting callers (one of them runs the body instead). A cache fault never becomes the

@@ -337,7 +337,10 @@ mod tests {
             memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 6);
-        assert!(site.warned.load(Ordering::Relaxed) && keyless.warned.load(Ordering::Relaxed));
+        let warned =
+            |site: &CallSite, warning: Warning| site.warned.load(Ordering::Relaxed) & (1 << warning as u8) != 0;
+        assert!(warned(&site, Warning::NoTower) && !warned(&site, Warning::NoKey));
+        assert!(warned(&keyless, Warning::NoKey) && !warned(&keyless, Warning::NoTower));
     }
 
     #[test]

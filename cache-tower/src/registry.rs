@@ -38,7 +38,7 @@ use crate::tower::CacheTower;
 /// The name `#[cached_tower]` uses when it is given no `config`.
 ///
 /// A tower of this name is always there until you register your own under it (which replaces
-/// it) or [`remove`] it: one [`MemoryAdapter`](crate::MemoryAdapter) layer holding at most
+/// it) or [`remove`] it: one [`MemoryAdapter`] layer holding at most
 /// [`DEFAULT_TOWER_MAXSIZE`] entries, first in first out, with no TTL. So a memoized function
 /// caches from its first call with no set-up at all, in this process's memory only.
 ///

@@ -409,6 +409,29 @@ fn result_true_treats_an_alias_as_a_result() {
     assert_eq!(tower.get::<u32>("alias:9"), Some(9), "the Ok value itself is stored");
 }
 
+/// Named like a `Result` alias, but a plain value: `result = false` says so.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SearchResult {
+    hits: u32,
+}
+
+static SEARCH_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached_tower(config = "sync_result_named_struct", key = "search:{query}", result = false)]
+fn search(query: u32) -> SearchResult {
+    count(&SEARCH_RUNS);
+    SearchResult { hits: query * 2 }
+}
+
+#[test]
+fn result_false_caches_a_value_whose_type_is_named_like_a_result() {
+    let tower = register_memory("sync_result_named_struct");
+    assert_eq!(search(4), SearchResult { hits: 8 });
+    assert_eq!(search(4), SearchResult { hits: 8 });
+    assert_eq!(runs(&SEARCH_RUNS), 1);
+    assert_eq!(tower.get::<SearchResult>("search:4"), Some(SearchResult { hits: 8 }));
+}
+
 // ===== Option =====
 
 static FIND_RUNS: AtomicUsize = AtomicUsize::new(0);

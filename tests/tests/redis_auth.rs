@@ -120,6 +120,12 @@ fn a_wrong_or_missing_password_is_an_error_not_a_panic() {
     ];
     for (what, builder) in cases {
         let redis = redis(builder, &ns);
+        let err = only(&redis).set("k", 1).expect_err(what);
+        let words = match what {
+            "no password" => "the server requires a password and none was given: set `password`",
+            _ => "the server refused the user name or password: check `username` and `password`",
+        };
+        assert!(err.to_string().contains(words), "{what}: the error says what to fix: {err}");
         assert_refused(&only(&redis), 0, what);
         // Below a memory layer: the memory layer still works, and the error names layer 1.
         let memory = MemoryAdapter::new();

@@ -32,6 +32,7 @@ fn the_listener_thread_never_logs_a_password() {
     let wrong = format!("{MARKER}-wrong");
     let path = socket.display();
     let cases: Vec<(&str, RedisAdapterBuilder)> = vec![
+        ("no password", RedisAdapter::builder().port(port)),
         ("password setting", RedisAdapter::builder().port(port).password(&wrong)),
         ("user and password settings", RedisAdapter::builder().port(port).username("default").password(&wrong)),
         ("redis:// user info", RedisAdapter::builder().url(format!("redis://:{wrong}@127.0.0.1:{port}/0"))),
@@ -53,6 +54,13 @@ fn the_listener_thread_never_logs_a_password() {
             let logs = buffer.text()[before..].to_owned();
             if logs.contains("cache invalidation connection lost or refused") {
                 assert!(logs.contains(redis.endpoint()), "{what}: the warning names the server:\n{logs}");
+                // In words, naming the setting, not Redis's text about commands the user never sent.
+                let words = match what {
+                    "no password" => "the server requires a password and none was given: set `password`",
+                    _ => "the server refused the user name or password: check `username` and `password`",
+                };
+                assert!(logs.contains(words), "{what}: {words:?} in:\n{logs}");
+                assert!(!logs.contains("HELLO"), "{what}: raw protocol text in:\n{logs}");
                 break;
             }
             assert!(Instant::now() < deadline, "{what}: the listener logged no warning:\n{logs}");

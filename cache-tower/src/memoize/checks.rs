@@ -51,7 +51,7 @@ pub trait KeyValue: fmt::Display {}
 impl<T: fmt::Display + ?Sized> KeyValue for T {}
 
 /// The default key, written argument by argument: the function's path and its arguments as a
-/// JSON array, exactly as [`default_key`](super::default_key) writes the tuple of them.
+/// JSON array, exactly as the default key of the tuple of them is written.
 #[derive(Debug)]
 pub struct DefaultKey {
     /// `None` once an argument could not be written as JSON.

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use redis::{Client, PushInfo, PushKind, Value};
 
+use super::connection::in_words;
 use crate::adapter::{Change, ChangeSink, ChangeWatch};
 
 /// How often an idle listener checks that its connection still answers (and whether to stop).
@@ -103,7 +104,7 @@ impl Listener {
         let connect = self.client.get_multiplexed_async_connection_with_config(&config);
         let mut connection = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(connection)) => connection,
-            Ok(Err(err)) => return Err(err.to_string()),
+            Ok(Err(err)) => return Err(described(&err)),
             Err(_) => return Err(format!("connecting timed out after {:?}", self.timeout)),
         };
         let mut tracking = redis::cmd("CLIENT");
@@ -112,7 +113,7 @@ impl Listener {
             tracking.arg("PREFIX").arg(&self.namespace);
         }
         tracking.arg("NOLOOP");
-        tracking.query_async::<()>(&mut connection).await.map_err(|err| err.to_string())?;
+        tracking.query_async::<()>(&mut connection).await.map_err(|err| described(&err))?;
         // Subscribed from now on; what changed before is unknown.
         *subscribed = true;
         (self.sink)(Change::All);
@@ -132,7 +133,7 @@ impl Listener {
                     if stop.load(Ordering::Acquire) {
                         return Ok(());
                     }
-                    redis::cmd("PING").query_async::<()>(&mut connection).await.map_err(|err| err.to_string())?;
+                    redis::cmd("PING").query_async::<()>(&mut connection).await.map_err(|err| described(&err))?;
                 }
             }
         }
@@ -169,4 +170,10 @@ impl Listener {
             (self.sink)(Change::Keys(&keys));
         }
     }
+}
+
+/// A redis error as the listener logs it: in words when it is a refusal the user can fix (see
+/// [`in_words`]), else the client's own text.
+fn described(err: &redis::RedisError) -> String {
+    in_words(err).map_or_else(|| err.to_string(), str::to_owned)
 }

@@ -51,8 +51,11 @@ impl Connector {
         };
         // The cause stays an error of its own (its text scrubbed), for a reporter that walks
         // `source()`; `Error::report` shows both on one line.
-        Error::layer_fault(fault, format!("redis {operation} on {} failed", self.endpoint))
-            .with_source(Scrubbed::new(err, self.secret.as_deref()))
+        let mut message = format!("redis {operation} on {} failed", self.endpoint);
+        if let Some(words) = in_words(err) {
+            message = format!("{message}: {words}");
+        }
+        Error::layer_fault(fault, message).with_source(Scrubbed::new(err, self.secret.as_deref()))
     }
 
     pub(super) fn timed_out(&self, operation: &str) -> Error {
@@ -106,6 +109,27 @@ impl Connector {
             )),
         }
     }
+}
+
+/// What a refusal a user can fix means, in a sentence naming the setting to change, for the
+/// errors whose raw text speaks of commands the user never sent (`NOAUTH … HELLO … AUTH`).
+pub(super) fn in_words(err: &RedisError) -> Option<&'static str> {
+    const REFUSED: &str = "the server refused the user name or password: check `username` and `password`";
+    if err.kind() == redis::ErrorKind::AuthenticationFailed {
+        return Some(REFUSED);
+    }
+    // A refusal of the scripts loaded with the connection's first commands is a pipeline's.
+    let first_of_pipeline = || err.clone().into_server_errors()?.first().map(|(_, refusal)| refusal.code().to_owned());
+    let code = err.code().map(str::to_owned).or_else(first_of_pipeline)?;
+    Some(match code.as_str() {
+        "NOAUTH" => {
+            "the server requires a password and none was given: set `password` (or `password_env`, \
+             or put it in the URL)"
+        }
+        "WRONGPASS" => REFUSED,
+        "NOPERM" => "the server's ACL does not let this user run the command: grant it to the user",
+        _ => return None,
+    })
 }
 
 /// Whether an error means the connection itself is unusable (rather than one command failing).

@@ -23,6 +23,10 @@ pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default number of idle sync connections kept for reuse.
 pub(super) const DEFAULT_POOL_SIZE: usize = 16;
 
+/// The error of a TLS setting in a build without TLS: it names the feature to enable.
+pub(super) const NEEDS_TLS_FEATURE: &str = "TLS needs cache-tower's `tls` feature, which this build does not have: \
+     enable it in Cargo.toml (cache-tower = { version = \"0.1\", features = [\"tls\"] })";
+
 /// What stands for a password in every text shown.
 const REDACTED: &str = "***";
 
@@ -94,6 +98,9 @@ fn parse_url(url: &str) -> std::result::Result<ConnectionInfo, UrlProblem> {
         }));
     }
     let tls = matches!(scheme.as_str(), "rediss" | "valkeys");
+    if tls && cfg!(not(feature = "tls")) {
+        return Err(problem(NEEDS_TLS_FEATURE));
+    }
     if parsed.fragment().is_some_and(|fragment| !(tls && fragment == "insecure")) {
         return Err(problem(
             "unexpected URL fragment (only #insecure, on a rediss:// URL; a `#` in the user name \
@@ -124,6 +131,14 @@ impl Settings {
     /// Resolves the settings into connection info, reading environment variables and files
     /// they name.
     pub(super) fn resolve(&self) -> Result<Target> {
+        if cfg!(not(feature = "tls")) {
+            if self.tls {
+                return Err(Error::config(None, Some("tls"), NEEDS_TLS_FEATURE));
+            }
+            if self.tls_ca_file.is_some() {
+                return Err(Error::config(None, Some("tls_ca_file"), NEEDS_TLS_FEATURE));
+            }
+        }
         let from_parts = self.host.is_some()
             || self.port.is_some()
             || self.db.is_some()
@@ -350,9 +365,11 @@ mod tests {
     #[test]
     fn defaults_to_local_redis() {
         assert_eq!(resolved(Settings::default()).redacted, "redis://127.0.0.1:6379/0");
-        let tls = resolved(Settings { tls: true, ..Settings::default() });
-        assert!(matches!(tls.info.addr(), ConnectionAddr::TcpTls { port: 6379, insecure: false, .. }));
-        assert_eq!(tls.redacted, "rediss://127.0.0.1:6379/0");
+        if cfg!(feature = "tls") {
+            let tls = resolved(Settings { tls: true, ..Settings::default() });
+            assert!(matches!(tls.info.addr(), ConnectionAddr::TcpTls { port: 6379, insecure: false, .. }));
+            assert_eq!(tls.redacted, "rediss://127.0.0.1:6379/0");
+        }
         let v6 = resolved(Settings { host: Some("[::1]".into()), ..Settings::default() });
         assert_eq!(v6.info.addr(), &ConnectionAddr::Tcp("::1".into(), 6379));
         assert_eq!(v6.redacted, "redis://[::1]:6379/0");
@@ -386,5 +403,24 @@ mod tests {
         assert_eq!(unset.resolve().err().unwrap().field(), Some("url_env"));
         let host = Settings { host: Some("a/b".into()), ..Settings::default() };
         assert_eq!(host.resolve().err().unwrap().field(), Some("host"));
+    }
+
+    /// Run by `scripts/test.sh` in a build without the `tls` feature.
+    #[test]
+    #[cfg(not(feature = "tls"))]
+    fn without_the_tls_feature_every_tls_setting_names_the_feature() {
+        let cases = [
+            (Settings { tls: true, ..Settings::default() }, "tls"),
+            (Settings { tls_ca_file: Some("ca.pem".into()), ..Settings::default() }, "tls_ca_file"),
+            (Settings { url: Some(ParsedUrl::parse("rediss://:secret@h:6380/0")), ..Settings::default() }, "url"),
+            (Settings { url: Some(ParsedUrl::parse("valkeys://h")), ..Settings::default() }, "url"),
+        ];
+        for (settings, field) in cases {
+            let err = settings.resolve().err().expect("refused");
+            assert_eq!(err.field(), Some(field));
+            assert!(err.to_string().contains("cache-tower's `tls` feature"), "{err}");
+            assert!(err.to_string().contains(r#"features = ["tls"]"#), "{err}");
+            assert!(!format!("{err} {err:?}").contains("secret"), "{err:?}");
+        }
     }
 }
