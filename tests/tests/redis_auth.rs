@@ -317,6 +317,11 @@ fn passwords_never_show_in_debug_errors_or_logs() {
     for (what, adapter) in [("a refused password", wrong), ("a dead server", dead)] {
         let direct = CacheAdapter::get(&adapter, "k").expect_err(what);
         assert_no_secret(&format!("{direct} {direct:?}"), what);
+        let words = match what {
+            "a dead server" => "nothing accepts connections there: is Redis running, and are the host and port right?",
+            _ => "the server refused the user name or password",
+        };
+        assert!(direct.to_string().contains(words), "{what}: in words: {direct}");
 
         let tower = only(&adapter);
         let logs = captured_logs(|| {

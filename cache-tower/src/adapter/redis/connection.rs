@@ -118,6 +118,9 @@ pub(super) fn in_words(err: &RedisError) -> Option<&'static str> {
     if err.kind() == redis::ErrorKind::AuthenticationFailed {
         return Some(REFUSED);
     }
+    if err.is_connection_refusal() {
+        return Some("nothing accepts connections there: is Redis running, and are the host and port right?");
+    }
     // A refusal of the scripts loaded with the connection's first commands is a pipeline's.
     let first_of_pipeline = || err.clone().into_server_errors()?.first().map(|(_, refusal)| refusal.code().to_owned());
     let code = err.code().map(str::to_owned).or_else(first_of_pipeline)?;
