@@ -1,12 +1,16 @@
 //! An axum handler over a memoized `async fn`: `GET /products/{id}` answers from the tower
-//! `"products"` (memory over Redis at `REDIS_URL`, or memory only, saying so, when it is unset);
-//! `DELETE /products/{id}` forgets one product with the `_invalidate` companion.
+//! `"products"` (memory over Redis at `REDIS_URL`, or memory only, saying so, when it is unset or
+//! unusable); `DELETE /products/{id}` forgets one product with the `_invalidate` companion, and
+//! answers 503 when a layer (Redis) could not forget it.
 //!
-//! By default the example binds `127.0.0.1:0`, starts the server, sends itself a few requests
-//! with a bare HTTP/1.1 client (first call slow, second cached; a 404 is not cached; eight
-//! concurrent requests for one missing product run the body once), prints the responses and
-//! timings, and shuts down. With `--serve [ADDR]` it keeps serving instead (default
-//! `127.0.0.1:3000`) until Ctrl-C.
+//! By default the example binds `127.0.0.1:0` (a port the system chooses, so two runs never
+//! collide), starts the server, sends itself a few requests with a bare HTTP/1.1 client (first
+//! call slow, second cached; a 404 is not cached; eight concurrent requests for one missing
+//! product run the body once), prints each response, whether the body ran and how long it took,
+//! and shuts down. With Redis down it serves from memory all the same. It empties its namespace
+//! in Redis (`cache-tower-example:axum:`) first, so every run starts cold and prints the same
+//! lines; only the `(took …)` timings change. With `--serve [ADDR]` it keeps serving instead
+//! (default `127.0.0.1:3000`) until Ctrl-C.
 //!
 //! ```sh
 //! cargo run -p cache-tower-examples --bin axum_handler                                       # memory only
@@ -16,7 +20,7 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -37,7 +41,10 @@ struct Product {
 }
 
 /// How many times `load_product`'s body ran.
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+static LOOKUPS: AtomicU64 = AtomicU64::new(0);
+
+/// Every key this example writes to Redis is under this prefix.
+const NAMESPACE: &str = "cache-tower-example:axum:";
 
 /// Stands in for a slow catalogue query. `None` (no such product) is not cached.
 #[cached_tower(config = "products", key = "product:{id}")]
@@ -63,27 +70,33 @@ fn app() -> Router {
     Router::new().route("/products/{id}", get(get_product).delete(forget_product))
 }
 
-async fn products_tower() -> cache_tower::Result<CacheTower> {
+async fn products_tower() -> CacheTower {
     let tower = CacheTower::new();
     tower.add_layer(MemoryAdapter::builder().maxsize(10_000).ttl(Duration::from_secs(60)).build());
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            let redis = RedisAdapter::builder()
-                .url(url)
-                .namespace("cache-tower-example:axum:")
-                .ttl(Duration::from_secs(300))
-                .build()?;
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("REDIS_URL is not set: tower \"products\" runs on memory only");
+            return tower;
+        }
+    };
+    // Building does not connect: a server that is down shows on the first call, not here.
+    match RedisAdapter::builder().url(url).namespace(NAMESPACE).ttl(Duration::from_secs(300)).build() {
+        Ok(redis) => {
             println!("tower \"products\": memory over Redis at {}", redis.endpoint());
             tower.add_layer(redis);
             // Start from an empty namespace, so the first requests below are misses on every run.
             // If Redis is down, say so and go on: the memory layer still caches.
-            if let Err(err) = tower.flush_async().await {
-                println!("could not empty the Redis namespace, going on: {err}");
+            match tower.flush_async().await {
+                Ok(()) => println!("emptied {NAMESPACE:?} in Redis, so this run starts cold"),
+                Err(err) => println!("could not empty {NAMESPACE:?} in Redis, going on: {}", err.report()),
             }
         }
-        _ => println!("REDIS_URL is not set: tower \"products\" runs on memory only"),
+        Err(err) => {
+            println!("REDIS_URL is set but unusable ({}): tower \"products\" runs on memory only", err.report());
+        }
     }
-    Ok(tower)
+    tower
 }
 
 /// A bare HTTP/1.1 client: one request per connection; returns the status line and the body.
@@ -98,11 +111,29 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<
     Ok((status, body.to_owned()))
 }
 
+/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
+fn took(elapsed: Duration) -> String {
+    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
+}
+
+/// `n` with the singular or the plural: "1 time", "2 times".
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// Sends one request, then prints the response, whether `load_product`'s body ran for it and
+/// how long it took.
 async fn show(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<()> {
-    let started = Instant::now();
+    let (before, started) = (LOOKUPS.load(Ordering::Relaxed), Instant::now());
     let (status, body) = request(addr, method, path).await?;
-    let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    println!("{method:<6} {path:<16} {elapsed:>8.3} ms  {status}  {body}");
+    let elapsed = started.elapsed();
+    let ran = match method {
+        "GET" if LOOKUPS.load(Ordering::Relaxed) > before => "body ran",
+        "GET" => "cached",
+        _ => "",
+    };
+    let body = if body.is_empty() { String::new() } else { format!("  {body}") };
+    println!("{method:<6} {path:<14} {ran:<9} {status}{body} {}", took(elapsed));
     Ok(())
 }
 
@@ -115,7 +146,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Some(other) => return Err(format!("unknown argument {other:?}; usage: axum_handler [--serve [ADDR]]").into()),
     };
 
-    registry::register("products", products_tower().await?);
+    registry::register("products", products_tower().await);
 
     if let Some(addr) = serve {
         let listener = TcpListener::bind(&addr).await?;
@@ -138,7 +169,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             })
             .await
     });
-    println!("listening on http://{addr}\n");
+    // The port changes from run to run: it is not printed.
+    println!("listening on a port of 127.0.0.1 the system chose\n");
 
     show(addr, "GET", "/products/7").await?; // miss: the body runs
     show(addr, "GET", "/products/7").await?; // hit
@@ -158,13 +190,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     println!(
-        "8 concurrent GET /products/8: {ok} answered 200 in {:.3} ms, the body ran {} time(s)",
-        started.elapsed().as_secs_f64() * 1e3,
-        LOOKUPS.load(Ordering::Relaxed) - before
+        "8 concurrent GET /products/8: {ok} answered 200 OK, the body ran {} {}",
+        count(LOOKUPS.load(Ordering::Relaxed) - before, "time", "times"),
+        took(started.elapsed())
     );
 
     let _ = stop.send(());
     server.await??;
-    println!("\nserver stopped; load_product's body ran {} times in all", LOOKUPS.load(Ordering::Relaxed));
+    println!(
+        "\nserver stopped; load_product's body ran {} in all",
+        count(LOOKUPS.load(Ordering::Relaxed), "time", "times")
+    );
     Ok(())
 }

@@ -1,21 +1,27 @@
 //! `#[cached_tower]`: memoize expensive functions through a named tower.
 //!
-//! Shows a plain function (first call slow, second a memory hit), a `Result` function (only `Ok`
-//! is cached), an `Option` function (only `Some` is cached), the `_invalidate` and `_uncached`
-//! companions, and a method keyed on `self` (`"{self.region}:{id}"`).
+//! Shows a plain function (first call slow, second answered by the cache), a `Result` function
+//! (only `Ok` is cached), an `Option` function (only `Some` is cached), the `_invalidate` and
+//! `_uncached` companions, and a method keyed on `self` (`"{self.region}:{id}"`).
 //!
 //! The functions use the tower registered as `"users"`: memory over Redis at `REDIS_URL`, or
-//! memory only (saying so) when the variable is unset.
+//! memory only (saying so) when the variable is unset or unusable. With Redis down the functions
+//! still cache in memory, `_invalidate` reports that Redis did not forget the key, and the stats
+//! show the circuit breaker open; it exits 0 in every case.
+//!
+//! Each line says whether the body ran or the cache answered, then the time the call took. The
+//! example empties its namespace in Redis (`cache-tower-example:memoize:`) first, so every run
+//! starts cold and prints the same lines; only the `(took …)` timings change.
 //!
 //! ```sh
 //! cargo run -p cache-tower-examples --bin memoize                                          # memory only
 //! REDIS_URL=redis://127.0.0.1:6379/0 cargo run -p cache-tower-examples --bin memoize       # memory over Redis
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, cached_tower, registry};
+use cache_tower::{CacheTower, LayerStats, MemoryAdapter, RedisAdapter, cached_tower, registry};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,8 +32,11 @@ struct User {
 
 /// How many times the bodies below really ran (the cache skips them on a hit), and how many
 /// times they were called.
-static QUERIES: AtomicUsize = AtomicUsize::new(0);
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static QUERIES: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Every key this example writes to Redis is under this prefix.
+const NAMESPACE: &str = "cache-tower-example:memoize:";
 
 fn slow_query() {
     QUERIES.fetch_add(1, Ordering::Relaxed);
@@ -68,42 +77,91 @@ impl Directory {
     }
 }
 
-/// Runs `call`, printing what it returned, how long it took and whether the body ran.
+/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
+fn took(elapsed: Duration) -> String {
+    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
+}
+
+/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// Runs `call`, printing whether the body ran, what it returned and how long it took.
 fn timed<T: std::fmt::Debug>(label: &str, call: impl FnOnce() -> T) {
     CALLS.fetch_add(1, Ordering::Relaxed);
     let (before, started) = (QUERIES.load(Ordering::Relaxed), Instant::now());
     let value = call();
     let elapsed = started.elapsed();
     let ran = if QUERIES.load(Ordering::Relaxed) > before { "body ran" } else { "cached" };
-    println!("{label:<34} {:>9.3} ms  {ran:<8}  {value:?}", elapsed.as_secs_f64() * 1e3);
+    println!("{label:<34} {ran:<9} {value:?} {}", took(elapsed));
 }
 
-fn users_tower() -> cache_tower::Result<CacheTower> {
+fn users_tower() -> CacheTower {
     let tower = CacheTower::new();
     tower.add_layer(MemoryAdapter::builder().maxsize(10_000).lru(true).ttl(Duration::from_secs(60)).build());
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            let redis = RedisAdapter::builder()
-                .url(url)
-                .namespace("cache-tower-example:memoize:")
-                .ttl(Duration::from_secs(300))
-                .build()?;
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("REDIS_URL is not set: tower \"users\" runs on memory only");
+            return tower;
+        }
+    };
+    // Building does not connect: a server that is down shows on the first call, not here.
+    match RedisAdapter::builder().url(url).namespace(NAMESPACE).ttl(Duration::from_secs(300)).build() {
+        Ok(redis) => {
             println!("tower \"users\": memory over Redis at {}", redis.endpoint());
             tower.add_layer(redis);
             // Start from an empty namespace, so the first calls below are misses on every run.
             // If Redis is down, say so and go on: the memory layer still caches.
-            if let Err(err) = tower.flush() {
-                println!("could not empty the Redis namespace, going on: {err}");
+            match tower.flush() {
+                Ok(()) => println!("emptied {NAMESPACE:?} in Redis, so this run starts cold"),
+                Err(err) => println!("could not empty {NAMESPACE:?} in Redis, going on: {}", err.report()),
             }
         }
-        _ => println!("REDIS_URL is not set: tower \"users\" runs on memory only"),
+        Err(err) => println!("REDIS_URL is set but unusable ({}): tower \"users\" runs on memory only", err.report()),
     }
-    Ok(tower)
+    tower
 }
 
-fn main() -> cache_tower::Result<()> {
+/// The tower's stats in plain words, from what is the same on every run.
+fn show_stats(stats: &[LayerStats]) {
+    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
+    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
+    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
+    println!(
+        "{}: the cache answered {answered}, {} missed every layer",
+        count(reads, "read", "reads"),
+        reads - answered
+    );
+    let with_redis = stats.iter().any(|layer| layer.kind == "redis");
+    for layer in stats {
+        if layer.kind == "redis" {
+            let breaker = if layer.circuit_open {
+                "open: Redis failed 3 times in a row, so the tower skips it and tries it again every second"
+            } else {
+                "closed: the tower calls Redis"
+            };
+            println!("layer {} (redis): circuit breaker {breaker}", layer.layer);
+        } else if with_redis {
+            // For now a process's own write to Redis also evicts its memory copy, at a moment
+            // that varies, so which layer answers a read (and these counts) varies from run to run.
+            println!("layer {} ({}): hits and misses left out while Redis is below it", layer.layer, layer.kind);
+        } else {
+            println!(
+                "layer {} ({}): {}, {}",
+                layer.layer,
+                layer.kind,
+                count(layer.hits, "hit", "hits"),
+                count(layer.misses, "miss", "misses"),
+            );
+        }
+    }
+}
+
+fn main() {
     // Without this, the functions would still work: they would run uncached (and log a warning).
-    registry::register("users", users_tower()?);
+    registry::register("users", users_tower());
 
     println!("\n-- a plain function");
     timed("load_user(7), first call", || load_user(7));
@@ -112,8 +170,14 @@ fn main() -> cache_tower::Result<()> {
 
     println!("\n-- companions");
     // Removes user:7 from every layer; an error means a layer (Redis) could not, the others did.
-    if let Err(err) = load_user_invalidate(7) {
-        println!("load_user_invalidate(7): {err}");
+    match load_user_invalidate(7) {
+        Ok(()) => println!("load_user_invalidate(7): forgotten by every layer"),
+        // Redis refused the connection, or its open circuit breaker skipped it (which of the two
+        // depends on how long ago it last failed): either way, only memory forgot the key.
+        Err(err) if err.is_connection() || err.is_timeout() || err.is_skipped() => {
+            println!("load_user_invalidate(7): forgotten by memory; Redis is unreachable and may still hold it");
+        }
+        Err(err) => println!("load_user_invalidate(7): forgotten by memory, not by Redis: {}", err.report()),
     }
     timed("load_user(7) after _invalidate", || load_user(7));
     timed("load_user_uncached(7)", || load_user_uncached(7));
@@ -137,14 +201,12 @@ fn main() -> cache_tower::Result<()> {
     timed("eu.lookup(7), second call", || eu.lookup(7));
     timed("us.lookup(7), another region", || us.lookup(7));
 
-    println!("\nthe bodies ran {} times for {} calls", QUERIES.load(Ordering::Relaxed), CALLS.load(Ordering::Relaxed));
+    println!(
+        "\nthe bodies ran {} for {}",
+        count(QUERIES.load(Ordering::Relaxed), "time", "times"),
+        count(CALLS.load(Ordering::Relaxed), "call", "calls")
+    );
     if let Some(users) = registry::get("users") {
-        for layer in users.stats() {
-            println!(
-                "layer {} ({}): {} hits, {} misses, {} backfills, {} errors",
-                layer.layer, layer.kind, layer.hits, layer.misses, layer.backfills, layer.errors
-            );
-        }
+        show_stats(&users.stats());
     }
-    Ok(())
 }

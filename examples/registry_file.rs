@@ -2,18 +2,25 @@
 //!
 //! `examples/towers.json` holds two towers: `"sessions"` and `"users"`, both memory only. When
 //! `REDIS_URL` is set, the example also registers `examples/towers.redis.json`, whose `"users"`
-//! tower (memory over Redis, the URL read from `REDIS_URL` through `"url_env"`) replaces the
-//! first one; when it is unset, it says so and `"users"` stays memory only. It ends by showing
-//! the error a mistake in such a file gets: it names the tower, the layer and the field.
+//! tower (memory over Redis, the URL read from `REDIS_URL` through `"url_env"`, keys under
+//! `cache-tower-example:registry_file:user:`) replaces the first one, and empties that namespace
+//! so every run starts cold; when it is unset (or that file cannot be used), it says so and
+//! `"users"` stays memory only. With Redis down the functions still cache in memory, and asking
+//! the Redis layer directly whether it holds a key gets its error. It ends by showing the error a
+//! mistake in such a file gets: it names the tower, the layer and the field.
+//!
+//! Each call says whether the body ran or the cache answered, then how long it took; the lines
+//! are the same on every run but for the `(took …)` timings.
 //!
 //! ```sh
 //! cargo run -p cache-tower-examples --bin registry_file                                      # memory only
 //! REDIS_URL=redis://127.0.0.1:6379/0 cargo run -p cache-tower-examples --bin registry_file   # users over Redis
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{cached_tower, registry};
+use cache_tower::{LayerStats, cached_tower, registry};
 use serde::{Deserialize, Serialize};
 
 /// A service would take these paths from its settings.
@@ -32,9 +39,13 @@ struct Session {
     token: String,
 }
 
+/// How many times the bodies below really ran (the cache skips them on a hit).
+static QUERIES: AtomicU64 = AtomicU64::new(0);
+
 /// Cached in the `"users"` tower, whose layers prefix the key with their namespace (`user:7`).
 #[cached_tower(config = "users", key = "{id}")]
 fn load_user(id: u64) -> User {
+    QUERIES.fetch_add(1, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(50)); // a database query
     User { id, name: format!("user {id}") }
 }
@@ -42,6 +53,7 @@ fn load_user(id: u64) -> User {
 /// Cached in the `"sessions"` tower; an unknown token (`None`) is not cached.
 #[cached_tower(config = "sessions", key = "{token}")]
 fn load_session(token: &str) -> Option<Session> {
+    QUERIES.fetch_add(1, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(20)); // a session store lookup
     token
         .strip_prefix("tok-")
@@ -49,26 +61,89 @@ fn load_session(token: &str) -> Option<Session> {
         .map(|user_id| Session { user_id, token: token.to_owned() })
 }
 
+/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
+fn took(elapsed: Duration) -> String {
+    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
+}
+
+/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// Runs `call`, printing whether the body ran, what it returned and how long it took.
 fn timed<T: std::fmt::Debug>(label: &str, call: impl FnOnce() -> T) {
-    let started = Instant::now();
+    let (before, started) = (QUERIES.load(Ordering::Relaxed), Instant::now());
     let value = call();
-    println!("{label:<28} {:>8.3} ms  {value:?}", started.elapsed().as_secs_f64() * 1e3);
+    let elapsed = started.elapsed();
+    let ran = if QUERIES.load(Ordering::Relaxed) > before { "body ran" } else { "cached" };
+    println!("{label:<28} {ran:<9} {value:?} {}", took(elapsed));
+}
+
+/// A tower's stats in plain words, from what is the same on every run.
+fn show_stats(name: &str, stats: &[LayerStats]) {
+    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
+    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
+    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
+    println!(
+        "{name:?}: {}: the cache answered {answered}, {} missed every layer",
+        count(reads, "read", "reads"),
+        reads - answered
+    );
+    let with_redis = stats.iter().any(|layer| layer.kind == "redis");
+    for layer in stats {
+        if layer.kind == "redis" {
+            let breaker = if layer.circuit_open {
+                "open: Redis failed 3 times in a row, so the tower skips it and tries it again every second"
+            } else {
+                "closed: the tower calls Redis"
+            };
+            println!("{name:?} layer {} (redis): circuit breaker {breaker}", layer.layer);
+        } else if with_redis {
+            // For now a process's own write to Redis also evicts its memory copy, at a moment
+            // that varies, so which layer answers a read (and these counts) varies from run to run.
+            println!(
+                "{name:?} layer {} ({}): hits and misses left out while Redis is below it",
+                layer.layer, layer.kind
+            );
+        } else {
+            println!(
+                "{name:?} layer {} ({}): {}, {}",
+                layer.layer,
+                layer.kind,
+                count(layer.hits, "hit", "hits"),
+                count(layer.misses, "miss", "misses"),
+            );
+        }
+    }
 }
 
 fn main() -> cache_tower::Result<()> {
+    // The bundled file: an error here is a bug in the example, not an outage.
     let names = registry::register_file(TOWERS)?;
-    println!("registered from towers.json: {names:?}");
+    println!("registered from towers.json: {}", names.join(", "));
 
     if std::env::var("REDIS_URL").is_ok_and(|url| !url.is_empty()) {
-        // Registering a name again replaces the tower: "users" becomes memory over Redis.
-        let names = registry::register_file(REDIS_TOWERS)?;
-        println!("REDIS_URL is set: registered from towers.redis.json: {names:?} (memory over Redis)");
-        if let Some(users) = registry::get("users") {
-            // Start from an empty namespace, so the first call below is a miss on every run.
-            // If Redis is down, say so and go on: the memory layer still caches.
-            if let Err(err) = users.flush() {
-                println!("could not empty the Redis namespace, going on: {err}");
+        // Registering a name again replaces the tower: "users" becomes memory over Redis. Building
+        // it does not connect, so a Redis that is down shows on the first call, not here.
+        match registry::register_file(REDIS_TOWERS) {
+            Ok(names) => {
+                println!(
+                    "REDIS_URL is set: registered from towers.redis.json: {} (memory over Redis)",
+                    names.join(", ")
+                );
+                if let Some(users) = registry::get("users") {
+                    // Start from an empty namespace, so the first call below is a miss on every
+                    // run. If Redis is down, say so and go on: the memory layer still caches.
+                    match users.flush() {
+                        Ok(()) => println!("emptied the Redis namespace of \"users\", so this run starts cold"),
+                        Err(err) => {
+                            println!("could not empty the Redis namespace of \"users\", going on: {}", err.report())
+                        }
+                    }
+                }
             }
+            Err(err) => println!("REDIS_URL is set but unusable ({}): \"users\" stays memory only", err.report()),
         }
     } else {
         println!("REDIS_URL is not set: every tower runs on memory only");
@@ -91,19 +166,34 @@ fn main() -> cache_tower::Result<()> {
 
     // The towers are ordinary CacheTowers: look one up to use it directly.
     if let Some(users) = registry::get("users") {
-        // Keys are the tower's keys; each layer adds its namespace (layer 0 stores "user:7").
-        println!("\n\"users\" layer 0 holds key \"7\": {}", users.get_layers()[0].exists("7")?);
-        for layer in users.stats() {
-            println!("\"users\" layer {} ({}): {} hits, {} misses", layer.layer, layer.kind, layer.hits, layer.misses);
+        // Keys are the tower's keys; each layer adds its namespace. Ask the bottom layer, which
+        // every write reaches: for now, with Redis below, this process's own write to Redis also
+        // evicts the memory copy above it, at a moment that varies from run to run.
+        let layers = users.get_layers();
+        if let Some((position, bottom)) = layers.iter().enumerate().next_back() {
+            let place = format!("\"users\" layer {position} ({})", bottom.kind());
+            match bottom.exists("7") {
+                Ok(held) => {
+                    println!("\n{place} holds key \"7\" (stored as {:?}): {held}", format!("{}7", bottom.namespace()))
+                }
+                Err(err) => println!("\n{place} could not say whether it holds key \"7\": {}", err.report()),
+            }
         }
+        show_stats("users", &users.stats());
     }
 
     // A mistake in the file: nothing is registered, and the error says where it is.
     let bad = r#"{"reports": [{"adapter": "memory"}, {"adapter": "memory", "params": {"maxsize": "big"}}]}"#;
     if let Err(err) = registry::register_json(bad) {
         println!("\na bad file: {err}");
-        println!("  tower {:?}, layer {:?}, field {:?}", err.tower(), err.layer(), err.field());
-        println!("  \"reports\" registered: {}", registry::get("reports").is_some());
+        let layer = err.layer().map_or_else(|| "none".to_owned(), |layer| layer.to_string());
+        println!(
+            "  its parts: tower {:?}, layer {layer}, field {:?}",
+            err.tower().unwrap_or("none"),
+            err.field().unwrap_or("none")
+        );
+        let registered = if registry::get("reports").is_some() { "registered" } else { "not registered" };
+        println!("  \"reports\" is {registered}: a file is registered whole or not at all");
     }
     Ok(())
 }
