@@ -10,30 +10,21 @@
 //! exactly that form (to `(took …)`) before comparing. Any other timing left in the output
 //! (a number followed by `ms`, `µs` or `ns`) fails the test: it would not be masked.
 //!
-//! # How the binaries are found
+//! # The binaries
 //!
-//! The test does not use `cargo run` (which checks and possibly rebuilds each time). It runs
-//! `cargo build -p cache-tower-examples --bins --message-format=json` once per test process,
-//! with the cargo that built this test (`env!("CARGO")`), and takes each binary's path from the
-//! `executable` field of the build's `compiler-artifact` messages: no guessing of directory
-//! layouts. To reuse the build this test came from, the build goes to the same target directory
-//! and profile: `CARGO_TARGET_DIR` when it is set (the child inherits it), otherwise the target
-//! directory this test binary sits in (`<target>/[<triple>/]<profile>/deps/examples_run-…`;
-//! the target directory root is the one holding `CACHEDIR.TAG`), with the same profile and
-//! `--target` triple. The first run after a change to the library compiles the examples; later
-//! ones find them fresh.
+//! This test belongs to the examples' own package, so cargo builds the example binaries with it,
+//! in the same build, and hands over their paths (`CARGO_BIN_EXE_<name>`): nothing is rebuilt
+//! or searched for.
 //!
 //! Each example gets a test of its own and a Redis server of its own; the two runs of one
 //! environment are back to back, so the second starts with what the first left in Redis (each
 //! example empties its own namespace first). Each run has a budget of [`RUN_BUDGET`]: past it,
 //! the example is killed and the test fails with what it printed.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cache_tower_tests::redis_server::RedisServer;
@@ -73,9 +64,7 @@ fn manual() {
 
 /// Runs `example` twice in each environment and compares the runs.
 fn check(example: &str) {
-    let binary = binaries().get(example).unwrap_or_else(|| {
-        panic!("the build of cache-tower-examples made no binary {example:?}; it made {:?}", binaries().keys())
-    });
+    let binary = &binary(example);
     let server = RedisServer::start();
     let environments = [
         ("REDIS_URL unset", None),
@@ -235,81 +224,17 @@ fn dead_port() -> u16 {
     listener.local_addr().expect("the listener's address").port()
 }
 
-/// The examples' binaries by name, built once per test process.
-fn binaries() -> &'static BTreeMap<String, PathBuf> {
-    static BINARIES: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
-    BINARIES.get_or_init(build_examples)
-}
-
-/// Builds the examples into this test's target directory and profile (see the module docs) and
-/// returns where cargo put each binary.
-fn build_examples() -> BTreeMap<String, PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests package is in the workspace");
-    let mut command = Command::new(env!("CARGO"));
-    command.current_dir(workspace).args([
-        "build",
-        "-p",
-        "cache-tower-examples",
-        "--bins",
-        "--message-format=json-render-diagnostics",
-    ]);
-    let layout = BuildLayout::of_this_test();
-    command.args(["--profile", &layout.profile]);
-    if let Some(triple) = &layout.triple {
-        command.args(["--target", triple]);
-    }
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        command.env("CARGO_TARGET_DIR", &layout.target_dir);
-    }
-    let output = command.stdin(Stdio::null()).output().expect("running cargo build for the examples");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "cargo build -p cache-tower-examples --bins failed ({}):\n{}\n{stdout}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut binaries = BTreeMap::new();
-    for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let is_bin = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"));
-        if message["reason"] != "compiler-artifact" || !is_bin {
-            continue;
-        }
-        if let (Some(name), Some(executable)) = (message["target"]["name"].as_str(), message["executable"].as_str()) {
-            binaries.insert(name.to_owned(), PathBuf::from(executable));
-        }
-    }
-    binaries
-}
-
-/// Where this test binary was built: `<target_dir>/[<triple>/]<profile dir>/deps/<this test>`.
-struct BuildLayout {
-    target_dir: PathBuf,
-    triple: Option<String>,
-    /// The cargo profile (`dev` builds into `debug`).
-    profile: String,
-}
-
-impl BuildLayout {
-    fn of_this_test() -> Self {
-        let exe = std::env::current_exe().expect("the path of this test binary");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary is in <profile>/deps");
-        let name = |path: &Path| path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        let profile = match name(profile_dir).as_str() {
-            "debug" => "dev".to_owned(),
-            other => other.to_owned(),
-        };
-        let above = profile_dir.parent().expect("the profile directory is in the target directory");
-        // Cargo marks the root of a target directory with CACHEDIR.TAG; a `--target` build puts
-        // its profile directories in a subdirectory named after the triple.
-        match above.parent() {
-            Some(root) if !above.join("CACHEDIR.TAG").exists() && root.join("CACHEDIR.TAG").exists() => {
-                Self { target_dir: root.to_owned(), triple: Some(name(above)), profile }
-            }
-            _ => Self { target_dir: above.to_owned(), triple: None, profile },
-        }
-    }
+/// The path of an example's binary, built by cargo for this test.
+fn binary(example: &str) -> PathBuf {
+    PathBuf::from(match example {
+        "quickstart" => env!("CARGO_BIN_EXE_quickstart"),
+        "two_level" => env!("CARGO_BIN_EXE_two_level"),
+        "memoize" => env!("CARGO_BIN_EXE_memoize"),
+        "registry_file" => env!("CARGO_BIN_EXE_registry_file"),
+        "axum_handler" => env!("CARGO_BIN_EXE_axum_handler"),
+        "manual" => env!("CARGO_BIN_EXE_manual"),
+        other => panic!("no example named {other:?}"),
+    })
 }
 
 #[test]
