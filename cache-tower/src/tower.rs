@@ -451,11 +451,15 @@ impl CacheTower {
             p if p < stack.len() => stack[p] = layer,
             p if p == stack.len() => stack.push(layer),
             p => {
+                let layers = match stack.len() {
+                    1 => "1 layer".to_owned(),
+                    n => format!("{n} layers"),
+                };
                 outcome = Err(Error::new(
                     ErrorKind::Position,
                     format!(
-                        "layer position {p} is past the end of a stack of {} layers (valid: 0..={})",
-                        stack.len(),
+                        "there is no layer position {p} in a tower of {layers}: give a position from 0 to {} \
+                         (the last one adds a layer at the bottom)",
                         stack.len()
                     ),
                 ));

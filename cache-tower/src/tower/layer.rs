@@ -49,8 +49,11 @@ impl Layer {
         Error::layer_fault(
             Fault::Skipped,
             format!(
-                "layer skipped: it failed {FAILURES_TO_OPEN} times in a row and is retried every {}s",
-                COOL_DOWN.as_secs()
+                "layer skipped: it failed {FAILURES_TO_OPEN} times in a row, and is tried again once {} has passed",
+                match COOL_DOWN.as_secs() {
+                    1 => "a second".to_owned(),
+                    seconds => format!("{seconds} seconds"),
+                }
             ),
         )
         .at_layer(index)

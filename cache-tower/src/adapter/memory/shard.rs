@@ -52,6 +52,7 @@ impl Item {
         Entry::new(self.value.clone(), ttl)
     }
 
+    #[inline]
     fn is(&self, key: &str) -> bool {
         self.key.as_bytes() == key.as_bytes()
     }
@@ -75,6 +76,7 @@ impl Key {
         }
     }
 
+    #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
             Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
