@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod support;
+use support::{count, took};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Product {
     id: u64,
@@ -109,16 +112,6 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.lines().next().unwrap_or_default().to_owned();
     Ok((status, body.to_owned()))
-}
-
-/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
-fn took(elapsed: Duration) -> String {
-    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
-}
-
-/// `n` with the singular or the plural: "1 time", "2 times".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 /// Sends one request, then prints the response, whether `load_product`'s body ran for it and

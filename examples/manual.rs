@@ -16,8 +16,11 @@
 
 use std::time::Duration;
 
-use cache_tower::{CacheTower, LayerStats, MemoryAdapter};
+use cache_tower::{CacheTower, MemoryAdapter};
 use serde::{Deserialize, Serialize};
+
+mod support;
+use support::{count, show_stats};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct User {
@@ -27,11 +30,6 @@ struct User {
 
 fn user(id: u64, name: &str) -> User {
     User { id, name: name.to_owned() }
-}
-
-/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 /// A duration as people write it: "30 seconds", "5 minutes", "1 hour", "250 milliseconds".
@@ -69,44 +67,6 @@ fn report(operation: &str, result: cache_tower::Result<()>) {
         println!("  {operation}: done in the other layers, not in {layer}: Redis is unreachable");
     } else {
         println!("  {operation}: done in the other layers, not in {layer}: {}", err.report());
-    }
-}
-
-/// The tower's stats in plain words, from what is the same on every run.
-fn show_stats(stats: &[LayerStats]) {
-    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
-    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
-    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
-    println!(
-        "  {}: the cache answered {answered}, {} missed every layer",
-        count(reads, "read", "reads"),
-        reads - answered
-    );
-    let with_redis = stats.iter().any(|layer| layer.kind == "redis");
-    for layer in stats {
-        if layer.kind == "redis" {
-            let breaker = if layer.circuit_open {
-                "open: Redis failed 3 times in a row, so the tower skips it and tries it again every second"
-            } else {
-                "closed: the tower calls Redis"
-            };
-            println!("  layer {} (redis): circuit breaker {breaker}", layer.layer);
-        } else if with_redis {
-            // For now a process's own write to Redis also evicts its memory copy, at a moment
-            // that varies, so which layer answers a read (and these counts) varies from run to run.
-            println!("  layer {} ({}): hits and misses left out while Redis is below it", layer.layer, layer.kind);
-        } else {
-            println!(
-                "  layer {} ({}): {}, {}, {}, {}, {}",
-                layer.layer,
-                layer.kind,
-                count(layer.hits, "hit", "hits"),
-                count(layer.misses, "miss", "misses"),
-                count(layer.backfills, "backfill", "backfills"),
-                count(layer.evictions, "eviction", "evictions"),
-                count(layer.decode_failures, "value of another type", "values of another type"),
-            );
-        }
     }
 }
 
@@ -191,7 +151,7 @@ fn main() -> cache_tower::Result<()> {
     println!("try_get_or_set settings, succeeding: {ok:?}");
 
     println!("\n-- stats (layer 0 keeps 2 entries at most: it evicts to make room)");
-    show_stats(&tower.stats());
+    show_stats("  ", &tower.stats());
 
     println!("\n-- layer management");
     // The programmatic method: add a layer at the bottom (asked last on reads)...

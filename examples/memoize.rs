@@ -21,8 +21,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheTower, LayerStats, MemoryAdapter, RedisAdapter, cached_tower, registry};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter, cached_tower, registry};
 use serde::{Deserialize, Serialize};
+
+mod support;
+use support::{count, show_stats, took};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct User {
@@ -77,16 +80,6 @@ impl Directory {
     }
 }
 
-/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
-fn took(elapsed: Duration) -> String {
-    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
-}
-
-/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
-}
-
 /// Runs `call`, printing whether the body ran, what it returned and how long it took.
 fn timed<T: std::fmt::Debug>(label: &str, call: impl FnOnce() -> T) {
     CALLS.fetch_add(1, Ordering::Relaxed);
@@ -122,41 +115,6 @@ fn users_tower() -> CacheTower {
         Err(err) => println!("REDIS_URL is set but unusable ({}): tower \"users\" runs on memory only", err.report()),
     }
     tower
-}
-
-/// The tower's stats in plain words, from what is the same on every run.
-fn show_stats(stats: &[LayerStats]) {
-    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
-    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
-    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
-    println!(
-        "{}: the cache answered {answered}, {} missed every layer",
-        count(reads, "read", "reads"),
-        reads - answered
-    );
-    let with_redis = stats.iter().any(|layer| layer.kind == "redis");
-    for layer in stats {
-        if layer.kind == "redis" {
-            let breaker = if layer.circuit_open {
-                "open: Redis failed 3 times in a row, so the tower skips it and tries it again every second"
-            } else {
-                "closed: the tower calls Redis"
-            };
-            println!("layer {} (redis): circuit breaker {breaker}", layer.layer);
-        } else if with_redis {
-            // For now a process's own write to Redis also evicts its memory copy, at a moment
-            // that varies, so which layer answers a read (and these counts) varies from run to run.
-            println!("layer {} ({}): hits and misses left out while Redis is below it", layer.layer, layer.kind);
-        } else {
-            println!(
-                "layer {} ({}): {}, {}",
-                layer.layer,
-                layer.kind,
-                count(layer.hits, "hit", "hits"),
-                count(layer.misses, "miss", "misses"),
-            );
-        }
-    }
 }
 
 fn main() {
@@ -207,6 +165,6 @@ fn main() {
         count(CALLS.load(Ordering::Relaxed), "call", "calls")
     );
     if let Some(users) = registry::get("users") {
-        show_stats(&users.stats());
+        show_stats("", &users.stats());
     }
 }

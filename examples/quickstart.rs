@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use cache_tower::{CacheTower, MemoryAdapter};
 use serde::{Deserialize, Serialize};
 
+mod support;
+use support::{count, took};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct User {
     id: u64,
@@ -27,16 +30,6 @@ fn load_user(id: u64) -> User {
     QUERIES.fetch_add(1, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(50));
     User { id, name: format!("user {id}") }
-}
-
-/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
-fn took(elapsed: Duration) -> String {
-    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
-}
-
-/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 fn main() -> cache_tower::Result<()> {

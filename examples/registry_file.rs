@@ -20,8 +20,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{LayerStats, cached_tower, registry};
+use cache_tower::{cached_tower, registry};
 use serde::{Deserialize, Serialize};
+
+mod support;
+use support::{show_stats, took};
 
 /// A service would take these paths from its settings.
 const TOWERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/towers.json");
@@ -61,16 +64,6 @@ fn load_session(token: &str) -> Option<Session> {
         .map(|user_id| Session { user_id, token: token.to_owned() })
 }
 
-/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
-fn took(elapsed: Duration) -> String {
-    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
-}
-
-/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
-}
-
 /// Runs `call`, printing whether the body ran, what it returned and how long it took.
 fn timed<T: std::fmt::Debug>(label: &str, call: impl FnOnce() -> T) {
     let (before, started) = (QUERIES.load(Ordering::Relaxed), Instant::now());
@@ -78,44 +71,6 @@ fn timed<T: std::fmt::Debug>(label: &str, call: impl FnOnce() -> T) {
     let elapsed = started.elapsed();
     let ran = if QUERIES.load(Ordering::Relaxed) > before { "body ran" } else { "cached" };
     println!("{label:<28} {ran:<9} {value:?} {}", took(elapsed));
-}
-
-/// A tower's stats in plain words, from what is the same on every run.
-fn show_stats(name: &str, stats: &[LayerStats]) {
-    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
-    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
-    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
-    println!(
-        "{name:?}: {}: the cache answered {answered}, {} missed every layer",
-        count(reads, "read", "reads"),
-        reads - answered
-    );
-    let with_redis = stats.iter().any(|layer| layer.kind == "redis");
-    for layer in stats {
-        if layer.kind == "redis" {
-            let breaker = if layer.circuit_open {
-                "open: Redis failed 3 times in a row, so the tower skips it and tries it again every second"
-            } else {
-                "closed: the tower calls Redis"
-            };
-            println!("{name:?} layer {} (redis): circuit breaker {breaker}", layer.layer);
-        } else if with_redis {
-            // For now a process's own write to Redis also evicts its memory copy, at a moment
-            // that varies, so which layer answers a read (and these counts) varies from run to run.
-            println!(
-                "{name:?} layer {} ({}): hits and misses left out while Redis is below it",
-                layer.layer, layer.kind
-            );
-        } else {
-            println!(
-                "{name:?} layer {} ({}): {}, {}",
-                layer.layer,
-                layer.kind,
-                count(layer.hits, "hit", "hits"),
-                count(layer.misses, "miss", "misses"),
-            );
-        }
-    }
 }
 
 fn main() -> cache_tower::Result<()> {
@@ -179,7 +134,7 @@ fn main() -> cache_tower::Result<()> {
                 Err(err) => println!("\n{place} could not say whether it holds key \"7\": {}", err.report()),
             }
         }
-        show_stats("users", &users.stats());
+        show_stats("\"users\" ", &users.stats());
     }
 
     // A mistake in the file: nothing is registered, and the error says where it is.

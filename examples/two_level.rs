@@ -19,8 +19,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheTower, LayerStats, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
 use serde::{Deserialize, Serialize};
+
+mod support;
+use support::{show_stats, took};
 
 /// Every key this example writes to Redis is under this prefix.
 const NAMESPACE: &str = "cache-tower-example:two_level:";
@@ -39,16 +42,6 @@ fn fetch_product(sku: &str) -> Product {
     FETCHES.fetch_add(1, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(30));
     Product { sku: sku.to_owned(), price_cents: 1999 }
-}
-
-/// How long a call took, as the last words of a line: `(took 12.345 ms)`.
-fn took(elapsed: Duration) -> String {
-    format!("(took {:.3} ms)", elapsed.as_secs_f64() * 1e3)
-}
-
-/// `n` with the singular or the plural: "1 hit", "2 hits", "0 hits".
-fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 /// The Redis layer at `REDIS_URL`, or `None` (saying why) to run on memory only.
@@ -79,44 +72,6 @@ fn show_write(what: &str, result: cache_tower::Result<()>) {
     match result {
         Ok(()) => println!("{what}: done in every layer"),
         Err(err) => println!("{what}: done in memory, not in Redis: {}", err.report()),
-    }
-}
-
-fn show_stats(stats: &[LayerStats], with_redis: bool) {
-    // Every read asks layer 0 first; a read answered by any layer counts one hit there.
-    let reads = stats.first().map_or(0, |top| top.hits + top.misses);
-    let answered: u64 = stats.iter().map(|layer| layer.hits).sum();
-    println!(
-        "{}: the cache answered {answered}, {} missed every layer",
-        count(reads, "read", "reads"),
-        reads - answered
-    );
-    for layer in stats {
-        if layer.kind == "redis" {
-            let breaker = if layer.circuit_open {
-                "circuit breaker open: the tower skips Redis, and tries it again every second"
-            } else {
-                "circuit breaker closed: the tower calls Redis"
-            };
-            println!(
-                "layer {} (redis): {} failed, {} skipped; {breaker}",
-                layer.layer,
-                count(layer.errors, "call", "calls"),
-                count(layer.skipped, "call", "calls"),
-            );
-        } else if with_redis {
-            // For now a process's own write to Redis also evicts its memory copy, at a moment
-            // that varies, so which layer answers a read (and these counts) varies from run to run.
-            println!("layer {} ({}): hits and misses left out while Redis is below it", layer.layer, layer.kind);
-        } else {
-            println!(
-                "layer {} ({}): {}, {}",
-                layer.layer,
-                layer.kind,
-                count(layer.hits, "hit", "hits"),
-                count(layer.misses, "miss", "misses"),
-            );
-        }
     }
 }
 
@@ -162,5 +117,5 @@ fn main() {
     println!("get product:42: {:?}", tower.get::<Product>("product:42"));
 
     println!("\n-- stats");
-    show_stats(&tower.stats(), with_redis);
+    show_stats("", &tower.stats());
 }
