@@ -217,8 +217,3 @@ pub use cache_tower_macros::cached_tower;
 pub mod __private {
     pub use crate::memoize::*;
 }
-
-/// The README's Rust examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
