@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! cache-tower = "0.1"
+//! cache-tower = "0.1" # not on crates.io yet: until then, a path to a clone (see the README)
 //! serde = { version = "1", features = ["derive"] }
 //! # for the async operations and `async fn`s under #[cached_tower]:
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
