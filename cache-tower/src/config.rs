@@ -155,7 +155,7 @@ struct RedisLayer {
     params: Option<RedisParams>,
 }
 
-/// The Redis layer's `params`: the seed's (`host`, `port`, `db`, `username`, `password`,
+/// The Redis layer's `params`: the original library's (`host`, `port`, `db`, `username`, `password`,
 /// `decode_responses`, accepted and ignored: values are always JSON text), a URL, secrets from
 /// environment variables, timeouts, pool size and TLS. Text settings may be `null` (unset).
 #[cfg(feature = "redis")]
