@@ -1,0 +1,44 @@
+//! The crate root stays a start-here page: at most 12 items (the rest lives in the `adapter`,
+//! `error`, `clock` and `registry` modules). Counted from `cache-tower/src/lib.rs` itself, every
+//! feature's items included, the `#[doc(hidden)]` ones left out.
+
+const MOST_ROOT_ITEMS: usize = 12;
+
+/// The names `lib.rs` makes public at the root: `pub mod name`, `pub use path::name` and
+/// `pub use path::{a, b}` at the start of a line (inside a module, a line is indented), unless the
+/// line before is `#[doc(hidden)]`.
+fn root_items(lib: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut hidden = false;
+    for line in lib.lines().map(str::trim_end) {
+        if line == "#[doc(hidden)]" {
+            hidden = true;
+            continue;
+        }
+        if line.starts_with("#[") {
+            continue; // a cfg or doc attribute: the item on the next line counts (or not) as usual
+        }
+        let public = line.strip_prefix("pub mod ").or_else(|| line.strip_prefix("pub use "));
+        if let (Some(item), false) = (public, hidden) {
+            let item = item.trim_end_matches([';', '{', ' ']);
+            let listed = match item.split_once('{') {
+                Some((_, group)) => group.trim_end_matches('}').split(',').map(str::trim).collect(),
+                None => vec![item.rsplit("::").next().unwrap_or(item)],
+            };
+            names.extend(listed.into_iter().filter(|name| !name.is_empty()).map(str::to_owned));
+        }
+        hidden = false;
+    }
+    names
+}
+
+#[test]
+fn the_crate_root_lists_at_most_twelve_items() {
+    let lib = include_str!("../../cache-tower/src/lib.rs");
+    let items = root_items(lib);
+    assert!(items.len() <= MOST_ROOT_ITEMS, "{} root items: {items:?}", items.len());
+    for expected in ["CacheTower", "cached_tower", "registry", "MemoryAdapter", "RedisAdapter", "Error", "adapter"] {
+        assert!(items.iter().any(|item| item == expected), "{expected} is at the root: {items:?}");
+    }
+    assert!(!items.iter().any(|item| item == "__private"), "hidden items do not count: {items:?}");
+}
