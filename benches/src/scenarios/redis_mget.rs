@@ -1,5 +1,5 @@
 //! `mget` of 100 present keys from Redis on one thread: a Redis-only tower (one `MGET`, then a
-//! JSON decode per value, into a `HashMap` of every requested key) against the raw redis-rs
+//! JSON decode per value, into an `IndexMap` of every requested key, in request order) against the raw redis-rs
 //! client doing `MGET` of the same keys and `serde_json::from_slice::<User>` of each value.
 
 use std::hint::black_box;
