@@ -1,12 +1,12 @@
-//! The attribute's arguments: `config = "…"`, `key = "…"`, `result = bool`, `option = bool`,
-//! `cache_none = bool`.
+//! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `result = bool`,
+//! `option = bool`, `cache_none = bool`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
-const KNOWN: &str = "config, key, result, option, cache_none";
+const KNOWN: &str = "config, key, ttl, result, option, cache_none";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -15,6 +15,8 @@ pub(crate) struct Args {
     pub(crate) config: Option<LitStr>,
     /// The key template.
     pub(crate) key: Option<LitStr>,
+    /// The results' own TTL, in milliseconds (from `ttl = "30s"`).
+    pub(crate) ttl_millis: Option<u64>,
     /// Treat the return type as a `Result` (for aliases).
     pub(crate) result: Option<LitBool>,
     /// Treat the return type as an `Option` (for aliases).
@@ -63,6 +65,11 @@ impl Args {
         match name.as_str() {
             "config" => set(&mut self.config, path, string(&name_value.value, &name)?),
             "key" => set(&mut self.key, path, string(&name_value.value, &name)?),
+            "ttl" => {
+                let literal = string(&name_value.value, &name)?;
+                let millis = parse_ttl(&literal.value()).map_err(|message| syn::Error::new(literal.span(), message))?;
+                set(&mut self.ttl_millis, path, millis)
+            }
             "result" => set(&mut self.result, path, boolean(&name_value.value, &name)?),
             "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
             "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
@@ -116,6 +123,7 @@ fn example(name: &str) -> &'static str {
     match name {
         "config" => "\"users\"",
         "key" => "\"user:{id}\"",
+        "ttl" => "\"30s\"",
         "result" | "option" | "cache_none" => "true",
         _ => "...",
     }
@@ -128,6 +136,48 @@ fn string(value: &Expr, name: &str) -> syn::Result<LitStr> {
             Err(syn::Error::new_spanned(other, format!("`{name}` takes a string literal, such as {}", example(name))))
         }
     }
+}
+
+/// A TTL as people write it: one or more numbers each with a unit, `ms`, `s`, `m`, `h` or `d`
+/// (`"30s"`, `"5m"`, `"1h30m"`, `"500ms"`), in milliseconds; more than zero and at most
+/// cache-tower's `MAX_TTL` (9×10¹² s).
+pub(crate) fn parse_ttl(text: &str) -> Result<u64, String> {
+    const MAX_TTL_MILLIS: u128 = 9_000_000_000_000_000;
+    let wrong = || {
+        format!(
+            "`ttl` takes a duration such as \"30s\", \"5m\", \"1h30m\" or \"500ms\" (units ms, s, m, h, d), not {text:?}"
+        )
+    };
+    let mut total: u128 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(wrong());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
+        let millis_per_unit: u128 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(wrong()),
+        };
+        let number: u128 = number.parse().map_err(|_| wrong())?;
+        total = total.saturating_add(number.saturating_mul(millis_per_unit));
+        rest = &rest[digits + unit_len..];
+    }
+    if total == 0 {
+        return Err(format!("`ttl` must be more than zero, not {text:?} (leave `ttl` out to use each layer's TTL)"));
+    }
+    if total > MAX_TTL_MILLIS {
+        return Err(format!(
+            "`ttl` {text:?} is more than the largest TTL, 9000000000000 seconds (cache_tower::adapter::MAX_TTL)"
+        ));
+    }
+    u64::try_from(total).map_err(|_| wrong())
 }
 
 fn boolean(value: &Expr, name: &str) -> syn::Result<LitBool> {
@@ -160,16 +210,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_ttls_as_people_write_them() {
+        assert_eq!(parse_ttl("30s"), Ok(30_000));
+        assert_eq!(parse_ttl("5m"), Ok(300_000));
+        assert_eq!(parse_ttl("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_ttl("500ms"), Ok(500));
+        assert_eq!(parse_ttl("2d"), Ok(172_800_000));
+        for wrong in ["", "30", "s", "1.5s", "-1s", "30 s", "1w", "10000000000000000d"] {
+            assert!(parse_ttl(wrong).is_err(), "{wrong:?}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_arguments() {
-        assert!(error(quote!(ttl = 5)).contains("unknown argument `ttl`"));
+        assert!(error(quote!(expires = 5)).contains("unknown argument `expires`"));
+        assert!(error(quote!(ttl = 5)).contains("string literal"));
+        assert!(error(quote!(ttl = "5 minutes")).contains("units ms, s, m, h, d"));
+        assert!(error(quote!(ttl = "0s")).contains("more than zero"));
         assert!(error(quote!(key = "a", key = "b")).contains("duplicate argument `key`"));
         assert!(error(quote!(config)).contains("needs a value"));
         assert!(error(quote!(config = users)).contains("string literal"));
         assert!(error(quote!(result = "yes")).contains("`true` or `false`"));
         assert!(error(quote!(result = true, option = true)).contains("both"));
-        let both = error(quote!(ttl = 5, config = users));
-        assert!(both.contains("unknown argument `ttl`"), "{both}");
-        let all: Vec<String> = match Args::parse(quote!(ttl = 5, config = users)) {
+        let both = error(quote!(expires = 5, config = users));
+        assert!(both.contains("unknown argument `expires`"), "{both}");
+        let all: Vec<String> = match Args::parse(quote!(expires = 5, config = users)) {
             Ok(_) => panic!("should be rejected"),
             Err(err) => err.into_iter().map(|err| err.to_string()).collect(),
         };

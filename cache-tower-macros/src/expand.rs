@@ -64,10 +64,15 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
         Some(name) => quote! { #name },
         None => quote! { ::cache_tower::registry::DEFAULT_TOWER },
     };
+    let ttl = match args.ttl_millis {
+        Some(millis) => quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#millis)) },
+        None => quote! { ::core::option::Option::None },
+    };
     let site_item = quote_spanned! {mixed=>
         static #site: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
             #config,
             ::core::concat!(::core::module_path!(), "::", #name_text),
+            #ttl,
         );
     };
     let key_expression = key_expression(&checked.key, signature, &name_text, &names);

@@ -165,6 +165,9 @@ pub use value::Cacheable;
 ///   (`MyResult<T>`) without `result = …` is a compile error, since caching it whole would cache
 ///   its `Err` values: say `result = true`, or `result = false` for a type that only has the name.
 /// * `cache_none = true`: cache `None` results of an `Option` function too.
+/// * `ttl = "30s"`: the results' own TTL, each layer keeping them for the shorter of it and its
+///   own TTL (as [`CacheTower::set_with_ttl`]); numbers with units `ms`, `s`, `m`, `h`, `d`
+///   (`"500ms"`, `"5m"`, `"1h30m"`). Without it, each layer's TTL applies.
 ///
 /// # What is cached
 ///

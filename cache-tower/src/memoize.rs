@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 mod checks;
 mod key;
@@ -32,6 +33,8 @@ use crate::value::Cacheable;
 pub struct CallSite {
     tower: &'static str,
     function: &'static str,
+    /// The TTL the function's results are stored with (`ttl = "…"`), capped by each layer's.
+    ttl: Option<Duration>,
     /// The [`Warning`]s this call site has given, one bit each.
     warned: AtomicU8,
     /// The registry's binding for `tower`, found on the first call: later calls skip the lookup
@@ -40,9 +43,10 @@ pub struct CallSite {
 }
 
 impl CallSite {
-    /// A call site of `function` caching in the tower registered as `tower`.
-    pub const fn new(tower: &'static str, function: &'static str) -> Self {
-        Self { tower, function, warned: AtomicU8::new(0), binding: OnceLock::new() }
+    /// A call site of `function` caching in the tower registered as `tower`, its results stored
+    /// with the TTL of their own `ttl` (`None`: each layer's).
+    pub const fn new(tower: &'static str, function: &'static str, ttl: Option<Duration>) -> Self {
+        Self { tower, function, ttl, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
@@ -194,7 +198,7 @@ fn memoize_with<T: Cacheable, E>(
     let Some(tower) = site.tower() else { return body() };
     #[cfg(feature = "tokio")]
     site.check_not_blocking_a_runtime(&tower);
-    tower.get_or_compute(key, body)
+    tower.get_or_compute(key, site.ttl, body)
 }
 
 /// The async twin of [`memoize`].
@@ -253,7 +257,7 @@ where
         return Ok(value);
     }
     let Some(tower) = site.tower() else { return body().await };
-    tower.get_or_compute_async(key, body).await
+    tower.get_or_compute_async(key, site.ttl, body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).
@@ -286,7 +290,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn site(tower: &'static str) -> CallSite {
-        CallSite::new(tower, "unit::f")
+        CallSite::new(tower, "unit::f", None)
     }
 
     fn register_memory(name: &str) -> Arc<CacheTower> {
@@ -332,7 +336,7 @@ mod tests {
             memoize(&site, Some("k"), || runs.fetch_add(1, Ordering::SeqCst));
         }
         register_memory("unit_memoize_no_key");
-        let keyless = CallSite::new("unit_memoize_no_key", "unit::g");
+        let keyless = CallSite::new("unit_memoize_no_key", "unit::g", None);
         for _ in 0..3 {
             memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
         }
@@ -350,7 +354,7 @@ mod tests {
         memoize(&site, Some("k"), || 1u8);
         invalidate(&site, Some("k")).unwrap();
         assert!(!tower.exists("k"));
-        assert!(invalidate(&CallSite::new("unit_nowhere", "f"), Some("k")).is_ok());
+        assert!(invalidate(&CallSite::new("unit_nowhere", "f", None), Some("k")).is_ok());
     }
 
     #[test]

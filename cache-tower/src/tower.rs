@@ -41,6 +41,7 @@ use std::fmt;
 #[cfg(feature = "tokio")]
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
@@ -57,7 +58,7 @@ use asynchronous::{run, run_computing};
 use coherence::Coherence;
 pub(crate) use fast_lane::return_fast_hit;
 pub(crate) use layer::Layer;
-use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers, mset_entries};
+use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers, mset_entries, own_ttl};
 
 /// A snapshot of a tower's stack, as its reads hold it.
 pub(crate) type Stack = arc_swap::Guard<Arc<Vec<Layer>>>;
@@ -257,6 +258,26 @@ impl CacheTower {
         self.write(Write::Set(key, Entry::new(StoredValue::new(value), None)))
     }
 
+    /// [`set`](Self::set) with a TTL of the entry's own: each layer keeps it for the shorter of
+    /// `ttl` and the layer's TTL. `Duration::ZERO` means no TTL of its own (as `"ttl": 0` does
+    /// for a layer); a TTL over [`MAX_TTL`](crate::adapter::MAX_TTL) is that.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // The layer keeps entries 60 s; this one lives 5 s.
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory", "ttl": 60}]"#)?;
+    /// tower.set_with_ttl("session:1", "token".to_string(), Duration::from_secs(5))?;
+    /// assert_eq!(tower.get::<String>("session:1").as_deref(), Some("token"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub fn set_with_ttl<T: Cacheable>(&self, key: &str, value: T, ttl: Duration) -> Result<()> {
+        self.write(Write::Set(key, Entry::new(StoredValue::new(value), own_ttl(ttl))))
+    }
+
     /// Writes many keys into every layer (one batch per layer).
     ///
     /// ```
@@ -274,7 +295,31 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let entries = mset_entries(items);
+        let entries = mset_entries(items, None);
+        self.write(Write::mset(&entries))
+    }
+
+    /// [`mset`](Self::mset) with one TTL of the entries' own, as for
+    /// [`set_with_ttl`](Self::set_with_ttl).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.mset_with_ttl([("a", 1), ("b", 2)], Duration::from_secs(30))?;
+    /// assert_eq!(tower.get::<i32>("b"), Some(2));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub fn mset_with_ttl<T, K, I>(&self, items: I, ttl: Duration) -> Result<()>
+    where
+        T: Cacheable,
+        K: AsRef<str>,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        let entries = mset_entries(items, own_ttl(ttl));
         self.write(Write::mset(&entries))
     }
 
@@ -370,14 +415,16 @@ impl CacheTower {
         self.load_stack().iter().any(|layer| !layer.adapter.is_process_local())
     }
 
-    /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane.
-    pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
+    /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane, the computed value stored
+    /// with the TTL of its own `ttl` (`None`: each layer's).
+    pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
         let stack = self.load_stack();
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute))
+        let plan = GetOrSet::new(self.context(&stack), key, false).with_ttl(ttl);
+        blocking::run_computing(plan, Some(compute))
     }
 }
 
@@ -532,6 +579,14 @@ impl CacheTower {
         self.write_async(Write::Set(key, Entry::new(StoredValue::new(value), None))).await
     }
 
+    /// The async twin of [`set_with_ttl`](Self::set_with_ttl).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn set_with_ttl_async<T: Cacheable>(&self, key: &str, value: T, ttl: Duration) -> Result<()> {
+        self.write_async(Write::Set(key, Entry::new(StoredValue::new(value), own_ttl(ttl)))).await
+    }
+
     /// The async twin of [`mset`](Self::mset).
     ///
     /// # Errors
@@ -542,7 +597,21 @@ impl CacheTower {
         K: AsRef<str>,
         I: IntoIterator<Item = (K, T)>,
     {
-        let entries = mset_entries(items);
+        let entries = mset_entries(items, None);
+        self.write_async(Write::mset(&entries)).await
+    }
+
+    /// The async twin of [`mset_with_ttl`](Self::mset_with_ttl).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn mset_with_ttl_async<T, K, I>(&self, items: I, ttl: Duration) -> Result<()>
+    where
+        T: Cacheable,
+        K: AsRef<str>,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        let entries = mset_entries(items, own_ttl(ttl));
         self.write_async(Write::mset(&entries)).await
     }
 
@@ -606,18 +675,24 @@ impl CacheTower {
         if let Some(value) = self.fast_hit(key) {
             return Ok(value);
         }
-        self.get_or_compute_async(key, compute).await
+        self.get_or_compute_async(key, None, compute).await
     }
 
-    /// [`try_get_or_set_async`](Self::try_get_or_set_async) after the fast lane.
-    pub(crate) async fn get_or_compute_async<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    /// [`try_get_or_set_async`](Self::try_get_or_set_async) after the fast lane, as
+    /// [`get_or_compute`](Self::get_or_compute).
+    pub(crate) async fn get_or_compute_async<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let stack = self.stack.load_full();
-        run_computing(GetOrSet::new(self.context(&stack), key, false), Some(compute)).await
+        run_computing(GetOrSet::new(self.context(&stack), key, false).with_ttl(ttl), Some(compute)).await
     }
 }
 

@@ -409,6 +409,39 @@ fn result_true_treats_an_alias_as_a_result() {
     assert_eq!(tower.get::<u32>("alias:9"), Some(9), "the Ok value itself is stored");
 }
 
+static TTL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached_tower(config = "sync_ttl", key = "rate:{pair}", ttl = "1m30s")]
+fn exchange_rate(pair: &str) -> u32 {
+    count(&TTL_RUNS);
+    pair.len() as u32
+}
+
+#[test]
+fn ttl_gives_the_results_a_ttl_of_their_own_capped_by_the_layers() {
+    let clock = cache_tower::clock::ManualClock::new();
+    let short = cache_tower::MemoryAdapter::builder().ttl(Duration::from_secs(60)).clock(&clock).build();
+    let long = cache_tower::MemoryAdapter::builder().ttl(Duration::from_secs(600)).clock(&clock).build();
+    let tower = CacheTower::new();
+    tower.add_layer(long.clone());
+    tower.add_layer(short.clone());
+    registry::register("sync_ttl", tower);
+
+    assert_eq!(exchange_rate("EURUSD"), 6);
+    let left = |layer: &cache_tower::MemoryAdapter| {
+        cache_tower::adapter::CacheAdapter::get(layer, "rate:EURUSD").unwrap().and_then(|entry| entry.ttl())
+    };
+    assert_eq!(left(&long), Some(Duration::from_secs(90)), "the function's 1m30s, under the layer's 600 s");
+    assert_eq!(left(&short), Some(Duration::from_secs(60)), "the layer's 60 s, under the function's 90 s");
+
+    clock.advance(Duration::from_secs(80));
+    assert_eq!(exchange_rate("EURUSD"), 6);
+    assert_eq!(runs(&TTL_RUNS), 1, "still cached at 80 s");
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(exchange_rate("EURUSD"), 6);
+    assert_eq!(runs(&TTL_RUNS), 2, "expired after 90 s: the body ran again");
+}
+
 /// Named like a `Result` alias, but a plain value: `result = false` says so.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct SearchResult {

@@ -26,6 +26,7 @@ on_both_paths! {
     mget_returns_every_key_and_backfills_only_the_layers_above_each_hit,
     backfilled_mset_keeps_each_keys_remaining_ttl,
     mset_writes_every_key_with_its_ttl_in_one_command,
+    an_entrys_own_ttl_is_capped_by_each_layers_ttl,
     delete_and_exists,
     flush_deletes_only_the_namespace_even_with_glob_characters,
     flush_with_an_empty_namespace_empties_the_whole_database,
@@ -171,6 +172,40 @@ fn values_are_json_text_under_namespace_and_key(api: &impl Calls) {
     raw.set(&format!("{ns}greeting"), "\"hello\"");
     assert_eq!(api.get::<String>(&tower, "greeting").as_deref(), Some("hello"));
     assert_eq!(api.get::<User>(&tower, "user:7"), Some(User::sample(7)));
+    assert_no_layer_failed(&tower);
+}
+
+fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls) {
+    let server = TestRedis::new();
+    let mut raw = Raw::connect(server.url());
+    let ns = unique_namespace("own-ttl");
+    let memory = MemoryAdapter::builder().ttl(Duration::from_secs(20)).build();
+    let tower = CacheTower::new();
+    tower.add_layer(memory.clone());
+    tower.add_layer(redis_layer(server.url(), &ns, MINUTE));
+
+    api.set_with_ttl(&tower, "short", 1, Duration::from_secs(5)).unwrap();
+    api.set_with_ttl(&tower, "long", 2, Duration::from_secs(600)).unwrap();
+    api.set_with_ttl(&tower, "none", 3, Duration::ZERO).unwrap();
+    let items = [("m1".to_owned(), 4), ("m2".to_owned(), 5)];
+    api.mset_with_ttl(&tower, &items, Duration::from_secs(7)).unwrap();
+
+    // Redis: the shorter of the entry's TTL and the layer's 60 s.
+    for (key, low, high) in [("short", 4_000, 5_000), ("long", 58_000, 60_000), ("none", 58_000, 60_000)] {
+        let pttl = raw.pttl(&format!("{ns}{key}"));
+        assert!((low..=high).contains(&pttl), "{key}: PTTL {pttl} in Redis, expected {low}..={high}");
+    }
+    for key in ["m1", "m2"] {
+        let pttl = raw.pttl(&format!("{ns}{key}"));
+        assert!((6_000..=7_000).contains(&pttl), "{key}: PTTL {pttl} in Redis, expected about 7 s");
+    }
+    // Memory: the shorter of the entry's TTL and its own 20 s.
+    let left = |key: &str| memory.get(key).unwrap().and_then(|entry| entry.ttl()).expect("a TTL in memory");
+    assert!(left("short") <= Duration::from_secs(5) && left("short") > Duration::from_secs(4));
+    assert!(left("long") <= Duration::from_secs(20) && left("long") > Duration::from_secs(19));
+    assert!(left("none") <= Duration::from_secs(20) && left("none") > Duration::from_secs(19));
+    assert!(left("m2") <= Duration::from_secs(7) && left("m2") > Duration::from_secs(6));
+    assert_eq!(api.get::<i32>(&tower, "short"), Some(1));
     assert_no_layer_failed(&tower);
 }
 

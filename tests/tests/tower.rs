@@ -481,6 +481,32 @@ fn ttl_layers(clock: &ManualClock, ttls: &[u64]) -> Vec<MemoryAdapter> {
 }
 
 #[test]
+fn an_entrys_own_ttl_is_kept_in_every_layer_for_the_shorter_of_it_and_the_layers() {
+    let clock = ManualClock::new();
+    let layers = ttl_layers(&clock, &[60, 10]);
+    let tower = tower_of(&layers);
+    tower.set_with_ttl("short", 1u32, Duration::from_secs(5)).unwrap();
+    tower.set_with_ttl("long", 2u32, Duration::from_secs(600)).unwrap();
+    tower.set_with_ttl("layers'", 3u32, Duration::ZERO).unwrap(); // no TTL of its own
+    tower.mset_with_ttl([("m1", 4u32), ("m2", 5u32)], Duration::from_secs(8)).unwrap();
+    let left = |layer: usize, key: &str| layers[layer].get(key).unwrap().and_then(|entry| entry.ttl());
+    assert_eq!((left(0, "short"), left(1, "short")), (Some(Duration::from_secs(5)), Some(Duration::from_secs(5))));
+    assert_eq!((left(0, "long"), left(1, "long")), (Some(Duration::from_secs(60)), Some(Duration::from_secs(10))));
+    assert_eq!(
+        (left(0, "layers'"), left(1, "layers'")),
+        (Some(Duration::from_secs(60)), Some(Duration::from_secs(10)))
+    );
+    assert_eq!((left(0, "m1"), left(1, "m2")), (Some(Duration::from_secs(8)), Some(Duration::from_secs(8))));
+
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(tower.get::<u32>("short"), None, "gone from every layer after its 5 s");
+    assert_eq!(tower.get::<u32>("m1"), Some(4));
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(tower.mget::<u32, _>(&["m1", "m2"]).values().flatten().count(), 0, "the mset's 8 s");
+    assert_eq!(tower.get::<u32>("long"), Some(2), "in layer 0 for its 60 s");
+}
+
+#[test]
 fn get_backfill_lives_no_longer_than_the_source_entry() {
     let clock = ManualClock::new();
     let layers = ttl_layers(&clock, &[60, 10]);

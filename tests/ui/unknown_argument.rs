@@ -1,6 +1,6 @@
 use cache_tower::cached_tower;
 
-#[cached_tower(config = "users", ttl = 5)]
+#[cached_tower(config = "users", expires = 5)]
 fn load_user(id: u64) -> u64 {
     id
 }

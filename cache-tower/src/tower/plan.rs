@@ -29,7 +29,7 @@ mod write;
 pub(super) use get_or_set::GetOrSet;
 pub(super) use mget::Mget;
 pub(super) use read::{Exists, Read};
-pub(super) use write::{Write, WriteLayers, mset_entries};
+pub(super) use write::{Write, WriteLayers, mset_entries, own_ttl};
 
 use super::layer::Layer;
 use crate::adapter::{Reply, Request};

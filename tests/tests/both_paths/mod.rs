@@ -5,6 +5,8 @@
 //! Shared by several test files (`mod both_paths;`); each uses only some of the calls.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use indexmap::IndexMap;
 
 use cache_tower::{
@@ -33,6 +35,8 @@ pub(crate) trait Calls {
     fn mget<T: Cacheable, K: AsRef<str>>(&self, tower: &CacheTower, keys: &[K]) -> IndexMap<String, Option<T>>;
     fn set<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T) -> Result<()>;
     fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()>;
+    fn set_with_ttl<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, ttl: Duration) -> Result<()>;
+    fn mset_with_ttl<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)], ttl: Duration) -> Result<()>;
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()>;
     fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
@@ -56,6 +60,12 @@ impl Calls for Blocking {
     }
     fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()> {
         tower.mset(items.iter().map(|(key, value)| (key.as_str(), value.clone())))
+    }
+    fn set_with_ttl<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, ttl: Duration) -> Result<()> {
+        tower.set_with_ttl(key, value, ttl)
+    }
+    fn mset_with_ttl<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)], ttl: Duration) -> Result<()> {
+        tower.mset_with_ttl(items.iter().map(|(key, value)| (key.as_str(), value.clone())), ttl)
     }
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
         tower.delete(key)
@@ -96,6 +106,13 @@ impl Calls for OnTokio {
     }
     fn mset<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)]) -> Result<()> {
         self.0.block_on(tower.mset_async(items.iter().map(|(key, value)| (key.as_str(), value.clone()))))
+    }
+    fn set_with_ttl<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, ttl: Duration) -> Result<()> {
+        self.0.block_on(tower.set_with_ttl_async(key, value, ttl))
+    }
+    fn mset_with_ttl<T: Cacheable>(&self, tower: &CacheTower, items: &[(String, T)], ttl: Duration) -> Result<()> {
+        let items = items.iter().map(|(key, value)| (key.as_str(), value.clone()));
+        self.0.block_on(tower.mset_with_ttl_async(items, ttl))
     }
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()> {
         self.0.block_on(tower.delete_async(key))

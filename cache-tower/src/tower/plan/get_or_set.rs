@@ -8,6 +8,7 @@ use crate::adapter::{Reply, Request};
 use crate::flight::{Flight, Joined, Leader};
 use crate::sync_shim::Arc;
 use crate::value::{Cacheable, Entry, StoredValue};
+use std::time::Duration;
 
 /// Get-or-set of one key.
 ///
@@ -24,6 +25,8 @@ use crate::value::{Cacheable, Entry, StoredValue};
 pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     context: Context<'s>,
     key: &'k str,
+    /// The computed value's own TTL (each layer keeps it for the shorter of this and its own).
+    ttl: Option<Duration>,
     faults: Faults,
     state: State<'s, 'k, T>,
 }
@@ -50,7 +53,13 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     /// [`Read::below_top`]).
     pub(in crate::tower) fn new(context: Context<'s>, key: &'k str, top_lacks_key: bool) -> Self {
         let read = Read::new(context, key).below_top(top_lacks_key);
-        Self { context, key, faults: Faults::default(), state: State::Reading(read) }
+        Self { context, key, ttl: None, faults: Faults::default(), state: State::Reading(read) }
+    }
+
+    /// The computed value is stored with this TTL of its own (`None`: each layer's TTL).
+    pub(in crate::tower) fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Joins the key's flight: follow it, or lead it.
@@ -68,7 +77,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     /// The leader's computed value: store it everywhere, then land.
     fn store(&mut self, leader: Leader<'s>, value: T) -> Option<T> {
         let stored = StoredValue::new(value.clone());
-        let write = Write::Set(self.key, Entry::new(stored.clone(), None));
+        let write = Write::Set(self.key, Entry::new(stored.clone(), self.ttl));
         let mut writes = WriteLayers::store(self.context, write, self.faults);
         // A store failure is counted and logged by the driver; the value still goes out.
         if writes.take(None).is_some() {

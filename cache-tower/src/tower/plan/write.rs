@@ -6,6 +6,7 @@ use crate::adapter::{Reply, Request};
 use crate::error::{Error, Result};
 use crate::tower::coherence::BLIND_TTL;
 use crate::value::{Cacheable, Entry, StoredValue};
+use std::time::Duration;
 
 /// A write, as every layer it goes to receives it.
 pub(in crate::tower) enum Write<'k> {
@@ -251,9 +252,19 @@ impl Plan for WriteLayers<'_, '_> {
     }
 }
 
-/// The entries of an mset: each value moved into one entry, which every layer shares.
-pub(in crate::tower) fn mset_entries<K, T: Cacheable>(items: impl IntoIterator<Item = (K, T)>) -> Vec<(K, Entry)> {
-    items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), None))).collect()
+/// The entries of an mset: each value moved into one entry, which every layer shares, with the
+/// TTL of its own (`None`: each layer's TTL).
+pub(in crate::tower) fn mset_entries<K, T: Cacheable>(
+    items: impl IntoIterator<Item = (K, T)>,
+    ttl: Option<Duration>,
+) -> Vec<(K, Entry)> {
+    items.into_iter().map(|(key, value)| (key, Entry::new(StoredValue::new(value), ttl))).collect()
+}
+
+/// A TTL given to `set_with_ttl` and the like, as the entry's own: `Duration::ZERO` means none
+/// (as a layer's `ttl: 0` does), and a TTL over [`MAX_TTL`](crate::adapter::MAX_TTL) is that.
+pub(in crate::tower) fn own_ttl(ttl: Duration) -> Option<Duration> {
+    (!ttl.is_zero()).then(|| ttl.min(crate::adapter::MAX_TTL))
 }
 
 /// The entry to backfill with, once its value has been decoded as `T`: upper layers get the
