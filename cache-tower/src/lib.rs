@@ -162,8 +162,9 @@ pub use value::Cacheable;
 ///   module would otherwise share keys).
 /// * `result = true` / `option = true`: treat the return type as a `Result` / `Option` when it is
 ///   an alias the macro cannot recognise by name. A return type whose name ends in `Result`
-///   (`MyResult<T>`) without `result = …` is a compile error, since caching it whole would cache
-///   its `Err` values: say `result = true`, or `result = false` for a type that only has the name.
+///   (`MyResult<T>`) without `result = …` (or `option = …`) is a compile error, since caching it
+///   whole would cache its `Err` values: say `result = true`, or `result = false` for a type that
+///   only has the name.
 /// * `cache_none = true`: cache `None` results of an `Option` function too.
 /// * `ttl = "30s"`: the results' own TTL, each layer keeping them for the shorter of it and its
 ///   own TTL (as [`CacheTower::set_with_ttl`]); numbers with units `ms`, `s`, `m`, `h`, `d`

@@ -4,8 +4,8 @@
 //! A memoized call looks its tower up by name in the [registry](crate::registry), reads the key
 //! through the tower, and on a miss runs the function body once for all concurrent callers
 //! (single flight, sync or async) and writes the result to every layer. A cache fault never
-//! becomes the function's error: at worst the body runs. The tower named `"default"` exists
-//! unless the user registers their own ([`registry::DEFAULT_TOWER`]). With no tower of the
+//! becomes the function's error: at worst the body runs. The tower named `"default"` is the
+//! built-in one until the user registers their own under that name ([`registry::DEFAULT_TOWER`]). With no tower of the
 //! function's name registered, the body runs uncached and a warning is given once per call site.
 //!
 //! Warnings go to `tracing` when a subscriber is installed, and to standard error otherwise
@@ -75,7 +75,8 @@ impl CallSite {
     /// a subscriber is installed, else to standard error.
     fn warn_once(&self, warning: Warning, message: impl FnOnce() -> String) {
         let bit = 1 << warning as u8;
-        if self.warned.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        // A plain load first: a call site that has warned pays no read-modify-write after that.
+        if self.has_warned(warning) || self.warned.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
             return;
         }
         let message = message();
@@ -108,11 +109,23 @@ impl CallSite {
         });
     }
 
+    /// Whether this call site has given `warning` already.
+    fn has_warned(&self, warning: Warning) -> bool {
+        self.warned.load(Ordering::Relaxed) & (1 << warning as u8) != 0
+    }
+
     /// Warns when a blocking memoized call is about to wait on a layer's I/O on a thread that
     /// runs a tokio runtime: it blocks one of the runtime's workers for the round trip.
+    ///
+    /// tokio does not tell a worker thread from one of its blocking threads (`spawn_blocking`,
+    /// `block_in_place` enter the runtime too), so a call there warns as well, once: the message
+    /// says so.
     #[cfg(feature = "tokio")]
     fn check_not_blocking_a_runtime(&self, tower: &CacheTower) {
-        if tokio::runtime::Handle::try_current().is_err() || !tower.waits_on_io() {
+        if self.has_warned(Warning::BlockingInRuntime)
+            || !tower.waits_on_io()
+            || tokio::runtime::Handle::try_current().is_err()
+        {
             return;
         }
         self.warn_once(Warning::BlockingInRuntime, || {
@@ -120,7 +133,8 @@ impl CallSite {
                 "`{}` is a blocking memoized function called inside a tokio runtime, and its tower `{}` \
                  reads over the network: each miss blocks a worker thread of the runtime. Make it an \
                  `async fn` (the macro then awaits the tower), or call it in \
-                 tokio::task::spawn_blocking",
+                 tokio::task::spawn_blocking (where blocking is fine; this warning, given once, cannot \
+                 tell that thread from a worker)",
                 self.function, self.tower
             )
         });

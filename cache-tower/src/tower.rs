@@ -2,8 +2,9 @@
 //!
 //! Every operation is a plan (`plan.rs`: what to ask which layer, written once) run by the
 //! blocking driver (`blocking.rs`) or, for the `*_async` twins, the async one
-//! (`asynchronous.rs`). This file holds construction, layer management and the blocking entry
-//! points; `docs/architecture.md` walks through the whole design.
+//! (`asynchronous.rs`). This file holds construction, the blocking entry points, layer
+//! management and then the async entry points; `docs/architecture.md` walks through the whole
+//! design.
 //!
 //! # Read path
 //!
@@ -206,8 +207,9 @@ impl CacheTower {
     /// for the keys still missing (one round trip for a batching layer), and each key is
     /// backfilled only into the layers above the one it was found in.
     ///
-    /// The result is an [`IndexMap`](indexmap::IndexMap) (crate `indexmap`): indexed by key like
-    /// a `HashMap`, iterated in request order. Like [`get`](Self::get), it cannot fail.
+    /// The result is an [`IndexMap`](indexmap::IndexMap) (crate `indexmap`, version 2: add
+    /// `indexmap = "2"` to name the type): indexed by key like a `HashMap`, iterated in request
+    /// order. Like [`get`](Self::get), it cannot fail.
     ///
     /// ```
     /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;

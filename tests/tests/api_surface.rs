@@ -4,9 +4,10 @@
 
 const MOST_ROOT_ITEMS: usize = 12;
 
-/// The names `lib.rs` makes public at the root: `pub mod name`, `pub use path::name` and
-/// `pub use path::{a, b}` at the start of a line (inside a module, a line is indented), unless the
-/// line before is `#[doc(hidden)]`.
+/// The names `lib.rs` makes public at the root: `pub mod name`, `pub use path::name`,
+/// `pub use path::{a, b}` and `pub fn`/`struct`/`enum`/`trait`/`type`/`const`/`static name`, at
+/// the start of a line (inside a module, a line is indented), unless the line before is
+/// `#[doc(hidden)]`; and every `#[macro_export]`.
 fn root_items(lib: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut hidden = false;
@@ -15,8 +16,20 @@ fn root_items(lib: &str) -> Vec<String> {
             hidden = true;
             continue;
         }
+        if line == "#[macro_export]" {
+            names.push("macro_export".to_owned());
+            continue;
+        }
         if line.starts_with("#[") {
             continue; // a cfg or doc attribute: the item on the next line counts (or not) as usual
+        }
+        const ITEMS: [&str; 7] =
+            ["pub fn ", "pub struct ", "pub enum ", "pub trait ", "pub type ", "pub const ", "pub static "];
+        if let Some(rest) = ITEMS.iter().find_map(|item| line.strip_prefix(item)).filter(|_| !hidden) {
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            names.push(name);
+            hidden = false;
+            continue;
         }
         let public = line.strip_prefix("pub mod ").or_else(|| line.strip_prefix("pub use "));
         if let (Some(item), false) = (public, hidden) {

@@ -207,6 +207,15 @@ fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls) {
     assert!(left("m2") <= Duration::from_secs(7) && left("m2") > Duration::from_secs(6));
     assert_eq!(api.get::<i32>(&tower, "short"), Some(1));
     assert_no_layer_failed(&tower);
+
+    // Longer than Redis can take, on a layer without a TTL: the largest TTL instead, no error.
+    let ns = unique_namespace("own-ttl-max");
+    let tower = only(&redis_layer(server.url(), &ns, Duration::ZERO));
+    api.set_with_ttl(&tower, "forever", 1, Duration::MAX).expect("Duration::MAX is cache_tower's MAX_TTL");
+    let pttl = raw.pttl(&format!("{ns}forever"));
+    let max = i64::try_from(cache_tower::adapter::MAX_TTL.as_millis()).unwrap();
+    assert!((max - 60_000..=max).contains(&pttl), "PTTL {pttl}, expected about {max}");
+    assert_no_layer_failed(&tower);
 }
 
 fn layer_ttl_is_the_redis_ttl_and_zero_means_none(api: &impl Calls) {

@@ -149,7 +149,7 @@ fn mget_accepts_owned_keys() {
 #[test]
 fn mget_returns_keys_in_request_order_each_once() {
     // Found in different layers, missing, and asked twice: the result keeps the order of the
-    // request (where each key was first asked), like the seed's dict, run after run.
+    // request (where each key was first asked), like the original library's dict, run after run.
     let layers = memory_layers(2);
     let tower = tower_of(&layers);
     put(&layers[1], "z", 26u32);

@@ -452,6 +452,7 @@ impl CacheAdapter for RedisAdapter {
             namespace: self.inner.namespace.clone(),
             timeout: self.inner.connector.timeout,
             endpoint: self.inner.connector.endpoint.clone(),
+            secret: self.inner.connector.secret.clone(),
             sink,
         };
         Some(listener.spawn())

@@ -26,6 +26,7 @@ use std::time::Duration;
 use redis::{Client, PushInfo, PushKind, Value};
 
 use super::connection::in_words;
+use super::settings::scrub;
 use crate::adapter::{Change, ChangeSink, ChangeWatch};
 
 /// How often an idle listener checks that its connection still answers (and whether to stop).
@@ -39,6 +40,8 @@ pub(super) struct Listener {
     pub(super) namespace: String,
     pub(super) timeout: Duration,
     pub(super) endpoint: String,
+    /// The password, to scrub from any error text of the redis client that might echo it.
+    pub(super) secret: Option<String>,
     pub(super) sink: ChangeSink,
 }
 
@@ -104,7 +107,7 @@ impl Listener {
         let connect = self.client.get_multiplexed_async_connection_with_config(&config);
         let mut connection = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(connection)) => connection,
-            Ok(Err(err)) => return Err(described(&err)),
+            Ok(Err(err)) => return Err(self.described(&err)),
             Err(_) => return Err(format!("connecting timed out after {:?}", self.timeout)),
         };
         let mut tracking = redis::cmd("CLIENT");
@@ -113,7 +116,7 @@ impl Listener {
             tracking.arg("PREFIX").arg(&self.namespace);
         }
         tracking.arg("NOLOOP");
-        tracking.query_async::<()>(&mut connection).await.map_err(|err| described(&err))?;
+        tracking.query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
         // Subscribed from now on; what changed before is unknown.
         *subscribed = true;
         (self.sink)(Change::All);
@@ -133,10 +136,16 @@ impl Listener {
                     if stop.load(Ordering::Acquire) {
                         return Ok(());
                     }
-                    redis::cmd("PING").query_async::<()>(&mut connection).await.map_err(|err| described(&err))?;
+                    redis::cmd("PING").query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
                 }
             }
         }
+    }
+
+    /// A redis error as the listener logs it: in words when it is a refusal the user can fix (see
+    /// [`in_words`]), else the client's own text with the password scrubbed.
+    fn described(&self, err: &redis::RedisError) -> String {
+        in_words(err).map_or_else(|| scrub(&err.to_string(), self.secret.as_deref()), str::to_owned)
     }
 
     /// Reports an `invalidate` push: the keys under the namespace (as tower keys), or
@@ -170,10 +179,4 @@ impl Listener {
             (self.sink)(Change::Keys(&keys));
         }
     }
-}
-
-/// A redis error as the listener logs it: in words when it is a refusal the user can fix (see
-/// [`in_words`]), else the client's own text.
-fn described(err: &redis::RedisError) -> String {
-    in_words(err).map_or_else(|| err.to_string(), str::to_owned)
 }

@@ -130,7 +130,7 @@ pub(super) fn in_words(err: &RedisError) -> Option<&'static str> {
              or put it in the URL)"
         }
         "WRONGPASS" => REFUSED,
-        "NOPERM" => "the server's ACL does not let this user run the command: grant it to the user",
+        "NOPERM" => "the server's ACL does not let this user run this command or use these keys: grant them",
         _ => return None,
     })
 }
