@@ -74,9 +74,8 @@ impl CallSite {
     /// Gives `warning` the first time this call site meets it, and never again: to `tracing` when
     /// a subscriber is installed, else to standard error.
     fn warn_once(&self, warning: Warning, message: impl FnOnce() -> String) {
-        let bit = 1 << warning as u8;
         // A plain load first: a call site that has warned pays no read-modify-write after that.
-        if self.has_warned(warning) || self.warned.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        if self.has_warned(warning) || self.warned.fetch_or(warning.bit(), Ordering::Relaxed) & warning.bit() != 0 {
             return;
         }
         let message = message();
@@ -111,7 +110,7 @@ impl CallSite {
 
     /// Whether this call site has given `warning` already.
     fn has_warned(&self, warning: Warning) -> bool {
-        self.warned.load(Ordering::Relaxed) & (1 << warning as u8) != 0
+        self.warned.load(Ordering::Relaxed) & warning.bit() != 0
     }
 
     /// Warns when a blocking memoized call is about to wait on a layer's I/O on a thread that
@@ -158,6 +157,13 @@ enum Warning {
     NoKey,
     #[cfg(feature = "tokio")]
     BlockingInRuntime,
+}
+
+impl Warning {
+    /// This warning's bit in [`CallSite`]'s `warned`.
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
 }
 
 /// Memoizes a function returning a plain `T`.
@@ -355,10 +361,8 @@ mod tests {
             memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 6);
-        let warned =
-            |site: &CallSite, warning: Warning| site.warned.load(Ordering::Relaxed) & (1 << warning as u8) != 0;
-        assert!(warned(&site, Warning::NoTower) && !warned(&site, Warning::NoKey));
-        assert!(warned(&keyless, Warning::NoKey) && !warned(&keyless, Warning::NoTower));
+        assert!(site.has_warned(Warning::NoTower) && !site.has_warned(Warning::NoKey));
+        assert!(keyless.has_warned(Warning::NoKey) && !keyless.has_warned(Warning::NoTower));
     }
 
     #[test]

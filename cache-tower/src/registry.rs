@@ -193,22 +193,23 @@ pub fn remove(name: &str) -> Option<Arc<CacheTower>> {
 /// [`ErrorKind::Config`](crate::error::ErrorKind::Config) naming every missing tower and the
 /// registered ones.
 pub fn require(names: &[&str]) -> Result<()> {
-    let towers = REGISTRY.towers.load();
-    let missing: Vec<&str> = names.iter().copied().filter(|name| !towers.contains_key(*name)).collect();
+    let registered = self::names();
+    let mut missing: Vec<&str> = names.iter().copied().filter(|name| !registered.iter().any(|r| r == name)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let quote = |names: Vec<&str>| names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
-    let mut registered: Vec<&str> = towers.keys().map(String::as_str).collect();
-    registered.sort_unstable();
+    missing.sort_unstable();
+    missing.dedup();
+    let quote = |names: &[&str]| names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    let registered: Vec<&str> = registered.iter().map(String::as_str).collect();
     Err(Error::config(
         None,
         None,
         format!(
             "no cache tower is registered under {}; registered: {} (register them with \
              registry::register_json, register_file or register before this check)",
-            quote(missing),
-            if registered.is_empty() { "none".to_owned() } else { quote(registered) },
+            quote(&missing),
+            if registered.is_empty() { "none".to_owned() } else { quote(&registered) },
         ),
     ))
 }

@@ -46,10 +46,10 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let (keys, users) = (&data.keys, &data.users);
     let contenders = [
         Contender::per_op("cache-tower `get`, FIFO", |i| {
-            let _ = black_box(fifo.get::<User>(&keys[i]));
+            black_box(fifo.get::<User>(&keys[i]));
         }),
         Contender::per_op("cache-tower `get`, LRU (`lru: true`)", |i| {
-            let _ = black_box(lru.get::<User>(&keys[i]));
+            black_box(lru.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get`"), |i| {
             black_box(moka.get(keys[i].as_str()));

@@ -30,10 +30,10 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
 
     let contenders = [
         Contender::per_op("cache-tower `get`, FIFO", |i| {
-            let _ = black_box(fifo.get::<User>(&absent[i]));
+            black_box(fifo.get::<User>(&absent[i]));
         }),
         Contender::per_op("cache-tower `get`, LRU (`lru: true`)", |i| {
-            let _ = black_box(lru.get::<User>(&absent[i]));
+            black_box(lru.get::<User>(&absent[i]));
         }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get`"), |i| {
             black_box(moka.get(absent[i].as_str()));

@@ -24,10 +24,10 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let keys = &data.keys;
     let contenders = [
         Contender::per_op("cache-tower `get`, FIFO", |i| {
-            let _ = black_box(fifo.get::<User>(&keys[i]));
+            black_box(fifo.get::<User>(&keys[i]));
         }),
         Contender::per_op("cache-tower `get`, LRU", |i| {
-            let _ = black_box(lru.get::<User>(&keys[i]));
+            black_box(lru.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get`"), |i| {
             black_box(moka.get(keys[i].as_str()));
