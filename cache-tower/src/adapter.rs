@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 
-pub use crate::adapter::memory::MemoryAdapterBuilder;
+pub use crate::adapter::memory::{EvictionPolicy, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 pub use crate::adapter::redis::RedisAdapterBuilder;
 pub use crate::config::MAX_TTL;

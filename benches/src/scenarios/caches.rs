@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use cache_tower::adapter::EvictionPolicy;
 use cache_tower::{CacheTower, MemoryAdapter};
 use cached::Cached;
 
@@ -35,9 +36,9 @@ pub(super) const CACHED_LRU: &str = "cached 4 (`LruCache`, LRU)";
 /// evenly, and the fullest shards evict early. `check_hits` checks every user is still there.
 pub(super) const BOUND: usize = ENTRIES * 5 / 4;
 
-/// A bounded memory layer, FIFO or LRU.
-pub(super) fn memory(maxsize: usize, lru: bool) -> MemoryAdapter {
-    MemoryAdapter::builder().maxsize(maxsize).lru(lru).build()
+/// A bounded memory layer with `policy`.
+pub(super) fn memory(maxsize: usize, policy: EvictionPolicy) -> MemoryAdapter {
+    MemoryAdapter::builder().maxsize(maxsize).policy(policy).build()
 }
 
 /// A tower with `memory` as its only layer, holding every user.

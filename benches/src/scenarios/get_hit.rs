@@ -3,6 +3,7 @@
 //! function, every cache bounded to [`BOUND`] entries and holding the 10,000 users (every read
 //! hits; checked after filling).
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 
 use cached::proc_macro::cached;
@@ -29,8 +30,8 @@ fn cached_user(key: &str) -> User {
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let fifo = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
-    let lru = caches::tower(caches::memory(BOUND, true), data, &mut notes)?;
+    let fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
+    let lru = caches::tower(caches::memory(BOUND, EvictionPolicy::Lru), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let moka_lru = caches::moka(BOUND, true, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);

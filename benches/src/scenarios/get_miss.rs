@@ -4,6 +4,7 @@
 //! scenarios. cached's miss is its store's `cache_get` (a `#[cached]` function would compute on
 //! a miss).
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 
 use cached::Cached;
@@ -20,8 +21,8 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-miss", run };
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let fifo = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
-    let lru = caches::tower(caches::memory(BOUND, true), data, &mut notes)?;
+    let fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
+    let lru = caches::tower(caches::memory(BOUND, EvictionPolicy::Lru), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let moka_lru = caches::moka(BOUND, true, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);

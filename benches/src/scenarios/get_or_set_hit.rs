@@ -1,6 +1,7 @@
 //! `get_or_set` of a present key on one thread: the hit path of get-or-compute, where the
 //! computation must not run. Every cache is bounded to [`BOUND`] entries.
 
+use cache_tower::adapter::EvictionPolicy;
 use std::convert::Infallible;
 use std::hint::black_box;
 
@@ -16,7 +17,7 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-or-set-hit", ru
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let tower = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
+    let tower = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
 

@@ -2,6 +2,7 @@
 //! one's eviction bookkeeping (LRU recency, moka's frequency sketch, quick_cache's S3-FIFO) is
 //! paid on the read path. Every cache is bounded to [`BOUND`] entries, so every read hits.
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 
 use super::caches::{self, BOUND, MOKA_TINY_LFU, QUICK_CACHE_POLICY};
@@ -16,8 +17,8 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-2-threads", run
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let fifo = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
-    let lru = caches::tower(caches::memory(BOUND, true), data, &mut notes)?;
+    let fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
+    let lru = caches::tower(caches::memory(BOUND, EvictionPolicy::Lru), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
 

@@ -11,6 +11,7 @@
 //! clones of the users, cloned on every call as every contender must; moka's, quick_cache's and
 //! cached's inserts take the key by value, so their figures include a clone of the key `String`.
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 
 use cache_tower::CacheTower;
@@ -48,7 +49,7 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         (0..rounds).map(|round| (0..len).map(|n| order[(round * len + n) % KEYS]).collect()).collect();
     let users = &data.users;
 
-    let (fifo_memory, lru_memory) = (caches::memory(BOUND, false), caches::memory(BOUND, true));
+    let (fifo_memory, lru_memory) = (caches::memory(BOUND, EvictionPolicy::Fifo), caches::memory(BOUND, EvictionPolicy::Lru));
     let (fifo, lru) = (CacheTower::new(), CacheTower::new());
     fifo.add_layer(fifo_memory.clone());
     lru.add_layer(lru_memory.clone());

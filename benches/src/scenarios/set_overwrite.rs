@@ -1,6 +1,7 @@
 //! `set` of a present key on one thread (an overwrite: nothing is evicted), cloning the value
 //! for every call as every contender must. Every cache is bounded to [`BOUND`] entries.
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 
 use super::caches::{self, BOUND, MOKA_TINY_LFU, QUICK_CACHE_POLICY};
@@ -15,7 +16,7 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/set-overwrite", run
 
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
-    let tower = caches::tower(caches::memory(BOUND, false), data, &mut notes)?;
+    let tower = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
 

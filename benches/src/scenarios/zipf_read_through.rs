@@ -3,7 +3,7 @@
 //! [`ZIPF_BOUND`] entries, so about a tenth of the keys fit: what a cache keeps decides how often
 //! the computation runs, and each contender's **hit ratio** is reported beside its time.
 //!
-//! * cache-tower: `get_or_set(key, compute)` (FIFO and LRU layers);
+//! * cache-tower: `get_or_set(key, compute)` (FIFO, LRU and S3-FIFO layers);
 //! * moka: `get_with_by_ref(&str, compute)` (TinyLFU and LRU);
 //! * quick_cache: `get_or_insert_with(&str, compute)`;
 //! * cached: a `#[cached(max_size = 10000)]` function whose body is the computation.
@@ -15,6 +15,7 @@
 //! each round (warm-up rounds included) reads the next `ops_per_sample / 10` keys, the same for
 //! every contender of the round; the counts cover the warm-up rounds and the samples.
 
+use cache_tower::adapter::EvictionPolicy;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,13 +99,14 @@ fn run(
     let warm = stream;
     let keys: Vec<String> = (0..KEYS).map(key).collect();
 
-    let (fifo, lru) = (CacheTower::new(), CacheTower::new());
-    fifo.add_layer(caches::memory(ZIPF_BOUND, false));
-    lru.add_layer(caches::memory(ZIPF_BOUND, true));
+    let (fifo, lru, s3_fifo) = (CacheTower::new(), CacheTower::new(), CacheTower::new());
+    fifo.add_layer(caches::memory(ZIPF_BOUND, EvictionPolicy::Fifo));
+    lru.add_layer(caches::memory(ZIPF_BOUND, EvictionPolicy::Lru));
+    s3_fifo.add_layer(caches::memory(ZIPF_BOUND, EvictionPolicy::S3Fifo));
     let moka = caches::empty_moka::<User>(ZIPF_BOUND, false);
     let moka_lru = caches::empty_moka::<User>(ZIPF_BOUND, true);
     let quick = quick_cache::sync::Cache::<String, User>::new(ZIPF_BOUND);
-    let loads: [AtomicU64; 5] = Default::default();
+    let loads: [AtomicU64; 6] = Default::default();
 
     let keys = &keys;
     let loads_ref = &loads;
@@ -115,15 +117,18 @@ fn run(
         Contender::per_op("cache-tower `get_or_set`, LRU (`lru: true`)", |i| {
             black_box(lru.get_or_set(&keys[i], || compute(&loads_ref[1], &keys[i])));
         }),
+        Contender::per_op("cache-tower `get_or_set`, S3-FIFO (`policy: \"s3-fifo\"`)", |i| {
+            black_box(s3_fifo.get_or_set(&keys[i], || compute(&loads_ref[2], &keys[i])));
+        }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get_with_by_ref`"), |i| {
-            black_box(moka.get_with_by_ref(keys[i].as_str(), || compute(&loads_ref[2], &keys[i])));
+            black_box(moka.get_with_by_ref(keys[i].as_str(), || compute(&loads_ref[3], &keys[i])));
         }),
         Contender::per_op(format!("{MOKA_LRU} `get_with_by_ref`"), |i| {
-            black_box(moka_lru.get_with_by_ref(keys[i].as_str(), || compute(&loads_ref[3], &keys[i])));
+            black_box(moka_lru.get_with_by_ref(keys[i].as_str(), || compute(&loads_ref[4], &keys[i])));
         }),
         Contender::per_op(format!("{QUICK_CACHE_POLICY} `get_or_insert_with`"), |i| {
             let value = quick.get_or_insert_with(keys[i].as_str(), || {
-                Ok::<_, std::convert::Infallible>(compute(&loads_ref[4], &keys[i]))
+                Ok::<_, std::convert::Infallible>(compute(&loads_ref[5], &keys[i]))
             });
             black_box(value.ok());
         }),
@@ -142,7 +147,7 @@ fn run(
     let ops = (rounds * len) as f64;
     for ((measured, after), before) in measured.iter_mut().zip(counts()).zip(before) {
         let ratio = 1.0 - (after - before) as f64 / ops;
-        eprintln!("  {:<52} hit ratio {:.1}%", measured.name, ratio * 100.0);
+        eprintln!("  {:<52} hit ratio {:.2}%", measured.name, ratio * 100.0);
         measured.hit_ratio = Some(ratio);
     }
 
@@ -170,7 +175,8 @@ fn run(
              ratio; lower time, higher hits is better)"
         )
     };
-    let mut rows = versus(&scenario("FIFO"), &measured[0], &measured[2..]);
-    rows.extend(versus(&scenario("LRU"), &measured[1], &measured[2..]));
+    let mut rows = versus(&scenario("S3-FIFO"), &measured[2], &measured[3..]);
+    rows.extend(versus(&scenario("FIFO"), &measured[0], &measured[3..]));
+    rows.extend(versus(&scenario("LRU"), &measured[1], &measured[3..]));
     Ok(Outcome { rows, notes, ..Outcome::default() })
 }

@@ -6,8 +6,9 @@
 //! (`memory/shard.rs`). Within a shard:
 //!
 //! * the items live in the hash table itself, one cache line each, so a FIFO hit reads one line;
-//! * an intrusive doubly linked list keeps the eviction order: insertion order (FIFO) or recency
-//!   (LRU); the head is evicted first;
+//! * intrusive doubly linked lists keep the eviction order ([`EvictionPolicy`]): insertion order
+//!   (FIFO), recency (LRU), or S3-FIFO's small and main queues, with a ghost queue of the hashes
+//!   of keys the small queue evicted; the head is evicted first;
 //! * an indexed binary min-heap orders the entries that have a TTL by expiry time. A `set`
 //!   (or each key of an `mset`), an LRU read and a read that finds an expired entry at the top of
 //!   its shard's heap first remove up to [`PURGE_BATCH`] expired entries from the top of the heap,
@@ -21,8 +22,9 @@
 //! that takes it past `maxsize` evicts one entry — from the shard it wrote to when that shard has
 //! another entry, else from the next shard that has one. Small caches (under
 //! 2 × [`MIN_SLOTS_PER_SHARD`] entries) use a single shard, so their eviction order is exact
-//! across the whole cache; larger ones evict the oldest (or least recently used) entry *of a
-//! shard*. See `docs/adr/0002-sharded-memory-adapter.md`.
+//! across the whole cache; larger ones evict the entry the policy picks *in a shard*, each
+//! S3-FIFO shard sizing its queues by its share of `maxsize`. See
+//! `docs/adr/0002-sharded-memory-adapter.md` and `docs/adr/0011-memory-policies.md`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +41,72 @@ use crate::value::{Entry, StoredValue, effective_ttl};
 
 mod shard;
 
-use self::shard::{Found, NEVER, Shard, hash_key};
+use self::shard::{Found, NEVER, Shard, Shares, hash_key};
+
+/// Which entry a full [`MemoryAdapter`] evicts to make room for a new key.
+///
+/// Which to choose: [`S3Fifo`](Self::S3Fifo) keeps the most useful entries when some keys are
+/// read far more than others (most caches) and when one-off reads (a scan, a batch job) pass
+/// through; its hits cost what FIFO hits do. [`Fifo`](Self::Fifo), the default (the original
+/// library's), and [`Lru`](Self::Lru) keep the exact orders of their names; an LRU hit takes its
+/// shard's write lock to reorder.
+///
+/// ```
+/// use cache_tower::{MemoryAdapter, adapter::EvictionPolicy};
+///
+/// let memory = MemoryAdapter::builder().maxsize(10_000).policy(EvictionPolicy::S3Fifo).build();
+/// assert_eq!(memory.policy(), EvictionPolicy::S3Fifo);
+/// assert_eq!("s3-fifo".parse(), Ok(EvictionPolicy::S3Fifo));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EvictionPolicy {
+    /// First in, first out: the oldest entry goes. Reads and overwrites keep an entry's place.
+    #[default]
+    Fifo,
+    /// Least recently used: `get`, `mget` and `set` make a key the most recent; `exists` does
+    /// not.
+    Lru,
+    /// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023): new
+    /// keys enter a small FIFO queue (a tenth of the capacity); those read again before they
+    /// reach its end move to the main queue, the others leave, remembered by a ghost queue so
+    /// that a key soon wanted again goes straight to the main queue. The main queue is a FIFO
+    /// that gives each entry read since its last turn another round (a CLOCK, counting up to
+    /// three reads). A hit counts the read in the entry itself, under the shard's read lock.
+    S3Fifo,
+}
+
+impl EvictionPolicy {
+    /// The policy's name in a configuration: `"fifo"`, `"lru"` or `"s3-fifo"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fifo => "fifo",
+            Self::Lru => "lru",
+            Self::S3Fifo => "s3-fifo",
+        }
+    }
+
+    /// Every policy, in the order the documentation lists them.
+    pub const ALL: [EvictionPolicy; 3] = [Self::Fifo, Self::Lru, Self::S3Fifo];
+}
+
+impl fmt::Display for EvictionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EvictionPolicy {
+    type Err = String;
+
+    /// A policy from its [`name`](Self::name); the error lists the names.
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        Self::ALL.into_iter().find(|policy| policy.name() == name).ok_or_else(|| {
+            let names: Vec<String> = Self::ALL.iter().map(|policy| format!("{:?}", policy.name())).collect();
+            format!("unknown policy {name:?}; expected one of {}", names.join(", "))
+        })
+    }
+}
 
 /// A shard locked for a lookup: see [`MemoryAdapter::lock_for_lookup`].
 pub(crate) struct Lookup<'a> {
@@ -67,16 +134,18 @@ const PURGE_BATCH: usize = 8;
 /// A shard is only worth having when it holds at least this many entries.
 const MIN_SLOTS_PER_SHARD: usize = 64;
 
-/// The in-process layer: a bounded or unbounded map of typed values, FIFO or LRU, with a TTL.
+/// The in-process layer: a bounded or unbounded map of typed values, FIFO, LRU or S3-FIFO, with
+/// a TTL.
 ///
 /// Cloning a `MemoryAdapter` shares its storage, so one adapter can sit in several towers and a
 /// test can keep a handle on a layer it gave away.
 ///
 /// * `maxsize`: the most entries kept (`0`, the default: no limit). Writing a new key into a full
-///   cache evicts the oldest entry (FIFO, the default) or the least recently used one (`lru`).
-///   Overwriting a present key never evicts.
-/// * `lru`: in LRU mode `get` and `set` make a key the most recently used; `exists` does not. In
-///   FIFO mode overwriting a key keeps its place in the order.
+///   cache evicts one entry, the one the policy picks; never the key just written. Overwriting
+///   a present key never evicts.
+/// * `policy` ([`EvictionPolicy`]): FIFO (the default) evicts the oldest entry, LRU the least
+///   recently used, S3-FIFO the one least likely to be read again, judged by how often entries
+///   are read. `lru(true)` is the original library's spelling of the LRU policy.
 /// * `ttl`: how long an entry lives (`None` or zero: forever). An expired entry is absent for
 ///   every operation and is reclaimed without having to be read.
 /// * `namespace`: reported to the tower and to stats. Keys are stored as given: the prefix is the
@@ -114,7 +183,7 @@ struct Inner {
     namespace: String,
     ttl: Option<Duration>,
     maxsize: usize,
-    lru: bool,
+    policy: EvictionPolicy,
     clock: Clock,
     /// Entries stored, in every shard (expired ones included until reclaimed).
     len: AtomicUsize,
@@ -141,7 +210,7 @@ pub struct MemoryAdapterBuilder {
     namespace: String,
     ttl: Option<Duration>,
     maxsize: usize,
-    lru: bool,
+    policy: EvictionPolicy,
     clock: Clock,
 }
 
@@ -152,9 +221,17 @@ impl MemoryAdapterBuilder {
         self
     }
 
-    /// `true`: evict the least recently used entry; `false` (the default): the oldest one.
+    /// The original library's switch: `true` is [`EvictionPolicy::Lru`], `false`
+    /// [`EvictionPolicy::Fifo`] (the default). The later of `lru` and [`policy`](Self::policy)
+    /// wins.
     pub fn lru(mut self, lru: bool) -> Self {
-        self.lru = lru;
+        self.policy = if lru { EvictionPolicy::Lru } else { EvictionPolicy::Fifo };
+        self
+    }
+
+    /// Which entry a full cache evicts (default: [`EvictionPolicy::Fifo`]).
+    pub fn policy(mut self, policy: EvictionPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -193,7 +270,10 @@ impl MemoryAdapterBuilder {
     pub fn build(self) -> MemoryAdapter {
         let shard_count = shard_count(self.maxsize);
         let hasher = RandomState::default();
-        let shards = (0..shard_count).map(|_| Padded(RwLock::new(Shard::new(hasher.clone())))).collect();
+        let shares = Shares::of(self.maxsize / shard_count);
+        let shards = (0..shard_count)
+            .map(|_| Padded(RwLock::new(Shard::new(hasher.clone(), self.policy, shares))))
+            .collect();
         MemoryAdapter {
             inner: Arc::new(Inner {
                 shards,
@@ -202,7 +282,7 @@ impl MemoryAdapterBuilder {
                 namespace: self.namespace,
                 ttl: self.ttl,
                 maxsize: self.maxsize,
-                lru: self.lru,
+                policy: self.policy,
                 clock: self.clock,
                 len: AtomicUsize::new(0),
                 sweep_cursor: AtomicUsize::new(0),
@@ -242,7 +322,7 @@ impl MemoryAdapter {
         Self::builder().build()
     }
 
-    /// A builder to set maxsize, LRU, TTL, namespace and clock.
+    /// A builder to set maxsize, policy, TTL, namespace and clock.
     pub fn builder() -> MemoryAdapterBuilder {
         MemoryAdapterBuilder::default()
     }
@@ -252,9 +332,14 @@ impl MemoryAdapter {
         self.inner.maxsize
     }
 
-    /// Whether eviction is least-recently-used (`false`: FIFO).
+    /// Which entry a full cache evicts.
+    pub fn policy(&self) -> EvictionPolicy {
+        self.inner.policy
+    }
+
+    /// Whether the policy is [`EvictionPolicy::Lru`] (the original library's `lru` setting).
     pub fn is_lru(&self) -> bool {
-        self.inner.lru
+        self.inner.policy == EvictionPolicy::Lru
     }
 
     /// The number of live entries. Expired entries are reclaimed first, so they do not count.
@@ -288,8 +373,10 @@ impl MemoryAdapter {
             .sum()
     }
 
-    /// The keys of the live entries of every shard, oldest (or least recently used) first within
-    /// each shard. Meant for tests and debugging: it locks each shard in turn.
+    /// The keys of the live entries of every shard, within each shard in the order the policy
+    /// would evict them were nothing read (FIFO and LRU: oldest or least recently used first;
+    /// S3-FIFO: its main queue, then its small one). Meant for tests and debugging: it locks each
+    /// shard in turn.
     pub fn keys(&self) -> Vec<String> {
         let now = self.inner.clock.now_nanos();
         self.inner.shards.iter().flat_map(|shard| shard.0.read().keys(now)).collect()
@@ -329,10 +416,10 @@ impl MemoryAdapter {
         }
     }
 
-    /// After a write added an entry at shard `start`: while the adapter holds more than
-    /// `maxsize`, evict one entry (an expired one when the shard has one), from `start` when it
-    /// has another entry than the new one, else from the next shard that has any.
-    fn evict_over_limit(&self, start: usize) {
+    /// After a write added the entry of record `added` at shard `start`: while the adapter holds
+    /// more than `maxsize`, evict one entry (an expired one when the shard has one), from `start`
+    /// when it has another entry than the new one, else from the next shard that has any.
+    fn evict_over_limit(&self, start: usize, added: u32) {
         let maxsize = self.inner.maxsize;
         if maxsize == 0 {
             return;
@@ -342,9 +429,9 @@ impl MemoryAdapter {
             let shards = self.inner.shards.len();
             let evicted = (0..shards).any(|offset| {
                 let index = (start + offset) & self.inner.shard_mask;
-                // In `start` the newest entry is the one just written: keep it.
-                let keep = usize::from(offset == 0);
-                self.write_shard(index, |shard| shard.len > keep && shard.evict_one(&mut now))
+                // In `start`, spare the entry just written.
+                let spare = (offset == 0).then_some(added);
+                self.write_shard(index, |shard| shard.evict_one(&mut now, spare))
             });
             if !evicted {
                 return;
@@ -384,33 +471,34 @@ impl MemoryAdapter {
         let added = self.write_shard(index, |shard| {
             shard.purge_expired_lazily(&mut now);
             match expiry {
-                Some(expires_at) => shard.upsert(key, hash, entry.value().clone(), expires_at, self.inner.lru),
+                Some(expires_at) => shard.upsert(key, hash, entry.value().clone(), expires_at),
                 None => {
                     shard.remove_key(hash, key);
-                    false
+                    None
                 }
             }
         });
-        if added {
-            self.evict_over_limit(index);
+        if let Some(added) = added {
+            self.evict_over_limit(index, added);
         }
     }
 
     /// Locks the shard of `key` for a plain lookup, when that is all a read of it takes: a FIFO
-    /// adapter whose shard has nothing expired (an LRU hit must reorder, and an expired entry must
-    /// be reclaimed, under the write lock: `None`, and the caller reads the normal way).
+    /// or S3-FIFO adapter whose shard has nothing expired (an LRU hit must reorder, and an expired
+    /// entry must be reclaimed, under the write lock: `None`, and the caller reads the normal
+    /// way).
     ///
-    /// Every FIFO read starts here, and the guard lets the tower clone a hit straight into its
+    /// Every FIFO and S3-FIFO read starts here, and the guard lets the tower clone a hit straight into its
     /// caller's return value, the one copy a hit has to make.
     #[inline]
     pub(crate) fn lock_for_lookup<'a>(&'a self, key: &'a str) -> Option<Lookup<'a>> {
-        if self.inner.lru {
+        if self.is_lru() {
             return None;
         }
         self.lookup_at(key, self.hash(key))
     }
 
-    /// [`lock_for_lookup`](Self::lock_for_lookup) of a FIFO adapter, the hash known.
+    /// [`lock_for_lookup`](Self::lock_for_lookup) of a FIFO or S3-FIFO adapter, the hash known.
     #[inline(always)]
     fn lookup_at<'a>(&'a self, key: &'a str, hash: u64) -> Option<Lookup<'a>> {
         let shard = self.shard(hash).read();
@@ -423,11 +511,11 @@ impl MemoryAdapter {
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
     fn read<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
-        let lru = self.inner.lru;
+        let lru = self.is_lru();
         let mut now = Now::new(&self.inner.clock);
         if !lru {
-            // FIFO reads change nothing: a plain lookup under the read lock, unless something in
-            // the shard has expired.
+            // FIFO and S3-FIFO reads change no order: a plain lookup under the read lock (S3-FIFO
+            // counts the hit in the item), unless something in the shard has expired.
             if let Some(lookup) = self.lookup_at(key, hash) {
                 return lookup.item().map(|item| found(item, &mut now));
             }
@@ -440,7 +528,10 @@ impl MemoryAdapter {
             }
             shard.purge_expired_lazily(&mut now);
             match shard.read(hash, key, &mut now) {
-                Found::Live(item) => Some(found(item, &mut now)),
+                Found::Live(item) => {
+                    shard.accessed(item);
+                    Some(found(item, &mut now))
+                }
                 Found::Expired => {
                     shard.expire_key(hash, key, now.get());
                     None
@@ -457,7 +548,7 @@ impl fmt::Debug for MemoryAdapter {
             .field("namespace", &self.inner.namespace)
             .field("ttl", &self.inner.ttl)
             .field("maxsize", &self.inner.maxsize)
-            .field("lru", &self.inner.lru)
+            .field("policy", &self.inner.policy)
             .field("shards", &self.inner.shards.len())
             .finish()
     }

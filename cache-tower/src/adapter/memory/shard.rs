@@ -2,18 +2,23 @@
 //! their expiry times.
 //!
 //! The items live in the hash table itself, one cache line each (key inline when short, the value
-//! handle, the expiry time), so a FIFO hit reads the table and nothing else. Each item points to
-//! its [`Record`] in [`Links`], kept apart: the eviction list (FIFO insertion order, or LRU
-//! recency) and an indexed min-heap of expiry times, touched only by writes and LRU hits.
+//! handle, the expiry time, an access counter), so a FIFO or S3-FIFO hit reads the table and
+//! nothing else. Each item points to its [`Record`] in [`Links`], kept apart: the eviction queues
+//! (FIFO insertion order, LRU recency, or S3-FIFO's small and main queues) and an indexed
+//! min-heap of expiry times, touched only by writes, evictions and LRU hits. An S3-FIFO shard
+//! also keeps a [`Ghost`] queue: the hashes of keys it evicted lately from its small queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::Now;
+use crate::adapter::EvictionPolicy;
 use crate::value::{Entry, StoredValue};
 
 /// The expiry time of an item without TTL.
@@ -22,6 +27,8 @@ pub(super) const NEVER: u64 = u64::MAX;
 const NIL: u32 = u32::MAX;
 /// Keys up to this many bytes live inside the item, saving a pointer chase on every lookup.
 const INLINE_KEY: usize = 22;
+/// The most an S3-FIFO access counter counts: reads beyond it say nothing more.
+const MAX_FREQ: u8 = 3;
 
 /// The hash of a key's bytes, the same for lookups and for moving items when the table grows.
 #[inline]
@@ -39,6 +46,10 @@ pub(super) struct Item {
     pub(super) expires_at: u64,
     /// Its record in [`Links`].
     link: u32,
+    /// S3-FIFO: reads since it was inserted (or last passed over by the eviction), up to
+    /// [`MAX_FREQ`]. Atomic because hits count it under the shard's read lock; a lost increment
+    /// between two racing readers costs nothing but a slightly lower count.
+    freq: AtomicU8,
 }
 
 impl Item {
@@ -55,6 +66,20 @@ impl Item {
     #[inline]
     fn is(&self, key: &str) -> bool {
         self.key.as_bytes() == key.as_bytes()
+    }
+
+    /// Counts an access, up to [`MAX_FREQ`]. A hot item has reached it, so its hits only read
+    /// the counter and never write its cache line.
+    #[inline]
+    fn touch(&self) {
+        let freq = self.freq.load(Ordering::Relaxed);
+        if freq < MAX_FREQ {
+            self.freq.store(freq + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn freq(&self) -> u8 {
+        self.freq.load(Ordering::Relaxed)
     }
 }
 
@@ -101,22 +126,60 @@ pub(super) enum Found<'a> {
 
 // ===== impl Shard =====
 
+/// How a shard's share of the capacity is split, for S3-FIFO.
+#[derive(Clone, Copy)]
+pub(super) struct Shares {
+    /// The small queue's length before it gives up entries to eviction.
+    small: usize,
+    /// How many evicted keys the ghost queue remembers.
+    ghost: usize,
+}
+
+impl Shares {
+    /// `share`: the entries this shard holds when the cache is full (`maxsize` / shards);
+    /// `0` for an unbounded cache, which never evicts.
+    pub(super) fn of(share: usize) -> Self {
+        Self { small: (share * SMALL_PERCENT / 100).max(1), ghost: share * GHOST_PERCENT / 100 }
+    }
+}
+
+/// S3-FIFO's small queue, as a share of the capacity. The paper's 10% keeps fewer of the right
+/// entries on Zipf-distributed keys than 2–5% (measured: `docs/adr/0011-memory-policies.md`).
+const SMALL_PERCENT: usize = 3;
+/// S3-FIFO's ghost queue, as a share of the capacity (the paper: as long as the main queue;
+/// half that measured better, see the ADR).
+const GHOST_PERCENT: usize = 50;
+
 pub(super) struct Shard {
     /// The adapter's hasher (the same in every shard: the shard is chosen by the hash too).
     hasher: RandomState,
     items: HashTable<Item>,
     links: Links,
+    policy: EvictionPolicy,
+    shares: Shares,
+    /// S3-FIFO: keys evicted lately from the small queue, which come back into the main one.
+    ghost: Ghost,
     pub(super) len: usize,
     pub(super) evictions: u64,
     pub(super) expirations: u64,
 }
 
 impl Shard {
-    pub(super) fn new(hasher: RandomState) -> Self {
-        Self { hasher, items: HashTable::new(), links: Links::default(), len: 0, evictions: 0, expirations: 0 }
+    pub(super) fn new(hasher: RandomState, policy: EvictionPolicy, shares: Shares) -> Self {
+        Self {
+            hasher,
+            items: HashTable::new(),
+            links: Links::default(),
+            policy,
+            shares,
+            ghost: Ghost::default(),
+            len: 0,
+            evictions: 0,
+            expirations: 0,
+        }
     }
 
-    /// Reads `key` without changing anything (FIFO hits, `exists`).
+    /// Reads `key` without changing anything (`exists`, and reads that found something expired).
     pub(super) fn read(&self, hash: u64, key: &str, now: &mut Now<'_>) -> Found<'_> {
         match self.items.find(hash, |item| item.is(key)) {
             None => Found::Absent,
@@ -126,10 +189,21 @@ impl Shard {
     }
 
     /// The item of `key` if it is present — live, for a caller that has checked that nothing in
-    /// the shard has expired ([`top_expired`](Self::top_expired)), so no clock read.
+    /// the shard has expired ([`top_expired`](Self::top_expired)), so no clock read. Counts the
+    /// read as an access (S3-FIFO).
     #[inline]
     pub(super) fn live(&self, hash: u64, key: &str) -> Option<&Item> {
-        self.items.find(hash, |item| item.is(key))
+        let item = self.items.find(hash, |item| item.is(key))?;
+        self.accessed(item);
+        Some(item)
+    }
+
+    /// Counts a hit on `item`, for the policies that count them.
+    #[inline]
+    pub(super) fn accessed(&self, item: &Item) {
+        if self.policy == EvictionPolicy::S3Fifo {
+            item.touch();
+        }
     }
 
     /// Reads `key` as an LRU hit: reclaims it if expired, else makes it the most recently used.
@@ -143,28 +217,39 @@ impl Shard {
             self.expirations += 1;
             return None;
         }
-        self.links.move_to_back(entry.get().link);
+        self.links.move_to_back(entry.get().link, Queue::Main);
         Some(entry.into_mut())
     }
 
     /// Writes `value` under `key`: replaces the value of a present key, or inserts a new one.
-    /// Returns whether it added an item (the adapter then evicts if it is over `maxsize`).
-    pub(super) fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64, lru: bool) -> bool {
+    /// Returns the new item's record when it added one (the adapter then evicts if it is over
+    /// `maxsize`, sparing that one).
+    ///
+    /// An overwrite keeps the key's place (FIFO), makes it the most recently used (LRU), or
+    /// counts as an access (S3-FIFO). A new key goes to the back of the queue; with S3-FIFO, to
+    /// the small queue, or to the main one when the ghost queue remembers it.
+    pub(super) fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64) -> Option<u32> {
         if let Some(item) = self.items.find_mut(hash, |item| item.is(key)) {
             item.value = value;
             item.expires_at = expires_at;
             self.links.set_expiry(item.link, expires_at);
-            if lru {
-                self.links.move_to_back(item.link);
+            match self.policy {
+                EvictionPolicy::Fifo => {}
+                EvictionPolicy::Lru => self.links.move_to_back(item.link, Queue::Main),
+                EvictionPolicy::S3Fifo => item.touch(),
             }
-            return false;
+            return None;
         }
-        let link = self.links.acquire(hash, expires_at);
+        let queue = match self.policy {
+            EvictionPolicy::S3Fifo if !self.ghost.take(hash) => Queue::Small,
+            _ => Queue::Main,
+        };
+        let link = self.links.acquire(hash, expires_at, queue);
         let hasher = &self.hasher;
-        let item = Item { key: Key::new(key), value, expires_at, link };
+        let item = Item { key: Key::new(key), value, expires_at, link, freq: AtomicU8::new(0) };
         self.items.insert_unique(hash, item, |item| hash_key(hasher, item.key.as_bytes()));
         self.len += 1;
-        true
+        Some(link)
     }
 
     /// Removes `key` if present.
@@ -183,20 +268,60 @@ impl Shard {
         }
     }
 
-    /// Frees one place: an expired item if there is one, else the head of the order. Returns
-    /// whether it removed anything.
-    pub(super) fn evict_one(&mut self, now: &mut Now<'_>) -> bool {
+    /// Frees one place: an expired item if there is one, else the item the policy picks, never
+    /// `spare` (the item a write just added). Returns whether it removed anything.
+    pub(super) fn evict_one(&mut self, now: &mut Now<'_>, spare: Option<u32>) -> bool {
         if let Some((top, expires_at)) = self.links.soonest() {
-            if expires_at <= now.get() {
+            if expires_at <= now.get() && Some(top) != spare {
                 self.remove(top);
                 self.expirations += 1;
                 return true;
             }
         }
-        let Some(head) = self.links.head() else { return false };
-        self.remove(head);
+        let evicted = match self.policy {
+            EvictionPolicy::Fifo | EvictionPolicy::Lru => self.links.first(Queue::Main, spare),
+            EvictionPolicy::S3Fifo => self.s3_fifo_victim(spare),
+        };
+        let Some(victim) = evicted else { return false };
+        self.remove(victim);
         self.evictions += 1;
         true
+    }
+
+    /// S3-FIFO's choice (Yang et al., SOSP 2023). While the small queue is over its share, its
+    /// oldest item leaves it: into the main queue if it was read since it came in, else out of
+    /// the cache, its hash remembered by the ghost queue. Otherwise the main queue's oldest item
+    /// goes, unless it was read since it came in or was last passed over: then its count drops
+    /// by one and it goes round to the back (a CLOCK).
+    fn s3_fifo_victim(&mut self, spare: Option<u32>) -> Option<u32> {
+        loop {
+            let small_over = self.links.len(Queue::Small) > self.shares.small;
+            let main = self.links.first(Queue::Main, spare);
+            let small = self.links.first(Queue::Small, spare);
+            let (queue, id) = match (small, main) {
+                (Some(id), _) if small_over || main.is_none() => (Queue::Small, id),
+                (_, Some(id)) => (Queue::Main, id),
+                _ => return None,
+            };
+            let hash = self.links.records[id as usize].hash;
+            let item = self.items.find(hash, |item| item.link == id)?;
+            let freq = item.freq();
+            match queue {
+                Queue::Small if freq > 0 => {
+                    item.freq.store(0, Ordering::Relaxed);
+                    self.links.move_to_back(id, Queue::Main);
+                }
+                Queue::Small => {
+                    self.ghost.remember(hash, self.shares.ghost);
+                    return Some(id);
+                }
+                Queue::Main if freq > 0 => {
+                    item.freq.store(freq - 1, Ordering::Relaxed);
+                    self.links.move_to_back(id, Queue::Main);
+                }
+                Queue::Main => return Some(id),
+            }
+        }
     }
 
     /// Removes up to `limit` expired items; returns how many.
@@ -234,24 +359,31 @@ impl Shard {
         self.links.soonest().is_some_and(|(_, expires_at)| expires_at <= now.get())
     }
 
-    /// The live keys, oldest (or least recently used) first.
+    /// The live keys, in the order the policy would evict them were nothing read: FIFO and LRU
+    /// oldest first; S3-FIFO the main queue, then the small one.
     pub(super) fn keys(&self, now: u64) -> Vec<String> {
         let mut keys = Vec::with_capacity(self.len);
-        let mut link = self.links.head();
-        while let Some(id) = link {
-            let hash = self.links.records[id as usize].hash;
-            if let Some(item) = self.items.find(hash, |item| item.link == id) {
-                if !item.expired(now) {
-                    keys.push(item.key.to_string());
+        for queue in [Queue::Main, Queue::Small] {
+            let mut link = self.links.first(queue, None);
+            while let Some(id) = link {
+                let hash = self.links.records[id as usize].hash;
+                if let Some(item) = self.items.find(hash, |item| item.link == id) {
+                    if !item.expired(now) {
+                        keys.push(item.key.to_string());
+                    }
                 }
+                link = self.links.next(id);
             }
-            link = self.links.next(id);
         }
         keys
     }
 
     pub(super) fn clear(&mut self) {
-        *self = Self { evictions: self.evictions, expirations: self.expirations, ..Self::new(self.hasher.clone()) };
+        *self = Self {
+            evictions: self.evictions,
+            expirations: self.expirations,
+            ..Self::new(self.hasher.clone(), self.policy, self.shares)
+        };
     }
 
     /// How many link records were ever needed (records are reused).
@@ -269,9 +401,54 @@ impl Shard {
     }
 }
 
+// ===== impl Ghost =====
+
+/// The hashes of keys S3-FIFO evicted lately from its small queue, oldest first, with a set to
+/// ask it in one probe. A key written again while remembered goes straight to the main queue:
+/// it was wanted twice within about one cache's worth of insertions.
+#[derive(Default)]
+struct Ghost {
+    /// Each hash with the number it was remembered under.
+    order: VecDeque<(u64, u64)>,
+    /// Hash → the number it was last remembered under; an older entry of `order` for the same
+    /// hash is stale.
+    members: hashbrown::HashMap<u64, u64, foldhash::fast::FixedState>,
+    next: u64,
+}
+
+impl Ghost {
+    fn remember(&mut self, hash: u64, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        while self.order.len() >= capacity {
+            if let Some((old, number)) = self.order.pop_front() {
+                if self.members.get(&old) == Some(&number) {
+                    self.members.remove(&old);
+                }
+            }
+        }
+        self.order.push_back((hash, self.next));
+        self.members.insert(hash, self.next);
+        self.next += 1;
+    }
+
+    /// Whether `hash` is remembered; forgets it.
+    fn take(&mut self, hash: u64) -> bool {
+        self.members.remove(&hash).is_some()
+    }
+}
+
 // ===== impl Links =====
 
-/// An item's place in the eviction list and the expiry heap.
+/// The eviction queue a record is in. FIFO and LRU use the main queue alone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Queue {
+    Main = 0,
+    Small = 1,
+}
+
+/// An item's place in its eviction queue and the expiry heap.
 #[derive(Clone, Copy)]
 struct Record {
     /// The item's hash, to find it in the table from here.
@@ -281,28 +458,37 @@ struct Record {
     next: u32,
     /// Position in the expiry heap, `NIL` when the item has no TTL.
     heap_pos: u32,
+    queue: Queue,
 }
 
-/// The eviction list (head: evicted first) and the min-heap of expiry times, over records that
-/// are reused through a free list.
+/// One doubly linked queue of records: the head is evicted first.
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    len: usize,
+}
+
+/// The eviction queues and the min-heap of expiry times, over records that are reused through a
+/// free list.
 struct Links {
     records: Vec<Record>,
     free: Vec<u32>,
-    head: u32,
-    tail: u32,
+    lists: [List; 2],
     heap: Vec<u32>,
 }
 
 impl Default for Links {
     fn default() -> Self {
-        Self { records: Vec::new(), free: Vec::new(), head: NIL, tail: NIL, heap: Vec::new() }
+        let empty = List { head: NIL, tail: NIL, len: 0 };
+        Self { records: Vec::new(), free: Vec::new(), lists: [empty; 2], heap: Vec::new() }
     }
 }
 
 impl Links {
-    /// A record for a new item, at the back of the list and in the heap if it expires.
-    fn acquire(&mut self, hash: u64, expires_at: u64) -> u32 {
-        let record = Record { hash, expires_at, prev: NIL, next: NIL, heap_pos: NIL };
+    /// A record for a new item, at the back of `queue` and in the heap if it expires.
+    fn acquire(&mut self, hash: u64, expires_at: u64, queue: Queue) -> u32 {
+        let record = Record { hash, expires_at, prev: NIL, next: NIL, heap_pos: NIL, queue };
         let id = match self.free.pop() {
             Some(id) => {
                 self.records[id as usize] = record;
@@ -321,7 +507,7 @@ impl Links {
         id
     }
 
-    /// Drops a record from the list and the heap; returns its item's hash.
+    /// Drops a record from its queue and the heap; returns its item's hash.
     fn release(&mut self, id: u32) -> u64 {
         self.unlink(id);
         if self.records[id as usize].heap_pos != NIL {
@@ -336,8 +522,18 @@ impl Links {
         self.heap_update(id);
     }
 
-    fn head(&self) -> Option<u32> {
-        (self.head != NIL).then_some(self.head)
+    fn len(&self, queue: Queue) -> usize {
+        self.lists[queue as usize].len
+    }
+
+    /// The head of `queue`, or the record after it when the head is `spare`.
+    fn first(&self, queue: Queue, spare: Option<u32>) -> Option<u32> {
+        let head = self.lists[queue as usize].head;
+        match head {
+            NIL => None,
+            head if Some(head) == spare => self.next(head),
+            head => Some(head),
+        }
     }
 
     fn next(&self, id: u32) -> Option<u32> {
@@ -354,17 +550,19 @@ impl Links {
         self.heap.first().map(|&id| (id, self.records[id as usize].expires_at))
     }
 
-    // ----- eviction list -----
+    // ----- eviction queues -----
 
     fn unlink(&mut self, id: u32) {
-        let Record { prev, next, .. } = self.records[id as usize];
+        let Record { prev, next, queue, .. } = self.records[id as usize];
+        let list = &mut self.lists[queue as usize];
+        list.len -= 1;
         if prev == NIL {
-            self.head = next
+            list.head = next
         } else {
             self.records[prev as usize].next = next
         }
         if next == NIL {
-            self.tail = prev
+            list.tail = prev
         } else {
             self.records[next as usize].prev = prev
         }
@@ -373,24 +571,32 @@ impl Links {
         record.next = NIL;
     }
 
+    /// Appends a record that is in no list to its queue.
     fn push_back(&mut self, id: u32) {
-        let tail = self.tail;
-        let record = &mut self.records[id as usize];
-        record.prev = tail;
-        record.next = NIL;
+        let queue = self.records[id as usize].queue;
+        let list = &mut self.lists[queue as usize];
+        let tail = list.tail;
+        list.len += 1;
+        list.tail = id;
         if tail == NIL {
-            self.head = id
+            list.head = id
         } else {
             self.records[tail as usize].next = id
         }
-        self.tail = id;
+        let record = &mut self.records[id as usize];
+        record.prev = tail;
+        record.next = NIL;
     }
 
-    fn move_to_back(&mut self, id: u32) {
-        if self.tail != id {
-            self.unlink(id);
-            self.push_back(id);
+    /// Moves a record to the back of `queue` (its own or the other).
+    fn move_to_back(&mut self, id: u32, queue: Queue) {
+        let record = self.records[id as usize];
+        if record.queue == queue && self.lists[queue as usize].tail == id {
+            return;
         }
+        self.unlink(id);
+        self.records[id as usize].queue = queue;
+        self.push_back(id);
     }
 
     // ----- expiry heap -----
