@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 
-pub use crate::adapter::memory::{EvictionPolicy, MemoryAdapterBuilder};
+pub use crate::adapter::memory::{ENTRY_OVERHEAD, EvictionPolicy, MemoryAdapterBuilder, RemovalCause};
 #[cfg(feature = "redis")]
 pub use crate::adapter::redis::RedisAdapterBuilder;
 pub use crate::config::MAX_TTL;
@@ -291,16 +291,23 @@ impl fmt::Debug for ChangeWatch {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AdapterStats {
-    /// Entries removed to make room (maxsize reached).
+    /// Entries removed to make room (maxsize reached): [`RemovalCause::Evicted`].
     pub evictions: u64,
-    /// Entries removed because their TTL ran out.
+    /// Entries removed because their TTL ran out: [`RemovalCause::Expired`].
     pub expirations: u64,
+    /// Values a write replaced: [`RemovalCause::Replaced`].
+    pub replacements: u64,
+    /// Entries the tower removed because the value changed below: [`RemovalCause::Invalidated`].
+    pub invalidations: u64,
+    /// Entries removed on request (`delete`, `flush`): [`RemovalCause::Removed`].
+    pub removals: u64,
 }
 
 impl AdapterStats {
-    /// Counters with the given values (for adapters outside this crate).
+    /// Counters with the given evictions and expirations, the others zero (for adapters outside
+    /// this crate; set the other fields on the value it returns).
     pub fn new(evictions: u64, expirations: u64) -> Self {
-        Self { evictions, expirations }
+        Self { evictions, expirations, ..Self::default() }
     }
 }
 

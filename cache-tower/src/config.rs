@@ -6,6 +6,13 @@
 //! ]
 //! ```
 //!
+//! A memory layer's `params`: `maxsize` (entries, `0`: no limit), `max_bytes` (what the entries
+//! weigh together, `0`: no limit; see
+//! [`MemoryAdapterBuilder::max_bytes`](crate::adapter::MemoryAdapterBuilder::max_bytes)), `policy` (`"fifo"`, the
+//! default, `"lru"` or `"s3-fifo"`: see [`EvictionPolicy`](crate::adapter::EvictionPolicy)) and
+//! the original library's `lru` (`true` is `"policy": "lru"`, `false` is `"fifo"`; giving both
+//! `lru` and `policy` is an error, since one of them would be ignored).
+//!
 //! Validation is strict: an unknown adapter or field, or a value of the wrong type, is an
 //! [`ErrorKind::Config`](crate::error::ErrorKind::Config) error naming the layer index and the field, so
 //! a typo in a settings file fails at start-up instead of silently running with defaults.
@@ -24,8 +31,8 @@ use std::time::Duration;
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::adapter::CacheAdapter;
 use crate::adapter::memory::MemoryAdapter;
+use crate::adapter::{CacheAdapter, EvictionPolicy};
 use crate::error::{Error, Result};
 
 /// The longest TTL a layer takes: 9,000,000,000,000 seconds, about 285,000 years.
@@ -136,8 +143,12 @@ struct MemoryLayer {
 struct MemoryParams {
     #[serde(default, deserialize_with = "maxsize")]
     maxsize: Option<usize>,
+    #[serde(default, deserialize_with = "max_bytes")]
+    max_bytes: Option<usize>,
     #[serde(default, deserialize_with = "flag")]
     lru: Option<bool>,
+    #[serde(default, deserialize_with = "policy")]
+    policy: Option<EvictionPolicy>,
 }
 
 /// A Redis layer: `{"adapter": "redis", "namespace": …, "ttl": …, "params": {…}}`.
@@ -248,7 +259,7 @@ fn typed<T: DeserializeOwned>(index: usize, layer: &Value) -> Result<T> {
 impl LayerConfig {
     fn build(self, index: usize) -> Result<Arc<dyn CacheAdapter>> {
         match self {
-            Self::Memory(layer) => Ok(layer.build()),
+            Self::Memory(layer) => layer.build(),
             #[cfg(feature = "redis")]
             Self::Redis(layer) => layer.build(index),
         }
@@ -257,16 +268,28 @@ impl LayerConfig {
 }
 
 impl MemoryLayer {
-    fn build(self) -> Arc<dyn CacheAdapter> {
+    fn build(self) -> Result<Arc<dyn CacheAdapter>> {
         let mut builder = MemoryAdapter::builder().namespace(self.namespace).ttl(self.ttl);
         let params = self.params.unwrap_or_default();
         if let Some(maxsize) = params.maxsize {
             builder = builder.maxsize(maxsize);
         }
-        if let Some(lru) = params.lru {
-            builder = builder.lru(lru);
+        if let Some(max_bytes) = params.max_bytes {
+            builder = builder.max_bytes(max_bytes);
         }
-        Arc::new(builder.build())
+        match (params.lru, params.policy) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    None,
+                    Some("params.lru"),
+                    "give `policy` or the older `lru`, not both (`\"lru\": true` is `\"policy\": \"lru\"`)",
+                ));
+            }
+            (Some(lru), None) => builder = builder.lru(lru),
+            (None, Some(policy)) => builder = builder.policy(policy),
+            (None, None) => {}
+        }
+        Ok(Arc::new(builder.build()))
     }
 }
 
@@ -477,8 +500,20 @@ fn ttl<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Durati
     Ok(ttl)
 }
 
+fn policy<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<EvictionPolicy>, D::Error> {
+    match Json::deserialize(deserializer)? {
+        Json::Str(name) => name.parse().map(Some).map_err(de::Error::custom),
+        other => Err(wrong("a policy name (\"fifo\", \"lru\" or \"s3-fifo\")", &other)),
+    }
+}
+
 fn maxsize<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<usize>, D::Error> {
     let n = whole(deserializer, "a whole number of entries, 0 or more")?;
+    usize::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is too large for this machine")))
+}
+
+fn max_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<usize>, D::Error> {
+    let n = whole(deserializer, "a whole number of bytes, 0 or more")?;
     usize::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is too large for this machine")))
 }
 
@@ -599,6 +634,20 @@ mod tests {
     }
 
     #[test]
+    fn policy_and_the_older_lru_pick_the_eviction_policy() {
+        let policy_of = |params: Value| {
+            let layers = build_layers(&json!([{"adapter": "memory", "params": params}])).unwrap();
+            layers[0].as_memory(crate::adapter::sealed::Token(())).unwrap().policy()
+        };
+        assert_eq!(policy_of(json!({})), EvictionPolicy::Fifo);
+        assert_eq!(policy_of(json!({"lru": true})), EvictionPolicy::Lru);
+        assert_eq!(policy_of(json!({"lru": false})), EvictionPolicy::Fifo);
+        for policy in EvictionPolicy::ALL {
+            assert_eq!(policy_of(json!({"policy": policy.name()})), policy);
+        }
+    }
+
+    #[test]
     fn errors_name_the_layer_and_field() {
         let cases = [
             (json!([{"adapter": "memory"}, {"adapter": "memcached"}]), 1, "adapter"),
@@ -615,6 +664,10 @@ mod tests {
             (json!([{"adapter": "memory", "params": {"maxsize": 2.5}}]), 0, "params.maxsize"),
             (json!([{"adapter": "memory", "params": {"lru": "yes"}}]), 0, "params.lru"),
             (json!([{"adapter": "memory", "params": {"maxsze": 3}}]), 0, "params.maxsze"),
+            (json!([{"adapter": "memory", "params": {"policy": "arc"}}]), 0, "params.policy"),
+            (json!([{"adapter": "memory", "params": {"max_bytes": "1GB"}}]), 0, "params.max_bytes"),
+            (json!([{"adapter": "memory", "params": {"policy": true}}]), 0, "params.policy"),
+            (json!([{"adapter": "memory", "params": {"policy": "lru", "lru": true}}]), 0, "params.lru"),
         ];
         for (config, layer, field) in cases {
             let err = error_of(config.clone());
@@ -679,6 +732,10 @@ mod tests {
                 &format!("layer 0, field `adapter`: missing; expected one of {}", ADAPTERS.join(", ")),
             ),
             (json!([5]), "layer 0: expected a layer object, got 5"),
+            (
+                json!([{"adapter": "memory", "params": {"policy": "LRU"}}]),
+                "layer 0, field `params.policy`: unknown policy \"LRU\"; expected one of \"fifo\", \"lru\", \"s3-fifo\"",
+            ),
             (
                 json!([{"adapter": "memory", "ttl": MAX_TTL.as_secs() + 1}]),
                 "layer 0, field `ttl`: 9000000000001 seconds is more than the largest TTL, 9000000000000 seconds (cache_tower::adapter::MAX_TTL)",

@@ -12,8 +12,9 @@ use crate::adapter::AdapterStats;
 /// A snapshot of one layer's counters, from [`CacheTower::stats`](crate::CacheTower::stats).
 ///
 /// `hits`, `misses`, `backfills`, `errors` and `decode_failures` are counted by the tower, per
-/// position in the stack; `evictions` and `expirations` come from the adapter itself (shared by
-/// every tower the adapter sits in).
+/// position in the stack; `evictions`, `expirations`, `replacements`, `invalidations` and
+/// `removals` come from the adapter itself (shared by every tower the adapter sits in; see
+/// [`RemovalCause`](crate::adapter::RemovalCause)).
 ///
 /// ```
 /// use cache_tower::{CacheTower, MemoryAdapter};
@@ -53,6 +54,12 @@ pub struct LayerStats {
     pub evictions: u64,
     /// Entries that expired, as the adapter reports.
     pub expirations: u64,
+    /// Values a write replaced, as the adapter reports.
+    pub replacements: u64,
+    /// Entries removed because the value changed in a layer below, as the adapter reports.
+    pub invalidations: u64,
+    /// Entries removed on request (`delete`, `flush`), as the adapter reports.
+    pub removals: u64,
     /// Whether the layer's circuit breaker is open right now (the layer is being skipped).
     pub circuit_open: bool,
 }
@@ -167,6 +174,9 @@ impl LayerCounters {
             decode_failures: sum(|s| &s.decode_failures),
             evictions: adapter.evictions,
             expirations: adapter.expirations,
+            replacements: adapter.replacements,
+            invalidations: adapter.invalidations,
+            removals: adapter.removals,
             circuit_open,
         }
     }

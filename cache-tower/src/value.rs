@@ -56,6 +56,25 @@ trait Erased: Send + Sync {
     fn typed(&self) -> Option<&(dyn Any + Send + Sync)>;
     /// The JSON bytes, encoded on first use.
     fn json(&self) -> Result<&[u8]>;
+    /// About how many bytes of memory the value holds: see [`StoredValue::weight`].
+    fn weight(&self) -> usize;
+}
+
+/// What an `Arc` adds to the value it holds: its two counts.
+const ARC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
+
+/// Counts the bytes written to it, keeping none.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A value stored from Rust; its JSON is made on first demand and kept.
@@ -82,6 +101,21 @@ impl<T: Cacheable> Erased for Typed<T> {
         let encoded = codec::encode(&self.value)?.into_boxed_slice();
         Ok(self.json.get_or_init(|| encoded))
     }
+
+    fn weight(&self) -> usize {
+        let encoded = match self.json.get() {
+            Some(json) => json.len(),
+            None => {
+                let mut count = ByteCount(0);
+                // A value that cannot be encoded is weighed by its inline size alone.
+                let _ = serde_json::to_writer(&mut count, &self.value);
+                count.0
+            }
+        };
+        // The JSON length stands for what the value holds on the heap (text in strings, one
+        // or a few bytes a number); the JSON kept once encoded counts too.
+        ARC_COUNTS + std::mem::size_of::<Self>() + encoded + self.json.get().map_or(0, |json| json.len())
+    }
 }
 
 impl Erased for Encoded {
@@ -91,6 +125,10 @@ impl Erased for Encoded {
 
     fn json(&self) -> Result<&[u8]> {
         Ok(&self.json)
+    }
+
+    fn weight(&self) -> usize {
+        ARC_COUNTS + std::mem::size_of::<Self>() + self.json.capacity()
     }
 }
 
@@ -136,10 +174,38 @@ impl StoredValue {
         codec::decode(self.inner.json()?)
     }
 
-    /// The typed `T` this value holds, if it holds one (no clone, no parse).
+    /// The typed `T` this value holds, if it holds one (no clone, no parse): `None` for a value
+    /// of another type, or one that arrived as JSON from a shared layer.
+    ///
+    /// ```
+    /// use cache_tower::adapter::StoredValue;
+    ///
+    /// let value = StoredValue::new(String::from("text"));
+    /// assert_eq!(value.typed::<String>().map(String::len), Some(4));
+    /// assert_eq!(value.typed::<u32>(), None);
+    /// ```
     #[inline]
-    pub(crate) fn typed<T: Cacheable>(&self) -> Option<&T> {
+    pub fn typed<T: Cacheable>(&self) -> Option<&T> {
         self.inner.typed().and_then(|any| any.downcast_ref::<T>())
+    }
+
+    /// About how many bytes of memory the value holds, as a memory layer with `max_bytes` weighs
+    /// it when it has no weigher of its own: its allocation, plus the length of its JSON (which
+    /// stands for what it holds on the heap: a string's text, a vector's items), plus the JSON
+    /// itself once it was encoded. A value that arrived as JSON weighs its bytes.
+    ///
+    /// Weighing a typed value that was never encoded writes it as JSON into a byte counter (no
+    /// allocation), so it costs about an encode.
+    ///
+    /// ```
+    /// use cache_tower::adapter::StoredValue;
+    ///
+    /// let short = StoredValue::new("a".repeat(10));
+    /// let long = StoredValue::new("a".repeat(10_000));
+    /// assert!(long.weight() - short.weight() >= 9_990);
+    /// ```
+    pub fn weight(&self) -> usize {
+        self.inner.weight()
     }
 }
 

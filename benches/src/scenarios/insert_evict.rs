@@ -49,7 +49,8 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         (0..rounds).map(|round| (0..len).map(|n| order[(round * len + n) % KEYS]).collect()).collect();
     let users = &data.users;
 
-    let (fifo_memory, lru_memory) = (caches::memory(BOUND, EvictionPolicy::Fifo), caches::memory(BOUND, EvictionPolicy::Lru));
+    let (fifo_memory, lru_memory) =
+        (caches::memory(BOUND, EvictionPolicy::Fifo), caches::memory(BOUND, EvictionPolicy::Lru));
     let (fifo, lru) = (CacheTower::new(), CacheTower::new());
     fifo.add_layer(fifo_memory.clone());
     lru.add_layer(lru_memory.clone());

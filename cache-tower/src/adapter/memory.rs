@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::adapter::{AdapterStats, CacheAdapter};
 use crate::clock::{Clock, saturating_nanos};
@@ -41,7 +41,88 @@ use crate::value::{Entry, StoredValue, effective_ttl};
 
 mod shard;
 
-use self::shard::{Found, NEVER, Shard, Shares, hash_key};
+use self::shard::{Found, NEVER, Removals, Shard, hash_key};
+
+/// Why an entry left a [`MemoryAdapter`], as its removal listener hears it
+/// ([`MemoryAdapterBuilder::on_removal`]) and its [`stats`](CacheAdapter::stats) count it.
+///
+/// ```
+/// use cache_tower::adapter::RemovalCause;
+///
+/// assert_eq!(RemovalCause::Evicted.to_string(), "evicted");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Removed to make room for a new key: the cache was at `maxsize`.
+    Evicted,
+    /// Its TTL ran out (reclaimed when read, written near, swept or purged).
+    Expired,
+    /// A write gave the key a new value (the old one is gone; the key stays). A write whose
+    /// entry has no time left (a zero TTL) removes the key, for this cause too.
+    Replaced,
+    /// The tower removed it because the value changed in a shared layer below (another process,
+    /// or anyone, wrote the key in Redis), or because the tower lost sight of such changes and
+    /// emptied the layer.
+    Invalidated,
+    /// Removed on request: `delete`, `flush`, or the tower's own `delete` and `clear`.
+    Removed,
+}
+
+impl RemovalCause {
+    /// How many causes there are.
+    pub(crate) const COUNT: usize = 5;
+
+    /// The cause in a word: `"evicted"`, `"expired"`, `"replaced"`, `"invalidated"`, `"removed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Evicted => "evicted",
+            Self::Expired => "expired",
+            Self::Replaced => "replaced",
+            Self::Invalidated => "invalidated",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+impl fmt::Display for RemovalCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a removal listener is: see [`MemoryAdapterBuilder::on_removal`].
+type ListenerFn = dyn Fn(&str, RemovalCause) + Send + Sync;
+
+/// A removal listener: see [`MemoryAdapterBuilder::on_removal`].
+#[derive(Clone)]
+struct RemovalListener(Arc<ListenerFn>);
+
+impl fmt::Debug for RemovalListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RemovalListener")
+    }
+}
+
+/// What a weigher is: see [`MemoryAdapterBuilder::weigher`].
+type WeigherFn = dyn Fn(&str, &StoredValue) -> usize + Send + Sync;
+
+/// A value weigher: see [`MemoryAdapterBuilder::weigher`].
+#[derive(Clone)]
+struct Weigher(Arc<WeigherFn>);
+
+impl fmt::Debug for Weigher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Weigher")
+    }
+}
+
+/// What a memory layer with `max_bytes` charges each entry for its own structures, besides the
+/// key's length and the value's weight: the entry's line in the hash table (64 bytes), its record
+/// in the eviction queues and expiry heap (32), the table's control byte and spare room (the
+/// table is at most 7/8 full), and the reused-record list. Measured by the benchmark runner's
+/// `memory/bounded-rss` scenario.
+pub const ENTRY_OVERHEAD: usize = 128;
 
 /// Which entry a full [`MemoryAdapter`] evicts to make room for a new key.
 ///
@@ -183,8 +264,14 @@ struct Inner {
     namespace: String,
     ttl: Option<Duration>,
     maxsize: usize,
+    /// The most bytes kept (`0`: no limit).
+    max_bytes: usize,
+    weigher: Option<Weigher>,
     policy: EvictionPolicy,
     clock: Clock,
+    listener: Option<RemovalListener>,
+    /// The sum of the entries' weights, in every shard.
+    bytes: AtomicUsize,
     /// Entries stored, in every shard (expired ones included until reclaimed).
     len: AtomicUsize,
     /// Which shard the next write sweeps for expired entries.
@@ -210,14 +297,67 @@ pub struct MemoryAdapterBuilder {
     namespace: String,
     ttl: Option<Duration>,
     maxsize: usize,
+    max_bytes: usize,
+    weigher: Option<Weigher>,
     policy: EvictionPolicy,
     clock: Clock,
+    listener: Option<RemovalListener>,
 }
 
 impl MemoryAdapterBuilder {
     /// The most entries kept; `0` (the default) means no limit.
     pub fn maxsize(mut self, maxsize: usize) -> Self {
         self.maxsize = maxsize;
+        self
+    }
+
+    /// The most bytes the entries may weigh together; `0` (the default) means no limit. Each
+    /// entry is charged its key's length, [`ENTRY_OVERHEAD`] for the layer's own structures, and
+    /// its value's weight: what the [`weigher`](Self::weigher) says, or else the estimate of
+    /// [`StoredValue::weight`] (about what the value holds; it costs about an encode per write).
+    /// A write that takes the total past `max_bytes` evicts (the policy picks, never the entry just
+    /// written), so with this bound an overwrite by a heavier value can evict other keys. An entry
+    /// weighing more than `max_bytes` by itself is not kept: the write removes the key's old
+    /// value and the listener hears the new one evicted.
+    ///
+    /// With both `maxsize` and `max_bytes`, both hold.
+    ///
+    /// ```
+    /// use cache_tower::{CacheTower, MemoryAdapter};
+    ///
+    /// let memory = MemoryAdapter::builder().max_bytes(64 * 1024 * 1024).build();
+    /// let tower = CacheTower::new();
+    /// tower.add_layer(memory.clone());
+    /// tower.set("page", "x".repeat(100_000))?;
+    /// assert!(memory.bytes() > 100_000);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Weighs each value for [`max_bytes`](Self::max_bytes) with `weigher` (given the key and the
+    /// value) instead of the estimate of [`StoredValue::weight`]: say, the length of a string you
+    /// know every value is, read through [`StoredValue::typed`]. The key's length and
+    /// [`ENTRY_OVERHEAD`] are added to what it returns. It runs on every write, outside the
+    /// shard's lock.
+    ///
+    /// ```
+    /// use cache_tower::{CacheTower, MemoryAdapter};
+    ///
+    /// let memory = MemoryAdapter::builder()
+    ///     .max_bytes(1_000_000)
+    ///     .weigher(|_key, value| value.typed::<String>().map_or(0, String::capacity))
+    ///     .build();
+    /// let tower = CacheTower::new();
+    /// tower.add_layer(memory.clone());
+    /// tower.set("k", String::from("value"))?;
+    /// assert_eq!(memory.bytes(), "k".len() + cache_tower::adapter::ENTRY_OVERHEAD + 5);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&str, &StoredValue) -> usize + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Weigher(Arc::new(weigher)));
         self
     }
 
@@ -260,6 +400,43 @@ impl MemoryAdapterBuilder {
         self
     }
 
+    /// Calls `listener` with the key and the [`RemovalCause`] of every entry that leaves the
+    /// layer, and of every value a write replaces: exactly once each, after the operation that
+    /// removed it has released the shard's lock, on the thread of that operation (a `set` that
+    /// evicts, a `get` that finds an entry expired, a `flush`...). A listener may use the adapter
+    /// itself.
+    ///
+    /// A panic in the listener reaches the caller of the operation, once the operation is done
+    /// and every other removal of it has been told; the adapter stays consistent.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use cache_tower::{MemoryAdapter, adapter::{CacheAdapter, Entry, RemovalCause, StoredValue}};
+    ///
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&heard);
+    /// let memory = MemoryAdapter::builder()
+    ///     .maxsize(1)
+    ///     .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
+    ///     .build();
+    /// let one = Entry::new(StoredValue::new(1), None);
+    /// memory.set("a", &one)?;
+    /// memory.set("a", &one)?;
+    /// memory.set("b", &one)?;
+    /// memory.delete("b")?;
+    /// assert_eq!(*heard.lock().unwrap(), [
+    ///     ("a".to_owned(), RemovalCause::Replaced),
+    ///     ("a".to_owned(), RemovalCause::Evicted),
+    ///     ("b".to_owned(), RemovalCause::Removed),
+    /// ]);
+    /// assert_eq!(memory.stats().evictions, 1);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn on_removal(mut self, listener: impl Fn(&str, RemovalCause) + Send + Sync + 'static) -> Self {
+        self.listener = Some(RemovalListener(Arc::new(listener)));
+        self
+    }
+
     /// The clock TTLs are measured with (default: the system's monotonic clock).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
@@ -270,10 +447,9 @@ impl MemoryAdapterBuilder {
     pub fn build(self) -> MemoryAdapter {
         let shard_count = shard_count(self.maxsize);
         let hasher = RandomState::default();
-        let shares = Shares::of(self.maxsize / shard_count);
-        let shards = (0..shard_count)
-            .map(|_| Padded(RwLock::new(Shard::new(hasher.clone(), self.policy, shares))))
-            .collect();
+        let listened = self.listener.is_some();
+        let shards =
+            (0..shard_count).map(|_| Padded(RwLock::new(Shard::new(hasher.clone(), self.policy, listened)))).collect();
         MemoryAdapter {
             inner: Arc::new(Inner {
                 shards,
@@ -282,8 +458,12 @@ impl MemoryAdapterBuilder {
                 namespace: self.namespace,
                 ttl: self.ttl,
                 maxsize: self.maxsize,
+                max_bytes: self.max_bytes,
+                weigher: self.weigher,
                 policy: self.policy,
                 clock: self.clock,
+                listener: self.listener,
+                bytes: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
                 sweep_cursor: AtomicUsize::new(0),
             }),
@@ -330,6 +510,18 @@ impl MemoryAdapter {
     /// The most entries kept (`0`: no limit).
     pub fn maxsize(&self) -> usize {
         self.inner.maxsize
+    }
+
+    /// The most bytes the entries may weigh together (`0`: no limit): see
+    /// [`MemoryAdapterBuilder::max_bytes`].
+    pub fn max_bytes(&self) -> usize {
+        self.inner.max_bytes
+    }
+
+    /// What the entries weigh together, as [`MemoryAdapterBuilder::max_bytes`] charges them (`0`
+    /// without that bound: nothing is weighed). Expired entries count until reclaimed.
+    pub fn bytes(&self) -> usize {
+        self.inner.bytes.load(Ordering::Acquire)
     }
 
     /// Which entry a full cache evicts.
@@ -382,6 +574,20 @@ impl MemoryAdapter {
         self.inner.shards.iter().flat_map(|shard| shard.0.read().keys(now)).collect()
     }
 
+    /// Removes `key`, for `cause` (a `delete`, or the tower's invalidation).
+    pub(crate) fn remove(&self, key: &str, cause: RemovalCause) {
+        let hash = self.hash(key);
+        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key, cause));
+        self.sweep_another_shard();
+    }
+
+    /// Removes every entry, for `cause` (a `flush`, or the tower's invalidation).
+    pub(crate) fn clear(&self, cause: RemovalCause) {
+        for index in 0..self.inner.shards.len() {
+            self.write_shard(index, |shard| shard.clear(cause));
+        }
+    }
+
     #[inline]
     fn hash(&self, key: &str) -> u64 {
         hash_key(&self.inner.hasher, key.as_bytes())
@@ -399,44 +605,77 @@ impl MemoryAdapter {
         &self.inner.shards[self.shard_index(hash)].0
     }
 
-    /// Runs `edit` under shard `index`'s write lock, keeping the adapter's entry count in step.
+    /// Runs `edit` under shard `index`'s write lock; see [`settle`](Self::settle).
     fn write_shard<R>(&self, index: usize, edit: impl FnOnce(&mut Shard) -> R) -> R {
         let mut shard = self.inner.shards[index].0.write();
-        let before = shard.len;
+        let before = (shard.len, shard.bytes);
         let outcome = edit(&mut shard);
-        self.count(before, shard.len);
+        self.settle(shard, before);
         outcome
     }
 
-    fn count(&self, before: usize, after: usize) {
-        if after > before {
-            self.inner.len.fetch_add(after - before, Ordering::AcqRel);
-        } else if after < before {
-            self.inner.len.fetch_sub(before - after, Ordering::AcqRel);
+    /// Ends a write to a shard that held `before` entries and bytes: keeps the adapter's counts
+    /// in step, releases the lock, then tells the listener what the write removed.
+    fn settle(&self, mut shard: RwLockWriteGuard<'_, Shard>, before: (usize, usize)) {
+        count(&self.inner.len, before.0, shard.len);
+        count(&self.inner.bytes, before.1, shard.bytes);
+        let removals = shard.take_removals();
+        drop(shard);
+        self.tell(removals);
+    }
+
+    /// Tells the listener of `removals`, every one even if a call panics (the first panic is
+    /// then resumed).
+    fn tell(&self, removals: Removals) {
+        let Some(RemovalListener(listener)) = &self.inner.listener else { return };
+        let mut panic = None;
+        for (key, cause) in removals {
+            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(key.as_str(), cause)));
+            if let Err(payload) = told {
+                panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
         }
     }
 
-    /// After a write added the entry of record `added` at shard `start`: while the adapter holds
-    /// more than `maxsize`, evict one entry (an expired one when the shard has one), from `start`
-    /// when it has another entry than the new one, else from the next shard that has any.
-    fn evict_over_limit(&self, start: usize, added: u32) {
-        let maxsize = self.inner.maxsize;
-        if maxsize == 0 {
-            return;
-        }
+    /// Whether the adapter holds more than `maxsize` entries or `max_bytes` bytes.
+    fn over_bounds(&self) -> bool {
+        let Inner { maxsize, max_bytes, .. } = *self.inner;
+        (maxsize > 0 && self.inner.len.load(Ordering::Acquire) > maxsize)
+            || (max_bytes > 0 && self.inner.bytes.load(Ordering::Acquire) > max_bytes)
+    }
+
+    /// After a write of the entry of record `written` at shard `start`: while the adapter is over
+    /// its bounds, evict one entry (an expired one when the shard has one), from `start` when it
+    /// has another entry than the one written, else from the next shard that has any.
+    fn evict_over_limit(&self, start: usize, written: u32) {
         let mut now = Now::new(&self.inner.clock);
-        while self.inner.len.load(Ordering::Acquire) > maxsize {
+        while self.over_bounds() {
             let shards = self.inner.shards.len();
             let evicted = (0..shards).any(|offset| {
                 let index = (start + offset) & self.inner.shard_mask;
                 // In `start`, spare the entry just written.
-                let spare = (offset == 0).then_some(added);
+                let spare = (offset == 0).then_some(written);
                 self.write_shard(index, |shard| shard.evict_one(&mut now, spare))
             });
             if !evicted {
                 return;
             }
         }
+    }
+
+    /// What the entry of `key` holding `value` is charged against `max_bytes` (`0` without it).
+    fn weigh(&self, key: &str, value: &StoredValue) -> usize {
+        if self.inner.max_bytes == 0 {
+            return 0;
+        }
+        let value = match &self.inner.weigher {
+            Some(Weigher(weigher)) => weigher(key, value),
+            None => value.weight(),
+        };
+        key.len().saturating_add(ENTRY_OVERHEAD).saturating_add(value)
     }
 
     /// The expiry time for an entry written now with `ttl`; `None` when it is already expired.
@@ -456,9 +695,9 @@ impl MemoryAdapter {
         let index = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.inner.shard_mask;
         if let Some(mut shard) = self.inner.shards[index].0.try_write() {
             if shard.has_expiring() {
-                let before = shard.len;
+                let before = (shard.len, shard.bytes);
                 shard.purge_expired(self.inner.clock.now_nanos(), PURGE_BATCH);
-                self.count(before, shard.len);
+                self.settle(shard, before);
             }
         }
     }
@@ -468,18 +707,23 @@ impl MemoryAdapter {
         let hash = self.hash(key);
         let index = self.shard_index(hash);
         let expiry = self.expiry(entry.ttl(), &mut now);
-        let added = self.write_shard(index, |shard| {
+        let weight = self.weigh(key, entry.value());
+        let written = self.write_shard(index, |shard| {
             shard.purge_expired_lazily(&mut now);
             match expiry {
-                Some(expires_at) => shard.upsert(key, hash, entry.value().clone(), expires_at),
+                Some(_) if weight > self.inner.max_bytes && self.inner.max_bytes > 0 => {
+                    shard.refuse(hash, key);
+                    None
+                }
+                Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight)),
                 None => {
-                    shard.remove_key(hash, key);
+                    shard.remove_key(hash, key, RemovalCause::Replaced);
                     None
                 }
             }
         });
-        if let Some(added) = added {
-            self.evict_over_limit(index, added);
+        if let Some(written) = written {
+            self.evict_over_limit(index, written);
         }
     }
 
@@ -548,6 +792,7 @@ impl fmt::Debug for MemoryAdapter {
             .field("namespace", &self.inner.namespace)
             .field("ttl", &self.inner.ttl)
             .field("maxsize", &self.inner.maxsize)
+            .field("max_bytes", &self.inner.max_bytes)
             .field("policy", &self.inner.policy)
             .field("shards", &self.inner.shards.len())
             .finish()
@@ -598,9 +843,7 @@ impl CacheAdapter for MemoryAdapter {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        let hash = self.hash(key);
-        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key));
-        self.sweep_another_shard();
+        self.remove(key, RemovalCause::Removed);
         Ok(())
     }
 
@@ -612,19 +855,34 @@ impl CacheAdapter for MemoryAdapter {
     }
 
     fn flush(&self) -> Result<()> {
-        for index in 0..self.inner.shards.len() {
-            self.write_shard(index, Shard::clear);
-        }
+        self.clear(RemovalCause::Removed);
         Ok(())
     }
 
     fn stats(&self) -> AdapterStats {
-        self.inner.shards.iter().fold(AdapterStats::default(), |mut total, shard| {
-            let shard = shard.0.read();
-            total.evictions += shard.evictions;
-            total.expirations += shard.expirations;
-            total
-        })
+        let mut removed = [0; RemovalCause::COUNT];
+        for shard in self.inner.shards.iter() {
+            for (total, count) in removed.iter_mut().zip(shard.0.read().removed) {
+                *total += count;
+            }
+        }
+        let count = |cause: RemovalCause| removed[cause as usize];
+        AdapterStats {
+            evictions: count(RemovalCause::Evicted),
+            expirations: count(RemovalCause::Expired),
+            replacements: count(RemovalCause::Replaced),
+            invalidations: count(RemovalCause::Invalidated),
+            removals: count(RemovalCause::Removed),
+        }
+    }
+}
+
+/// Adds `after - before` to `total`.
+fn count(total: &AtomicUsize, before: usize, after: usize) {
+    if after > before {
+        total.fetch_add(after - before, Ordering::AcqRel);
+    } else if after < before {
+        total.fetch_sub(before - after, Ordering::AcqRel);
     }
 }
 

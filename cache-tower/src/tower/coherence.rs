@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::layer::Layer;
-use crate::adapter::{CacheAdapter, Change, ChangeSink, ChangeWatch};
+use crate::adapter::{CacheAdapter, Change, ChangeSink, ChangeWatch, RemovalCause, sealed::Token};
 use crate::change_log::{ChangeLog, WatchBlindness};
 
 /// The longest a local copy is kept while a watch cannot see changes (see [`Change::Lost`]).
@@ -63,9 +63,16 @@ impl Coherence {
 /// [`BLIND_TTL`] at most.
 fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> ChangeSink {
     let sight = WatchBlindness::new(Arc::clone(&log));
+    // A memory layer is told why (its listener hears `Invalidated`); another local adapter is
+    // asked to delete.
     let flush = |locals: &[Arc<dyn CacheAdapter>]| {
         for local in locals {
-            let _ = local.flush();
+            match local.as_memory(Token(())) {
+                Some(memory) => memory.clear(RemovalCause::Invalidated),
+                None => {
+                    let _ = local.flush();
+                }
+            }
         }
     };
     Arc::new(move |change| match change {
@@ -73,7 +80,12 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> Cha
             log.record_keys(keys);
             for local in &locals {
                 for key in keys {
-                    let _ = local.delete(key);
+                    match local.as_memory(Token(())) {
+                        Some(memory) => memory.remove(key, RemovalCause::Invalidated),
+                        None => {
+                            let _ = local.delete(key);
+                        }
+                    }
                 }
             }
         }

@@ -9,7 +9,6 @@
 //! also keeps a [`Ghost`] queue: the hashes of keys it evicted lately from its small queue.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -18,7 +17,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::Now;
-use crate::adapter::EvictionPolicy;
+use crate::adapter::{EvictionPolicy, RemovalCause};
 use crate::value::{Entry, StoredValue};
 
 /// The expiry time of an item without TTL.
@@ -44,6 +43,8 @@ pub(super) struct Item {
     key: Key,
     pub(super) value: StoredValue,
     pub(super) expires_at: u64,
+    /// What it is charged against `max_bytes` (0 without that bound).
+    weight: usize,
     /// Its record in [`Links`].
     link: u32,
     /// S3-FIFO: reads since it was inserted (or last passed over by the eviction), up to
@@ -84,7 +85,7 @@ impl Item {
 }
 
 /// A stored key: inline when short (most cache keys are), on the heap otherwise.
-enum Key {
+pub(super) enum Key {
     Inline { len: u8, bytes: [u8; INLINE_KEY] },
     Heap(Box<str>),
 }
@@ -110,12 +111,16 @@ impl Key {
     }
 }
 
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The bytes were copied from a `&str`, so they are valid UTF-8.
-        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+impl Key {
+    /// The key as text. The bytes were copied from a `&str`, so they are valid UTF-8 (the empty
+    /// fallback is never taken).
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 }
+
+/// Removals made under a shard's lock, told to the adapter's listener once it is released.
+pub(super) type Removals = Vec<(Key, RemovalCause)>;
 
 /// What a read of one key found.
 pub(super) enum Found<'a> {
@@ -126,28 +131,14 @@ pub(super) enum Found<'a> {
 
 // ===== impl Shard =====
 
-/// How a shard's share of the capacity is split, for S3-FIFO.
-#[derive(Clone, Copy)]
-pub(super) struct Shares {
-    /// The small queue's length before it gives up entries to eviction.
-    small: usize,
-    /// How many evicted keys the ghost queue remembers.
-    ghost: usize,
-}
-
-impl Shares {
-    /// `share`: the entries this shard holds when the cache is full (`maxsize` / shards);
-    /// `0` for an unbounded cache, which never evicts.
-    pub(super) fn of(share: usize) -> Self {
-        Self { small: (share * SMALL_PERCENT / 100).max(1), ghost: share * GHOST_PERCENT / 100 }
-    }
-}
-
-/// S3-FIFO's small queue, as a share of the capacity. The paper's 10% keeps fewer of the right
-/// entries on Zipf-distributed keys than 2–5% (measured: `docs/adr/0011-memory-policies.md`).
+/// S3-FIFO's small queue, in percent of the shard's entries: past it, the small queue gives up
+/// its oldest entry at the next eviction. (Evictions happen when the cache is full, so this is a
+/// share of the capacity, whether the bound is in entries or in bytes.) The paper's 10% keeps
+/// fewer of the right entries on Zipf-distributed keys than 2–5% (measured:
+/// `docs/adr/0011-memory-policies.md`).
 const SMALL_PERCENT: usize = 3;
-/// S3-FIFO's ghost queue, as a share of the capacity (the paper: as long as the main queue;
-/// half that measured better, see the ADR).
+/// S3-FIFO's ghost queue, in percent of the shard's entries (the paper: as long as the main
+/// queue; half that measured better, see the ADR).
 const GHOST_PERCENT: usize = 50;
 
 pub(super) struct Shard {
@@ -156,26 +147,47 @@ pub(super) struct Shard {
     items: HashTable<Item>,
     links: Links,
     policy: EvictionPolicy,
-    shares: Shares,
     /// S3-FIFO: keys evicted lately from the small queue, which come back into the main one.
     ghost: Ghost,
     pub(super) len: usize,
-    pub(super) evictions: u64,
-    pub(super) expirations: u64,
+    /// The sum of the items' weights.
+    pub(super) bytes: usize,
+    /// Entries removed, by [`RemovalCause`].
+    pub(super) removed: [u64; RemovalCause::COUNT],
+    /// When the adapter has a listener: the removals not yet told to it.
+    pending: Option<Removals>,
 }
 
 impl Shard {
-    pub(super) fn new(hasher: RandomState, policy: EvictionPolicy, shares: Shares) -> Self {
+    /// `listened`: whether removals are kept for a listener ([`take_removals`](Self::take_removals)).
+    pub(super) fn new(hasher: RandomState, policy: EvictionPolicy, listened: bool) -> Self {
         Self {
             hasher,
             items: HashTable::new(),
             links: Links::default(),
             policy,
-            shares,
             ghost: Ghost::default(),
             len: 0,
-            evictions: 0,
-            expirations: 0,
+            bytes: 0,
+            removed: [0; RemovalCause::COUNT],
+            pending: listened.then(Vec::new),
+        }
+    }
+
+    /// The removals made since the last call, for the listener (empty, without allocating,
+    /// when there is none).
+    pub(super) fn take_removals(&mut self) -> Removals {
+        match &mut self.pending {
+            Some(pending) if !pending.is_empty() => std::mem::take(pending),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Counts a removal, and keeps it for the listener. `key` is only built when there is one.
+    fn note(&mut self, cause: RemovalCause, key: impl FnOnce() -> Key) {
+        self.removed[cause as usize] += 1;
+        if let Some(pending) = &mut self.pending {
+            pending.push((key(), cause));
         }
     }
 
@@ -209,27 +221,28 @@ impl Shard {
     /// Reads `key` as an LRU hit: reclaims it if expired, else makes it the most recently used.
     pub(super) fn read_lru(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&Item> {
         self.purge_expired_lazily(now);
-        let entry = self.items.find_entry(hash, |item| item.is(key)).ok()?;
-        if entry.get().expired(now.get_if(entry.get().expires_at)) {
-            let (item, _) = entry.remove();
-            self.links.release(item.link);
-            self.len -= 1;
-            self.expirations += 1;
+        let item = self.items.find(hash, |item| item.is(key))?;
+        let link = item.link;
+        if item.expired(now.get_if(item.expires_at)) {
+            self.remove(link, RemovalCause::Expired);
             return None;
         }
-        self.links.move_to_back(entry.get().link, Queue::Main);
-        Some(entry.into_mut())
+        self.links.move_to_back(link, Queue::Main);
+        self.items.find(hash, |item| item.link == link)
     }
 
-    /// Writes `value` under `key`: replaces the value of a present key, or inserts a new one.
-    /// Returns the new item's record when it added one (the adapter then evicts if it is over
-    /// `maxsize`, sparing that one).
+    /// Writes `value`, charged `weight`, under `key`: replaces the value of a present key, or
+    /// inserts a new one. Returns the item's record (the adapter then evicts if it is over its
+    /// bounds, sparing that one).
     ///
     /// An overwrite keeps the key's place (FIFO), makes it the most recently used (LRU), or
     /// counts as an access (S3-FIFO). A new key goes to the back of the queue; with S3-FIFO, to
     /// the small queue, or to the main one when the ghost queue remembers it.
-    pub(super) fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64) -> Option<u32> {
+    pub(super) fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64, weight: usize) -> u32 {
         if let Some(item) = self.items.find_mut(hash, |item| item.is(key)) {
+            let link = item.link;
+            self.bytes = self.bytes - item.weight + weight;
+            item.weight = weight;
             item.value = value;
             item.expires_at = expires_at;
             self.links.set_expiry(item.link, expires_at);
@@ -238,7 +251,8 @@ impl Shard {
                 EvictionPolicy::Lru => self.links.move_to_back(item.link, Queue::Main),
                 EvictionPolicy::S3Fifo => item.touch(),
             }
-            return None;
+            self.note(RemovalCause::Replaced, || Key::new(key));
+            return link;
         }
         let queue = match self.policy {
             EvictionPolicy::S3Fifo if !self.ghost.take(hash) => Queue::Small,
@@ -246,16 +260,24 @@ impl Shard {
         };
         let link = self.links.acquire(hash, expires_at, queue);
         let hasher = &self.hasher;
-        let item = Item { key: Key::new(key), value, expires_at, link, freq: AtomicU8::new(0) };
+        let item = Item { key: Key::new(key), value, expires_at, weight, link, freq: AtomicU8::new(0) };
         self.items.insert_unique(hash, item, |item| hash_key(hasher, item.key.as_bytes()));
         self.len += 1;
-        Some(link)
+        self.bytes += weight;
+        link
     }
 
-    /// Removes `key` if present.
-    pub(super) fn remove_key(&mut self, hash: u64, key: &str) {
+    /// Refuses a write of `key` whose entry weighs more than the whole `max_bytes`: the old value
+    /// goes (replaced), and the new one is told to the listener as evicted at once.
+    pub(super) fn refuse(&mut self, hash: u64, key: &str) {
+        self.remove_key(hash, key, RemovalCause::Replaced);
+        self.note(RemovalCause::Evicted, || Key::new(key));
+    }
+
+    /// Removes `key` if present, for `cause`.
+    pub(super) fn remove_key(&mut self, hash: u64, key: &str, cause: RemovalCause) {
         if let Some(link) = self.items.find(hash, |item| item.is(key)).map(|item| item.link) {
-            self.remove(link);
+            self.remove(link, cause);
         }
     }
 
@@ -263,8 +285,7 @@ impl Shard {
     pub(super) fn expire_key(&mut self, hash: u64, key: &str, now: u64) {
         let expired = self.items.find(hash, |item| item.is(key)).filter(|item| item.expired(now)).map(|item| item.link);
         if let Some(link) = expired {
-            self.remove(link);
-            self.expirations += 1;
+            self.remove(link, RemovalCause::Expired);
         }
     }
 
@@ -273,8 +294,7 @@ impl Shard {
     pub(super) fn evict_one(&mut self, now: &mut Now<'_>, spare: Option<u32>) -> bool {
         if let Some((top, expires_at)) = self.links.soonest() {
             if expires_at <= now.get() && Some(top) != spare {
-                self.remove(top);
-                self.expirations += 1;
+                self.remove(top, RemovalCause::Expired);
                 return true;
             }
         }
@@ -283,8 +303,7 @@ impl Shard {
             EvictionPolicy::S3Fifo => self.s3_fifo_victim(spare),
         };
         let Some(victim) = evicted else { return false };
-        self.remove(victim);
-        self.evictions += 1;
+        self.remove(victim, RemovalCause::Evicted);
         true
     }
 
@@ -295,7 +314,7 @@ impl Shard {
     /// by one and it goes round to the back (a CLOCK).
     fn s3_fifo_victim(&mut self, spare: Option<u32>) -> Option<u32> {
         loop {
-            let small_over = self.links.len(Queue::Small) > self.shares.small;
+            let small_over = self.links.len(Queue::Small) > (self.len * SMALL_PERCENT / 100).max(1);
             let main = self.links.first(Queue::Main, spare);
             let small = self.links.first(Queue::Small, spare);
             let (queue, id) = match (small, main) {
@@ -312,7 +331,7 @@ impl Shard {
                     self.links.move_to_back(id, Queue::Main);
                 }
                 Queue::Small => {
-                    self.ghost.remember(hash, self.shares.ghost);
+                    self.ghost.remember(hash, self.len * GHOST_PERCENT / 100);
                     return Some(id);
                 }
                 Queue::Main if freq > 0 => {
@@ -330,8 +349,7 @@ impl Shard {
         while purged < limit {
             match self.links.soonest() {
                 Some((top, expires_at)) if expires_at <= now => {
-                    self.remove(top);
-                    self.expirations += 1;
+                    self.remove(top, RemovalCause::Expired);
                     purged += 1;
                 }
                 _ => break,
@@ -369,7 +387,7 @@ impl Shard {
                 let hash = self.links.records[id as usize].hash;
                 if let Some(item) = self.items.find(hash, |item| item.link == id) {
                     if !item.expired(now) {
-                        keys.push(item.key.to_string());
+                        keys.push(item.key.as_str().to_owned());
                     }
                 }
                 link = self.links.next(id);
@@ -378,12 +396,16 @@ impl Shard {
         keys
     }
 
-    pub(super) fn clear(&mut self) {
-        *self = Self {
-            evictions: self.evictions,
-            expirations: self.expirations,
-            ..Self::new(self.hasher.clone(), self.policy, self.shares)
-        };
+    /// Removes every item, for `cause`.
+    pub(super) fn clear(&mut self, cause: RemovalCause) {
+        let mut emptied = Self::new(self.hasher.clone(), self.policy, self.pending.is_some());
+        emptied.removed = self.removed;
+        emptied.removed[cause as usize] += self.len as u64;
+        let old = std::mem::replace(self, emptied);
+        if let (Some(pending), Some(mut old_pending)) = (&mut self.pending, old.pending) {
+            pending.append(&mut old_pending);
+            pending.extend(old.items.into_iter().map(|item| (item.key, cause)));
+        }
     }
 
     /// How many link records were ever needed (records are reused).
@@ -392,11 +414,13 @@ impl Shard {
         self.links.records.len()
     }
 
-    fn remove(&mut self, link: u32) {
+    fn remove(&mut self, link: u32, cause: RemovalCause) {
         let hash = self.links.release(link);
         if let Ok(entry) = self.items.find_entry(hash, |item| item.link == link) {
-            entry.remove();
+            let (item, _) = entry.remove();
             self.len -= 1;
+            self.bytes -= item.weight;
+            self.note(cause, || item.key);
         }
     }
 }
