@@ -577,14 +577,15 @@ impl MemoryAdapter {
     /// Removes `key`, for `cause` (a `delete`, or the tower's invalidation).
     pub(crate) fn remove(&self, key: &str, cause: RemovalCause) {
         let hash = self.hash(key);
-        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key, cause));
+        let mut now = Now::new(&self.inner.clock);
+        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key, cause, &mut now));
         self.sweep_another_shard();
     }
 
     /// Removes every entry, for `cause` (a `flush`, or the tower's invalidation).
     pub(crate) fn clear(&self, cause: RemovalCause) {
         for index in 0..self.inner.shards.len() {
-            self.write_shard(index, |shard| shard.clear(cause));
+            self.write_shard(index, |shard| shard.clear(cause, &mut Now::new(&self.inner.clock)));
         }
     }
 
@@ -712,12 +713,12 @@ impl MemoryAdapter {
             shard.purge_expired_lazily(&mut now);
             match expiry {
                 Some(_) if weight > self.inner.max_bytes && self.inner.max_bytes > 0 => {
-                    shard.refuse(hash, key);
+                    shard.refuse(hash, key, &mut now);
                     None
                 }
                 Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight)),
                 None => {
-                    shard.remove_key(hash, key, RemovalCause::Replaced);
+                    shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
                     None
                 }
             }

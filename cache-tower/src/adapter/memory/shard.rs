@@ -269,16 +269,16 @@ impl Shard {
 
     /// Refuses a write of `key` whose entry weighs more than the whole `max_bytes`: the old value
     /// goes (replaced), and the new one is told to the listener as evicted at once.
-    pub(super) fn refuse(&mut self, hash: u64, key: &str) {
-        self.remove_key(hash, key, RemovalCause::Replaced);
+    pub(super) fn refuse(&mut self, hash: u64, key: &str, now: &mut Now<'_>) {
+        self.remove_key(hash, key, RemovalCause::Replaced, now);
         self.note(RemovalCause::Evicted, || Key::new(key));
     }
 
-    /// Removes `key` if present, for `cause`.
-    pub(super) fn remove_key(&mut self, hash: u64, key: &str, cause: RemovalCause) {
-        if let Some(link) = self.items.find(hash, |item| item.is(key)).map(|item| item.link) {
-            self.remove(link, cause);
-        }
+    /// Removes `key` if present, for `cause` — or as expired, if it was.
+    pub(super) fn remove_key(&mut self, hash: u64, key: &str, cause: RemovalCause, now: &mut Now<'_>) {
+        let Some(item) = self.items.find(hash, |item| item.is(key)) else { return };
+        let cause = if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { cause };
+        self.remove(item.link, cause);
     }
 
     /// Removes `key` if present and expired (a reader saw it expire).
@@ -396,15 +396,15 @@ impl Shard {
         keys
     }
 
-    /// Removes every item, for `cause`.
-    pub(super) fn clear(&mut self, cause: RemovalCause) {
-        let mut emptied = Self::new(self.hasher.clone(), self.policy, self.pending.is_some());
-        emptied.removed = self.removed;
-        emptied.removed[cause as usize] += self.len as u64;
+    /// Removes every item, for `cause` — or as expired, those that were.
+    pub(super) fn clear(&mut self, cause: RemovalCause, now: &mut Now<'_>) {
+        let emptied = Self::new(self.hasher.clone(), self.policy, self.pending.is_some());
         let old = std::mem::replace(self, emptied);
-        if let (Some(pending), Some(mut old_pending)) = (&mut self.pending, old.pending) {
-            pending.append(&mut old_pending);
-            pending.extend(old.items.into_iter().map(|item| (item.key, cause)));
+        self.removed = old.removed;
+        self.pending = old.pending;
+        for item in old.items {
+            let cause = if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { cause };
+            self.note(cause, || item.key);
         }
     }
 
