@@ -21,8 +21,8 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
   --filter <substring>  run only the scenarios whose id contains <substring>
                         (ids: memory/get-hit, memory/get-miss, memory/set-overwrite,
                         memory/insert-evict, memory/get-2-threads, memory/get-or-set-hit,
-                        memory/zipf-0.9, memory/zipf-1.1, redis/get-hit, redis/mget-100,
-                        redis/mset-100, redis/get-backfill, memoize/hit,
+                        memory/zipf-0.9, memory/zipf-1.1, memory/scan, redis/get-hit,
+                        redis/mget-100, redis/mset-100, redis/get-backfill, memoize/hit,
                         memoize/hit-over-redis, memoize/stampede-64, coherence/staleness,
                         memory/bounded-rss)
 

@@ -4,8 +4,10 @@
 //! Every contender of a row has the same bound, in entries, and the row says which. The memory
 //! scenarios that hold the 10,000 users bound every cache to `caches::BOUND` (12,500) entries, so
 //! hits hit (checked after filling); `memory/get-miss` reads absent keys, `memory/insert-evict`
-//! writes absent keys into full caches, and the Zipf read-through scenarios draw 100,000 keys for
-//! caches of 10,000. The memoize rows compare unbounded stores on both sides.
+//! writes absent keys into full caches, the Zipf read-through scenarios draw 100,000 keys for
+//! caches of 10,000, and `memory/scan` reads a hot set of 5,000 keys through caches of 10,000
+//! while a one-pass scan of cold keys goes by. The memoize rows compare unbounded stores on both
+//! sides.
 //!
 //! The Redis scenarios (`redis/...`) compare cache-tower over a Redis server with the raw
 //! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
@@ -34,6 +36,7 @@ mod redis_mget;
 mod redis_mset;
 mod redis_support;
 mod relay;
+mod scan_read_through;
 mod set_overwrite;
 mod staleness;
 mod zipf_read_through;
@@ -68,6 +71,7 @@ pub fn all() -> Vec<Scenario> {
         get_or_set_hit::SCENARIO,
         zipf_read_through::SCENARIO_09,
         zipf_read_through::SCENARIO_11,
+        scan_read_through::SCENARIO,
         redis_get_hit::SCENARIO,
         redis_mget::SCENARIO,
         redis_mset::SCENARIO,
