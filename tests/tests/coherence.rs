@@ -314,3 +314,36 @@ fn with_invalidation_off_in_the_builder_a_copy_stays_stale(api: &impl Calls) {
     }
     assert_eq!(raw.get("k"), Some(json("v2")));
 }
+
+#[test]
+fn the_removal_listener_hears_an_invalidation_as_invalidated() {
+    use std::sync::{Arc, Mutex};
+
+    use cache_tower::adapter::RemovalCause;
+
+    let server = RedisServer::start();
+    let namespace = unique_namespace("listened");
+    let redis = || RedisAdapter::builder().url(server.url()).namespace(namespace.clone()).build().unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let memory_a = MemoryAdapter::builder()
+        .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
+        .build();
+    let a = subscribed_tower(&memory_a, &redis());
+    let b = subscribed_tower(&MemoryAdapter::new(), &redis());
+
+    b.set("k", "v1".to_owned()).unwrap();
+    assert_eq!(a.get::<String>("k").as_deref(), Some("v1"));
+    assert!(memory_a.exists("k").unwrap(), "A's read backfilled its memory layer");
+    let before = memory_a.stats().invalidations;
+    heard.lock().unwrap().clear();
+    b.set("k", "v2".to_owned()).unwrap();
+    let deadline = Instant::now() + DELIVERY;
+    while memory_a.exists("k").unwrap() {
+        assert!(Instant::now() < deadline, "B's set never evicted A's copy");
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(*heard.lock().unwrap(), [("k".to_owned(), RemovalCause::Invalidated)]);
+    assert_eq!(memory_a.stats().invalidations, before + 1);
+    assert_eq!(memory_a.stats().removals, 0, "an invalidation is not counted as a delete");
+}

@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
@@ -65,7 +65,7 @@ pub enum RemovalCause {
     /// or anyone, wrote the key in Redis), or because the tower lost sight of such changes and
     /// emptied the layer.
     Invalidated,
-    /// Removed on request: `delete`, `flush`, or the tower's own `delete` and `clear`.
+    /// Removed on request: `delete`, `flush`, or the tower's own `delete` and `flush`.
     Removed,
 }
 
@@ -270,6 +270,8 @@ struct Inner {
     policy: EvictionPolicy,
     clock: Clock,
     listener: Option<RemovalListener>,
+    /// Whether the listener panicked once (the first panic is logged).
+    listener_panicked: AtomicBool,
     /// The sum of the entries' weights, in every shard.
     bytes: AtomicUsize,
     /// Entries stored, in every shard (expired ones included until reclaimed).
@@ -406,8 +408,10 @@ impl MemoryAdapterBuilder {
     /// evicts, a `get` that finds an entry expired, a `flush`...). A listener may use the adapter
     /// itself.
     ///
-    /// A panic in the listener reaches the caller of the operation, once the operation is done
-    /// and every other removal of it has been told; the adapter stays consistent.
+    /// A panic in the listener is caught, so that the operation that removed the entry finishes
+    /// (a `flush` empties every shard, an `mset` writes every key) and every other removal is
+    /// still told. The first such panic of an adapter is logged as a `tracing` warning; the
+    /// listener keeps being called.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -463,6 +467,7 @@ impl MemoryAdapterBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 listener: self.listener,
+                listener_panicked: AtomicBool::new(false),
                 bytes: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
                 sweep_cursor: AtomicUsize::new(0),
@@ -625,19 +630,27 @@ impl MemoryAdapter {
         self.tell(removals);
     }
 
-    /// Tells the listener of `removals`, every one even if a call panics (the first panic is
-    /// then resumed).
+    /// Tells the listener of `removals`, every one even if a call panics (see
+    /// [`MemoryAdapterBuilder::on_removal`]).
     fn tell(&self, removals: Removals) {
         let Some(RemovalListener(listener)) = &self.inner.listener else { return };
-        let mut panic = None;
         for (key, cause) in removals {
             let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(key.as_str(), cause)));
             if let Err(payload) = told {
-                panic.get_or_insert(payload);
+                if !self.inner.listener_panicked.swap(true, Ordering::Relaxed) {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::warn!(
+                        namespace = %self.inner.namespace,
+                        cause = cause.name(),
+                        panic = %message,
+                        "a memory layer's removal listener panicked (caught; later panics are not logged)"
+                    );
+                }
             }
-        }
-        if let Some(payload) = panic {
-            std::panic::resume_unwind(payload);
         }
     }
 
