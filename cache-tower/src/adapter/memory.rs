@@ -276,6 +276,8 @@ struct Inner {
     bytes: AtomicUsize,
     /// Entries stored, in every shard (expired ones included until reclaimed).
     len: AtomicUsize,
+    /// Whether an entry with a TTL was ever written (else there is nothing to sweep).
+    expiring: AtomicBool,
     /// Which shard the next write sweeps for expired entries.
     sweep_cursor: AtomicUsize,
 }
@@ -470,6 +472,7 @@ impl MemoryAdapterBuilder {
                 listener_panicked: AtomicBool::new(false),
                 bytes: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
+                expiring: AtomicBool::new(false),
                 sweep_cursor: AtomicUsize::new(0),
             }),
         }
@@ -654,11 +657,14 @@ impl MemoryAdapter {
         }
     }
 
-    /// Whether the adapter holds more than `maxsize` entries or `max_bytes` bytes.
-    fn over_bounds(&self) -> bool {
+    /// Whether the adapter holds more than `maxsize` entries or `max_bytes` bytes, counting
+    /// changes a locked shard has not added to the shared counts yet.
+    fn over_bounds(&self, len_change: isize, bytes_change: isize) -> bool {
         let Inner { maxsize, max_bytes, .. } = *self.inner;
-        (maxsize > 0 && self.inner.len.load(Ordering::Acquire) > maxsize)
-            || (max_bytes > 0 && self.inner.bytes.load(Ordering::Acquire) > max_bytes)
+        let over = |bound: usize, total: &AtomicUsize, change: isize| {
+            bound > 0 && total.load(Ordering::Acquire).saturating_add_signed(change) > bound
+        };
+        over(maxsize, &self.inner.len, len_change) || over(max_bytes, &self.inner.bytes, bytes_change)
     }
 
     /// After a write of the entry of record `written` at shard `start`: while the adapter is over
@@ -666,7 +672,7 @@ impl MemoryAdapter {
     /// has another entry than the one written, else from the next shard that has any.
     fn evict_over_limit(&self, start: usize, written: u32) {
         let mut now = Now::new(&self.inner.clock);
-        while self.over_bounds() {
+        while self.over_bounds(0, 0) {
             let shards = self.inner.shards.len();
             let evicted = (0..shards).any(|offset| {
                 let index = (start + offset) & self.inner.shard_mask;
@@ -703,7 +709,7 @@ impl MemoryAdapter {
 
     /// Sweeps expired entries of one shard after a write, if nobody holds its lock.
     fn sweep_another_shard(&self) {
-        if self.inner.shards.len() == 1 {
+        if self.inner.shards.len() == 1 || !self.inner.expiring.load(Ordering::Relaxed) {
             return;
         }
         let index = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.inner.shard_mask;
@@ -722,20 +728,31 @@ impl MemoryAdapter {
         let index = self.shard_index(hash);
         let expiry = self.expiry(entry.ttl(), &mut now);
         let weight = self.weigh(key, entry.value());
-        let written = self.write_shard(index, |shard| {
-            shard.purge_expired_lazily(&mut now);
-            match expiry {
-                Some(_) if weight > self.inner.max_bytes && self.inner.max_bytes > 0 => {
-                    shard.refuse(hash, key, &mut now);
-                    None
-                }
-                Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight)),
-                None => {
-                    shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
-                    None
-                }
+        if expiry.is_some_and(|expires_at| expires_at != NEVER) && !self.inner.expiring.load(Ordering::Relaxed) {
+            self.inner.expiring.store(true, Ordering::Relaxed);
+        }
+        let mut shard = self.inner.shards[index].0.write();
+        let before = (shard.len, shard.bytes);
+        shard.purge_expired_lazily(&mut now);
+        let written = match expiry {
+            Some(_) if weight > self.inner.max_bytes && self.inner.max_bytes > 0 => {
+                shard.refuse(hash, key, &mut now);
+                None
             }
-        });
+            Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight)),
+            None => {
+                shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
+                None
+            }
+        };
+        if let Some(written) = written {
+            // Make room in this shard under the same lock, as long as it has other entries: the
+            // common case of a full cache costs one lock and no change of the shared counts.
+            while self.over_bounds(shard.len as isize - before.0 as isize, shard.bytes as isize - before.1 as isize)
+                && shard.evict_one(&mut now, Some(written))
+            {}
+        }
+        self.settle(shard, before);
         if let Some(written) = written {
             self.evict_over_limit(index, written);
         }

@@ -156,6 +156,8 @@ pub(super) struct Shard {
     pub(super) removed: [u64; RemovalCause::COUNT],
     /// When the adapter has a listener: the removals not yet told to it.
     pending: Option<Removals>,
+    /// The value of the last item removed, dropped at the next removal.
+    graveyard: Option<StoredValue>,
 }
 
 impl Shard {
@@ -171,6 +173,7 @@ impl Shard {
             bytes: 0,
             removed: [0; RemovalCause::COUNT],
             pending: listened.then(Vec::new),
+            graveyard: None,
         }
     }
 
@@ -420,6 +423,9 @@ impl Shard {
             let (item, _) = entry.remove();
             self.len -= 1;
             self.bytes -= item.weight;
+            // The previous victim's value is dropped now, its memory read while this victim's
+            // line is still arriving.
+            drop(self.graveyard.replace(item.value));
             self.note(cause, || item.key);
         }
     }
