@@ -1,8 +1,9 @@
 //! The Redis layer's connections: a connection the server closed while it sat idle (`CLIENT
 //! KILL`, the server's `timeout`) costs the next call nothing (it is resent once on a fresh
-//! connection, and no error reaches the tower's counters), and the layer's scripts are loaded
-//! when a connection opens, so the first call of each operation on a fresh server is one command
-//! (no `NOSCRIPT`, no `SCRIPT LOAD` in its round trip).
+//! connection, and no error reaches the tower's counters), and the first call of each operation
+//! on a fresh server is one round trip: one command, or one pipeline (a read with TTLs: `GET` +
+//! `PTTL`, `MGET` + `PTTL`s), and the `mset` script, loaded when a connection opens, finds no
+//! `NOSCRIPT` and needs no `SCRIPT LOAD` in its round trip.
 //!
 //! Every behaviour runs on the blocking path and on the async one (see `both_paths`).
 
@@ -20,8 +21,8 @@ on_both_paths! {
     a_connection_killed_by_client_kill_is_replaced_without_an_error,
     a_connection_closed_by_the_server_timeout_is_replaced_without_an_error,
     the_first_mset_on_a_fresh_server_is_one_command,
-    the_first_backfilling_get_on_a_fresh_server_is_one_command,
-    the_first_mget_on_a_fresh_server_is_one_command,
+    the_first_backfilling_get_on_a_fresh_server_is_one_round_trip,
+    the_first_mget_on_a_fresh_server_is_one_round_trip,
     the_first_plain_get_on_a_fresh_server_is_one_command,
     failures_say_what_went_wrong,
     scripts_flushed_from_the_server_are_loaded_again,
@@ -170,7 +171,7 @@ fn the_first_mset_on_a_fresh_server_is_one_command(api: &impl Calls) {
     assert_no_errors(&tower);
 }
 
-fn the_first_backfilling_get_on_a_fresh_server_is_one_command(api: &impl Calls) {
+fn the_first_backfilling_get_on_a_fresh_server_is_one_round_trip(api: &impl Calls) {
     let server = RedisServer::start();
     let namespace = unique_namespace("first-get");
     let (memory, redis) = (MemoryAdapter::new(), redis_layer(&server, &namespace));
@@ -183,15 +184,15 @@ fn the_first_backfilling_get_on_a_fresh_server_is_one_command(api: &impl Calls) 
 
     assert_eq!(
         commands_since(&mut raw, &before),
-        one("evalsha", &[("get", 1), ("pttl", 1)]),
-        "value and TTL in one script call"
+        BTreeMap::from([("get".to_owned(), 1), ("pttl".to_owned(), 1)]),
+        "value and TTL in one pipeline (sent in one write: see ops.rs's tests), no script"
     );
     assert_eq!(cache_tower_tests::peek::<u32>(&memory, "k"), Some(5), "backfilled into memory");
     assert_no_noscript(&mut raw);
     assert_no_errors(&tower);
 }
 
-fn the_first_mget_on_a_fresh_server_is_one_command(api: &impl Calls) {
+fn the_first_mget_on_a_fresh_server_is_one_round_trip(api: &impl Calls) {
     let server = RedisServer::start();
     let namespace = unique_namespace("first-mget");
     let (memory, redis) = (MemoryAdapter::new(), redis_layer(&server, &namespace));
@@ -203,7 +204,11 @@ fn the_first_mget_on_a_fresh_server_is_one_command(api: &impl Calls) {
     let got = api.mget::<u32, _>(&tower, &["a", "b"]);
     assert_eq!((got["a"], got["b"]), (Some(1), None));
 
-    assert_eq!(commands_since(&mut raw, &before), one("evalsha", &[("get", 2), ("pttl", 1)]));
+    assert_eq!(
+        commands_since(&mut raw, &before),
+        BTreeMap::from([("mget".to_owned(), 1), ("pttl".to_owned(), 2)]),
+        "MGET and a PTTL per key in one pipeline, no script"
+    );
     assert_no_noscript(&mut raw);
     assert_no_errors(&tower);
 }

@@ -20,9 +20,9 @@
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{Client, Cmd, Connection, RedisError, RedisResult, Value};
+use redis::{Client, Connection, RedisError, RedisResult, Value};
 
-use super::ops::{Failed, Op, Progress, is_noscript, load_scripts};
+use super::ops::{Command, Failed, Op, Progress, is_noscript, load_scripts};
 use super::settings::{Scrubbed, scrub};
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
@@ -188,7 +188,7 @@ impl SyncPool {
     }
 
     /// Sends one command and reads its reply.
-    fn query(&self, connector: &Connector, operation: &str, cmd: &Cmd) -> Result<RedisResult<Value>> {
+    fn query(&self, connector: &Connector, operation: &str, cmd: &Command) -> Result<RedisResult<Value>> {
         let started = Instant::now();
         let left = || connector.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
         let mut pooled = self.idle.lock().pop();
@@ -203,7 +203,7 @@ impl SyncPool {
                     connection
                 }
             };
-            let mut reply = cmd.query::<Value>(&mut connection);
+            let mut reply = cmd.query(&mut connection);
             if reply.as_ref().is_err_and(is_noscript) {
                 // `SCRIPT FLUSH` since this connection loaded the scripts: load them again.
                 reply = load_scripts().exec(&mut connection).and_then(|()| cmd.query(&mut connection));
@@ -278,11 +278,11 @@ impl AsyncShared {
     }
 
     /// Sends one command and reads its reply, within `connector.timeout`.
-    async fn query(&self, connector: &Connector, operation: &str, cmd: &Cmd) -> Result<RedisResult<Value>> {
+    async fn query(&self, connector: &Connector, operation: &str, cmd: &Command) -> Result<RedisResult<Value>> {
         let work = async {
             let (mut number, mut connection, mut reused) = self.connection(connector).await?;
             loop {
-                let mut reply = cmd.query_async::<Value>(&mut connection).await;
+                let mut reply = cmd.query_async(&mut connection).await;
                 if reply.as_ref().is_err_and(is_noscript) {
                     reply = match load_scripts().exec_async(&mut connection).await {
                         Ok(()) => cmd.query_async(&mut connection).await,
