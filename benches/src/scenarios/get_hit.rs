@@ -1,5 +1,5 @@
 //! `get` of a present key on one thread: cache-tower's L0 hit (a clone of the typed value),
-//! FIFO and LRU, against moka (TinyLFU and LRU), quick_cache and a `#[cached(max_size)]` memoized
+//! FIFO, LRU and S3-FIFO, against moka (TinyLFU and LRU), quick_cache and a `#[cached(max_size)]` memoized
 //! function, every cache bounded to [`BOUND`] entries and holding the 10,000 users (every read
 //! hits; checked after filling).
 
@@ -32,6 +32,7 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let mut notes = Vec::new();
     let fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
     let lru = caches::tower(caches::memory(BOUND, EvictionPolicy::Lru), data, &mut notes)?;
+    let s3_fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::S3Fifo), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let moka_lru = caches::moka(BOUND, true, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
@@ -51,6 +52,9 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         }),
         Contender::per_op("cache-tower `get`, LRU (`lru: true`)", |i| {
             black_box(lru.get::<User>(&keys[i]));
+        }),
+        Contender::per_op("cache-tower `get`, S3-FIFO (`policy: \"s3-fifo\"`)", |i| {
+            black_box(s3_fifo.get::<User>(&keys[i]));
         }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get`"), |i| {
             black_box(moka.get(keys[i].as_str()));
@@ -76,21 +80,15 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         eprintln!("  {note}");
         notes.push(note);
     }
-    // `measured` follows `contenders`: ours FIFO, ours LRU, four peers, the baseline.
+    // `measured` follows `contenders`: ours FIFO, LRU and S3-FIFO, four peers, the baseline.
     notes.push(format!(
         "get hit baseline: cloning the `User` alone, in the same random key order, costs {}; \
          every figure of the get rows includes it.",
-        measured[6].figure
+        measured[7].figure
     ));
-    let mut rows = versus(
-        &format!("get hit, 1 thread, FIFO, bound {BOUND} entries (ns/op, lower is better)"),
-        &measured[0],
-        &measured[2..6],
-    );
-    rows.extend(versus(
-        &format!("get hit, 1 thread, LRU, bound {BOUND} entries (ns/op, lower is better)"),
-        &measured[1],
-        &measured[2..6],
-    ));
+    let scenario = |policy| format!("get hit, 1 thread, {policy}, bound {BOUND} entries (ns/op, lower is better)");
+    let mut rows = versus(&scenario("S3-FIFO"), &measured[2], &measured[3..7]);
+    rows.extend(versus(&scenario("FIFO"), &measured[0], &measured[3..7]));
+    rows.extend(versus(&scenario("LRU"), &measured[1], &measured[3..7]));
     Ok(Outcome { rows, notes, ..Outcome::default() })
 }

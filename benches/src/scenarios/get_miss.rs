@@ -1,5 +1,6 @@
-//! `get` of an absent key on one thread: what a miss costs before any computation. Every cache is
-//! bounded to [`BOUND`] entries and holds the 10,000 users; the reads ask for 10,000 other keys
+//! `get` of an absent key on one thread: what a miss costs before any computation. cache-tower
+//! (FIFO, LRU and S3-FIFO layers) against moka (TinyLFU and LRU), quick_cache and cached's
+//! `LruCache`. Every cache is bounded to [`BOUND`] entries and holds the 10,000 users; the reads ask for 10,000 other keys
 //! (`user:{n}` for n in 10,000..20,000, never inserted) in the same random order as the hit
 //! scenarios. cached's miss is its store's `cache_get` (a `#[cached]` function would compute on
 //! a miss).
@@ -23,6 +24,7 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let mut notes = Vec::new();
     let fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
     let lru = caches::tower(caches::memory(BOUND, EvictionPolicy::Lru), data, &mut notes)?;
+    let s3_fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::S3Fifo), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let moka_lru = caches::moka(BOUND, true, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
@@ -35,6 +37,9 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         }),
         Contender::per_op("cache-tower `get`, LRU (`lru: true`)", |i| {
             black_box(lru.get::<User>(&absent[i]));
+        }),
+        Contender::per_op("cache-tower `get`, S3-FIFO (`policy: \"s3-fifo\"`)", |i| {
+            black_box(s3_fifo.get::<User>(&absent[i]));
         }),
         Contender::per_op(format!("{MOKA_TINY_LFU} `get`"), |i| {
             black_box(moka.get(absent[i].as_str()));
@@ -55,6 +60,7 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         .filter(|key| {
             fifo.get::<User>(key).is_some()
                 || lru.get::<User>(key).is_some()
+                || s3_fifo.get::<User>(key).is_some()
                 || moka.get(key.as_str()).is_some()
                 || moka_lru.get(key.as_str()).is_some()
                 || quick.get(key.as_str()).is_some()
@@ -67,7 +73,8 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         notes.push(note);
     }
     let scenario = |policy| format!("get miss, 1 thread, {policy}, bound {BOUND} entries (ns/op, lower is better)");
-    let mut rows = versus(&scenario("FIFO"), &measured[0], &measured[2..]);
-    rows.extend(versus(&scenario("LRU"), &measured[1], &measured[2..]));
+    let mut rows = versus(&scenario("S3-FIFO"), &measured[2], &measured[3..]);
+    rows.extend(versus(&scenario("FIFO"), &measured[0], &measured[3..]));
+    rows.extend(versus(&scenario("LRU"), &measured[1], &measured[3..]));
     Ok(Outcome { rows, notes, ..Outcome::default() })
 }

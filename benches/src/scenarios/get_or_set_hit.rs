@@ -1,5 +1,6 @@
 //! `get_or_set` of a present key on one thread: the hit path of get-or-compute, where the
-//! computation must not run. Every cache is bounded to [`BOUND`] entries.
+//! computation must not run. cache-tower (FIFO and S3-FIFO layers) against moka (TinyLFU) and
+//! quick_cache. Every cache is bounded to [`BOUND`] entries and holds the 10,000 users.
 
 use cache_tower::adapter::EvictionPolicy;
 use std::convert::Infallible;
@@ -18,6 +19,7 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "memory/get-or-set-hit", ru
 fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> {
     let mut notes = Vec::new();
     let tower = caches::tower(caches::memory(BOUND, EvictionPolicy::Fifo), data, &mut notes)?;
+    let s3_fifo = caches::tower(caches::memory(BOUND, EvictionPolicy::S3Fifo), data, &mut notes)?;
     let moka = caches::moka(BOUND, false, data, &mut notes);
     let quick = caches::quick_cache(BOUND, data, &mut notes);
 
@@ -25,6 +27,9 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
     let contenders = [
         Contender::per_op("cache-tower `get_or_set`, FIFO", |i| {
             black_box(tower.get_or_set(&keys[i], || load_user(&keys[i])));
+        }),
+        Contender::per_op("cache-tower `get_or_set`, S3-FIFO (`policy: \"s3-fifo\"`)", |i| {
+            black_box(s3_fifo.get_or_set(&keys[i], || load_user(&keys[i])));
         }),
         // `get_with_by_ref` rather than `get_with`: it takes `&str` like ours, no key clone.
         Contender::per_op(format!("{MOKA_TINY_LFU} `get_with_by_ref`"), |i| {
@@ -41,10 +46,9 @@ fn run(data: &Dataset, settings: &Settings, _: &Services) -> BoxResult<Outcome> 
         eprintln!("  {note}");
         notes.push(note);
     }
-    let rows = versus(
-        &format!("get_or_set hit, 1 thread, bound {BOUND} entries (ns/op, lower is better)"),
-        &measured[0],
-        &measured[1..],
-    );
+    let scenario =
+        |policy| format!("get_or_set hit, 1 thread, {policy}, bound {BOUND} entries (ns/op, lower is better)");
+    let mut rows = versus(&scenario("S3-FIFO"), &measured[1], &measured[2..]);
+    rows.extend(versus(&scenario("FIFO"), &measured[0], &measured[2..]));
     Ok(Outcome { rows, notes, ..Outcome::default() })
 }
