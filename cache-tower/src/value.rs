@@ -175,7 +175,8 @@ impl StoredValue {
     }
 
     /// The typed `T` this value holds, if it holds one (no clone, no parse): `None` for a value
-    /// of another type, or one that arrived as JSON from a shared layer.
+    /// of another type, or one that is JSON only (made by [`from_json`](Self::from_json); a
+    /// value the tower decoded from a shared layer to backfill a memory layer holds its type).
     ///
     /// ```
     /// use cache_tower::adapter::StoredValue;

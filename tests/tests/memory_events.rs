@@ -161,3 +161,25 @@ fn a_weigher_decides_what_a_value_weighs() {
     assert_eq!(memory.len(), 2, "a heavier overwrite evicts another key to stay within the bound");
     assert!(memory.exists("d").unwrap(), "never the entry just written");
 }
+
+#[test]
+fn overwriting_an_entry_that_expired_unreclaimed_is_told_as_expired() {
+    // More expired entries than one write reclaims (8): the last to expire is still stored when
+    // it is overwritten.
+    let clock = ManualClock::new();
+    let heard: Heard = Arc::default();
+    let log = Arc::clone(&heard);
+    let memory = MemoryAdapter::builder()
+        .maxsize(100)
+        .clock(&clock)
+        .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
+        .build();
+    for i in 1..=12u64 {
+        memory.set(&format!("k{i}"), &Entry::new(StoredValue::new(i), Some(Duration::from_secs(i)))).unwrap();
+    }
+    clock.advance(Duration::from_secs(20));
+    memory.set("k12", &entry(0u64)).unwrap();
+    let told: Vec<(String, RemovalCause)> = heard.lock().unwrap().clone();
+    assert!(told.contains(&("k12".to_owned(), RemovalCause::Expired)), "{told:?}");
+    assert!(told.iter().all(|(_, cause)| *cause == RemovalCause::Expired), "{told:?}");
+}

@@ -18,12 +18,12 @@
 //!
 //! Values are kept typed ([`StoredValue`]): a hit clones the stored value, it never parses.
 //!
-//! `maxsize` bounds the whole adapter: a shared counter holds the number of entries, and a write
-//! that takes it past `maxsize` evicts one entry — from the shard it wrote to when that shard has
-//! another entry, else from the next shard that has one. Small caches (under
-//! 2 × [`MIN_SLOTS_PER_SHARD`] entries) use a single shard, so their eviction order is exact
-//! across the whole cache; larger ones evict the entry the policy picks *in a shard*, each
-//! S3-FIFO shard sizing its queues by its share of `maxsize`. See
+//! `maxsize` and `max_bytes` bound the whole adapter: shared counters hold the number of entries
+//! and their weight, and a write that takes either past its bound evicts until both hold again —
+//! from the shard it wrote to while that shard has other entries, else from the next shards. Small
+//! caches (under 2 × [`MIN_SLOTS_PER_SHARD`] entries) use a single shard, so their eviction order
+//! is exact across the whole cache; larger ones evict the entry the policy picks *in a shard*,
+//! each S3-FIFO shard sizing its queues by its own entry count. See
 //! `docs/adr/0002-sharded-memory-adapter.md` and `docs/adr/0011-memory-policies.md`.
 
 use std::fmt;
@@ -54,12 +54,15 @@ use self::shard::{Found, NEVER, Removals, Shard, hash_key};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RemovalCause {
-    /// Removed to make room for a new key: the cache was at `maxsize`.
+    /// Removed to make room: a write took the cache past `maxsize` or `max_bytes` (a new key, or
+    /// with `max_bytes` a heavier value). Also a written entry that weighs more than the whole
+    /// `max_bytes` and so was never kept.
     Evicted,
     /// Its TTL ran out (reclaimed when read, written near, swept or purged).
     Expired,
-    /// A write gave the key a new value (the old one is gone; the key stays). A write whose
-    /// entry has no time left (a zero TTL) removes the key, for this cause too.
+    /// A write gave the key a new value (the old one is gone). A write whose entry has no time
+    /// left (a zero TTL), or weighs more than the whole `max_bytes`, removes the key's old value
+    /// for this cause too.
     Replaced,
     /// The tower removed it because the value changed in a shared layer below (another process,
     /// or anyone, wrote the key in Redis), or because the tower lost sight of such changes and
@@ -133,7 +136,8 @@ pub const ENTRY_OVERHEAD: usize = 128;
 /// Which to choose: [`S3Fifo`](Self::S3Fifo) keeps the most useful entries when some keys are
 /// read far more than others (most caches) and when one-off reads (a scan, a batch job) pass
 /// through; its hits cost what FIFO hits do. [`Fifo`](Self::Fifo), the default (the original
-/// library's), and [`Lru`](Self::Lru) keep the exact orders of their names; an LRU hit takes its
+/// library's), and [`Lru`](Self::Lru) keep the orders of their names — exactly across the cache
+/// when it has one shard (`maxsize` under 128), within each shard otherwise; an LRU hit takes its
 /// shard's write lock to reorder.
 ///
 /// ```
@@ -153,7 +157,7 @@ pub enum EvictionPolicy {
     /// not.
     Lru,
     /// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023): new
-    /// keys enter a small FIFO queue (a tenth of the capacity); those read again before they
+    /// keys enter a small FIFO queue (3% of the entries); those read again before they
     /// reach its end move to the main queue, the others leave, remembered by a ghost queue so
     /// that a key soon wanted again goes straight to the main queue. The main queue is a FIFO
     /// that gives each entry read since its last turn another round (a CLOCK, counting up to
@@ -216,6 +220,9 @@ impl Lookup<'_> {
 
 /// Expired entries removed at most per operation, so no single call pays for a mass expiry.
 const PURGE_BATCH: usize = 8;
+/// What an entry is assumed to weigh when only `max_bytes` says how many there will be (to choose
+/// the number of shards): generous, so that large values do not leave shards nearly empty.
+const BYTES_PER_ENTRY_GUESS: usize = 4096;
 /// A shard is only worth having when it holds at least this many entries.
 const MIN_SLOTS_PER_SHARD: usize = 64;
 
@@ -324,9 +331,11 @@ impl MemoryAdapterBuilder {
     /// its value's weight: what the [`weigher`](Self::weigher) says, or else the estimate of
     /// [`StoredValue::weight`] (about what the value holds; it costs about an encode per write).
     /// A write that takes the total past `max_bytes` evicts (the policy picks, never the entry just
-    /// written), so with this bound an overwrite by a heavier value can evict other keys. An entry
-    /// weighing more than `max_bytes` by itself is not kept: the write removes the key's old
-    /// value and the listener hears the new one evicted.
+    /// written — though two threads writing large entries into different shards at once may each
+    /// evict the other's), so with this bound an overwrite by a heavier value can evict other
+    /// keys. An entry weighing more than `max_bytes` by itself is not kept: the write removes the
+    /// key's old value and the listener hears the new one evicted (so a `max_bytes` under
+    /// [`ENTRY_OVERHEAD`] keeps nothing). A weight is taken when the entry is written.
     ///
     /// With both `maxsize` and `max_bytes`, both hold.
     ///
@@ -356,7 +365,7 @@ impl MemoryAdapterBuilder {
     ///
     /// let memory = MemoryAdapter::builder()
     ///     .max_bytes(1_000_000)
-    ///     .weigher(|_key, value| value.typed::<String>().map_or(0, String::capacity))
+    ///     .weigher(|_key, value| value.typed::<String>().map_or_else(|| value.weight(), String::capacity))
     ///     .build();
     /// let tower = CacheTower::new();
     /// tower.add_layer(memory.clone());
@@ -455,7 +464,7 @@ impl MemoryAdapterBuilder {
 
     /// Builds the adapter.
     pub fn build(self) -> MemoryAdapter {
-        let shard_count = shard_count(self.maxsize);
+        let shard_count = shard_count(self.maxsize, self.max_bytes);
         let hasher = RandomState::default();
         let listened = self.listener.is_some();
         let shards =
@@ -484,13 +493,18 @@ impl MemoryAdapterBuilder {
 }
 
 /// How many shards: enough that threads rarely meet on one lock, but never so many that a
-/// shard holds fewer than [`MIN_SLOTS_PER_SHARD`] entries. Always a power of two.
-fn shard_count(maxsize: usize) -> usize {
+/// shard holds fewer than [`MIN_SLOTS_PER_SHARD`] entries. Always a power of two. A bound in
+/// bytes alone is read as entries of [`BYTES_PER_ENTRY_GUESS`] each, so that a small byte bound
+/// does not spread a handful of entries over many shards (evictions are chosen within a shard).
+fn shard_count(maxsize: usize, max_bytes: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, usize::from);
     let wanted = (cores * 8).next_power_of_two().clamp(16, 256);
-    if maxsize == 0 {
-        return wanted;
-    }
+    let maxsize = match (maxsize, max_bytes) {
+        (0, 0) => return wanted,
+        (0, bytes) => (bytes / BYTES_PER_ENTRY_GUESS).max(1),
+        (entries, 0) => entries,
+        (entries, bytes) => entries.min((bytes / BYTES_PER_ENTRY_GUESS).max(1)),
+    };
     let most = (maxsize / MIN_SLOTS_PER_SHARD).max(1);
     // The largest power of two not above `most`.
     let most = 1usize << (usize::BITS - 1 - most.leading_zeros());
@@ -743,7 +757,7 @@ impl MemoryAdapter {
                 shard.refuse(hash, key, &mut now);
                 None
             }
-            Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight)),
+            Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight, &mut now)),
             None => {
                 shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
                 None
@@ -958,11 +972,15 @@ mod tests {
 
     #[test]
     fn shard_count_is_one_for_small_caches() {
-        assert_eq!(shard_count(2), 1);
-        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2 - 1), 1);
-        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2), 2);
-        assert!(shard_count(0).is_power_of_two());
-        assert!(shard_count(1_000_000) >= 16);
+        assert_eq!(shard_count(2, 0), 1);
+        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2 - 1, 0), 1);
+        assert_eq!(shard_count(MIN_SLOTS_PER_SHARD * 2, 0), 2);
+        assert!(shard_count(0, 0).is_power_of_two());
+        assert!(shard_count(1_000_000, 0) >= 16);
+        // A small byte bound alone: one shard; with both bounds, the smaller decides.
+        assert_eq!(shard_count(0, 1_000_000), 2);
+        assert_eq!(shard_count(0, 100_000), 1);
+        assert_eq!(shard_count(1_000_000, 100_000), 1);
     }
 
     #[test]

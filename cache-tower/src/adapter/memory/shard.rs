@@ -60,7 +60,8 @@ impl Item {
 
     /// The entry as a read returns it: the value and the time it has left.
     pub(super) fn entry(&self, now: &mut Now<'_>) -> Entry {
-        let ttl = (self.expires_at != NEVER).then(|| Duration::from_nanos(self.expires_at - now.get()));
+        // Saturating: the clock may have moved past the expiry since the caller checked it.
+        let ttl = (self.expires_at != NEVER).then(|| Duration::from_nanos(self.expires_at.saturating_sub(now.get())));
         Entry::new(self.value.clone(), ttl)
     }
 
@@ -156,8 +157,6 @@ pub(super) struct Shard {
     pub(super) removed: [u64; RemovalCause::COUNT],
     /// When the adapter has a listener: the removals not yet told to it.
     pending: Option<Removals>,
-    /// The value of the last item removed, dropped at the next removal.
-    graveyard: Option<StoredValue>,
 }
 
 impl Shard {
@@ -173,7 +172,6 @@ impl Shard {
             bytes: 0,
             removed: [0; RemovalCause::COUNT],
             pending: listened.then(Vec::new),
-            graveyard: None,
         }
     }
 
@@ -241,9 +239,19 @@ impl Shard {
     /// An overwrite keeps the key's place (FIFO), makes it the most recently used (LRU), or
     /// counts as an access (S3-FIFO). A new key goes to the back of the queue; with S3-FIFO, to
     /// the small queue, or to the main one when the ghost queue remembers it.
-    pub(super) fn upsert(&mut self, key: &str, hash: u64, value: StoredValue, expires_at: u64, weight: usize) -> u32 {
+    pub(super) fn upsert(
+        &mut self,
+        key: &str,
+        hash: u64,
+        value: StoredValue,
+        expires_at: u64,
+        weight: usize,
+        now: &mut Now<'_>,
+    ) -> u32 {
         if let Some(item) = self.items.find_mut(hash, |item| item.is(key)) {
             let link = item.link;
+            let cause =
+                if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { RemovalCause::Replaced };
             self.bytes = self.bytes - item.weight + weight;
             item.weight = weight;
             item.value = value;
@@ -254,7 +262,7 @@ impl Shard {
                 EvictionPolicy::Lru => self.links.move_to_back(item.link, Queue::Main),
                 EvictionPolicy::S3Fifo => item.touch(),
             }
-            self.note(RemovalCause::Replaced, || Key::new(key));
+            self.note(cause, || Key::new(key));
             return link;
         }
         let queue = match self.policy {
@@ -423,9 +431,6 @@ impl Shard {
             let (item, _) = entry.remove();
             self.len -= 1;
             self.bytes -= item.weight;
-            // The previous victim's value is dropped now, its memory read while this victim's
-            // line is still arriving.
-            drop(self.graveyard.replace(item.value));
             self.note(cause, || item.key);
         }
     }

@@ -8,9 +8,9 @@
 //! of values with their remaining TTL (what a backfill needs) is a pipeline, as a careful
 //! hand-written client would send it: `GET` + `PTTL` for one key, `MGET` + one `PTTL` per key
 //! for many — cheap commands, where a Lua script doing the same costs the server about twice as
-//! much. (A key written between the two commands can pair a value with its successor's TTL; the
-//! invalidation of that write evicts the copy anyway, and a key deleted between them reads as
-//! absent.) Many `SET`s with a TTL each run in a Lua script (`EVALSHA`), which Redis executes
+//! much. (A key written between the two commands can pair a value with its successor's TTL; with
+//! invalidation on, that write evicts the copy anyway; see `docs/adr/0012-backfill-reads-as-pipelines.md`.
+//! A key deleted between them reads as absent.) Many `SET`s with a TTL each run in a Lua script (`EVALSHA`), which Redis executes
 //! atomically, so no key is briefly immortal; the script is loaded when a connection opens
 //! ([`load_scripts`]), so the first `EVALSHA` finds it. `flush` is the one operation of several
 //! steps: `SCAN`, `UNLINK` of what it found, and again until the cursor is back at zero.
