@@ -19,12 +19,12 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         coherence/staleness times 200 writes of each kind instead of
                         1,000, memory/bounded-rss runs 300,000 ops instead of 1,000,000)
   --filter <substring>  run only the scenarios whose id contains <substring>
-                        (ids: memory/get-hit, memory/get-miss, memory/set-overwrite,
-                        memory/insert-evict, memory/get-2-threads, memory/get-or-set-hit,
-                        memory/zipf-0.9, memory/zipf-1.1, memory/scan, redis/get-hit,
-                        redis/mget-100, redis/mset-100, redis/get-backfill, memoize/hit,
-                        memoize/hit-over-redis, memoize/stampede-64, coherence/staleness,
-                        memory/bounded-rss)
+                        (ids: memory/get-hit, memory/get-hit-arc, memory/get-miss,
+                        memory/set-overwrite, memory/insert-evict, memory/get-2-threads,
+                        memory/get-or-set-hit, memory/zipf-0.9, memory/zipf-1.1, memory/scan,
+                        redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
+                        redis/mget-backfill, memoize/hit, memoize/hit-over-redis,
+                        memoize/stampede-64, coherence/staleness, memory/bounded-rss)
 
 The Redis scenarios start a redis-server of their own on a free loopback port (no persistence;
 stopped at the end), or use the server of REDIS_URL when it is set (its `user:*` keys are

@@ -88,14 +88,17 @@ fn main() -> ExitCode {
     println!(
         "* method: {ENTRIES} entries (`user:{{n}}` -> 10-field `User`), uniformly random reads (the Zipf \
          scenarios: 100,000 keys); per contender {} warm-up round(s), then the median of {} samples of {} ops \
-         (per thread; insert-evict and Zipf: {} ops; Redis scenarios: {} ops, their 100-key ones {}), contenders \
-         interleaved; every contender of a row has the bound the row names",
+         (per thread; insert-evict and Zipf: {} ops; Redis scenarios: {} ops, their batches of N keys {} / (N / 10): \
+         {} ops of 100 keys, {} of 1,000), contenders interleaved; every contender of a row has the bound the row \
+         names",
         settings.warmup_rounds,
         settings.samples,
         settings.ops_per_sample,
         settings.ops_per_sample / 10,
         settings.io_ops_per_sample,
-        settings.io_ops_per_sample / 10
+        settings.io_ops_per_sample,
+        settings.io_ops_per_sample / 10,
+        settings.io_ops_per_sample / 100
     );
     println!(
         "* cells: the median, then (in parentheses) the 10th–90th percentile of the samples; the ratio is of the \

@@ -18,12 +18,14 @@
 //! `memory/bounded-rss` (each contender's memory measured in a fresh process).
 //!
 //! To add a scenario, write a file with a `SCENARIO` constant and list it in [`all`]. Its `id`
-//! is what `--filter` matches.
+//! is what `--filter` matches, as a substring: `--filter memory/get-hit` also runs
+//! `memory/get-hit-arc`.
 
 mod bounded_rss;
 mod caches;
 mod child;
 mod get_hit;
+mod get_hit_arc;
 mod get_miss;
 mod get_or_set_hit;
 mod get_two_threads;
@@ -33,6 +35,7 @@ mod memoize_stampede;
 mod redis_get_backfill;
 mod redis_get_hit;
 mod redis_mget;
+mod redis_mget_backfill;
 mod redis_mset;
 mod redis_support;
 mod relay;
@@ -64,6 +67,7 @@ pub struct Scenario {
 pub fn all() -> Vec<Scenario> {
     vec![
         get_hit::SCENARIO,
+        get_hit_arc::SCENARIO,
         get_miss::SCENARIO,
         set_overwrite::SCENARIO,
         insert_evict::SCENARIO,
@@ -76,6 +80,7 @@ pub fn all() -> Vec<Scenario> {
         redis_mget::SCENARIO,
         redis_mset::SCENARIO,
         redis_get_backfill::SCENARIO,
+        redis_mget_backfill::SCENARIO,
         memoize_hit::SCENARIO,
         memoize_hit::SCENARIO_OVER_REDIS,
         memoize_stampede::SCENARIO,
