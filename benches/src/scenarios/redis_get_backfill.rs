@@ -1,6 +1,7 @@
 //! `get` that misses the memory layer and finds the key in Redis, on one thread: a memory-over-
-//! Redis tower (its memory layer bounded to [`BOUND`] entries; one Lua script call, `EVALSHA`,
-//! reading the value and its remaining TTL, a JSON decode, then a backfill of the memory layer)
+//! Redis tower (its memory layer FIFO, bounded to [`BOUND`] entries; one round trip of `GET` and
+//! `PTTL`, reading the value and its remaining TTL, a JSON decode, then a backfill of the memory
+//! layer)
 //! against two raw redis-rs baselines:
 //!
 //! * a pipeline of `GET` and `PTTL` (one round trip) and a decode: what reading the TTL costs;
@@ -14,12 +15,11 @@
 //! contender alike.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use cache_tower::{CacheTower, adapter::CacheAdapter};
+use cache_tower::adapter::EvictionPolicy;
 
 use super::caches::{BOUND, QUICK_CACHE};
-use super::redis_support::{self, COUNTED_OPS, Counter, Failures, RAW, Raw};
+use super::redis_support::{self, COUNTED_OPS, Counter, RAW};
 use super::{BoxResult, Scenario, measure_micros_per_op, versus};
 use crate::data::{Dataset, User};
 use crate::harness::{Contender, Settings};
@@ -29,29 +29,8 @@ use crate::services::Services;
 /// See the module docs.
 pub(super) const SCENARIO: Scenario = Scenario { id: "redis/get-backfill", run };
 
-struct Clients {
-    tower: CacheTower,
-    /// The tower's memory layer, to delete from before each read.
-    memory: Arc<dyn CacheAdapter>,
-    raw: Raw,
-    /// The local map of the hand-rolled two-level cache.
-    local: quick_cache::sync::Cache<String, User>,
-    failures: Failures,
-}
-
-impl Clients {
-    fn new(url: &str) -> BoxResult<Self> {
-        let tower = redis_support::memory_over_redis(url, BOUND)?;
-        let memory = Arc::clone(&tower.get_layers()[0]);
-        Ok(Self {
-            tower,
-            memory,
-            raw: redis_support::raw(url)?,
-            local: quick_cache::sync::Cache::new(BOUND),
-            failures: Failures::default(),
-        })
-    }
-}
+/// This scenario's clients.
+type Clients = redis_support::BackfillClients;
 
 fn contenders<'a>(clients: &'a Clients, data: &'a Dataset) -> Vec<Contender<'a>> {
     let keys = &data.keys;
@@ -109,7 +88,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     redis_support::fill(&redis.url, data)?;
     let mut notes = Vec::new();
 
-    let clients = Clients::new(&redis.url)?;
+    let clients = Clients::new(&redis.url, BOUND, EvictionPolicy::Fifo)?;
     let timed = contenders(&clients, data);
     let measured =
         measure_micros_per_op(&timed, redis_support::indices(data, redis_support::ops(settings, 1)), settings);
@@ -132,7 +111,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     ));
 
     let mut counter = Counter::new(redis, true)?;
-    let counted = Clients::new(counter.url())?;
+    let counted = Clients::new(counter.url(), BOUND, EvictionPolicy::Fifo)?;
     let trips =
         counter.count_all(SCENARIO.id, &contenders(&counted, data), redis_support::indices(data, COUNTED_OPS))?;
 

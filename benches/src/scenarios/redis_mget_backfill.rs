@@ -18,13 +18,11 @@
 //! scenario, for every contender alike.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use cache_tower::adapter::{CacheAdapter, EvictionPolicy};
-use cache_tower::{CacheTower, MemoryAdapter};
+use cache_tower::adapter::EvictionPolicy;
 
 use super::caches::{BOUND, QUICK_CACHE};
-use super::redis_support::{self, COUNTED_OPS, Counter, Failures, RAW, Raw};
+use super::redis_support::{self, COUNTED_OPS, Counter, RAW};
 use super::{BoxResult, Scenario, measure_micros_per_op, versus};
 use crate::data::{Dataset, User};
 use crate::harness::{Contender, Settings};
@@ -37,31 +35,10 @@ pub(super) const SCENARIO: Scenario = Scenario { id: "redis/mget-backfill", run 
 /// Keys per `mget`, one row pair each.
 const BATCHES: [usize; 2] = [10, 1_000];
 
-struct Clients {
-    tower: CacheTower,
-    /// The tower's memory layer, to delete from before each read.
-    memory: Arc<dyn CacheAdapter>,
-    raw: Raw,
-    /// The local map of the hand-rolled two-level cache.
-    local: quick_cache::sync::Cache<String, User>,
-    failures: Failures,
-}
+/// This scenario's clients.
+type Clients = redis_support::BackfillClients;
 
 impl Clients {
-    fn new(url: &str) -> BoxResult<Self> {
-        let tower = CacheTower::new();
-        tower.add_layer(MemoryAdapter::builder().maxsize(BOUND).policy(EvictionPolicy::S3Fifo).build());
-        tower.add_layer(redis_support::redis_layer(url, None)?);
-        let memory = Arc::clone(&tower.get_layers()[0]);
-        Ok(Self {
-            tower,
-            memory,
-            raw: redis_support::raw(url)?,
-            local: quick_cache::sync::Cache::new(BOUND),
-            failures: Failures::default(),
-        })
-    }
-
     /// `MGET` of `batch` and a decode of each value (a missing or undecodable one is counted).
     fn raw_mget(&self, batch: &[&str]) -> Vec<Option<User>> {
         let reply = redis::cmd("MGET").arg(batch).query::<Vec<Option<Vec<u8>>>>(&mut *redis_support::lock(&self.raw));
@@ -175,7 +152,7 @@ fn run_batch(
         .map(|batch| batch.iter().map(|&n| data.keys[n].as_str()).collect())
         .collect();
 
-    let clients = Clients::new(&redis.url)?;
+    let clients = Clients::new(&redis.url, BOUND, EvictionPolicy::S3Fifo)?;
     let timed = contenders(&clients, &batches);
     // As `redis/mget-100` divides the sample by 10: by a tenth of the batch size.
     let indices = redis_support::indices(data, redis_support::ops(settings, size / 10));
@@ -199,7 +176,7 @@ fn run_batch(
     clients.failures.report(&format!("{RAW} (batches of {size})"), notes);
 
     let mut counter = Counter::new(redis, true)?;
-    let counted = Clients::new(counter.url())?;
+    let counted = Clients::new(counter.url(), BOUND, EvictionPolicy::S3Fifo)?;
     let trips =
         counter.count_all(SCENARIO.id, &contenders(&counted, &batches), redis_support::indices(data, COUNTED_OPS))?;
 

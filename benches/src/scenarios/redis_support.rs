@@ -7,15 +7,16 @@
 //! a [`Relay`] that the counted clients connect through.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cache_tower::adapter::{CacheAdapter, EvictionPolicy};
 use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
 
 use super::BoxResult;
 use super::relay::Relay;
-use crate::data::{Dataset, ENTRIES};
+use crate::data::{Dataset, ENTRIES, User};
 use crate::harness::{Contender, Settings};
 use crate::report::{Outcome, Trips};
 use crate::services::Redis;
@@ -83,10 +84,48 @@ pub(super) fn redis_only(url: &str, ttl: Option<Duration>) -> cache_tower::Resul
 
 /// A tower of a memory layer of `maxsize` entries (FIFO; `0`: unbounded) over Redis.
 pub(super) fn memory_over_redis(url: &str, maxsize: usize) -> cache_tower::Result<CacheTower> {
+    memory_over_redis_with(url, maxsize, EvictionPolicy::Fifo)
+}
+
+/// [`memory_over_redis`] with the memory layer's eviction policy.
+pub(super) fn memory_over_redis_with(
+    url: &str,
+    maxsize: usize,
+    policy: EvictionPolicy,
+) -> cache_tower::Result<CacheTower> {
     let tower = CacheTower::new();
-    tower.add_layer(MemoryAdapter::builder().maxsize(maxsize).build());
+    tower.add_layer(MemoryAdapter::builder().maxsize(maxsize).policy(policy).build());
     tower.add_layer(redis_layer(url, None)?);
     Ok(tower)
+}
+
+/// The contenders of the backfill scenarios (`redis/get-backfill`, `redis/mget-backfill`): a
+/// memory-over-Redis tower with a handle on its memory layer (to delete from before each read),
+/// the raw client, and the local map of a hand-rolled two-level cache.
+pub(super) struct BackfillClients {
+    pub(super) tower: CacheTower,
+    /// The tower's memory layer, to delete from before each read.
+    pub(super) memory: Arc<dyn CacheAdapter>,
+    pub(super) raw: Raw,
+    /// The local map of the hand-rolled two-level cache.
+    pub(super) local: quick_cache::sync::Cache<String, User>,
+    pub(super) failures: Failures,
+}
+
+impl BackfillClients {
+    /// Every client on the server of `url`, the memory layers (ours and the local map) bounded
+    /// to `bound` entries, ours with `policy`.
+    pub(super) fn new(url: &str, bound: usize, policy: EvictionPolicy) -> BoxResult<Self> {
+        let tower = memory_over_redis_with(url, bound, policy)?;
+        let memory = Arc::clone(&tower.get_layers()[0]);
+        Ok(Self {
+            tower,
+            memory,
+            raw: raw(url)?,
+            local: quick_cache::sync::Cache::new(bound),
+            failures: Failures::default(),
+        })
+    }
 }
 
 /// Writes every user into Redis as JSON (no TTL) with the raw client, and checks they are all
