@@ -333,8 +333,19 @@ fn the_removal_listener_hears_an_invalidation_as_invalidated() {
     let b = subscribed_tower(&MemoryAdapter::new(), &redis());
 
     b.set("k", "v1".to_owned()).unwrap();
-    assert_eq!(a.get::<String>("k").as_deref(), Some("v1"));
-    assert!(memory_a.exists("k").unwrap(), "A's read backfilled its memory layer");
+    // Read through A until its memory layer holds k steadily: the invalidation of B's write of
+    // v1 may still be on its way and evict the first copy.
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        assert_eq!(a.get::<String>("k").as_deref(), Some("v1"));
+        if memory_a.exists("k").unwrap() {
+            std::thread::sleep(Duration::from_millis(20));
+            if memory_a.exists("k").unwrap() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "a read of k never left it in A's memory");
+    }
     let before = memory_a.stats().invalidations;
     heard.lock().unwrap().clear();
     b.set("k", "v2".to_owned()).unwrap();
