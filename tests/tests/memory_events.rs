@@ -8,11 +8,18 @@ use std::time::Duration;
 
 use cache_tower::{
     CacheTower, MemoryAdapter,
-    adapter::{CacheAdapter, ENTRY_OVERHEAD, Entry, EvictionPolicy, RemovalCause, StoredValue},
+    adapter::{CacheAdapter, ENTRY_OVERHEAD, Entry, EvictionPolicy, MemoryAdapterBuilder, RemovalCause, StoredValue},
     clock::ManualClock,
 };
 
 type Heard = Arc<Mutex<Vec<(String, RemovalCause)>>>;
+
+/// `builder` with a listener that records every removal, and what it heard.
+fn listened(builder: MemoryAdapterBuilder) -> (MemoryAdapter, Heard) {
+    let heard: Heard = Arc::default();
+    let log = Arc::clone(&heard);
+    (builder.on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause))).build(), heard)
+}
 
 fn entry(value: impl cache_tower::Cacheable) -> Entry {
     Entry::new(StoredValue::new(value), None)
@@ -74,13 +81,7 @@ fn a_panicking_listener_is_caught_and_the_operation_finishes() {
 #[test]
 fn through_a_tower_every_cause_is_told_and_counted() {
     let clock = ManualClock::new();
-    let heard: Heard = Arc::default();
-    let log = Arc::clone(&heard);
-    let memory = MemoryAdapter::builder()
-        .maxsize(2)
-        .clock(&clock)
-        .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
-        .build();
+    let (memory, heard) = listened(MemoryAdapter::builder().maxsize(2).clock(&clock));
     let tower = CacheTower::new();
     tower.add_layer(memory.clone());
     tower.set("a", 1).unwrap();
@@ -109,12 +110,7 @@ fn through_a_tower_every_cause_is_told_and_counted() {
 
 #[test]
 fn an_entry_heavier_than_the_whole_bound_is_not_kept() {
-    let heard: Heard = Arc::default();
-    let log = Arc::clone(&heard);
-    let memory = MemoryAdapter::builder()
-        .max_bytes(10_000)
-        .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
-        .build();
+    let (memory, heard) = listened(MemoryAdapter::builder().max_bytes(10_000));
     memory.set("page", &entry("small".to_owned())).unwrap();
     memory.set("page", &entry("x".repeat(20_000))).unwrap();
     assert!(!memory.exists("page").unwrap(), "neither the old value nor the too-heavy one is kept");
@@ -167,13 +163,7 @@ fn overwriting_an_entry_that_expired_unreclaimed_is_told_as_expired() {
     // More expired entries than one write reclaims (8): the last to expire is still stored when
     // it is overwritten.
     let clock = ManualClock::new();
-    let heard: Heard = Arc::default();
-    let log = Arc::clone(&heard);
-    let memory = MemoryAdapter::builder()
-        .maxsize(100)
-        .clock(&clock)
-        .on_removal(move |key, cause| log.lock().unwrap().push((key.to_owned(), cause)))
-        .build();
+    let (memory, heard) = listened(MemoryAdapter::builder().maxsize(100).clock(&clock));
     for i in 1..=12u64 {
         memory.set(&format!("k{i}"), &Entry::new(StoredValue::new(i), Some(Duration::from_secs(i)))).unwrap();
     }

@@ -80,6 +80,11 @@ impl Item {
         }
     }
 
+    /// Why this item leaves when removed for `cause`: as expired if it already was.
+    fn removal_cause(&self, cause: RemovalCause, now: &mut Now<'_>) -> RemovalCause {
+        if self.expired(now.get_if(self.expires_at)) { RemovalCause::Expired } else { cause }
+    }
+
     fn freq(&self) -> u8 {
         self.freq.load(Ordering::Relaxed)
     }
@@ -250,8 +255,7 @@ impl Shard {
     ) -> u32 {
         if let Some(item) = self.items.find_mut(hash, |item| item.is(key)) {
             let link = item.link;
-            let cause =
-                if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { RemovalCause::Replaced };
+            let cause = item.removal_cause(RemovalCause::Replaced, now);
             self.bytes = self.bytes - item.weight + weight;
             item.weight = weight;
             item.value = value;
@@ -288,7 +292,7 @@ impl Shard {
     /// Removes `key` if present, for `cause` — or as expired, if it was.
     pub(super) fn remove_key(&mut self, hash: u64, key: &str, cause: RemovalCause, now: &mut Now<'_>) {
         let Some(item) = self.items.find(hash, |item| item.is(key)) else { return };
-        let cause = if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { cause };
+        let cause = item.removal_cause(cause, now);
         self.remove(item.link, cause);
     }
 
@@ -414,7 +418,7 @@ impl Shard {
         self.removed = old.removed;
         self.pending = old.pending;
         for item in old.items {
-            let cause = if item.expired(now.get_if(item.expires_at)) { RemovalCause::Expired } else { cause };
+            let cause = item.removal_cause(cause, now);
             self.note(cause, || item.key);
         }
     }
