@@ -6,18 +6,52 @@
 //! the log's number when its operation starts, and skips (or undoes) the write when the key
 //! changed since. Checking *after* writing closes the race: either the eviction comes after the
 //! write and removes it, or the check sees the change and removes it.
+//!
+//! # The process's own writes
+//!
+//! The watch also reports the process's own writes (the tracking connection is not the one that
+//! wrote). So that a `set` keeps the value it wrote in memory, the log remembers each own write
+//! while it is under way, and for a moment after ([`LINGER`]): [`begin_own_write`] /
+//! [`end_own_write`]. When a change of such a key is reported, the sink first reads the key's
+//! value in the shared layer (after the report, so it is the latest) and records the change with
+//! [`record_checked`]: when exactly one own write of the key is under way and it wrote that
+//! value, the change is recorded as *that write's* — the write itself keeps its copy, every
+//! other operation (a backfill that read the old value, a second write of the same key) still
+//! sees a change and skips or undoes its copy. Then the sink keeps a local copy only if it equals
+//! the value read. See docs/adr/0013-a-process-keeps-its-own-writes.md.
+//!
+//! [`begin_own_write`]: ChangeLog::begin_own_write
+//! [`end_own_write`]: ChangeLog::end_own_write
+//! [`record_checked`]: ChangeLog::record_checked
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use foldhash::fast::FixedState;
 
 use crate::sync_shim::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::value::StoredValue;
 
 /// How many recent changes are remembered; an operation older than that treats every key as
 /// changed (it skips its write: a miss later, never a stale value).
 const REMEMBERED: usize = 4096;
+
+/// How long a finished own write of a key is remembered, so that the report of it (which may
+/// come after the write is over) is checked rather than taken as another's change.
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
+
+/// The writer of a change that no own write claims.
+const NOBODY: u64 = 0;
+
+/// One own write under way: its number (to recognise its changes) and the log's number when it
+/// began (to compare with, as any write does).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnWrite {
+    pub(crate) writer: u64,
+    pub(crate) since: u64,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct ChangeLog {
@@ -26,8 +60,48 @@ pub(crate) struct ChangeLog {
     /// How many watches cannot see changes right now (not yet subscribed, or lost): while any
     /// cannot, nothing may be written into the local layers.
     blind: AtomicUsize,
-    /// (number, key hash or `None` for "everything"), oldest first.
-    recent: Mutex<VecDeque<(u64, Option<u64>)>>,
+    /// (number, key hash or `None` for "everything", the own write it was, or [`NOBODY`]),
+    /// oldest first.
+    recent: Mutex<VecDeque<(u64, Option<u64>, u64)>>,
+    /// The own writes under way or just finished, by key. Locked before `recent` when both are.
+    own: Mutex<OwnWrites>,
+}
+
+#[derive(Debug, Default)]
+struct OwnWrites {
+    keys: HashMap<String, OwnKey>,
+    /// The number of the last own write begun.
+    last: u64,
+    /// How many keys may be remembered before finished ones older than [`LINGER`] are dropped.
+    prune_at: usize,
+}
+
+#[derive(Debug, Default)]
+struct OwnKey {
+    /// The own writes of the key under way, with the value each writes.
+    writing: Vec<(u64, StoredValue)>,
+    /// When the last one finished (once none is under way).
+    finished: Option<Instant>,
+}
+
+impl OwnKey {
+    /// Under way, or finished within [`LINGER`] (a write's report may come after it is over;
+    /// each of several writes in a row has one).
+    fn is_recent(&self) -> bool {
+        !self.writing.is_empty() || self.finished.is_some_and(|finished| finished.elapsed() < LINGER)
+    }
+}
+
+impl OwnWrites {
+    /// Drops the keys whose last own write finished more than [`LINGER`] ago, once there are
+    /// many (their reports are long gone, or will be taken as another's change: safe).
+    fn prune(&mut self) {
+        if self.keys.len() <= self.prune_at.max(1024) {
+            return;
+        }
+        self.keys.retain(|_, key| key.is_recent());
+        self.prune_at = 2 * self.keys.len();
+    }
 }
 
 fn hash(key: &str) -> u64 {
@@ -40,25 +114,78 @@ impl ChangeLog {
         self.last.load(Ordering::Acquire)
     }
 
-    pub(crate) fn record_keys(&self, keys: &[String]) {
+    pub(crate) fn record_keys<K: AsRef<str>>(&self, keys: &[K]) {
         let mut recent = self.recent.lock();
         for key in keys {
-            self.push(&mut recent, Some(hash(key)));
+            self.push(&mut recent, Some(hash(key.as_ref())), NOBODY);
         }
     }
 
     pub(crate) fn record_all(&self) {
         let mut recent = self.recent.lock();
-        self.push(&mut recent, None);
+        self.push(&mut recent, None, NOBODY);
     }
 
-    fn push(&self, recent: &mut VecDeque<(u64, Option<u64>)>, key: Option<u64>) {
+    fn push(&self, recent: &mut VecDeque<(u64, Option<u64>, u64)>, key: Option<u64>, writer: u64) {
         let number = self.last.load(Ordering::Relaxed) + 1;
         if recent.len() == REMEMBERED {
             recent.pop_front();
         }
-        recent.push_back((number, key));
+        recent.push_back((number, key, writer));
         self.last.store(number, Ordering::Release);
+    }
+
+    /// An own write of `items` is about to go to the layers: remembered until
+    /// [`end_own_write`](Self::end_own_write), and its number and starting point returned (taken
+    /// under one lock with the registration, so a change checked before it is older than it).
+    pub(crate) fn begin_own_write<'a>(&self, items: impl IntoIterator<Item = (&'a str, &'a StoredValue)>) -> OwnWrite {
+        let mut own = self.own.lock();
+        own.last += 1;
+        let writer = own.last;
+        for (key, value) in items {
+            let entry = own.keys.entry(key.to_owned()).or_default();
+            entry.writing.push((writer, value.clone()));
+        }
+        own.prune();
+        OwnWrite { writer, since: self.now() }
+    }
+
+    /// The own write `writer` of `keys` is over (written, skipped or failed).
+    pub(crate) fn end_own_write<'a>(&self, writer: u64, keys: impl IntoIterator<Item = &'a str>) {
+        let mut own = self.own.lock();
+        let now = Instant::now();
+        for key in keys {
+            if let Some(entry) = own.keys.get_mut(key) {
+                entry.writing.retain(|(number, _)| *number != writer);
+                if entry.writing.is_empty() {
+                    entry.finished = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Whether this process wrote `key` itself, under way or within [`LINGER`]: then a report
+    /// of its change is worth checking with [`record_checked`](Self::record_checked).
+    pub(crate) fn written_here(&self, key: &str) -> bool {
+        self.own.lock().keys.get(key).is_some_and(OwnKey::is_recent)
+    }
+
+    /// Records a reported change of `key`, whose value in the shared layer, read after the
+    /// report, is `current` (`None`: absent, or the read failed). When exactly one own write of
+    /// the key is under way and it wrote `current`, the change is recorded as that write's (see
+    /// the module docs); else as anyone's.
+    pub(crate) fn record_checked(&self, key: &str, current: Option<&[u8]>) {
+        let own = self.own.lock();
+        let mut writer = NOBODY;
+        if let Some(entry) = own.keys.get(key) {
+            if let [(number, value)] = entry.writing.as_slice()
+                && current.is_some_and(|current| value.json().is_ok_and(|json| json == current))
+            {
+                writer = *number;
+            }
+        }
+        let mut recent = self.recent.lock();
+        self.push(&mut recent, Some(hash(key)), writer);
     }
 
     /// Whether some watch cannot see changes now, so local copies could go stale unnoticed.
@@ -66,21 +193,22 @@ impl ChangeLog {
         self.blind.load(Ordering::Acquire) > 0
     }
 
-    /// Whether `key` (or everything) changed after change number `since`.
-    pub(crate) fn changed_since(&self, since: u64, key: &str) -> bool {
+    /// Whether `key` (or everything) changed after change number `since`, by anyone but the
+    /// own write `writer` ([`NOBODY`], 0, for an operation that is not one).
+    pub(crate) fn changed_since(&self, since: u64, key: &str, writer: u64) -> bool {
         if self.last.load(Ordering::Acquire) == since {
             return false;
         }
         let recent = self.recent.lock();
-        if recent.front().is_none_or(|(oldest, _)| *oldest > since + 1) {
+        if recent.front().is_none_or(|(oldest, ..)| *oldest > since + 1) {
             return true; // forgotten: assume the worst
         }
         let key = hash(key);
         recent
             .iter()
             .rev()
-            .take_while(|(number, _)| *number > since)
-            .any(|(_, changed)| changed.is_none_or(|h| h == key))
+            .take_while(|(number, ..)| *number > since)
+            .any(|(_, changed, by)| (writer == NOBODY || *by != writer) && changed.is_none_or(|h| h == key))
     }
 }
 
@@ -130,14 +258,14 @@ mod tests {
     fn reports_changes_after_a_point() {
         let log = ChangeLog::default();
         let start = log.now();
-        assert!(!log.changed_since(start, "a"));
+        assert!(!log.changed_since(start, "a", NOBODY));
         log.record_keys(&["a".to_owned()]);
-        assert!(log.changed_since(start, "a"));
-        assert!(!log.changed_since(start, "b"));
+        assert!(log.changed_since(start, "a", NOBODY));
+        assert!(!log.changed_since(start, "b", NOBODY));
         let later = log.now();
-        assert!(!log.changed_since(later, "a"));
+        assert!(!log.changed_since(later, "a", NOBODY));
         log.record_all();
-        assert!(log.changed_since(later, "b"));
+        assert!(log.changed_since(later, "b", NOBODY));
     }
 
     #[test]
@@ -164,8 +292,8 @@ mod tests {
         let start = log.now();
         let keys: Vec<String> = (0..REMEMBERED + 10).map(|i| format!("k{i}")).collect();
         log.record_keys(&keys);
-        assert!(log.changed_since(start, "never written"));
-        assert!(!log.changed_since(log.now(), "k1"));
+        assert!(log.changed_since(start, "never written", NOBODY));
+        assert!(!log.changed_since(log.now(), "k1", NOBODY));
     }
 }
 
@@ -208,11 +336,11 @@ mod model {
                 *self.local.lock() = Some(Copy { value, brief: true });
                 return;
             }
-            if self.log.changed_since(since, KEY) {
+            if self.log.changed_since(since, KEY, NOBODY) {
                 return;
             }
             *self.local.lock() = Some(Copy { value, brief: false });
-            if self.log.changed_since(since, KEY) {
+            if self.log.changed_since(since, KEY, NOBODY) {
                 *self.local.lock() = None;
             }
         }

@@ -602,9 +602,22 @@ impl MemoryAdapter {
 
     /// Removes `key`, for `cause` (a `delete`, or the tower's invalidation).
     pub(crate) fn remove(&self, key: &str, cause: RemovalCause) {
+        self.remove_unless(key, cause, |_| false);
+    }
+
+    /// Removes `key` for `cause`, unless it holds a live value that `keep` accepts — checked
+    /// and removed under one lock (the tower keeps a copy that still equals the shared value).
+    pub(crate) fn remove_unless(&self, key: &str, cause: RemovalCause, keep: impl FnOnce(&StoredValue) -> bool) {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
-        self.write_shard(self.shard_index(hash), |shard| shard.remove_key(hash, key, cause, &mut now));
+        self.write_shard(self.shard_index(hash), |shard| {
+            if let Found::Live(item) = shard.read(hash, key, &mut now)
+                && keep(&item.value)
+            {
+                return;
+            }
+            shard.remove_key(hash, key, cause, &mut now);
+        });
         self.sweep_another_shard();
     }
 

@@ -46,7 +46,9 @@ impl Coherence {
             if locals.is_empty() {
                 continue;
             }
-            if let Some(watch) = stack[below].adapter.watch_changes(evicting_sink(Arc::clone(&self.log), locals)) {
+            let shared = Arc::clone(&stack[below].adapter);
+            if let Some(watch) = shared.watch_changes(evicting_sink(Arc::clone(&self.log), locals, Arc::clone(&shared)))
+            {
                 watches.push(watch);
                 for layer in stack[..below].iter_mut().filter(|layer| layer.adapter.is_process_local()) {
                     layer.follows_changes = true;
@@ -61,7 +63,11 @@ impl Coherence {
 /// While the watch cannot see changes ([`Change::Lost`], or before its first [`Change::All`]),
 /// the log says so, and writes into the layers that follow changes keep their copies for
 /// [`BLIND_TTL`] at most.
-fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> ChangeSink {
+///
+/// A change of a key this process wrote itself lately is checked first (`change_log.rs`): its
+/// value is read from `shared` (one read for all such keys of a report), the change recorded as
+/// the own write's when it wrote that value, and a memory copy kept when it equals that value.
+fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>, shared: Arc<dyn CacheAdapter>) -> ChangeSink {
     let sight = WatchBlindness::new(Arc::clone(&log));
     // A memory layer is told why (its listener hears `Invalidated`); another local adapter is
     // asked to delete.
@@ -77,16 +83,21 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> Cha
     };
     Arc::new(move |change| match change {
         Change::Keys(keys) => {
-            log.record_keys(keys);
-            for local in &locals {
-                for key in keys {
-                    match local.as_memory(Token(())) {
-                        Some(memory) => memory.remove(key, RemovalCause::Invalidated),
-                        None => {
-                            let _ = local.delete(key);
-                        }
-                    }
-                }
+            let (ours, theirs): (Vec<&str>, Vec<&str>) =
+                keys.iter().map(String::as_str).partition(|key| log.written_here(key));
+            log.record_keys(&theirs);
+            for key in theirs {
+                evict_unless(&locals, key, None);
+            }
+            if ours.is_empty() {
+                return;
+            }
+            // A failed read leaves every value unknown: each key then counts as changed by another.
+            let current = shared.mget_values(&ours).unwrap_or_else(|_| vec![None; ours.len()]);
+            for (key, value) in ours.into_iter().zip(current) {
+                let json = value.as_ref().and_then(|value| value.json().ok());
+                log.record_checked(key, json);
+                evict_unless(&locals, key, json);
             }
         }
         Change::All => {
@@ -100,4 +111,19 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>) -> Cha
             flush(&locals);
         }
     })
+}
+
+/// Evicts `key` from the local layers, but from a memory layer whose copy's JSON is `current`
+/// (the shared layer's value, read after the change was reported).
+fn evict_unless(locals: &[Arc<dyn CacheAdapter>], key: &str, current: Option<&[u8]>) {
+    for local in locals {
+        match local.as_memory(Token(())) {
+            Some(memory) => memory.remove_unless(key, RemovalCause::Invalidated, |copy| {
+                current.is_some_and(|current| copy.json().is_ok_and(|json| json == current))
+            }),
+            None => {
+                let _ = local.delete(key);
+            }
+        }
+    }
 }

@@ -91,6 +91,11 @@ pub(in crate::tower) struct WriteLayers<'s, 'k> {
     /// The layer being written, and how far along.
     current: Option<(usize, Phase<'k>)>,
     topmost_error: Option<Error>,
+    /// The number of this write in the change log's own writes, when it is one (a `set` or
+    /// `mset` into a stack with layers that follow changes), else 0: see `change_log.rs`.
+    writer: u64,
+    /// Whether a `set` has read its key back once already ([`Phase::Confirming`]).
+    confirmed: bool,
 }
 
 enum Phase<'k> {
@@ -98,14 +103,30 @@ enum Phase<'k> {
     Writing { only: Option<Write<'k>>, recheck: bool },
     /// Written; removing again, one by one, the keys that changed meanwhile.
     Undoing { keys: Vec<&'k str>, at: usize, written: u64 },
+    /// A `set` whose key changed meanwhile (often the report of the caller's own previous write
+    /// of it): reading the key back from the shared layer `from`, the log's number taken first.
+    /// If it still holds this write's value, the layer is written, checked from that number on,
+    /// as a backfill of that read would be.
+    Confirming { from: usize, since: u64 },
 }
 
 impl<'s, 'k> WriteLayers<'s, 'k> {
     /// The caller's write, to every layer but those in `skip`.
+    /// When some layer follows changes, a `set` or `mset` is registered as an own write, so that
+    /// the report of it does not evict the copies it writes (`change_log.rs`).
     pub(in crate::tower) fn store(context: Context<'s>, write: Write<'k>, skip: Faults) -> Self {
-        let since = context.log.now();
         let high = context.stack.len();
-        Self::new(context, write, since, Purpose::Store, 0, high, skip)
+        let log = context.log;
+        let own = match &write {
+            _ if !context.stack.iter().any(|layer| layer.follows_changes) => None,
+            Write::Set(key, entry) => Some(log.begin_own_write([(*key, entry.value())])),
+            Write::Mset(items) => Some(log.begin_own_write(items.iter().map(|(key, entry)| (*key, entry.value())))),
+            Write::Delete(_) | Write::Flush => None,
+        };
+        let since = own.map_or_else(|| log.now(), |own| own.since);
+        let mut plan = Self::new(context, write, since, Purpose::Store, 0, high, skip);
+        plan.writer = own.map_or(0, |own| own.writer);
+        plan
     }
 
     /// A backfill of the layers `low..high`, checked against changes since `since` (taken before
@@ -123,7 +144,19 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
         high: usize,
         skip: Faults,
     ) -> Self {
-        Self { context, write, since, purpose, low, remaining: high, skip, current: None, topmost_error: None }
+        Self {
+            context,
+            write,
+            since,
+            purpose,
+            low,
+            remaining: high,
+            skip,
+            current: None,
+            topmost_error: None,
+            writer: 0,
+            confirmed: false,
+        }
     }
 
     /// The next layer to write, going up.
@@ -138,7 +171,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
     }
 
     /// What layer `index` should be sent: `None` when nothing (every key changed meanwhile).
-    fn prepare(&self, index: usize) -> Option<Phase<'k>> {
+    fn prepare(&mut self, index: usize) -> Option<Phase<'k>> {
         let plain = Phase::Writing { only: None, recheck: false };
         if matches!(&self.write, Write::Mset(items) if items.is_empty()) {
             return None;
@@ -161,9 +194,10 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             };
             return Some(Phase::Writing { only: Some(only), recheck: false });
         }
-        let unchanged = |key: &str| !log.changed_since(self.since, key);
+        let unchanged = |key: &str| !log.changed_since(self.since, key, self.writer);
         match &self.write {
-            Write::Set(key, _) => unchanged(key).then_some(Phase::Writing { only: None, recheck: true }),
+            Write::Set(key, _) if unchanged(key) => Some(Phase::Writing { only: None, recheck: true }),
+            Write::Set(..) => self.confirming(index),
             Write::Mset(items) => {
                 let left: Vec<(&str, Entry)> = items.iter().filter(|(key, _)| unchanged(key)).cloned().collect();
                 match left.len() {
@@ -176,9 +210,34 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
         }
     }
 
+    /// The phase that reads a `set`'s key back before writing layer `index` again, once per
+    /// operation (see [`Phase::Confirming`]); `None` for other writes, or with no shared layer
+    /// below to read.
+    fn confirming(&mut self, index: usize) -> Option<Phase<'k>> {
+        if self.confirmed || self.purpose != Purpose::Store || !matches!(self.write, Write::Set(..)) {
+            return None;
+        }
+        let stack = self.context.stack;
+        let from = (index + 1..stack.len())
+            .find(|&below| !stack[below].adapter.is_process_local() && !self.skip.contains(below))?;
+        self.confirmed = true;
+        Some(Phase::Confirming { from, since: self.context.log.now() })
+    }
+
     /// Takes in the answer of layer `index` in `phase`; the phase to go on with, if any.
-    fn answered(&mut self, index: usize, phase: Phase<'k>, reply: Result<()>) -> Option<Phase<'k>> {
-        if let Err(err) = reply {
+    fn answered(&mut self, index: usize, phase: Phase<'k>, reply: Result<Reply>) -> Option<Phase<'k>> {
+        if let Phase::Confirming { since, .. } = phase {
+            // A failed read, or another value: the layer is not written (the change evicted it).
+            let Write::Set(_, entry) = &self.write else { return None };
+            let read = reply.and_then(Reply::into_value).ok().flatten()?;
+            let ours = entry.value().json().ok()?;
+            if read.json().ok()? != ours {
+                return None;
+            }
+            self.since = since;
+            return Some(Phase::Writing { only: None, recheck: true });
+        }
+        if let Err(err) = reply.and_then(Reply::into_done) {
             if self.purpose == Purpose::Store {
                 // Going up, so the last error kept is the topmost layer's.
                 self.topmost_error = Some(err);
@@ -193,7 +252,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
                     // Checking *after* writing closes the race with an eviction (`change_log.rs`).
                     let log = self.context.log;
                     let keys: Vec<&str> =
-                        sent.keys().into_iter().filter(|key| log.changed_since(self.since, key)).collect();
+                        sent.keys().into_iter().filter(|key| log.changed_since(self.since, key, self.writer)).collect();
                     if !keys.is_empty() {
                         return Some(Phase::Undoing { keys, at: 0, written });
                     }
@@ -203,8 +262,15 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             Phase::Undoing { keys, at, written } if at + 1 < keys.len() => {
                 return Some(Phase::Undoing { keys, at: at + 1, written });
             }
-            Phase::Undoing { written, .. } => written,
+            // Undone: a `set` may still find its value current and write it again.
+            Phase::Undoing { written, .. } => return self.confirming(index).or_else(|| self.counted(index, written)),
+            Phase::Confirming { .. } => return None,
         };
+        self.counted(index, written)
+    }
+
+    /// Counts `written` keys into layer `index` as backfills when they are; then nothing more.
+    fn counted(&self, index: usize, written: u64) -> Option<Phase<'k>> {
         if self.purpose == Purpose::Backfill {
             self.context.stack[index].counters.backfills(written);
         }
@@ -217,7 +283,7 @@ impl WriteLayers<'_, '_> {
     /// write as part of their work.
     pub(super) fn take(&mut self, answer: Option<Result<Reply>>) -> Option<Result<()>> {
         if let Some((index, phase)) = self.current.take() {
-            let reply = answer.unwrap_or_else(no_reply).and_then(Reply::into_done);
+            let reply = answer.unwrap_or_else(no_reply);
             if let Some(phase) = self.answered(index, phase, reply) {
                 self.current = Some((index, phase));
                 return None;
@@ -230,6 +296,15 @@ impl WriteLayers<'_, '_> {
             }
         }
         Some(self.topmost_error.take().map_or(Ok(()), Err))
+    }
+}
+
+impl Drop for WriteLayers<'_, '_> {
+    /// Ends the own write, whether it finished or its caller gave up on it (a dropped future).
+    fn drop(&mut self) {
+        if self.writer != 0 {
+            self.context.log.end_own_write(self.writer, self.write.keys());
+        }
     }
 }
 
@@ -247,6 +322,10 @@ impl Plan for WriteLayers<'_, '_> {
                 self.context.call(*index, only.as_ref().unwrap_or(&self.write).request())
             }
             Some((index, Phase::Undoing { keys, at, .. })) => self.context.call(*index, Request::Delete(keys[*at])),
+            Some((_, Phase::Confirming { from, .. })) => match &self.write {
+                Write::Set(key, _) => self.context.call(*from, Request::GetValue(key)),
+                _ => finished(),
+            },
             None => finished(),
         }
     }
