@@ -128,8 +128,8 @@ fn main() -> cache_tower::Result<()> {
     let top = &tower.get_layers()[0];
     top.delete("user:3")?; // drop it from layer 0 only
     if with_redis {
-        // For now a process's own write to Redis also evicts its memory copies, at a moment that
-        // varies from run to run: what layer 0 holds is not shown while Redis is below it.
+        // With Redis below, whether layer 0 kept a copy of this process's writes can depend on
+        // timing (ADR 13): what layer 0 holds is not shown while Redis is below it.
         println!("get user:3          {:?}  (a layer below answered)", tower.get::<User>("user:3"));
     } else {
         println!("layer 0 has user:3  {}", top.exists("user:3")?);

@@ -122,8 +122,8 @@ fn main() -> cache_tower::Result<()> {
     // The towers are ordinary CacheTowers: look one up to use it directly.
     if let Some(users) = registry::get("users") {
         // Keys are the tower's keys; each layer adds its namespace. Ask the bottom layer, which
-        // every write reaches: for now, with Redis below, this process's own write to Redis also
-        // evicts the memory copy above it, at a moment that varies from run to run.
+        // every write reaches: with Redis below, the memory copy above it may have been lost to
+        // a race between writes of one key (ADR 13), which varies from run to run.
         let layers = users.get_layers();
         if let Some((position, bottom)) = layers.iter().enumerate().next_back() {
             let place = format!("\"users\" layer {position} ({})", bottom.kind());

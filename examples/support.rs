@@ -22,9 +22,10 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
 /// Prints a tower's stats in plain words, each line starting with `prefix`: how many reads the
 /// cache answered, then each layer.
 ///
-/// With Redis below a memory layer, the memory layer's counts are left out: for now a process's
-/// own write to Redis also evicts its memory copy, at a moment that varies, so which layer answers
-/// a read varies from run to run.
+/// With Redis below a memory layer, the memory layer's counts are left out: a process keeps its
+/// own writes in memory, but a write of a key soon after another may lose its copy depending on
+/// timing (docs/adr/0013-a-process-keeps-its-own-writes.md), so which layer answers a read may
+/// vary from run to run.
 pub fn show_stats(prefix: &str, stats: &[LayerStats]) {
     // Every read asks layer 0 first; a read answered by any layer counts one hit there.
     let reads = stats.first().map_or(0, |top| top.hits + top.misses);

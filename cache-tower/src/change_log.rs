@@ -320,6 +320,8 @@ mod model {
     #[derive(Default)]
     struct World {
         log: Arc<ChangeLog>,
+        /// Whether the report of this process's own write has gone out.
+        own_reported: AtomicBool,
         /// The process-local layer above (memory), holding `KEY` or not.
         local: Mutex<Option<Copy>>,
         /// The shared layer (Redis): the value of `KEY`.
@@ -352,6 +354,39 @@ mod model {
             *self.local.lock() = None;
         }
 
+        /// This process writes `KEY` as a `set` does (registered as an own write, the shared
+        /// layer first, then the local one, guarded), and its report goes out.
+        fn own_write(&self, value: u64) {
+            let stored = StoredValue::new(value);
+            let own = self.log.begin_own_write([(KEY, &stored)]);
+            *self.shared.lock() = value;
+            self.own_reported.store(true, Ordering::Release);
+            if !self.log.changed_since(own.since, KEY, own.writer) {
+                *self.local.lock() = Some(Copy { value, brief: false });
+                if self.log.changed_since(own.since, KEY, own.writer) {
+                    *self.local.lock() = None;
+                }
+            }
+            self.log.end_own_write(own.writer, [KEY]);
+        }
+
+        /// The sink takes a report of `KEY` as `tower/coherence.rs` does: a key written here is
+        /// read back, the change recorded with what was read, and the copy kept only if equal.
+        fn report_seen(&self) {
+            if !self.log.written_here(KEY) {
+                self.log.record_keys(&[KEY]);
+                *self.local.lock() = None;
+                return;
+            }
+            let current = *self.shared.lock();
+            let json = serde_json::to_vec(&current).unwrap();
+            self.log.record_checked(KEY, Some(&json));
+            let mut local = self.local.lock();
+            if local.is_some_and(|copy| copy.value != current) {
+                *local = None;
+            }
+        }
+
         fn assert_no_stale_copy(&self) {
             let shared = *self.shared.lock();
             if let Some(copy) = *self.local.lock() {
@@ -379,6 +414,34 @@ mod model {
             };
             world.change_seen(2);
             reader.join().unwrap();
+            world.assert_no_stale_copy();
+        });
+    }
+
+    /// This process writes the key while another process writes it too, each write's report
+    /// checked by the sink as it comes: once both are taken in, the local layer holds the
+    /// shared value or nothing, whatever the order.
+    #[test]
+    fn an_own_write_keeps_only_a_current_copy() {
+        model(|| {
+            let (world, _watch) = seeing_world();
+            let writer = {
+                let world = Arc::clone(&world);
+                thread::spawn(move || world.own_write(2))
+            };
+            let other = {
+                let world = Arc::clone(&world);
+                thread::spawn(move || {
+                    *world.shared.lock() = 3;
+                    world.report_seen();
+                })
+            };
+            while !world.own_reported.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            world.report_seen();
+            writer.join().unwrap();
+            other.join().unwrap();
             world.assert_no_stale_copy();
         });
     }
