@@ -359,6 +359,9 @@ impl CacheTower {
 
     fn write(&self, write: Write<'_>) -> Result<()> {
         let stack = self.stack.load();
+        if let Some(written) = fast_lane::write_alone(&stack, &write) {
+            return written;
+        }
         blocking::run(WriteLayers::store(self.context(&stack), write, Default::default()))
     }
 }
@@ -635,6 +638,9 @@ impl CacheTower {
 
     async fn write_async(&self, write: Write<'_>) -> Result<()> {
         let stack = self.stack.load_full();
+        if let Some(written) = fast_lane::write_alone(&stack, &write) {
+            return written;
+        }
         run(WriteLayers::store(self.context(&stack), write, Default::default())).await
     }
 

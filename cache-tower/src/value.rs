@@ -58,6 +58,9 @@ trait Erased: Send + Sync {
     fn json(&self) -> Result<&[u8]>;
     /// About how many bytes of memory the value holds: see [`StoredValue::weight`].
     fn weight(&self) -> usize;
+    /// The JSON bytes this value arrived as, moved out (it is not used afterwards); `None` for
+    /// a typed value.
+    fn take_json(&mut self) -> Option<Vec<u8>>;
 }
 
 /// What an `Arc` adds to the value it holds: its two counts.
@@ -80,7 +83,7 @@ impl std::io::Write for ByteCount {
 /// A value stored from Rust; its JSON is made on first demand and kept.
 struct Typed<T> {
     value: T,
-    json: OnceLock<Box<[u8]>>,
+    json: OnceLock<Vec<u8>>,
 }
 
 /// A value that arrived as bytes from a shared layer (kept as received: no copy to shrink it).
@@ -98,7 +101,7 @@ impl<T: Cacheable> Erased for Typed<T> {
             return Ok(json);
         }
         // Two threads may both encode the first time; one result is kept, both are equal.
-        let encoded = codec::encode(&self.value)?.into_boxed_slice();
+        let encoded = codec::encode(&self.value)?;
         Ok(self.json.get_or_init(|| encoded))
     }
 
@@ -114,7 +117,11 @@ impl<T: Cacheable> Erased for Typed<T> {
         };
         // The JSON length stands for what the value holds on the heap (text in strings, one
         // or a few bytes a number); the JSON kept once encoded counts too.
-        ARC_COUNTS + std::mem::size_of::<Self>() + encoded + self.json.get().map_or(0, |json| json.len())
+        ARC_COUNTS + std::mem::size_of::<Self>() + encoded + self.json.get().map_or(0, Vec::capacity)
+    }
+
+    fn take_json(&mut self) -> Option<Vec<u8>> {
+        None
     }
 }
 
@@ -130,6 +137,10 @@ impl Erased for Encoded {
     fn weight(&self) -> usize {
         ARC_COUNTS + std::mem::size_of::<Self>() + self.json.capacity()
     }
+
+    fn take_json(&mut self) -> Option<Vec<u8>> {
+        Some(std::mem::take(&mut self.json))
+    }
 }
 
 impl StoredValue {
@@ -143,9 +154,18 @@ impl StoredValue {
         Self { inner: Arc::new(Encoded { json: json.into() }) }
     }
 
-    /// A value known in both forms: `value` was just decoded from `json`.
-    pub(crate) fn with_json<T: Cacheable>(value: T, json: &[u8]) -> Self {
-        Self { inner: Arc::new(Typed { value, json: OnceLock::from(Box::<[u8]>::from(json)) }) }
+    /// This value known in both forms: `value` was just decoded from it. Its JSON goes along,
+    /// moved when this handle was the only one (as a value just read from a shared layer is),
+    /// else copied; a value with no JSON becomes `value` alone.
+    pub(crate) fn with_typed<T: Cacheable>(mut self, value: T) -> Self {
+        let json = match Arc::get_mut(&mut self.inner).and_then(|inner| inner.take_json()) {
+            Some(json) => json,
+            None => match self.inner.json() {
+                Ok(json) => json.to_vec(),
+                Err(_) => return Self::new(value),
+            },
+        };
+        Self { inner: Arc::new(Typed { value, json: OnceLock::from(json) }) }
     }
 
     /// The value as JSON bytes, for layers that store bytes.

@@ -40,7 +40,7 @@ pub(super) fn run<P: Plan<Value = Infallible>>(plan: P) -> P::Output {
 }
 
 /// One blocking call to a layer, through its breaker.
-fn call(layer: &Layer, index: usize, request: Request<'_>) -> Result<Reply> {
+pub(super) fn call(layer: &Layer, index: usize, request: Request<'_>) -> Result<Reply> {
     layer.admit(index)?;
     layer.record(index, request.name(), request.run(&*layer.adapter))
 }

@@ -123,6 +123,21 @@ impl Command {
     }
 }
 
+/// A tower key as a command argument: the namespace, then the key, as one argument.
+struct RedisKey<'a> {
+    namespace: &'a [u8],
+    key: &'a str,
+}
+
+impl redis::ToRedisArgs for RedisKey<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.namespace).and_then(|()| arg.write_all(self.key.as_bytes()));
+    }
+}
+
 /// Keys a single SCAN step asks for, and a single UNLINK removes at most.
 const SCAN_BATCH: usize = 1000;
 
@@ -215,12 +230,10 @@ impl Ops {
         Ok(Op { ops: self, name: request.name(), state })
     }
 
-    /// The Redis key of a tower key: the namespace, then the key.
-    fn key(&self, key: &str) -> Vec<u8> {
-        let mut full = Vec::with_capacity(self.namespace.len() + key.len());
-        full.extend_from_slice(&self.namespace);
-        full.extend_from_slice(key.as_bytes());
-        full
+    /// The Redis key of a tower key: the namespace, then the key, written straight into the
+    /// command (no allocation of its own).
+    fn key<'a>(&'a self, key: &'a str) -> RedisKey<'a> {
+        RedisKey { namespace: &self.namespace, key }
     }
 
     /// `name` with every key as an argument.

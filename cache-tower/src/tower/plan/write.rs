@@ -33,7 +33,8 @@ impl<'k> Write<'k> {
         }
     }
 
-    fn request(&self) -> Request<'_> {
+    /// The request each layer is sent.
+    pub(in crate::tower) fn request(&self) -> Request<'_> {
         match self {
             Write::Set(key, entry) => Request::Set(key, entry),
             Write::Mset(items) => Request::Mset(items),
@@ -353,9 +354,5 @@ pub(super) fn backfill_entry<T: Cacheable>(value: &T, found: Entry) -> Entry {
     if stored.is::<T>() {
         return Entry::new(stored, ttl);
     }
-    let stored = match stored.json() {
-        Ok(json) => StoredValue::with_json(value.clone(), json),
-        Err(_) => StoredValue::new(value.clone()),
-    };
-    Entry::new(stored, ttl)
+    Entry::new(stored.with_typed(value.clone()), ttl)
 }
