@@ -462,8 +462,11 @@ impl Ghost {
         }
         while self.order.len() >= capacity {
             if let Some((old, number)) = self.order.pop_front() {
-                if self.members.get(&old) == Some(&number) {
-                    self.members.remove(&old);
+                // One probe: forgotten only if not remembered again since.
+                if let hashbrown::hash_map::Entry::Occupied(member) = self.members.entry(old) {
+                    if *member.get() == number {
+                        member.remove();
+                    }
                 }
             }
         }
