@@ -318,6 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn a_value_read_as_json_keeps_its_bytes_when_it_gains_its_type() {
+        let read = StoredValue::from_json(b"[1,2]".to_vec());
+        let bytes = read.json().unwrap().as_ptr();
+        let typed = read.with_typed(vec![1, 2]);
+        assert!(typed.is::<Vec<i32>>());
+        assert_eq!(typed.json().unwrap(), b"[1,2]");
+        assert_eq!(typed.json().unwrap().as_ptr(), bytes, "the only handle's JSON is moved, not copied");
+
+        let shared = StoredValue::from_json(b"[3]".to_vec());
+        let other = shared.clone();
+        let typed = shared.with_typed(vec![3]);
+        assert_eq!(typed.json().unwrap(), b"[3]");
+        assert_eq!(other.json().unwrap(), b"[3]", "a shared handle's JSON is copied and stays");
+    }
+
+    #[test]
     fn debug_does_not_show_content() {
         let value = StoredValue::new(String::from("secret"));
         assert!(!format!("{value:?}").contains("secret"));

@@ -13,8 +13,8 @@ use crate::value::Cacheable;
 
 /// A write into `stack` when it is a single memory layer: one call through the layer's breaker
 /// and counters, which is all the write plan (`plan/write.rs`) would do with one layer (there is
-/// no order to keep, nothing below to keep coherent with), without its bookkeeping — about half
-/// of what an evicting `set` costs otherwise. `None` for any other stack: the plan writes it.
+/// no order to keep, nothing below to keep coherent with), without its bookkeeping (about 500 of
+/// the 3,560 instructions of an evicting `set`: ADR 6). `None` for any other stack: the plan writes it.
 /// Memory layers answer inline, so the async writes take this lane too.
 pub(super) fn write_alone(stack: &[Layer], write: &Write<'_>) -> Option<Result<()>> {
     let [layer] = stack else { return None };
