@@ -22,6 +22,17 @@ pub(super) fn write_alone(stack: &[Layer], write: &Write<'_>) -> Option<Result<(
     Some(blocking::call(layer, 0, write.request()).and_then(Reply::into_done))
 }
 
+/// Whether a read that the fast lane saw miss the top layer is over: the stack is that one
+/// layer, so nothing is below to read or backfill. Counts the miss, as the read plan would.
+#[inline(always)]
+pub(super) fn missed_alone(stack: &[Layer], top_lacks_key: bool) -> bool {
+    let [layer] = stack else { return false };
+    if top_lacks_key {
+        layer.counters.misses(1);
+    }
+    top_lacks_key
+}
+
 impl Layer {
     /// This layer's memory adapter, locked for a plain lookup of `key`
     /// ([`MemoryAdapter::lock_for_lookup`](crate::MemoryAdapter)). `None` when the layer is not a
