@@ -179,7 +179,7 @@ impl CacheTower {
     pub fn get<T: Cacheable>(&self, key: &str) -> Option<T> {
         let stack = self.load_stack();
         let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Some(value.clone()));
-        if fast_lane::missed_alone(&stack, top_lacks_key) {
+        if fast_lane::missed_alone::<T>(&stack, top_lacks_key) {
             return None;
         }
         blocking::run(Read::new(self.context(&stack), key).below_top(top_lacks_key)).0

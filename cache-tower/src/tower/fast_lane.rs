@@ -13,9 +13,9 @@ use crate::value::Cacheable;
 
 /// A write into `stack` when it is a single memory layer: one call through the layer's breaker
 /// and counters, which is all the write plan (`plan/write.rs`) would do with one layer (there is
-/// no order to keep, nothing below to keep coherent with), without its bookkeeping (about 500 of
-/// the 3,560 instructions of an evicting `set`: ADR 6). `None` for any other stack: the plan writes it.
-/// Memory layers answer inline, so the async writes take this lane too.
+/// no order to keep, nothing below to keep coherent with), without its bookkeeping (about 500
+/// of the 3,560 instructions of an evicting `set`: ADR 6). `None` for any other stack: the plan
+/// writes it. Memory layers answer inline, so the async writes take this lane too.
 pub(super) fn write_alone(stack: &[Layer], write: &Write<'_>) -> Option<Result<()>> {
     let [layer] = stack else { return None };
     layer.memory.as_ref()?;
@@ -25,10 +25,10 @@ pub(super) fn write_alone(stack: &[Layer], write: &Write<'_>) -> Option<Result<(
 /// Whether a read that the fast lane saw miss the top layer is over: the stack is that one
 /// layer, so nothing is below to read or backfill. Counts the miss, as the read plan would.
 #[inline(always)]
-pub(super) fn missed_alone(stack: &[Layer], top_lacks_key: bool) -> bool {
+pub(super) fn missed_alone<T: Cacheable>(stack: &[Layer], top_lacks_key: bool) -> bool {
     let [layer] = stack else { return false };
     if top_lacks_key {
-        layer.counters.misses(1);
+        layer.count_read::<T>(0, None);
     }
     top_lacks_key
 }
