@@ -1,12 +1,12 @@
-//! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `result = bool`,
-//! `option = bool`, `cache_none = bool`.
+//! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `stale = "…"`,
+//! `fail_safe = "…"`, `result = bool`, `option = bool`, `cache_none = bool`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
-const KNOWN: &str = "config, key, ttl, result, option, cache_none";
+const KNOWN: &str = "config, key, ttl, stale, fail_safe, result, option, cache_none";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -17,6 +17,10 @@ pub(crate) struct Args {
     pub(crate) key: Option<LitStr>,
     /// The results' own TTL, in milliseconds (from `ttl = "30s"`).
     pub(crate) ttl_millis: Option<u64>,
+    /// The results' own stale window, in milliseconds (from `stale = "10m"`).
+    pub(crate) stale_millis: Option<u64>,
+    /// The fail-safe's throttle period, in milliseconds (from `fail_safe = "30s"`).
+    pub(crate) fail_safe_millis: Option<u64>,
     /// Treat the return type as a `Result` (for aliases).
     pub(crate) result: Option<LitBool>,
     /// Treat the return type as an `Option` (for aliases).
@@ -65,11 +69,9 @@ impl Args {
         match name.as_str() {
             "config" => set(&mut self.config, path, string(&name_value.value, &name)?),
             "key" => set(&mut self.key, path, string(&name_value.value, &name)?),
-            "ttl" => {
-                let literal = string(&name_value.value, &name)?;
-                let millis = parse_ttl(&literal.value()).map_err(|message| syn::Error::new(literal.span(), message))?;
-                set(&mut self.ttl_millis, path, millis)
-            }
+            "ttl" => set(&mut self.ttl_millis, path, duration(&name_value.value, &name)?),
+            "stale" => set(&mut self.stale_millis, path, duration(&name_value.value, &name)?),
+            "fail_safe" => set(&mut self.fail_safe_millis, path, duration(&name_value.value, &name)?),
             "result" => set(&mut self.result, path, boolean(&name_value.value, &name)?),
             "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
             "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
@@ -123,7 +125,8 @@ fn example(name: &str) -> &'static str {
     match name {
         "config" => "\"users\"",
         "key" => "\"user:{id}\"",
-        "ttl" => "\"30s\"",
+        "ttl" | "fail_safe" => "\"30s\"",
+        "stale" => "\"10m\"",
         "result" | "option" | "cache_none" => "true",
         _ => "...",
     }
@@ -138,14 +141,26 @@ fn string(value: &Expr, name: &str) -> syn::Result<LitStr> {
     }
 }
 
-/// A TTL as people write it: one or more numbers each with a unit, `ms`, `s`, `m`, `h` or `d`
-/// (`"30s"`, `"5m"`, `"1h30m"`, `"500ms"`), in milliseconds; more than zero and at most
-/// cache-tower's `MAX_TTL` (9×10¹² s).
+/// The duration argument `name` (a string literal), in milliseconds, or an error at the literal.
+fn duration(value: &Expr, name: &str) -> syn::Result<u64> {
+    let literal = string(value, name)?;
+    parse_duration(name, &literal.value()).map_err(|message| syn::Error::new(literal.span(), message))
+}
+
+/// A TTL as people write it (see [`parse_duration`]).
+#[cfg(test)]
 pub(crate) fn parse_ttl(text: &str) -> Result<u64, String> {
+    parse_duration("ttl", text)
+}
+
+/// A duration as people write it, for the argument `name`: one or more numbers each with a
+/// unit, `ms`, `s`, `m`, `h` or `d` (`"30s"`, `"5m"`, `"1h30m"`, `"500ms"`), in milliseconds;
+/// more than zero and at most cache-tower's `MAX_TTL` (9×10¹² s).
+pub(crate) fn parse_duration(name: &str, text: &str) -> Result<u64, String> {
     const MAX_TTL_MILLIS: u128 = 9_000_000_000_000_000;
     let wrong = || {
         format!(
-            "`ttl` takes a duration such as \"30s\", \"5m\", \"1h30m\" or \"500ms\" (units ms, s, m, h, d), not {text:?}"
+            "`{name}` takes a duration such as \"30s\", \"5m\", \"1h30m\" or \"500ms\" (units ms, s, m, h, d), not {text:?}"
         )
     };
     let mut total: u128 = 0;
@@ -170,11 +185,16 @@ pub(crate) fn parse_ttl(text: &str) -> Result<u64, String> {
         rest = &rest[digits + unit_len..];
     }
     if total == 0 {
-        return Err(format!("`ttl` must be more than zero, not {text:?} (leave `ttl` out to use each layer's TTL)"));
+        let instead = match name {
+            "ttl" => "use each layer's TTL",
+            "stale" => "use each layer's stale window",
+            _ => "turn it off",
+        };
+        return Err(format!("`{name}` must be more than zero, not {text:?} (leave `{name}` out to {instead})"));
     }
     if total > MAX_TTL_MILLIS {
         return Err(format!(
-            "`ttl` {text:?} is more than the largest TTL, 9000000000000 seconds (cache_tower::adapter::MAX_TTL)"
+            "`{name}` {text:?} is more than the largest TTL, 9000000000000 seconds (cache_tower::adapter::MAX_TTL)"
         ));
     }
     u64::try_from(total).map_err(|_| wrong())

@@ -64,15 +64,22 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
         Some(name) => quote! { #name },
         None => quote! { ::cache_tower::registry::DEFAULT_TOWER },
     };
-    let ttl = match args.ttl_millis {
-        Some(millis) => quote! { ::core::option::Option::Some(::core::time::Duration::from_millis(#millis)) },
-        None => quote! { ::core::option::Option::None },
+    // The call site's load options, built in a `static`: the builder's methods are `const`.
+    let option = |name: &str, millis: Option<u64>| {
+        let method = format_ident!("{}", name);
+        millis.map(|millis| quote! { .#method(::core::time::Duration::from_millis(#millis)) })
     };
+    let (ttl, stale, fail_safe) = (
+        option("ttl", args.ttl_millis),
+        option("stale", args.stale_millis),
+        option("fail_safe", args.fail_safe_millis),
+    );
+    let options = quote! { ::cache_tower::LoadOptions::new() #ttl #stale #fail_safe };
     let site_item = quote_spanned! {mixed=>
         static #site: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
             #config,
             ::core::concat!(::core::module_path!(), "::", #name_text),
-            #ttl,
+            #options,
         );
     };
     let key_expression = key_expression(&checked.key, signature, &name_text, &names);

@@ -115,8 +115,23 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// The layer's TTL: how long an entry lives at most; `None` means entries never expire.
     fn ttl(&self) -> Option<Duration>;
 
-    /// Reads one key. `Ok(None)` is a miss. The entry's TTL is the time it has left.
+    /// The layer's stale window: how long an entry is kept past its TTL as a stale value, which
+    /// plain reads never return and get-or-set's fail-safe may fall back on
+    /// ([`get_stale`](Self::get_stale)). Zero (the default) for layers that keep no stale values.
+    fn stale(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Reads one key. `Ok(None)` is a miss. The entry's TTL is the time it has left. A stale
+    /// entry (past its TTL, within the layer's [`stale`](Self::stale) window) is a miss here.
     fn get(&self, key: &str) -> Result<Option<Entry>>;
+
+    /// Reads one key, stale or fresh: a fresh entry as [`get`](Self::get) returns it, or a stale
+    /// one ([`Entry::stale`], [`Entry::is_stale`]) when its TTL has run out and its stale window
+    /// has not. The default is [`get`](Self::get): a layer that keeps no stale values.
+    fn get_stale(&self, key: &str) -> Result<Option<Entry>> {
+        self.get(key)
+    }
 
     /// Reads many keys: one result per key, in the order given (`None` for a miss).
     fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
@@ -147,7 +162,7 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// Removes one key; removing an absent key is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
-    /// Whether the key is present (and not expired). Never changes what is stored.
+    /// Whether the key is present and fresh (not expired, not stale). Never changes what is stored.
     fn exists(&self, key: &str) -> Result<bool>;
 
     /// Removes every key of this layer's namespace, and only those.

@@ -134,6 +134,9 @@ struct MemoryLayer {
     namespace: String,
     #[serde(default, deserialize_with = "ttl")]
     ttl: Duration,
+    /// Seconds an entry is kept past its TTL as a stale value (fail-safe), 0 for none.
+    #[serde(default, deserialize_with = "ttl")]
+    stale: Duration,
     #[serde(default, deserialize_with = "object")]
     params: Option<MemoryParams>,
 }
@@ -162,6 +165,9 @@ struct RedisLayer {
     namespace: String,
     #[serde(default, deserialize_with = "ttl")]
     ttl: Duration,
+    /// Seconds an entry is kept past its TTL as a stale value (fail-safe), 0 for none.
+    #[serde(default, deserialize_with = "ttl")]
+    stale: Duration,
     #[serde(default, deserialize_with = "object")]
     params: Option<RedisParams>,
 }
@@ -269,7 +275,7 @@ impl LayerConfig {
 
 impl MemoryLayer {
     fn build(self) -> Result<Arc<dyn CacheAdapter>> {
-        let mut builder = MemoryAdapter::builder().namespace(self.namespace).ttl(self.ttl);
+        let mut builder = MemoryAdapter::builder().namespace(self.namespace).ttl(self.ttl).stale(self.stale);
         let params = self.params.unwrap_or_default();
         if let Some(maxsize) = params.maxsize {
             builder = builder.maxsize(maxsize);
@@ -298,7 +304,7 @@ impl RedisLayer {
     fn build(self, index: usize) -> Result<Arc<dyn CacheAdapter>> {
         use crate::adapter::redis::RedisAdapter;
 
-        let mut builder = RedisAdapter::builder().namespace(self.namespace).ttl(self.ttl);
+        let mut builder = RedisAdapter::builder().namespace(self.namespace).ttl(self.ttl).stale(self.stale);
         let params = self.params.unwrap_or_default();
         if let Some(Secret(url)) = params.url {
             builder = builder.url(url);
@@ -346,7 +352,7 @@ impl RedisLayer {
             // The builder names its own setting; in a configuration file that is `params.<name>`
             // (or the layer's own `ttl`). The error keeps its message and its source.
             let field = err.field().map(|field| match field {
-                "ttl" => "ttl".to_owned(),
+                "ttl" | "stale" => field.to_owned(),
                 "timeout" => "params.timeout_ms".to_owned(),
                 "connect_timeout" => "params.connect_timeout_ms".to_owned(),
                 other => format!("params.{other}"),
@@ -724,7 +730,7 @@ mod tests {
             ),
             (
                 json!([{"adapter": "memory", "tll": 5}]),
-                "layer 0, field `tll`: unknown field `tll`, expected one of `adapter`, `namespace`, `ttl`, `params`",
+                "layer 0, field `tll`: unknown field `tll`, expected one of `adapter`, `namespace`, `ttl`, `stale`, `params`",
             ),
             (json!([{"adapter": "memory", "params": []}]), "layer 0, field `params`: expected an object, got an array"),
             (

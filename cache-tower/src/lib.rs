@@ -105,6 +105,7 @@ mod codec;
 mod config;
 pub mod error;
 mod flight;
+mod load_options;
 mod memoize;
 pub mod registry;
 mod stats;
@@ -117,6 +118,7 @@ pub use adapter::memory::MemoryAdapter;
 pub use adapter::redis::RedisAdapter;
 #[doc(inline)]
 pub use error::{Error, Result};
+pub use load_options::LoadOptions;
 pub use stats::LayerStats;
 pub use tower::CacheTower;
 pub use value::Cacheable;

@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 mod checks;
 mod key;
@@ -24,6 +23,7 @@ mod key;
 pub use checks::{CachedValue, DefaultKey, DisplayKind, KeyArgument, KeyValue, StrKind, assert_cached};
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey};
 
+use crate::LoadOptions;
 use crate::registry::{self, Binding};
 use crate::tower::{CacheTower, Stack, return_fast_hit};
 use crate::value::Cacheable;
@@ -33,8 +33,9 @@ use crate::value::Cacheable;
 pub struct CallSite {
     tower: &'static str,
     function: &'static str,
-    /// The TTL the function's results are stored with (`ttl = "…"`), capped by each layer's.
-    ttl: Option<Duration>,
+    /// How the function's results are loaded and stored (`ttl = "…"`, `stale = "…"`,
+    /// `fail_safe = "…"`); unset ones are the tower's.
+    options: LoadOptions,
     /// The [`Warning`]s this call site has given, one bit each.
     warned: AtomicU8,
     /// The registry's binding for `tower`, found on the first call: later calls skip the lookup
@@ -43,10 +44,10 @@ pub struct CallSite {
 }
 
 impl CallSite {
-    /// A call site of `function` caching in the tower registered as `tower`, its results stored
-    /// with the TTL of their own `ttl` (`None`: each layer's).
-    pub const fn new(tower: &'static str, function: &'static str, ttl: Option<Duration>) -> Self {
-        Self { tower, function, ttl, warned: AtomicU8::new(0), binding: OnceLock::new() }
+    /// A call site of `function` caching in the tower registered as `tower`, its results
+    /// loaded with `options`.
+    pub const fn new(tower: &'static str, function: &'static str, options: LoadOptions) -> Self {
+        Self { tower, function, options, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
@@ -218,7 +219,7 @@ fn memoize_with<T: Cacheable, E>(
     let Some(tower) = site.tower() else { return body() };
     #[cfg(feature = "tokio")]
     site.check_not_blocking_a_runtime(&tower);
-    tower.get_or_compute(key, site.ttl, body)
+    tower.get_or_compute(key, &site.options, body)
 }
 
 /// The async twin of [`memoize`].
@@ -277,7 +278,7 @@ where
         return Ok(value);
     }
     let Some(tower) = site.tower() else { return body().await };
-    tower.get_or_compute_async(key, site.ttl, body).await
+    tower.get_or_compute_async(key, &site.options, body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).
@@ -310,7 +311,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn site(tower: &'static str) -> CallSite {
-        CallSite::new(tower, "unit::f", None)
+        CallSite::new(tower, "unit::f", LoadOptions::new())
     }
 
     fn register_memory(name: &str) -> Arc<CacheTower> {
@@ -356,7 +357,7 @@ mod tests {
             memoize(&site, Some("k"), || runs.fetch_add(1, Ordering::SeqCst));
         }
         register_memory("unit_memoize_no_key");
-        let keyless = CallSite::new("unit_memoize_no_key", "unit::g", None);
+        let keyless = CallSite::new("unit_memoize_no_key", "unit::g", LoadOptions::new());
         for _ in 0..3 {
             memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
         }
@@ -372,7 +373,7 @@ mod tests {
         memoize(&site, Some("k"), || 1u8);
         invalidate(&site, Some("k")).unwrap();
         assert!(!tower.exists("k"));
-        assert!(invalidate(&CallSite::new("unit_nowhere", "f", None), Some("k")).is_ok());
+        assert!(invalidate(&CallSite::new("unit_nowhere", "f", LoadOptions::new()), Some("k")).is_ok());
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct LayerStats {
     /// Values present in this layer that did not decode as the requested type (counted as misses
     /// too).
     pub decode_failures: u64,
+    /// Stale values from this layer that get-or-set returned because the computation failed
+    /// (its fail-safe, [`LoadOptions::fail_safe`](crate::LoadOptions::fail_safe)).
+    pub stale_served: u64,
     /// Entries evicted to make room, as the adapter reports.
     pub evictions: u64,
     /// Entries that expired, as the adapter reports.
@@ -76,6 +79,7 @@ struct Stripe {
     errors: AtomicU64,
     skipped: AtomicU64,
     decode_failures: AtomicU64,
+    stale_served: AtomicU64,
 }
 
 /// The tower's counters for one layer.
@@ -139,6 +143,10 @@ impl LayerCounters {
         bump(&self.stripe().skipped, 1);
     }
 
+    pub(crate) fn stale_served(&self) {
+        bump(&self.stripe().stale_served, 1);
+    }
+
     pub(crate) fn decode_failure(&self) {
         let stripe = self.stripe();
         bump(&stripe.decode_failures, 1);
@@ -172,6 +180,7 @@ impl LayerCounters {
             errors: sum(|s| &s.errors),
             skipped: sum(|s| &s.skipped),
             decode_failures: sum(|s| &s.decode_failures),
+            stale_served: sum(|s| &s.stale_served),
             evictions: adapter.evictions,
             expirations: adapter.expirations,
             replacements: adapter.replacements,

@@ -52,6 +52,7 @@ use crate::adapter::{CacheAdapter, IntoAdapter};
 use crate::config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
+use crate::load_options::LoadOptions;
 use crate::stats::LayerStats;
 use crate::value::{Cacheable, Entry, StoredValue};
 #[cfg(feature = "tokio")]
@@ -90,6 +91,8 @@ pub struct CacheTower {
     flights: Flights,
     /// Evicts local copies of keys changed in shared layers (cross-process invalidation).
     coherence: Coherence,
+    /// What get-or-set does when a call does not say ([`LoadOptions`]).
+    load_options: ArcSwap<LoadOptions>,
 }
 
 impl Default for CacheTower {
@@ -109,6 +112,7 @@ impl CacheTower {
             reconfigure: Mutex::new(()),
             flights: Flights::default(),
             coherence: Coherence::default(),
+            load_options: ArcSwap::from_pointee(LoadOptions::new()),
         }
     }
 
@@ -406,15 +410,72 @@ impl CacheTower {
     /// ```
     ///
     /// # Errors
-    /// The error `compute` returned.
+    /// The error `compute` returned (unless the tower's [`LoadOptions`] has a fail-safe and a
+    /// stale value was found: see [`try_get_or_set_with`](Self::try_get_or_set_with)).
     pub fn try_get_or_set<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.try_get_or_set_with(key, &LoadOptions::new(), compute)
+    }
+
+    /// [`get_or_set`](Self::get_or_set) with [`LoadOptions`]: the computed value's TTL and
+    /// stale window, and the fail-safe (a panic of `compute` is answered with a stale value
+    /// when the fail-safe has one; without one it goes to the caller). Unset options take the
+    /// tower's ([`set_load_options`](Self::set_load_options)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_tower::{CacheTower, LoadOptions};
+    ///
+    /// let tower = CacheTower::from_json(r#"[{"adapter": "memory", "ttl": 60, "stale": 3600}]"#)?;
+    /// let options = LoadOptions::new().ttl(Duration::from_secs(5)).fail_safe(Duration::from_secs(10));
+    /// assert_eq!(tower.get_or_set_with("k", &options, || 1), 1);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn get_or_set_with<T: Cacheable>(&self, key: &str, options: &LoadOptions, compute: impl FnOnce() -> T) -> T {
+        match self.try_get_or_set_with(key, options, || Ok::<T, std::convert::Infallible>(compute())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`try_get_or_set`](Self::try_get_or_set) with [`LoadOptions`]. With a fail-safe, an `Err`
+    /// (or a panic) of `compute` is answered with a stale value of the key when some layer holds
+    /// one (see [`LoadOptions`]).
+    ///
+    /// # Errors
+    /// The error `compute` returned, when there was no stale value to fall back on.
+    pub fn try_get_or_set_with<T, E, F>(&self, key: &str, options: &LoadOptions, compute: F) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
         let stack = self.load_stack();
         let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key, top_lacks_key), Some(compute))
+        let options = options.or(&self.load_options.load());
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key, top_lacks_key, &options), Some(compute))
+    }
+
+    /// The [`LoadOptions`] that get-or-set calls use where they set nothing (default: none of
+    /// them set).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_tower::{CacheTower, LoadOptions};
+    ///
+    /// let tower = CacheTower::new();
+    /// tower.set_load_options(LoadOptions::new().fail_safe(Duration::from_secs(30)));
+    /// assert_eq!(tower.load_options().fail_safe, Some(Duration::from_secs(30)));
+    /// ```
+    pub fn set_load_options(&self, options: LoadOptions) {
+        self.load_options.store(Arc::new(options));
+    }
+
+    /// The tower's default [`LoadOptions`] ([`set_load_options`](Self::set_load_options)).
+    pub fn load_options(&self) -> LoadOptions {
+        **self.load_options.load()
     }
 
     /// Whether a read that misses the top layer may wait on I/O: some layer is not in-process.
@@ -423,16 +484,15 @@ impl CacheTower {
         self.load_stack().iter().any(|layer| !layer.adapter.is_process_local())
     }
 
-    /// [`try_get_or_set`](Self::try_get_or_set) after the fast lane, the computed value stored
-    /// with the TTL of its own `ttl` (`None`: each layer's).
-    pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>
+    /// [`try_get_or_set_with`](Self::try_get_or_set_with) after the fast lane.
+    pub(crate) fn get_or_compute<T, E, F>(&self, key: &str, options: &LoadOptions, compute: F) -> Result<T, E>
     where
         T: Cacheable,
         F: FnOnce() -> Result<T, E>,
     {
         let stack = self.load_stack();
-        let plan = GetOrSet::new(self.context(&stack), key, false).with_ttl(ttl);
-        blocking::run_computing(plan, Some(compute))
+        let options = options.or(&self.load_options.load());
+        blocking::run_computing(GetOrSet::new(self.context(&stack), key, false, &options), Some(compute))
     }
 }
 
@@ -683,18 +743,50 @@ impl CacheTower {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.try_get_or_set_with_async(key, &LoadOptions::new(), compute).await
+    }
+
+    /// The async twin of [`get_or_set_with`](Self::get_or_set_with).
+    pub async fn get_or_set_with_async<T, F, Fut>(&self, key: &str, options: &LoadOptions, compute: F) -> T
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let fallible = || async { Ok::<T, std::convert::Infallible>(compute().await) };
+        match self.try_get_or_set_with_async(key, options, fallible).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The async twin of [`try_get_or_set_with`](Self::try_get_or_set_with).
+    ///
+    /// # Errors
+    /// The error `compute` returned, when there was no stale value to fall back on.
+    pub async fn try_get_or_set_with_async<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &LoadOptions,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         if let Some(value) = self.fast_hit(key) {
             return Ok(value);
         }
-        self.get_or_compute_async(key, None, compute).await
+        self.get_or_compute_async(key, options, compute).await
     }
 
-    /// [`try_get_or_set_async`](Self::try_get_or_set_async) after the fast lane, as
+    /// [`try_get_or_set_with_async`](Self::try_get_or_set_with_async) after the fast lane, as
     /// [`get_or_compute`](Self::get_or_compute).
     pub(crate) async fn get_or_compute_async<T, E, F, Fut>(
         &self,
         key: &str,
-        ttl: Option<Duration>,
+        options: &LoadOptions,
         compute: F,
     ) -> Result<T, E>
     where
@@ -703,7 +795,8 @@ impl CacheTower {
         Fut: Future<Output = Result<T, E>>,
     {
         let stack = self.stack.load_full();
-        run_computing(GetOrSet::new(self.context(&stack), key, false).with_ttl(ttl), Some(compute)).await
+        let options = options.or(&self.load_options.load());
+        run_computing(GetOrSet::new(self.context(&stack), key, false, &options), Some(compute)).await
     }
 }
 

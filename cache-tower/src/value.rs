@@ -168,6 +168,11 @@ impl StoredValue {
         Self { inner: Arc::new(Typed { value, json: OnceLock::from(json) }) }
     }
 
+    /// Whether `other` is this very value (a clone of the same handle), not merely an equal one.
+    pub(crate) fn is_same(&self, other: &StoredValue) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.inner), Arc::as_ptr(&other.inner))
+    }
+
     /// The value as JSON bytes, for layers that store bytes.
     ///
     /// # Errors
@@ -257,12 +262,81 @@ impl fmt::Debug for StoredValue {
 pub struct Entry {
     value: StoredValue,
     ttl: Option<Duration>,
+    staleness: Staleness,
+}
+
+/// What an entry says about staleness.
+#[derive(Debug, Clone, Copy)]
+enum Staleness {
+    /// Nothing: fresh, and written with the layer's stale window.
+    Plain,
+    /// On a write: the stale window the entry is kept for after its TTL.
+    Window(Duration),
+    /// On a read: stale, and usable as such for this long.
+    Stale(Duration),
 }
 
 impl Entry {
     /// An entry of `value` that lives at most `ttl` (`None`: as long as the layer keeps entries).
     pub fn new(value: StoredValue, ttl: Option<Duration>) -> Self {
-        Self { value, ttl }
+        Self { value, ttl, staleness: Staleness::Plain }
+    }
+
+    /// A stale entry, as a layer returns it from [`CacheAdapter::get_stale`](crate::adapter::CacheAdapter::get_stale):
+    /// its TTL has run out, and it may still be served as a fallback for `left` (the rest of its
+    /// stale window). Its [`ttl`](Self::ttl) is zero, so it is never backfilled.
+    ///
+    /// ```
+    /// use cache_tower::adapter::{Entry, StoredValue};
+    /// use std::time::Duration;
+    ///
+    /// let entry = Entry::stale(StoredValue::new(1), Duration::from_secs(30));
+    /// assert!(entry.is_stale());
+    /// assert_eq!(entry.ttl(), Some(Duration::ZERO));
+    /// assert_eq!(entry.stale_left(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn stale(value: StoredValue, left: Duration) -> Self {
+        Self { value, ttl: Some(Duration::ZERO), staleness: Staleness::Stale(left) }
+    }
+
+    /// This entry, to be written with a stale window of its own: a layer that keeps stale
+    /// entries per entry (the memory layer) keeps it for `window` past its TTL instead of the
+    /// layer's window. A layer that derives freshness from the time left (Redis) uses its own.
+    ///
+    /// ```
+    /// use cache_tower::adapter::{Entry, StoredValue};
+    /// use std::time::Duration;
+    ///
+    /// let entry = Entry::new(StoredValue::new(1), Some(Duration::from_secs(60)))
+    ///     .with_stale_window(Duration::from_secs(600));
+    /// assert_eq!(entry.stale_window(), Some(Duration::from_secs(600)));
+    /// assert!(!entry.is_stale());
+    /// ```
+    #[must_use]
+    pub fn with_stale_window(mut self, window: Duration) -> Self {
+        self.staleness = Staleness::Window(window);
+        self
+    }
+
+    /// The stale window this entry is written with, when it has one of its own.
+    pub fn stale_window(&self) -> Option<Duration> {
+        match self.staleness {
+            Staleness::Window(window) => Some(window),
+            Staleness::Plain | Staleness::Stale(_) => None,
+        }
+    }
+
+    /// Whether this entry, as read, is past its TTL and only usable as a stale fallback.
+    pub fn is_stale(&self) -> bool {
+        self.stale_left().is_some()
+    }
+
+    /// For a stale entry, how much longer it may be served as a fallback.
+    pub fn stale_left(&self) -> Option<Duration> {
+        match self.staleness {
+            Staleness::Stale(left) => Some(left),
+            Staleness::Plain | Staleness::Window(_) => None,
+        }
     }
 
     /// The value.
@@ -275,7 +349,7 @@ impl Entry {
         self.ttl
     }
 
-    /// Splits the entry into its value and TTL.
+    /// Splits the entry into its value and TTL (its stale window and staleness dropped).
     pub fn into_parts(self) -> (StoredValue, Option<Duration>) {
         (self.value, self.ttl)
     }

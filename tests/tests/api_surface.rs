@@ -1,8 +1,9 @@
-//! The crate root stays a start-here page: at most 12 items (the rest lives in the `adapter`,
-//! `error`, `clock` and `registry` modules). Counted from `cache-tower/src/lib.rs` itself, every
+//! The crate root stays a start-here page: at most 13 items — the tower, its two adapters, the
+//! macro, the value bound, the errors, stats and get-or-set's `LoadOptions` (the rest lives in
+//! the `adapter`, `error`, `clock` and `registry` modules). Counted from `cache-tower/src/lib.rs` itself, every
 //! feature's items included, the `#[doc(hidden)]` ones left out.
 
-const MOST_ROOT_ITEMS: usize = 12;
+const MOST_ROOT_ITEMS: usize = 13;
 
 /// The names `lib.rs` makes public at the root: `pub mod name`, `pub use path::name`,
 /// `pub use path::{a, b}` and `pub fn`/`struct`/`enum`/`trait`/`type`/`const`/`static name`, at
@@ -46,7 +47,7 @@ fn root_items(lib: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_crate_root_lists_at_most_twelve_items() {
+fn the_crate_root_lists_at_most_thirteen_items() {
     let lib = include_str!("../../cache-tower/src/lib.rs");
     let items = root_items(lib);
     assert!(items.len() <= MOST_ROOT_ITEMS, "{} root items: {items:?}", items.len());

@@ -41,7 +41,7 @@ use crate::value::{Entry, StoredValue, effective_ttl};
 
 mod shard;
 
-use self::shard::{Found, NEVER, Removals, Shard, hash_key};
+use self::shard::{Found, NEVER, Removals, Shard, Window, hash_key};
 
 /// Why an entry left a [`MemoryAdapter`], as its removal listener hears it
 /// ([`MemoryAdapterBuilder::on_removal`]) and its [`stats`](CacheAdapter::stats) count it.
@@ -202,13 +202,14 @@ pub(crate) struct Lookup<'a> {
     shard: RwLockReadGuard<'a, Shard>,
     key: &'a str,
     hash: u64,
+    clock: &'a Clock,
 }
 
 impl Lookup<'_> {
-    /// The value stored under the key the shard was locked for, if it is live.
+    /// The value stored under the key the shard was locked for, if it is live and fresh.
     #[inline]
     pub(crate) fn value(&self) -> Option<&StoredValue> {
-        self.item().map(|item| &item.value)
+        self.item().filter(|item| item.fresh(&mut Now::new(self.clock))).map(|item| &item.value)
     }
 
     /// The item stored under the key the shard was locked for, if it is live.
@@ -274,6 +275,8 @@ struct Inner {
     hasher: RandomState,
     namespace: String,
     ttl: Option<Duration>,
+    /// How long an entry is kept past its TTL as a stale value (unless it has a window of its own).
+    stale: Duration,
     maxsize: usize,
     /// The most bytes kept (`0`: no limit).
     max_bytes: usize,
@@ -311,6 +314,7 @@ struct Padded<T>(T);
 pub struct MemoryAdapterBuilder {
     namespace: String,
     ttl: Option<Duration>,
+    stale: Duration,
     maxsize: usize,
     max_bytes: usize,
     weigher: Option<Weigher>,
@@ -335,7 +339,8 @@ impl MemoryAdapterBuilder {
     /// evict the other's), so with this bound an overwrite by a heavier value can evict other
     /// keys. An entry weighing more than `max_bytes` by itself is not kept: the write removes the
     /// key's old value and the listener hears the new one evicted (so a `max_bytes` under
-    /// [`ENTRY_OVERHEAD`] keeps nothing). A weight is taken when the entry is written.
+    /// [`ENTRY_OVERHEAD`] keeps nothing). A weight is taken when the entry is written; an entry
+    /// is charged at most 4 GiB (`u32::MAX` bytes), what its slot in the table keeps.
     ///
     /// With both `maxsize` and `max_bytes`, both hold.
     ///
@@ -411,6 +416,37 @@ impl MemoryAdapterBuilder {
         self
     }
 
+    /// How long an entry is kept past its TTL as a *stale* value (default: zero, none): plain
+    /// reads (`get`, `mget`, `exists`, the fast lane) treat a stale entry as absent, while
+    /// get-or-set with a fail-safe ([`LoadOptions`](crate::LoadOptions)) returns it when the
+    /// computation fails. Only entries with a TTL have a stale window. An entry written with a
+    /// window of its own ([`Entry::with_stale_window`]) keeps that one. Clamped to
+    /// [`MAX_TTL`](crate::adapter::MAX_TTL).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_tower::{MemoryAdapter, adapter::{CacheAdapter, Entry, StoredValue}};
+    /// use cache_tower::clock::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let memory = MemoryAdapter::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale(Duration::from_secs(600))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// memory.set("k", &Entry::new(StoredValue::new(1), None))?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert!(memory.get("k")?.is_none(), "stale: a miss for plain reads");
+    /// assert!(memory.get_stale("k")?.is_some_and(|entry| entry.is_stale()));
+    /// clock.advance(Duration::from_secs(600));
+    /// assert!(memory.get_stale("k")?.is_none(), "past its stale window: gone");
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn stale(mut self, stale: Duration) -> Self {
+        self.stale = stale.min(crate::config::MAX_TTL);
+        self
+    }
+
     /// The layer's namespace (default: empty).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -476,6 +512,7 @@ impl MemoryAdapterBuilder {
                 hasher,
                 namespace: self.namespace,
                 ttl: self.ttl,
+                stale: self.stale,
                 maxsize: self.maxsize,
                 max_bytes: self.max_bytes,
                 weigher: self.weigher,
@@ -729,12 +766,46 @@ impl MemoryAdapter {
         key.len().saturating_add(ENTRY_OVERHEAD).saturating_add(value)
     }
 
-    /// The expiry time for an entry written now with `ttl`; `None` when it is already expired.
-    fn expiry(&self, entry_ttl: Option<Duration>, now: &mut Now<'_>) -> Option<u64> {
-        match effective_ttl(self.inner.ttl, entry_ttl) {
-            None => Some(NEVER),
+    /// When an entry written now leaves (its TTL, then its stale window, from now), and its
+    /// stale window; `None` when it is already expired.
+    fn expiry(&self, entry: &Entry, now: &mut Now<'_>) -> Option<(u64, Window)> {
+        match effective_ttl(self.inner.ttl, entry.ttl()) {
+            None => Some((NEVER, Window::NONE)),
             Some(ttl) if ttl.is_zero() => None,
-            Some(ttl) => Some(now.get().saturating_add(saturating_nanos(ttl)).min(NEVER - 1)),
+            Some(ttl) => Some(self.life(ttl, entry.stale_window().unwrap_or(self.inner.stale), now)),
+        }
+    }
+
+    /// The expiry time and stale window of an entry fresh for `ttl` from now, then stale for
+    /// `window`.
+    fn life(&self, ttl: Duration, window: Duration, now: &mut Now<'_>) -> (u64, Window) {
+        let window = Window::new(window);
+        let fresh_until = now.get().saturating_add(saturating_nanos(ttl)).min(NEVER - 1);
+        (fresh_until.saturating_add(window.nanos()).min(NEVER - 1), window)
+    }
+
+    /// Makes the entry of `key` fresh for `fresh_for` more, then stale for `window`, if it still
+    /// holds `same` (see `Shard::keep`): how get-or-set's fail-safe keeps the stale value it
+    /// served from asking the failing source again at once. Returns whether it did.
+    pub(crate) fn keep(&self, key: &str, same: &StoredValue, fresh_for: Duration, window: Duration) -> bool {
+        let life = self.life(fresh_for, window, &mut Now::new(&self.inner.clock));
+        let hash = self.hash(key);
+        if !self.inner.expiring.load(Ordering::Relaxed) {
+            self.inner.expiring.store(true, Ordering::Relaxed);
+        }
+        self.write_shard(self.shard_index(hash), |shard| shard.keep(hash, key, same, life))
+    }
+
+    /// Makes every entry stale now, for what it has left but at most the layer's stale window
+    /// (an entry without a TTL: the window): plain reads miss them from now on, get-or-set's
+    /// fail-safe may still fall back on them. The tower does this instead of clearing the layer
+    /// when it loses sight of the changes of a shared layer below (docs/architecture.md §15).
+    pub(crate) fn demote(&self) {
+        let now = self.inner.clock.now_nanos();
+        let cap = saturating_nanos(self.inner.stale);
+        self.inner.expiring.store(true, Ordering::Relaxed);
+        for index in 0..self.inner.shards.len() {
+            self.write_shard(index, |shard| shard.demote_all(now, cap));
         }
     }
 
@@ -757,9 +828,9 @@ impl MemoryAdapter {
         let mut now = Now::new(&self.inner.clock);
         let hash = self.hash(key);
         let index = self.shard_index(hash);
-        let expiry = self.expiry(entry.ttl(), &mut now);
+        let expiry = self.expiry(entry, &mut now);
         let weight = self.weigh(key, entry.value());
-        if expiry.is_some_and(|expires_at| expires_at != NEVER) && !self.inner.expiring.load(Ordering::Relaxed) {
+        if expiry.is_some_and(|(expires_at, _)| expires_at != NEVER) && !self.inner.expiring.load(Ordering::Relaxed) {
             self.inner.expiring.store(true, Ordering::Relaxed);
         }
         let mut shard = self.inner.shards[index].0.write();
@@ -770,7 +841,11 @@ impl MemoryAdapter {
                 shard.refuse(hash, key, &mut now);
                 None
             }
-            Some(expires_at) => Some(shard.upsert(key, hash, entry.value().clone(), expires_at, weight, &mut now)),
+            Some(life) => {
+                // An item keeps its weight in 32 bits: one over 4 GiB is charged 4 GiB.
+                let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+                Some(shard.upsert(key, hash, entry.value().clone(), life, weight, &mut now))
+            }
             None => {
                 shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
                 None
@@ -811,11 +886,18 @@ impl MemoryAdapter {
         if shard.top_expired(&mut Now::new(&self.inner.clock)) {
             return None;
         }
-        Some(Lookup { shard, key, hash })
+        Some(Lookup { shard, key, hash, clock: &self.inner.clock })
     }
 
-    /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries.
-    fn read<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
+    /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries:
+    /// fresh ones only, unless `stale_too`.
+    fn read<R>(&self, key: &str, stale_too: bool, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
+        self.read_live(key, |item, now| (stale_too || item.fresh(now)).then(|| found(item, now))).flatten()
+    }
+
+    /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries,
+    /// fresh or stale.
+    fn read_live<R>(&self, key: &str, found: impl FnOnce(&shard::Item, &mut Now<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let lru = self.is_lru();
         let mut now = Now::new(&self.inner.clock);
@@ -874,6 +956,10 @@ impl CacheAdapter for MemoryAdapter {
         self.inner.ttl
     }
 
+    fn stale(&self) -> Duration {
+        self.inner.stale
+    }
+
     fn is_process_local(&self) -> bool {
         true
     }
@@ -883,11 +969,15 @@ impl CacheAdapter for MemoryAdapter {
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {
-        Ok(self.read(key, |item, now| item.entry(now)))
+        Ok(self.read(key, false, |item, now| item.entry(now)))
+    }
+
+    fn get_stale(&self, key: &str) -> Result<Option<Entry>> {
+        Ok(self.read(key, true, |item, now| item.entry(now)))
     }
 
     fn get_value(&self, key: &str) -> Result<Option<StoredValue>> {
-        Ok(self.read(key, |item, _| item.value.clone()))
+        Ok(self.read(key, false, |item, _| item.value.clone()))
     }
 
     fn set(&self, key: &str, entry: &Entry) -> Result<()> {
@@ -913,7 +1003,7 @@ impl CacheAdapter for MemoryAdapter {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
         let shard = self.shard(hash).read();
-        Ok(matches!(shard.read(hash, key, &mut now), Found::Live(_)))
+        Ok(matches!(shard.read(hash, key, &mut now), Found::Live(item) if item.fresh(&mut now)))
     }
 
     fn flush(&self) -> Result<()> {

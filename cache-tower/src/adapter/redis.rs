@@ -118,6 +118,7 @@ pub struct RedisAdapterBuilder {
     settings: Settings,
     namespace: String,
     ttl: Option<Duration>,
+    stale: Duration,
     timeout: Duration,
     connect_timeout: Duration,
     pool_size: usize,
@@ -130,6 +131,7 @@ impl Default for RedisAdapterBuilder {
             settings: Settings::default(),
             namespace: String::new(),
             ttl: None,
+            stale: Duration::ZERO,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
@@ -222,6 +224,18 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// How long an entry is kept past its TTL as a *stale* value (default zero: none), for
+    /// get-or-set's fail-safe ([`LoadOptions`](crate::LoadOptions)); plain reads treat it as
+    /// absent. Redis holds the value's plain JSON with an expiry of TTL + stale window, and a key
+    /// with no more than the window left (its `PTTL`) is stale. So every read asks for that time
+    /// (`GET` + `PTTL` in one round trip, `PTTL` for `exists`), and the window is the layer's for
+    /// every entry (an entry's own, [`Entry::with_stale_window`], applies to memory layers only).
+    /// At most [`MAX_TTL`](crate::adapter::MAX_TTL), an error of [`build`](Self::build) otherwise.
+    pub fn stale(mut self, stale: Duration) -> Self {
+        self.stale = stale;
+        self
+    }
+
     /// The longest any one operation may take, connecting included (default 250 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -277,6 +291,7 @@ impl RedisAdapterBuilder {
         if self.connect_timeout.is_zero() {
             return Err(Error::config(None, Some("connect_timeout"), "must be more than zero"));
         }
+        crate::config::check_ttl(self.stale).map_err(|message| Error::config(None, Some("stale"), message))?;
         if let Some(ttl) = self.ttl {
             crate::config::check_ttl(ttl).map_err(|message| Error::config(None, Some("ttl"), message))?;
         }
@@ -301,7 +316,7 @@ impl RedisAdapterBuilder {
         };
         Ok(RedisAdapter {
             inner: Arc::new(Inner {
-                ops: Ops::new(&self.namespace, self.ttl),
+                ops: Ops::new(&self.namespace, self.ttl).with_stale(self.stale),
                 namespace: self.namespace,
                 ttl: self.ttl,
                 connector: Connector {
@@ -401,6 +416,14 @@ impl CacheAdapter for RedisAdapter {
 
     fn ttl(&self) -> Option<Duration> {
         self.inner.ttl
+    }
+
+    fn stale(&self) -> Duration {
+        self.inner.ops.stale()
+    }
+
+    fn get_stale(&self, key: &str) -> Result<Option<Entry>> {
+        self.send(Request::GetStale(key))?.into_entry()
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>> {

@@ -25,6 +25,8 @@ pub enum Request<'a> {
     Get(&'a str),
     /// [`CacheAdapter::get_value`]: the value alone; answered by [`Reply::Value`].
     GetValue(&'a str),
+    /// [`CacheAdapter::get_stale`]: the entry, fresh or stale; answered by [`Reply::Entry`].
+    GetStale(&'a str),
     /// [`CacheAdapter::mget`]; answered by [`Reply::Entries`], one per key in order.
     Mget(&'a [&'a str]),
     /// [`CacheAdapter::mget_values`]; answered by [`Reply::Values`], one per key in order.
@@ -63,7 +65,7 @@ impl Request<'_> {
     /// The operation's name, for logs and errors (`"get"`, `"mset"`, ...).
     pub fn name(&self) -> &'static str {
         match self {
-            Request::Get(_) | Request::GetValue(_) => "get",
+            Request::Get(_) | Request::GetValue(_) | Request::GetStale(_) => "get",
             Request::Mget(_) | Request::MgetValues(_) => "mget",
             Request::Set(..) => "set",
             Request::Mset(_) => "mset",
@@ -81,6 +83,7 @@ impl Request<'_> {
         Ok(match self {
             Request::Get(key) => Reply::Entry(adapter.get(key)?),
             Request::GetValue(key) => Reply::Value(adapter.get_value(key)?),
+            Request::GetStale(key) => Reply::Entry(adapter.get_stale(key)?),
             Request::Mget(keys) => Reply::Entries(adapter.mget(keys)?),
             Request::MgetValues(keys) => Reply::Values(adapter.mget_values(keys)?),
             Request::Set(key, entry) => {

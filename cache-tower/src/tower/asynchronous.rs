@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use super::layer::Layer;
-use super::plan::{Input, Plan, Step};
+use super::plan::{Failure, Input, Plan, Step};
 use crate::adapter::{Reply, Request};
 use crate::error::Result;
 
@@ -19,6 +19,7 @@ where
     Fut: Future<Output = Result<P::Value, E>>,
 {
     let mut input = Input::Start;
+    let mut failure = None;
     loop {
         if let Some(output) = plan.advance(input) {
             return Ok(output);
@@ -27,13 +28,44 @@ where
             Step::Call { index, layer, request } => Input::Reply(call(layer, index, request).await),
             Step::Wait(flight) => Input::Landed(flight.wait_async().await),
             // Only get-or-set plans compute, once, and they are always run with a computation.
-            Step::Compute => match compute.take() {
-                Some(compute) => Input::Computed(compute().await?),
+            Step::Compute { catch_panics } => match compute.take() {
+                Some(compute) => match computed(catch_panics, compute).await {
+                    Ok(value) => Input::Computed(value),
+                    Err(failed) => {
+                        failure = Some(failed);
+                        Input::Failed
+                    }
+                },
                 // A second ask would loop for ever, holding the flight: fail loudly instead.
                 None => unreachable!("a plan asked to compute twice, or without a computation"),
             },
+            Step::Fail => return Failure::resume(failure.take()),
         };
     }
+}
+
+/// Runs the computation; with `catch_panics`, a panic while making or polling its future is a
+/// [`Failure::Panic`] (as `Failure::catch` is for the blocking driver).
+async fn computed<V, E, Fut: Future<Output = Result<V, E>>>(
+    catch_panics: bool,
+    compute: impl FnOnce() -> Fut,
+) -> Result<V, Failure<E>> {
+    if !catch_panics {
+        return compute().await.map_err(Failure::Error);
+    }
+    let future = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(compute)) {
+        Ok(future) => future,
+        Err(panic) => return Err(Failure::Panic(panic)),
+    };
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(result.map_err(Failure::Error)),
+            Err(panic) => std::task::Poll::Ready(Err(Failure::Panic(panic))),
+        }
+    })
+    .await
 }
 
 /// Runs a plan that never computes.

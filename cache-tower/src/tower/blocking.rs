@@ -3,17 +3,19 @@
 use std::convert::Infallible;
 
 use super::layer::Layer;
-use super::plan::{Input, Plan, Step};
+use super::plan::{Failure, Input, Plan, Step};
 use crate::adapter::{Reply, Request};
 use crate::error::Result;
 
-/// Runs `plan` to its end; `compute` answers its [`Step::Compute`] (get-or-set), and its error
-/// ends the run (dropping the plan, which abandons its flight).
+/// Runs `plan` to its end; `compute` answers its [`Step::Compute`] (get-or-set). When it fails,
+/// the plan decides: fall back on a stale value, or [`Step::Fail`], which ends the run with the
+/// computation's error (dropping the plan, which abandons its flight).
 pub(super) fn run_computing<P: Plan, E>(
     mut plan: P,
     mut compute: Option<impl FnOnce() -> Result<P::Value, E>>,
 ) -> Result<P::Output, E> {
     let mut input = Input::Start;
+    let mut failure = None;
     loop {
         if let Some(output) = plan.advance(input) {
             return Ok(output);
@@ -22,11 +24,18 @@ pub(super) fn run_computing<P: Plan, E>(
             Step::Call { index, layer, request } => Input::Reply(call(layer, index, request)),
             Step::Wait(flight) => Input::Landed(flight.wait()),
             // Only get-or-set plans compute, once, and they are always run with a computation.
-            Step::Compute => match compute.take() {
-                Some(compute) => Input::Computed(compute()?),
+            Step::Compute { catch_panics } => match compute.take() {
+                Some(compute) => match Failure::catch(catch_panics, compute) {
+                    Ok(value) => Input::Computed(value),
+                    Err(failed) => {
+                        failure = Some(failed);
+                        Input::Failed
+                    }
+                },
                 // A second ask would loop for ever, holding the flight: fail loudly instead.
                 None => unreachable!("a plan asked to compute twice, or without a computation"),
             },
+            Step::Fail => return Failure::resume(failure.take()),
         };
     }
 }

@@ -108,7 +108,14 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>, shared
         Change::Lost => {
             sight.lost();
             log.record_all();
-            flush(&locals);
+            // A memory layer with a stale window keeps its copies as stale values, for the
+            // fail-safe while the shared layer is out of reach; `Change::All` drops them.
+            for local in &locals {
+                match local.as_memory(Token(())) {
+                    Some(memory) if !memory.stale().is_zero() => memory.demote(),
+                    _ => flush(std::slice::from_ref(local)),
+                }
+            }
         }
     })
 }

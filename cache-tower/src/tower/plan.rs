@@ -13,7 +13,9 @@
 //!     input = match plan.next() {
 //!         Call { layer, request, .. } => Reply(layer's answer),   // through its breaker
 //!         Wait(flight)                => Landed(the flight's value, or None if abandoned),
-//!         Compute                     => Computed(the caller's value),   // get-or-set only
+//!         Compute { .. }              => Computed(the caller's value),   // get-or-set only
+//!                                        or Failed (the error kept aside)
+//!         Fail                        => return the computation's error
 //!     }
 //! }
 //! ```
@@ -45,8 +47,13 @@ pub(super) enum Step<'p> {
     /// Wait until another caller computing the same key lands or abandons its flight; answer
     /// with [`Input::Landed`].
     Wait(&'p Flight),
-    /// Run the caller's computation; answer with [`Input::Computed`] (or stop with its error).
-    Compute,
+    /// Run the caller's computation; answer with [`Input::Computed`], or with [`Input::Failed`]
+    /// when it failed (its error kept by the driver). With `catch_panics`, a panic of the
+    /// computation is a failure too (the plan has a stale value to fall back on).
+    Compute { catch_panics: bool },
+    /// The computation failed and the plan has nothing to fall back on: the driver ends the run
+    /// with the computation's error (or resumes its panic).
+    Fail,
 }
 
 /// What a driver hands a plan: nothing yet, or the outcome of the last [`Step`].
@@ -55,6 +62,8 @@ pub(super) enum Input<V> {
     Reply(Result<Reply>),
     Landed(Option<StoredValue>),
     Computed(V),
+    /// The computation returned an error or panicked (the driver keeps which).
+    Failed,
 }
 
 impl<V> Input<V> {
@@ -64,7 +73,7 @@ impl<V> Input<V> {
         match self {
             Input::Start => None,
             Input::Reply(reply) => Some(reply),
-            Input::Landed(_) | Input::Computed(_) => Some(no_reply()),
+            Input::Landed(_) | Input::Computed(_) | Input::Failed => Some(no_reply()),
         }
     }
 }
@@ -72,6 +81,38 @@ impl<V> Input<V> {
 /// What a plan that called a layer makes of getting no reply: a failed call, never a panic.
 fn no_reply() -> Result<Reply> {
     Err(Error::layer_fault(Fault::Other, "internal: a plan that called a layer got no reply"))
+}
+
+/// How a computation failed, as a driver keeps it while the plan decides what to do
+/// ([`Input::Failed`]): its error, or the payload of its panic.
+pub(super) enum Failure<E> {
+    Error(E),
+    Panic(Box<dyn std::any::Any + Send>),
+}
+
+impl<E> Failure<E> {
+    /// Runs `compute`; with `catch_panics`, its panic becomes a [`Failure::Panic`] instead of
+    /// unwinding through the driver.
+    pub(super) fn catch<V>(catch_panics: bool, compute: impl FnOnce() -> Result<V, E>) -> Result<V, Self> {
+        if !catch_panics {
+            return compute().map_err(Failure::Error);
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(compute)) {
+            Ok(result) => result.map_err(Failure::Error),
+            Err(panic) => Err(Failure::Panic(panic)),
+        }
+    }
+
+    /// What the caller gets when the plan had nothing to fall back on: the error, or the panic
+    /// resumed.
+    pub(super) fn resume<T>(failure: Option<Self>) -> Result<T, E> {
+        match failure {
+            Some(Failure::Error(err)) => Err(err),
+            Some(Failure::Panic(panic)) => std::panic::resume_unwind(panic),
+            // A plan asks to fail only after Input::Failed, which the driver sends with a failure.
+            None => unreachable!("a plan asked to fail when no computation had failed"),
+        }
+    }
 }
 
 /// One operation, as a state machine (see the module docs for how a driver runs it).
@@ -123,6 +164,11 @@ impl Faults {
 
     fn contains(self, index: usize) -> bool {
         index < 64 && self.0 & (1 << index) != 0
+    }
+
+    /// Whether a layer below `index` failed.
+    fn any_below(self, index: usize) -> bool {
+        index < 63 && self.0 >> (index + 1) != 0
     }
 }
 

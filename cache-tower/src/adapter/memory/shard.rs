@@ -42,9 +42,13 @@ pub(super) fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
 pub(super) struct Item {
     key: Key,
     pub(super) value: StoredValue,
+    /// When it leaves the layer ([`NEVER`] without a TTL).
     pub(super) expires_at: u64,
-    /// What it is charged against `max_bytes` (0 without that bound).
-    weight: usize,
+    /// Its stale window: the last part of its life, after its TTL ran out, in which it is
+    /// stale — kept for get-or-set's fail-safe, a miss for every other read.
+    window: Window,
+    /// What it is charged against `max_bytes` (0 without that bound), at most `u32::MAX`.
+    weight: u32,
     /// Its record in [`Links`].
     link: u32,
     /// S3-FIFO: reads since it was inserted (or last passed over by the eviction), up to
@@ -58,10 +62,27 @@ impl Item {
         self.expires_at != NEVER && self.expires_at <= now
     }
 
-    /// The entry as a read returns it: the value and the time it has left.
+    /// Whether a live item is still fresh. An item without a stale window is fresh as long as it
+    /// lives, which the caller has checked: no clock read.
+    #[inline]
+    pub(super) fn fresh(&self, now: &mut Now<'_>) -> bool {
+        self.window.is_none() || self.fresh_until() > now.get()
+    }
+
+    /// When its TTL runs out.
+    fn fresh_until(&self) -> u64 {
+        self.expires_at.saturating_sub(self.window.nanos())
+    }
+
+    /// The entry as a read returns it: the value and the time it has left, fresh or stale
+    /// ([`Entry::stale`]).
     pub(super) fn entry(&self, now: &mut Now<'_>) -> Entry {
-        // Saturating: the clock may have moved past the expiry since the caller checked it.
-        let ttl = (self.expires_at != NEVER).then(|| Duration::from_nanos(self.expires_at.saturating_sub(now.get())));
+        if !self.fresh(now) {
+            // Saturating: the clock may have moved past the expiry since the caller checked it.
+            return Entry::stale(self.value.clone(), Duration::from_nanos(self.expires_at.saturating_sub(now.get())));
+        }
+        let ttl =
+            (self.expires_at != NEVER).then(|| Duration::from_nanos(self.fresh_until().saturating_sub(now.get())));
         Entry::new(self.value.clone(), ttl)
     }
 
@@ -87,6 +108,48 @@ impl Item {
 
     fn freq(&self) -> u8 {
         self.freq.load(Ordering::Relaxed)
+    }
+}
+
+/// An item's stale window in 32 bits (so that an item still fills one cache line): whole
+/// milliseconds below 2³¹ ms (about 24.8 days), whole seconds with the top bit set above, up to
+/// 2³¹ − 1 s (68 years: a longer window is that long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Window(u32);
+
+impl Window {
+    pub(super) const NONE: Window = Window(0);
+    const SECONDS: u32 = 1 << 31;
+
+    pub(super) fn new(window: Duration) -> Self {
+        match u32::try_from(window.as_millis()) {
+            Ok(ms) if ms < Self::SECONDS => Window(ms),
+            _ => Window(Self::SECONDS | u32::try_from(window.as_secs()).unwrap_or(u32::MAX).min(Self::SECONDS - 1)),
+        }
+    }
+
+    /// The shortest window at least `nanos` long (rounded up, so that an item given it is stale
+    /// at once: see [`Shard::demote_all`]).
+    fn covering(nanos: u64) -> Self {
+        let ms = nanos.div_ceil(1_000_000);
+        match u32::try_from(ms) {
+            Ok(ms) if ms < Self::SECONDS => Window(ms),
+            _ => Window(
+                Self::SECONDS | u32::try_from(nanos.div_ceil(1_000_000_000)).unwrap_or(u32::MAX).min(Self::SECONDS - 1),
+            ),
+        }
+    }
+
+    pub(super) fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Its length in nanoseconds.
+    pub(super) fn nanos(self) -> u64 {
+        match self.0 & Self::SECONDS {
+            0 => u64::from(self.0) * 1_000_000,
+            _ => u64::from(self.0 & !Self::SECONDS) * 1_000_000_000,
+        }
     }
 }
 
@@ -249,17 +312,18 @@ impl Shard {
         key: &str,
         hash: u64,
         value: StoredValue,
-        expires_at: u64,
-        weight: usize,
+        (expires_at, window): (u64, Window),
+        weight: u32,
         now: &mut Now<'_>,
     ) -> u32 {
         if let Some(item) = self.items.find_mut(hash, |item| item.is(key)) {
             let link = item.link;
             let cause = item.removal_cause(RemovalCause::Replaced, now);
-            self.bytes = self.bytes - item.weight + weight;
+            self.bytes = self.bytes - item.weight as usize + weight as usize;
             item.weight = weight;
             item.value = value;
             item.expires_at = expires_at;
+            item.window = window;
             self.links.set_expiry(item.link, expires_at);
             match self.policy {
                 EvictionPolicy::Fifo => {}
@@ -275,11 +339,49 @@ impl Shard {
         };
         let link = self.links.acquire(hash, expires_at, queue);
         let hasher = &self.hasher;
-        let item = Item { key: Key::new(key), value, expires_at, weight, link, freq: AtomicU8::new(0) };
+        let item = Item { key: Key::new(key), value, expires_at, window, weight, link, freq: AtomicU8::new(0) };
         self.items.insert_unique(hash, item, |item| hash_key(hasher, item.key.as_bytes()));
         self.len += 1;
-        self.bytes += weight;
+        self.bytes += weight as usize;
         link
+    }
+
+    /// Gives the item of `key` a new life (fresh until, leaving at), if it still holds `same`
+    /// (the very value, not an equal one): so a value another write replaced meanwhile is never
+    /// brought back. Returns whether it did. Counts as no access and no replacement.
+    pub(super) fn keep(
+        &mut self,
+        hash: u64,
+        key: &str,
+        same: &StoredValue,
+        (expires_at, window): (u64, Window),
+    ) -> bool {
+        let Some(item) = self.items.find_mut(hash, |item| item.is(key)) else { return false };
+        if !item.value.is_same(same) {
+            return false;
+        }
+        item.window = window;
+        item.expires_at = expires_at;
+        self.links.set_expiry(item.link, expires_at);
+        true
+    }
+
+    /// Makes every live item stale from `now` on, for what it has left but at most `cap`
+    /// nanoseconds (an item without a TTL: `cap`): what the tower does to a memory layer with a
+    /// stale window when it loses sight of the changes below it. Nothing is removed or told.
+    pub(super) fn demote_all(&mut self, now: u64, cap: u64) {
+        let limit = now.saturating_add(cap).min(NEVER - 1);
+        for item in self.items.iter_mut() {
+            if item.expires_at <= now {
+                continue; // expired already: reclaimed as such
+            }
+            let expires_at = item.expires_at.min(limit);
+            item.window = Window::covering(expires_at - now);
+            if expires_at != item.expires_at {
+                item.expires_at = expires_at;
+                self.links.set_expiry(item.link, expires_at);
+            }
+        }
     }
 
     /// Refuses a write of `key` whose entry weighs more than the whole `max_bytes`: the old value
@@ -434,7 +536,7 @@ impl Shard {
         if let Ok(entry) = self.items.find_entry(hash, |item| item.link == link) {
             let (item, _) = entry.remove();
             self.len -= 1;
-            self.bytes -= item.weight;
+            self.bytes -= item.weight as usize;
             self.note(cause, || item.key);
         }
     }

@@ -71,7 +71,18 @@ pub(super) fn is_noscript(err: &RedisError) -> bool {
 pub(super) struct Ops {
     namespace: Vec<u8>,
     ttl: Option<Duration>,
+    /// The layer's stale window: entries are written for their TTL plus this, and a key with no
+    /// more than this left is stale (see [`Window`]).
+    stale: Duration,
     mset_with_ttl: String,
+}
+
+/// How a read tells fresh from stale: a key with no more than the stale window left (in `PTTL`)
+/// is stale, returned as [`Entry::stale`] when `stale_too`, else a miss.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    stale: Duration,
+    stale_too: bool,
 }
 
 /// What an operation sends in one round trip: a command, or a pipeline of them.
@@ -166,11 +177,22 @@ enum State {
 /// How the reply of a one-command operation becomes a [`Reply`].
 #[derive(Debug, Clone, Copy)]
 enum Parse {
-    GetWithTtl,
+    /// `GET` + `PTTL`: the entry (or the value alone, when `value_only`).
+    GetWithTtl {
+        window: Window,
+        value_only: bool,
+    },
     GetValue,
-    MgetWithTtl(usize),
+    /// `MGET` + a `PTTL` per key: the entries (or values alone).
+    MgetWithTtl {
+        count: usize,
+        window: Window,
+        values_only: bool,
+    },
     MgetValues,
     Exists,
+    /// `PTTL`, for `exists` in a layer with a stale window: whether the key is fresh.
+    ExistsFresh(Window),
     Done,
 }
 
@@ -196,7 +218,27 @@ pub(super) enum Failed {
 impl Ops {
     pub(super) fn new(namespace: &str, ttl: Option<Duration>) -> Self {
         let hash = |source| Script::new(source).get_hash().to_owned();
-        Self { namespace: namespace.as_bytes().to_vec(), ttl, mset_with_ttl: hash(MSET_WITH_TTL) }
+        Self {
+            namespace: namespace.as_bytes().to_vec(),
+            ttl,
+            stale: Duration::ZERO,
+            mset_with_ttl: hash(MSET_WITH_TTL),
+        }
+    }
+
+    /// The same operations for a layer that keeps entries `stale` past their TTL.
+    pub(super) fn with_stale(mut self, stale: Duration) -> Self {
+        self.stale = stale;
+        self
+    }
+
+    /// The layer's stale window.
+    pub(super) fn stale(&self) -> Duration {
+        self.stale
+    }
+
+    fn window(&self, stale_too: bool) -> Window {
+        Window { stale: self.stale, stale_too }
     }
 
     /// The operation that carries out `request`.
@@ -205,19 +247,34 @@ impl Ops {
     /// An entry to write whose value cannot be encoded.
     pub(super) fn op<'a>(&'a self, request: Request<'_>) -> Result<Op<'a>> {
         let once = |cmd, parse| State::Once(Command::One(cmd), parse);
+        // With a stale window, only the time a key has left tells fresh from stale: every read
+        // asks for it.
+        let keeps_stale = !self.stale.is_zero();
+        let get = |key, stale_too, value_only| {
+            let parse = Parse::GetWithTtl { window: self.window(stale_too), value_only };
+            State::Once(self.with_ttls(self.keyed("GET", &[key]), &[key]), parse)
+        };
+        let mget = |keys: &[&str], values_only| {
+            let parse = Parse::MgetWithTtl { count: keys.len(), window: self.window(false), values_only };
+            State::Once(self.with_ttls(self.keyed("MGET", keys), keys), parse)
+        };
         let state = match request {
-            Request::Get(key) => State::Once(self.with_ttls(self.keyed("GET", &[key]), &[key]), Parse::GetWithTtl),
+            Request::Get(key) => get(key, false, false),
+            Request::GetStale(key) => get(key, true, false),
+            Request::GetValue(key) if keeps_stale => get(key, false, true),
             Request::GetValue(key) => once(self.keyed("GET", &[key]), Parse::GetValue),
             Request::Mget([]) => State::Ready(Some(Reply::Entries(Vec::new()))),
-            Request::Mget(keys) => {
-                State::Once(self.with_ttls(self.keyed("MGET", keys), keys), Parse::MgetWithTtl(keys.len()))
-            }
+            Request::Mget(keys) => mget(keys, false),
             Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
+            Request::MgetValues(keys) if keeps_stale => mget(keys, true),
             Request::MgetValues(keys) => once(self.keyed("MGET", keys), Parse::MgetValues),
             Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
             Request::Mset([]) => State::Ready(Some(Reply::Done)),
             Request::Mset(items) => once(self.mset(items)?, Parse::Done),
             Request::Delete(key) => once(self.keyed("UNLINK", &[key]), Parse::Done),
+            Request::Exists(key) if keeps_stale => {
+                once(self.keyed("PTTL", &[key]), Parse::ExistsFresh(self.window(false)))
+            }
             Request::Exists(key) => once(self.keyed("EXISTS", &[key]), Parse::Exists),
             Request::Flush => State::Scanning(Command::One(self.scan(0))),
             // `Request` is non-exhaustive: a request this adapter does not know is not a fault
@@ -297,9 +354,15 @@ impl Ops {
         cmd
     }
 
-    /// The TTL to write an entry with, in milliseconds (`None`: no expiry; `Some(0)`: expired).
+    /// The TTL to write an entry with, in milliseconds (`None`: no expiry; `Some(0)`: expired):
+    /// the shorter of the layer's and the entry's, plus the layer's stale window (at most
+    /// [`MAX_TTL`](crate::adapter::MAX_TTL) in all).
     fn ttl_millis(&self, entry: &Entry) -> Option<u64> {
         effective_ttl(self.ttl, entry.ttl()).map(|ttl| {
+            if ttl.is_zero() {
+                return 0;
+            }
+            let ttl = ttl.saturating_add(self.stale).min(crate::config::MAX_TTL);
             // Round up, so an entry with under a millisecond left is not written as expired.
             let ms = ttl.as_millis() + u128::from(ttl.subsec_nanos() % 1_000_000 != 0);
             u64::try_from(ms).unwrap_or(u64::MAX)
@@ -379,12 +442,24 @@ impl Parse {
             Err(err) => return Err(Failed::Redis(err)),
         };
         Ok(match self {
-            Parse::GetWithTtl => {
+            Parse::GetWithTtl { window, value_only } => {
                 let [value, pttl] = pipeline_replies::<2>(value)?;
-                Reply::Entry(entry(string_or_miss(value)?, decode(reply_or_error(pttl)?)?))
+                let entry = entry(string_or_miss(value)?, decode(reply_or_error(pttl)?)?, window);
+                if value_only { Reply::Value(entry.map(|entry| entry.into_parts().0)) } else { Reply::Entry(entry) }
             }
             Parse::GetValue => Reply::Value(decode::<Option<Vec<u8>>>(value)?.map(StoredValue::from_json)),
-            Parse::MgetWithTtl(count) => Reply::Entries(parse_mget_with_ttl(decode(value)?, count)?),
+            Parse::MgetWithTtl { count, window, values_only } => {
+                let entries = parse_mget_with_ttl(decode(value)?, count, window)?;
+                if values_only {
+                    Reply::Values(entries.into_iter().map(|entry| entry.map(|entry| entry.into_parts().0)).collect())
+                } else {
+                    Reply::Entries(entries)
+                }
+            }
+            Parse::ExistsFresh(window) => {
+                // Any value stands in for the key: only its time left matters here.
+                Reply::Exists(entry(Some(Vec::new()), decode(value)?, window).is_some())
+            }
 
             Parse::MgetValues => Reply::Values(
                 decode::<Vec<Option<Vec<u8>>>>(value)?.into_iter().map(|v| v.map(StoredValue::from_json)).collect(),
@@ -410,19 +485,27 @@ fn scan_pattern(namespace: &[u8]) -> Vec<u8> {
     pattern
 }
 
-/// An entry from a value and its `PTTL` reply; `None` when the key is gone.
-fn entry(value: Option<Vec<u8>>, pttl: i64) -> Option<Entry> {
+/// An entry from a value and its `PTTL` reply; `None` when the key is gone, or stale and not
+/// asked for. The last `window.stale` of a key's time left is its stale window: a fresh entry's
+/// TTL is the time left before it; within it the entry is stale.
+fn entry(value: Option<Vec<u8>>, pttl: i64, window: Window) -> Option<Entry> {
     let value = value?;
-    let ttl = match pttl {
+    let left = match pttl {
         -2 => return None, // deleted between GET and PTTL
-        ms if ms < 0 => None,
-        ms => Some(Duration::from_millis(ms.unsigned_abs())),
+        ms if ms < 0 => return Some(Entry::new(StoredValue::from_json(value), None)),
+        ms => Duration::from_millis(ms.unsigned_abs()),
     };
-    Some(Entry::new(StoredValue::from_json(value), ttl))
+    match left.checked_sub(window.stale) {
+        Some(fresh) if !fresh.is_zero() || window.stale.is_zero() => {
+            Some(Entry::new(StoredValue::from_json(value), Some(fresh)))
+        }
+        _ if window.stale_too => Some(Entry::stale(StoredValue::from_json(value), left)),
+        _ => None,
+    }
 }
 
 /// Parses the replies of `MGET` then `count` `PTTL`s.
-fn parse_mget_with_ttl(replies: Vec<Value>, count: usize) -> Result<Vec<Option<Entry>>, Failed> {
+fn parse_mget_with_ttl(replies: Vec<Value>, count: usize, window: Window) -> Result<Vec<Option<Entry>>, Failed> {
     if replies.len() != count + 1 {
         return Err(Failed::Reply(mismatch(&format!(
             "redis answered {} replies to MGET and {count} PTTL (expected {})",
@@ -435,7 +518,11 @@ fn parse_mget_with_ttl(replies: Vec<Value>, count: usize) -> Result<Vec<Option<E
     if values.len() != count {
         return Err(Failed::Reply(mismatch(&format!("redis answered {} values for {count} keys", values.len()))));
     }
-    values.into_iter().zip(replies).map(|(value, pttl)| Ok(entry(value, decode(reply_or_error(pttl)?)?))).collect()
+    values
+        .into_iter()
+        .zip(replies)
+        .map(|(value, pttl)| Ok(entry(value, decode(reply_or_error(pttl)?)?, window)))
+        .collect()
 }
 
 /// The `N` replies of a pipeline.
@@ -507,10 +594,33 @@ mod tests {
 
     #[test]
     fn pttl_replies_become_ttls() {
-        assert!(entry(Some(b"1".to_vec()), -2).is_none());
-        assert_eq!(entry(Some(b"1".to_vec()), -1).unwrap().ttl(), None);
-        assert_eq!(entry(Some(b"1".to_vec()), 1500).unwrap().ttl(), Some(Duration::from_millis(1500)));
-        assert!(entry(None, 1500).is_none());
+        let plain = Window { stale: Duration::ZERO, stale_too: false };
+        assert!(entry(Some(b"1".to_vec()), -2, plain).is_none());
+        assert_eq!(entry(Some(b"1".to_vec()), -1, plain).unwrap().ttl(), None);
+        assert_eq!(entry(Some(b"1".to_vec()), 1500, plain).unwrap().ttl(), Some(Duration::from_millis(1500)));
+        assert!(entry(None, 1500, plain).is_none());
+    }
+
+    #[test]
+    fn the_last_stale_window_of_the_time_left_is_stale() {
+        let window = |stale_too| Window { stale: Duration::from_secs(10), stale_too };
+        let fresh = entry(Some(b"1".to_vec()), 10_500, window(false)).unwrap();
+        assert_eq!((fresh.ttl(), fresh.is_stale()), (Some(Duration::from_millis(500)), false));
+        assert!(entry(Some(b"1".to_vec()), 10_000, window(false)).is_none(), "stale: a miss for plain reads");
+        let stale = entry(Some(b"1".to_vec()), 4_000, window(true)).unwrap();
+        assert_eq!((stale.is_stale(), stale.stale_left()), (true, Some(Duration::from_secs(4))));
+        assert!(!entry(Some(b"1".to_vec()), -1, window(true)).unwrap().is_stale(), "no TTL: always fresh");
+    }
+
+    #[test]
+    fn a_stale_window_lengthens_what_redis_keeps_and_makes_reads_ask_for_ttls() {
+        let ops = Ops::new("", Some(Duration::from_secs(60))).with_stale(Duration::from_secs(600));
+        assert_eq!(ops.ttl_millis(&Entry::new(StoredValue::new(1), None)), Some(660_000));
+        assert_eq!(ops.ttl_millis(&Entry::new(StoredValue::new(1), Some(Duration::ZERO))), Some(0));
+        let packed = |request| ops.op(request).unwrap().command().unwrap().packed();
+        assert!(packed(Request::GetValue("k")).contains("PTTL"));
+        assert!(packed(Request::MgetValues(&["a", "b"])).contains("PTTL"));
+        assert_eq!(packed(Request::Exists("k")), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n");
     }
 
     #[test]

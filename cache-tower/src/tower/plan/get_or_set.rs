@@ -1,9 +1,10 @@
 //! [`GetOrSet`]: read a key through the stack; on a miss, compute it once for every concurrent
 //! caller (single flight) and store it in every layer.
 
-use super::read::Read;
+use super::read::{Read, Stale};
 use super::write::{Write, WriteLayers};
 use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
+use crate::LoadOptions;
 use crate::adapter::{Reply, Request};
 use crate::flight::{Flight, Joined, Leader};
 use crate::sync_shim::Arc;
@@ -20,14 +21,30 @@ use std::time::Duration;
 ///    layer — but those that failed the read: a hung layer costs the caller one timeout, not two
 ///    — and lands the flight. Failures to store are counted and logged, not returned.
 ///
-/// Dropping the plan (the computation returned an error, or the caller's future was dropped)
-/// drops the leadership, which abandons the flight and releases the followers.
+/// When the computation fails, the leader gives up: the plan asks its driver to [`Step::Fail`]
+/// with the computation's error, and dropping the plan (as also when the caller's future is
+/// dropped) drops the leadership, which abandons the flight and releases the followers.
+///
+/// **Fail-safe** ([`LoadOptions::fail_safe`]): the read asks for stale entries too and keeps the
+/// topmost. When the computation fails (an error or a panic, which the driver then catches) and
+/// the read found a stale value, the leader returns that value instead, keeps it fresh for the
+/// throttle period in the memory layers — in place where a layer still holds that very value,
+/// else as a backfill checked against the change log, only into layers that follow changes (so
+/// a key deleted or changed meanwhile is never given back its old value) — and lands the flight
+/// with it, so the followers get it too.
 pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     context: Context<'s>,
     key: &'k str,
     /// The computed value's own TTL (each layer keeps it for the shorter of this and its own).
     ttl: Option<Duration>,
+    /// The computed value's own stale window (memory layers), when the call gives one.
+    stale_window: Option<Duration>,
+    /// The fail-safe's throttle period, when the fail-safe is on.
+    fail_safe: Option<Duration>,
     faults: Faults,
+    /// What the read found stale, and the change number before it.
+    stale: Option<Stale<T>>,
+    since: u64,
     state: State<'s, 'k, T>,
 }
 
@@ -45,21 +62,41 @@ enum State<'s, 'k, T> {
         stored: StoredValue,
         writes: WriteLayers<'s, 'k>,
     },
+    /// Leading, the computation failed: keeping the stale value in the memory layers.
+    Keeping {
+        leader: Leader<'s>,
+        stale: Stale<T>,
+        writes: WriteLayers<'s, 'k>,
+    },
+    /// The computation failed and there is nothing to fall back on.
+    Failing,
     Finished,
 }
 
 impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
-    /// `top_lacks_key`: the fast lane has just seen the top layer without the key (see
-    /// [`Read::below_top`]).
-    pub(in crate::tower) fn new(context: Context<'s>, key: &'k str, top_lacks_key: bool) -> Self {
-        let read = Read::new(context, key).below_top(top_lacks_key);
-        Self { context, key, ttl: None, faults: Faults::default(), state: State::Reading(read) }
-    }
-
-    /// The computed value is stored with this TTL of its own (`None`: each layer's TTL).
-    pub(in crate::tower) fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.ttl = ttl;
-        self
+    /// `top_lacks_key`: the fast lane has just seen the top layer without a fresh value of the
+    /// key (see [`Read::below_top`]); a fail-safe read looks again, for a stale one.
+    pub(in crate::tower) fn new(
+        context: Context<'s>,
+        key: &'k str,
+        top_lacks_key: bool,
+        options: &LoadOptions,
+    ) -> Self {
+        let read = match options.fail_safe {
+            Some(_) => Read::new(context, key).with_stale(),
+            None => Read::new(context, key).below_top(top_lacks_key),
+        };
+        Self {
+            context,
+            key,
+            ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
+            stale_window: options.stale,
+            fail_safe: options.fail_safe,
+            faults: Faults::default(),
+            stale: None,
+            since: 0,
+            state: State::Reading(read),
+        }
     }
 
     /// Joins the key's flight: follow it, or lead it.
@@ -77,7 +114,11 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     /// The leader's computed value: store it everywhere, then land.
     fn store(&mut self, leader: Leader<'s>, value: T) -> Option<T> {
         let stored = StoredValue::new(value.clone());
-        let write = Write::Set(self.key, Entry::new(stored.clone(), self.ttl));
+        let mut entry = Entry::new(stored.clone(), self.ttl);
+        if let Some(window) = self.stale_window {
+            entry = entry.with_stale_window(window);
+        }
+        let write = Write::Set(self.key, entry);
         let mut writes = WriteLayers::store(self.context, write, self.faults);
         // A store failure is counted and logged by the driver; the value still goes out.
         if writes.take(None).is_some() {
@@ -85,6 +126,66 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
             return Some(value);
         }
         self.state = State::Storing { leader, value, stored, writes };
+        None
+    }
+
+    /// The stale value, when the shared layers are out of reach: a layer below it failed this
+    /// read while the tower cannot see their changes (a lost tracking connection). Then the
+    /// source is not asked — the copy answers, as stale, until the watch is back (which drops
+    /// it) — and nothing is written.
+    fn serve_blind(&mut self) -> Option<T> {
+        let stale = self.stale.as_ref()?;
+        if self.fail_safe.is_none() || !self.faults.any_below(stale.index) || !self.context.log.is_blind() {
+            return None;
+        }
+        let stale = self.stale.take()?;
+        self.served_stale(stale.index, "a shared layer is out of reach; serving a stale value (fail-safe)");
+        Some(stale.value)
+    }
+
+    /// Counts a stale value served from layer `index`, and says why (at most once a second per
+    /// layer).
+    fn served_stale(&self, index: usize, why: &'static str) {
+        let counters = &self.context.stack[index].counters;
+        counters.stale_served();
+        let now_secs = crate::clock::Clock::system().now_nanos() / 1_000_000_000;
+        if counters.may_warn(now_secs) {
+            tracing::warn!(layer = index, "{why}");
+        }
+    }
+
+    /// The computation failed: fall back on the stale value when the fail-safe is on and the
+    /// read found one, else fail (dropping the leadership abandons the flight).
+    fn failed(&mut self, leader: Leader<'s>) -> Option<T> {
+        let (Some(throttle), Some(stale)) = (self.fail_safe, self.stale.take()) else {
+            self.state = State::Failing;
+            return None;
+        };
+        let stack = self.context.stack;
+        self.served_stale(
+            stale.index,
+            "computation failed; serving a stale value (fail-safe), kept fresh for the throttle period",
+        );
+        // Where a memory layer still holds this very value, keep it in place; else backfill it
+        // into the memory layers above where it was found that follow changes (the change log
+        // then refuses it if the key changed since the read).
+        let window = stale.left.saturating_sub(throttle);
+        let mut skip = Faults::default();
+        for (index, layer) in stack.iter().enumerate() {
+            let kept =
+                layer.memory.as_ref().is_some_and(|memory| memory.keep(self.key, &stale.stored, throttle, window));
+            if kept || layer.memory.is_none() || !layer.follows_changes || index >= stale.index {
+                skip.note(index);
+            }
+        }
+        let entry = Entry::new(stale.stored.clone(), Some(throttle)).with_stale_window(window);
+        let mut writes =
+            WriteLayers::backfill(self.context, Write::Set(self.key, entry), self.since, 0, stale.index).skipping(skip);
+        if writes.take(None).is_some() {
+            leader.land(stale.stored);
+            return Some(stale.value);
+        }
+        self.state = State::Keeping { leader, stale, writes };
         None
     }
 }
@@ -99,6 +200,11 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 Some((Some(value), _)) => Some(value),
                 Some((None, faults)) => {
                     self.faults = faults;
+                    self.stale = read.take_stale();
+                    self.since = read.since();
+                    if let Some(value) = self.serve_blind() {
+                        return Some(value);
+                    }
                     self.join()
                 }
                 None => {
@@ -118,7 +224,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     self.state = State::Following(flight);
                     None
                 }
-                Input::Reply(_) | Input::Computed(_) => self.join(),
+                Input::Reply(_) | Input::Computed(_) | Input::Failed => self.join(),
             },
             State::Checking(leader) => {
                 // Not counted as a hit or miss: the caller's read was counted already.
@@ -134,6 +240,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
             }
             State::Computing(leader) => match input {
                 Input::Computed(value) => self.store(leader, value),
+                Input::Failed => self.failed(leader),
                 _ => {
                     self.state = State::Computing(leader);
                     None
@@ -149,7 +256,17 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     None
                 }
             },
-            State::Finished => finished(),
+            State::Keeping { leader, stale, mut writes } => match writes.take(input.into_answer()) {
+                Some(_) => {
+                    leader.land(stale.stored);
+                    Some(stale.value)
+                }
+                None => {
+                    self.state = State::Keeping { leader, stale, writes };
+                    None
+                }
+            },
+            State::Failing | State::Finished => finished(),
         }
     }
 
@@ -158,8 +275,10 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
             State::Reading(read) => read.step(),
             State::Following(flight) => Step::Wait(flight),
             State::Checking(_) => self.context.call(0, Request::GetValue(self.key)),
-            State::Computing(_) => Step::Compute,
-            State::Storing { writes, .. } => writes.next(),
+            // A panic is a failure to fall back from only when there is something to fall back on.
+            State::Computing(_) => Step::Compute { catch_panics: self.fail_safe.is_some() && self.stale.is_some() },
+            State::Storing { writes, .. } | State::Keeping { writes, .. } => writes.next(),
+            State::Failing => Step::Fail,
             State::Finished => finished(),
         }
     }

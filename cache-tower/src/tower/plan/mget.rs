@@ -26,6 +26,10 @@ pub(in crate::tower) struct Mget<'s, 'k, T> {
     state: State<'s, 'k>,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a plan lives on its caller's stack for one operation; boxing the backfill would cost an allocation each"
+)]
 enum State<'s, 'k> {
     Starting,
     /// Waiting for the answer of the layer at this index.

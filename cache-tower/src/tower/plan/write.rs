@@ -136,6 +136,12 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
         Self::new(context, write, since, Purpose::Backfill, low, high, Faults::default())
     }
 
+    /// The same write, leaving out the layers in `skip` too.
+    pub(super) fn skipping(mut self, skip: Faults) -> Self {
+        self.skip.0 |= skip.0;
+        self
+    }
+
     fn new(
         context: Context<'s>,
         write: Write<'k>,
