@@ -381,3 +381,73 @@ fn a_memoized_function_with_fail_safe_answers_with_its_stale_result() {
     assert_eq!(PRICE_RUNS.load(Ordering::SeqCst), runs + 2, "then the throttle holds it off");
     assert_eq!(price("pear"), Err("source down".to_owned()), "nothing stale to fall back on");
 }
+
+// ===== a Redis hiccup =====
+
+#[test]
+fn a_frozen_redis_leaves_warm_keys_answering_from_memory_and_the_thaw_brings_the_news() {
+    let mut server = RedisServer::start();
+    let namespace = unique_namespace("hiccup");
+    let memory = MemoryAdapter::builder().ttl(Duration::from_secs(60)).stale(Duration::from_secs(600)).build();
+    let redis = RedisAdapter::builder()
+        .url(server.url())
+        .namespace(&namespace)
+        .ttl(Duration::from_secs(60))
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let tower = Arc::new(subscribed_tower(&memory, &redis));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let loads = loads.clone();
+        move || {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<String, String>("loaded".to_owned())
+        }
+    };
+    tower.set("warm", "old".to_owned()).unwrap();
+    assert_eq!(tower.try_get_or_set_with("warm", &fail_safe(), load.clone()).as_deref(), Ok("old"));
+    let mut other = Raw::connect(&server.url(), &namespace); // another client, connected before the freeze
+
+    server.freeze();
+    // Its write waits in the frozen server's socket and lands at the thaw.
+    let writer = thread::spawn(move || other.set("warm", "\"new\""));
+    let frozen_until = Instant::now() + Duration::from_millis(2500);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (tower, load) = (tower.clone(), load.clone());
+            thread::spawn(move || {
+                let mut answers = Vec::new();
+                while Instant::now() < frozen_until {
+                    answers.push(tower.try_get_or_set_with("warm", &fail_safe(), load.clone()));
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<_> = callers.into_iter().flat_map(|caller| caller.join().unwrap()).collect();
+    assert!(answers.iter().all(|answer| answer.as_deref() == Ok("old")), "every call answered from memory");
+    assert_eq!(loads.load(Ordering::SeqCst), 0, "the source was never asked");
+    assert!(tower.stats()[0].stale_served > 0, "answered as stale once the listener saw the freeze");
+    assert_eq!(tower.get::<String>("warm"), None, "never as fresh: a plain read misses it");
+    eprintln!("{} calls during the freeze, {} served stale", answers.len(), tower.stats()[0].stale_served);
+
+    server.thaw();
+    writer.join().unwrap();
+    // The other client's write is done: from the first read that sees it on, none sees the old
+    // value. (Until the breaker lets a read through again, at most its cool-down of a second,
+    // the copy still answers as stale.)
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seen_new = false;
+    while Instant::now() < deadline {
+        let answer = tower.try_get_or_set_with("warm", &fail_safe(), load.clone());
+        match answer.as_deref() {
+            Ok("new") => seen_new = true,
+            Ok("old") => assert!(!seen_new, "the old value came back after the new one was read"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(seen_new, "the write made during the freeze was never read");
+    assert!(memory.get_stale("warm").unwrap().is_none_or(|entry| entry.value().decode::<String>().unwrap() == "new"));
+}
