@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Encode,
     /// A stored value could not be decoded as the requested type.
     Decode,
+    /// A get-or-load gave up waiting for its computation: its hard timeout passed with no stale
+    /// value to answer with ([`LoadOptions::hard_timeout`](crate::LoadOptions::hard_timeout)).
+    Timeout,
 }
 
 /// What went wrong in a layer, for an error of kind [`ErrorKind::Layer`]: branch on it (or on
@@ -108,6 +111,11 @@ impl Error {
                 source: None,
             }),
         }
+    }
+
+    /// The error of a get-or-load whose hard timeout passed ([`ErrorKind::Timeout`]).
+    pub(crate) fn load_timeout(message: &str) -> Self {
+        Self::new(ErrorKind::Timeout, message)
     }
 
     /// A layer failure ([`ErrorKind::Layer`]) of the given [`Fault`].
@@ -303,6 +311,7 @@ impl fmt::Debug for Error {
                 ErrorKind::Layer => "layer error",
                 ErrorKind::Encode => "encode error",
                 ErrorKind::Decode => "decode error",
+                ErrorKind::Timeout => "timeout",
             };
             return write!(f, "{kind}: {}", self.report());
         }
@@ -321,6 +330,20 @@ impl fmt::Debug for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.inner.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+/// The error as a line of text with its causes ([`Error::report`]), for computations whose
+/// error type is `String` and that a get-or-load may answer with a timeout
+/// ([`LoadOptions::hard_timeout`](crate::LoadOptions::hard_timeout)).
+///
+/// ```
+/// let err = cache_tower::Error::new(cache_tower::error::ErrorKind::Timeout, "too slow");
+/// assert_eq!(String::from(err), "too slow");
+/// ```
+impl From<Error> for String {
+    fn from(err: Error) -> Self {
+        err.report().to_string()
     }
 }
 

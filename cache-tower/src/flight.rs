@@ -33,31 +33,42 @@ enum State {
 }
 
 /// What [`Flights::join`] made of the caller.
-pub(crate) enum Joined<'a> {
+pub(crate) enum Joined {
     /// Nobody was computing this key: the caller must, then call [`Leader::land`].
-    Leader(Leader<'a>),
+    Leader(Leader),
     /// Somebody is: wait with [`Flight::wait`].
     Follower(Arc<Flight>),
 }
 
-/// The right and duty to compute one key. Dropping it without landing abandons the flight.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+/// The right and duty to compute one key. Dropping it without landing abandons the flight. It
+/// owns a handle on the flights, so it may be handed to a background load that outlives the
+/// call that joined.
+pub(crate) struct Leader {
+    flights: Arc<Flights>,
     key: String,
     flight: Arc<Flight>,
     landed: bool,
 }
 
 impl Flights {
-    /// Joins the flight for `key`, starting it when there is none.
-    pub(crate) fn join(&self, key: &str) -> Joined<'_> {
-        let mut in_flight = self.in_flight.lock();
+    /// Joins the flight for `key` of `flights`, starting it when there is none.
+    pub(crate) fn join(flights: &Arc<Flights>, key: &str) -> Joined {
+        let mut in_flight = flights.in_flight.lock();
         if let Some(flight) = in_flight.get(key) {
             return Joined::Follower(Arc::clone(flight));
         }
         let flight = Arc::new(Flight { state: Mutex::new(State::Flying), changed: Event::new() });
         in_flight.insert(key.to_owned(), Arc::clone(&flight));
-        Joined::Leader(Leader { flights: self, key: key.to_owned(), flight, landed: false })
+        Joined::Leader(Leader { flights: Arc::clone(flights), key: key.to_owned(), flight, landed: false })
+    }
+
+    /// Leads the flight for `key` when nobody is flying it (an eager refresh: `None` means one
+    /// is under way already).
+    pub(crate) fn try_lead(flights: &Arc<Flights>, key: &str) -> Option<Leader> {
+        match Flights::join(flights, key) {
+            Joined::Leader(leader) => Some(leader),
+            Joined::Follower(_) => None,
+        }
     }
 
     /// How many keys are being computed right now.
@@ -98,6 +109,20 @@ impl Flight {
         }
     }
 
+    /// [`wait`](Self::wait) until `deadline` at the latest: `None` when it passed first.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> Option<Option<StoredValue>> {
+        loop {
+            if let Some(outcome) = self.outcome() {
+                return Some(outcome);
+            }
+            let listener = self.changed.listen();
+            if let Some(outcome) = self.outcome() {
+                return Some(outcome);
+            }
+            listener.wait_deadline(deadline)?;
+        }
+    }
+
     /// `None` while flying; then the value, or `Some(None)` when abandoned.
     fn outcome(&self) -> Option<Option<StoredValue>> {
         match &*self.state.lock() {
@@ -108,7 +133,7 @@ impl Flight {
     }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Hands `value` to every follower and ends the flight.
     pub(crate) fn land(mut self, value: StoredValue) {
         self.finish(State::Landed(value));
@@ -125,7 +150,7 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         if !self.landed {
             // The computation failed or panicked: release the followers so one of them retries.
@@ -148,9 +173,9 @@ mod tests {
 
     #[test]
     fn followers_get_the_leaders_value() {
-        let flights = Flights::default();
-        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
-        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(leader) = Flights::join(&flights, "k") else { panic!("first caller leads") };
+        let Joined::Follower(flight) = Flights::join(&flights, "k") else { panic!("second caller follows") };
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| flight.wait().map(|v| v.decode::<i32>().unwrap()));
             leader.land(StoredValue::new(7));
@@ -161,28 +186,28 @@ mod tests {
 
     #[test]
     fn dropped_leader_releases_followers() {
-        let flights = Flights::default();
-        let Joined::Leader(leader) = flights.join("k") else { panic!("first caller leads") };
-        let Joined::Follower(flight) = flights.join("k") else { panic!("second caller follows") };
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(leader) = Flights::join(&flights, "k") else { panic!("first caller leads") };
+        let Joined::Follower(flight) = Flights::join(&flights, "k") else { panic!("second caller follows") };
         drop(leader);
         assert!(flight.wait().is_none());
-        assert!(matches!(flights.join("k"), Joined::Leader(_)), "a new flight can start");
+        assert!(matches!(Flights::join(&flights, "k"), Joined::Leader(_)), "a new flight can start");
     }
 
     #[test]
     fn panicking_leader_releases_followers() {
-        let flights = Flights::default();
+        let flights = Arc::new(Flights::default());
         let (registered, followed) = (Barrier::new(2), Barrier::new(2));
         let retried = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             let leader = scope.spawn(|| {
-                let Joined::Leader(_leader) = flights.join("k") else { panic!("leads") };
+                let Joined::Leader(_leader) = Flights::join(&flights, "k") else { panic!("leads") };
                 registered.wait();
                 followed.wait();
                 panic!("computation failed");
             });
             registered.wait();
-            let Joined::Follower(flight) = flights.join("k") else { panic!("the leader is still flying") };
+            let Joined::Follower(flight) = Flights::join(&flights, "k") else { panic!("the leader is still flying") };
             followed.wait();
             if flight.wait().is_none() {
                 retried.fetch_add(1, Ordering::SeqCst);
@@ -210,13 +235,13 @@ mod model {
     /// dropped future all drop the leader unlanded); or follow, and join again if abandoned.
     /// `leading` counts the leaders computing right now.
     fn get_or_compute(
-        flights: &Flights,
+        flights: &Arc<Flights>,
         leading: &AtomicUsize,
         compute: impl Fn() -> Option<u64>,
         async_wait: bool,
     ) -> Option<u64> {
         loop {
-            match flights.join(KEY) {
+            match Flights::join(&flights, KEY) {
                 Joined::Leader(leader) => {
                     assert_eq!(leading.fetch_add(1, Ordering::SeqCst), 0, "two leaders at once");
                     let value = compute();
@@ -284,7 +309,7 @@ mod model {
         model(move || {
             let flights = Arc::new(Flights::default());
             let leading = Arc::new(AtomicUsize::new(0));
-            let Joined::Leader(leader) = flights.join(KEY) else { panic!("the first caller leads") };
+            let Joined::Leader(leader) = Flights::join(&flights, KEY) else { panic!("the first caller leads") };
             let followers: Vec<_> = (1..=2)
                 .map(|id| {
                     let (flights, leading) = (Arc::clone(&flights), Arc::clone(&leading));

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// How [`get_or_set_with`](crate::CacheTower::get_or_set_with) and its relatives load a value:
-/// the computed value's TTL and stale window, and the fail-safe.
+/// the computed value's TTL and stale window, the fail-safe, timeouts and eager refresh.
 ///
 /// Every setting is optional; an unset one takes the tower's default
 /// ([`CacheTower::set_load_options`](crate::CacheTower::set_load_options)), and without one the
@@ -24,6 +24,11 @@ use std::time::Duration;
 ///   from) and logged as a warning. Without a stale value the caller gets the failure, as without
 ///   fail-safe. A stale value is never returned by plain reads (`get`, `mget`, `exists`), and
 ///   never after the key was deleted, flushed or changed anywhere.
+/// * [`soft_timeout`](Self::soft_timeout), [`hard_timeout`](Self::hard_timeout),
+///   [`refresh_ahead`](Self::refresh_ahead): a slow computation answered by a stale value while
+///   it goes on in the background, a bound on any wait, and refreshing a value before it
+///   expires. They need a computation that can outlive its caller: the
+///   [`try_get_or_load`](crate::CacheTower::try_get_or_load) calls.
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,12 +66,18 @@ pub struct LoadOptions {
     pub stale: Option<Duration>,
     /// The fail-safe's throttle period; `None`: no fail-safe.
     pub fail_safe: Option<Duration>,
+    /// How long a caller waits for the computation when a stale value could answer instead.
+    pub soft_timeout: Option<Duration>,
+    /// How long a caller waits for the computation at all.
+    pub hard_timeout: Option<Duration>,
+    /// The fraction of its TTL after which a hit refreshes the value in the background.
+    pub refresh_ahead: Option<f64>,
 }
 
 impl LoadOptions {
     /// Options with nothing set: the tower's defaults apply.
     pub const fn new() -> Self {
-        Self { ttl: None, stale: None, fail_safe: None }
+        Self { ttl: None, stale: None, fail_safe: None, soft_timeout: None, hard_timeout: None, refresh_ahead: None }
     }
 
     /// The computed value's own TTL (`Duration::ZERO`: none of its own, each layer's applies).
@@ -89,12 +100,46 @@ impl LoadOptions {
         self
     }
 
+    /// With a stale value to fall back on, a caller waits at most `timeout` for the computation,
+    /// then gets the stale value (counted as `stale_served`) while the computation goes on in the
+    /// background and stores its value in every layer when it completes. Callers waiting on the
+    /// same key meanwhile share that one computation. Only the `*_get_or_load` calls can leave a
+    /// computation running ([`try_get_or_load`](crate::CacheTower::try_get_or_load)); with other
+    /// calls the caller that computes waits for its computation, the others time out.
+    pub const fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// A caller waits at most `timeout` for the computation: then it gets a stale value if there
+    /// is one, else a timeout error ([`ErrorKind::Timeout`](crate::error::ErrorKind), converted
+    /// into the call's error type). The computation goes on and stores its value when it
+    /// completes. For the `*_get_or_load` calls (see [`soft_timeout`](Self::soft_timeout)).
+    pub const fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Eager refresh: a hit on a value past `fraction` of its TTL (say `0.8`) returns the value
+    /// at once and starts one background computation of the key (one per key and process at a
+    /// time), which stores the new value in every layer. Only keys that are read get refreshed.
+    /// The TTL is the call's [`ttl`](Self::ttl) or else the top layer's; the top layer's copy is
+    /// watched (a memory layer's, through the fast lane). A fraction outside `0 < fraction < 1`
+    /// means no eager refresh. For the `*_get_or_load` calls, which own their computation.
+    pub const fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction);
+        self
+    }
+
     /// The settings of `self`, each unset one taken from `defaults`.
     pub fn or(self, defaults: &LoadOptions) -> Self {
         Self {
             ttl: self.ttl.or(defaults.ttl),
             stale: self.stale.or(defaults.stale),
             fail_safe: self.fail_safe.or(defaults.fail_safe),
+            soft_timeout: self.soft_timeout.or(defaults.soft_timeout),
+            hard_timeout: self.hard_timeout.or(defaults.hard_timeout),
+            refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
         }
     }
 }

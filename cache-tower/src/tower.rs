@@ -36,6 +36,7 @@ mod blocking;
 pub(crate) mod coherence;
 mod fast_lane;
 mod layer;
+mod load;
 mod plan;
 
 use std::fmt;
@@ -88,7 +89,7 @@ pub struct CacheTower {
     stack: ArcSwap<Vec<Layer>>,
     /// Serializes layer-management calls, so none of them loses another's change.
     reconfigure: Mutex<()>,
-    flights: Flights,
+    flights: crate::sync_shim::Arc<Flights>,
     /// Evicts local copies of keys changed in shared layers (cross-process invalidation).
     coherence: Coherence,
     /// What get-or-set does when a call does not say ([`LoadOptions`]).
@@ -110,7 +111,7 @@ impl CacheTower {
         Self {
             stack: ArcSwap::from_pointee(Vec::new()),
             reconfigure: Mutex::new(()),
-            flights: Flights::default(),
+            flights: crate::sync_shim::Arc::new(Flights::default()),
             coherence: Coherence::default(),
             load_options: ArcSwap::from_pointee(LoadOptions::new()),
         }
@@ -455,7 +456,8 @@ impl CacheTower {
         let stack = self.load_stack();
         let top_lacks_key = return_fast_hit!(stack.first(), key, |value: &T| Ok(value.clone()));
         let options = options.or(&self.load_options.load());
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key, top_lacks_key, &options), Some(compute))
+        let plan = GetOrSet::new(self.context(&stack), key, top_lacks_key, &options);
+        blocking::run_computing(plan, Some(blocking::Inline(compute)))
     }
 
     /// The [`LoadOptions`] that get-or-set calls use where they set nothing (default: none of
@@ -492,7 +494,8 @@ impl CacheTower {
     {
         let stack = self.load_stack();
         let options = options.or(&self.load_options.load());
-        blocking::run_computing(GetOrSet::new(self.context(&stack), key, false, &options), Some(compute))
+        let plan = GetOrSet::new(self.context(&stack), key, false, &options);
+        blocking::run_computing(plan, Some(blocking::Inline(compute)))
     }
 }
 
@@ -796,7 +799,8 @@ impl CacheTower {
     {
         let stack = self.stack.load_full();
         let options = options.or(&self.load_options.load());
-        run_computing(GetOrSet::new(self.context(&stack), key, false, &options), Some(compute)).await
+        let plan = GetOrSet::new(self.context(&stack), key, false, &options);
+        run_computing(plan, Some(asynchronous::Inline(compute))).await
     }
 }
 

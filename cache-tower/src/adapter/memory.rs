@@ -212,6 +212,17 @@ impl Lookup<'_> {
         self.item().filter(|item| item.fresh(&mut Now::new(self.clock))).map(|item| &item.value)
     }
 
+    /// The value under the key, if live and fresh, and how long it stays fresh (`None`: it has
+    /// no TTL), for an eager refresh's look at a copy's age.
+    pub(crate) fn value_and_fresh_left(&self) -> Option<(&StoredValue, Option<Duration>)> {
+        let item = self.item()?;
+        let mut now = Now::new(self.clock);
+        if !item.fresh(&mut now) {
+            return None;
+        }
+        Some((&item.value, item.entry_ttl(&mut now)))
+    }
+
     /// The item stored under the key the shard was locked for, if it is live.
     #[inline]
     fn item(&self) -> Option<&shard::Item> {

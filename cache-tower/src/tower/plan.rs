@@ -38,22 +38,32 @@ use crate::adapter::{Reply, Request};
 use crate::change_log::ChangeLog;
 use crate::error::{Error, Fault, Result};
 use crate::flight::{Flight, Flights};
+use crate::sync_shim::Arc;
 use crate::value::StoredValue;
+use std::time::Instant;
 
 /// What a plan asks its driver to do next.
 pub(super) enum Step<'p> {
     /// Make one call to the layer at `index`, through its breaker; answer with [`Input::Reply`].
     Call { index: usize, layer: &'p Layer, request: Request<'p> },
-    /// Wait until another caller computing the same key lands or abandons its flight; answer
-    /// with [`Input::Landed`].
-    Wait(&'p Flight),
+    /// Wait until another caller computing the same key lands or abandons its flight, or
+    /// until `until` has passed; answer with [`Input::Landed`] (or [`Input::TimedOut`]).
+    Wait { flight: &'p Flight, until: Option<Instant> },
     /// Run the caller's computation; answer with [`Input::Computed`], or with [`Input::Failed`]
     /// when it failed (its error kept by the driver). With `catch_panics`, a panic of the
     /// computation is a failure too (the plan has a stale value to fall back on).
-    Compute { catch_panics: bool },
+    ///
+    /// With `detach`, a computation that can outlive its caller is handed to the background
+    /// with the plan's [`detach`](Plan::detach)ed leadership (it stores its value and lands the
+    /// flight itself), and the driver waits for its outcome until `until` at the latest
+    /// ([`Input::TimedOut`]). One that cannot runs inline.
+    Compute { catch_panics: bool, detach: bool, until: Option<Instant> },
     /// The computation failed and the plan has nothing to fall back on: the driver ends the run
     /// with the computation's error (or resumes its panic).
     Fail,
+    /// The caller's hard timeout passed with nothing to fall back on: the driver ends the run
+    /// with a timeout error (only plans of computations that can outlive their caller ask).
+    GiveUp,
 }
 
 /// What a driver hands a plan: nothing yet, or the outcome of the last [`Step`].
@@ -64,6 +74,8 @@ pub(super) enum Input<V> {
     Computed(V),
     /// The computation returned an error or panicked (the driver keeps which).
     Failed,
+    /// The deadline of a [`Step::Wait`] or detached [`Step::Compute`] passed first.
+    TimedOut,
 }
 
 impl<V> Input<V> {
@@ -73,7 +85,7 @@ impl<V> Input<V> {
         match self {
             Input::Start => None,
             Input::Reply(reply) => Some(reply),
-            Input::Landed(_) | Input::Computed(_) | Input::Failed => Some(no_reply()),
+            Input::Landed(_) | Input::Computed(_) | Input::Failed | Input::TimedOut => Some(no_reply()),
         }
     }
 }
@@ -129,6 +141,55 @@ pub(super) trait Plan {
 
     /// The step to make now. Only called after [`advance`](Self::advance) returned `None`.
     fn next(&self) -> Step<'_>;
+
+    /// After a [`Step::Compute`] with `detach`: the leadership and what the background needs to
+    /// store the value. `None` (every plan but get-or-set's) means the computation runs inline.
+    fn detach(&mut self) -> Option<Detached<Self::Value>> {
+        None
+    }
+}
+
+/// Owned handles on what a tower's plans borrow, for work that outlives the call that started
+/// it (a background load).
+#[derive(Clone)]
+pub(super) struct Background {
+    pub(super) stack: std::sync::Arc<Vec<Layer>>,
+    pub(super) log: std::sync::Arc<ChangeLog>,
+    pub(super) flights: Arc<Flights>,
+}
+
+impl Background {
+    pub(super) fn context(&self) -> Context<'_> {
+        Context { stack: &self.stack, log: &self.log, flights: &self.flights }
+    }
+}
+
+/// A computation handed to the background: the leadership of its key's flight, and how to
+/// store its value (see `GetOrSet`). The driver that runs it stores the value with
+/// [`store`](Self::store) and then [`land`](Self::land)s.
+pub(super) struct Detached<T> {
+    pub(super) background: Background,
+    pub(super) key: String,
+    pub(super) leader: crate::flight::Leader,
+    pub(super) ttl: Option<std::time::Duration>,
+    pub(super) stale_window: Option<std::time::Duration>,
+    pub(super) _value: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: crate::Cacheable> Detached<T> {
+    /// The write that stores `stored` (the computed value) in every layer.
+    pub(super) fn store<'d>(&'d self, stored: &StoredValue) -> WriteLayers<'d, 'd> {
+        let mut entry = crate::value::Entry::new(stored.clone(), self.ttl);
+        if let Some(window) = self.stale_window {
+            entry = entry.with_stale_window(window);
+        }
+        WriteLayers::store(self.background.context(), Write::Set(&self.key, entry), Faults::default())
+    }
+
+    /// Hands the stored value to the flight's followers.
+    pub(super) fn land(self, stored: StoredValue) {
+        self.leader.land(stored);
+    }
 }
 
 /// What every plan of one tower works with: a consistent snapshot of the stack, the change log
@@ -137,7 +198,7 @@ pub(super) trait Plan {
 pub(super) struct Context<'s> {
     pub(super) stack: &'s [Layer],
     pub(super) log: &'s ChangeLog,
-    pub(super) flights: &'s Flights,
+    pub(super) flights: &'s Arc<Flights>,
 }
 
 impl<'s> Context<'s> {

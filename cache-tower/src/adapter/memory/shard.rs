@@ -81,9 +81,12 @@ impl Item {
             // Saturating: the clock may have moved past the expiry since the caller checked it.
             return Entry::stale(self.value.clone(), Duration::from_nanos(self.expires_at.saturating_sub(now.get())));
         }
-        let ttl =
-            (self.expires_at != NEVER).then(|| Duration::from_nanos(self.fresh_until().saturating_sub(now.get())));
-        Entry::new(self.value.clone(), ttl)
+        Entry::new(self.value.clone(), self.entry_ttl(now))
+    }
+
+    /// How long a fresh item stays fresh; `None` without a TTL.
+    pub(super) fn entry_ttl(&self, now: &mut Now<'_>) -> Option<Duration> {
+        (self.expires_at != NEVER).then(|| Duration::from_nanos(self.fresh_until().saturating_sub(now.get())))
     }
 
     #[inline]

@@ -3,13 +3,13 @@
 
 use super::read::{Read, Stale};
 use super::write::{Write, WriteLayers};
-use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
+use super::{Background, Context, Detached, Faults, Input, Plan, Step, finished, no_reply};
 use crate::LoadOptions;
 use crate::adapter::{Reply, Request};
-use crate::flight::{Flight, Joined, Leader};
+use crate::flight::{Flight, Flights, Joined, Leader};
 use crate::sync_shim::Arc;
 use crate::value::{Cacheable, Entry, StoredValue};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Get-or-set of one key.
 ///
@@ -45,6 +45,13 @@ pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     /// What the read found stale, and the change number before it.
     stale: Option<Stale<T>>,
     since: u64,
+    /// When a caller with a stale value stops waiting for the computation (soft timeout), and
+    /// when any caller does (hard timeout: only with `background`, since giving up is only for
+    /// a computation that can go on without its caller).
+    soft: Option<Instant>,
+    hard: Option<Instant>,
+    /// Handles for a computation handed to the background (`try_get_or_load`).
+    background: Option<Background>,
     state: State<'s, 'k, T>,
 }
 
@@ -52,24 +59,30 @@ enum State<'s, 'k, T> {
     Reading(Read<'s, 'k, T>),
     Following(Arc<Flight>),
     /// Leading: reading the top layer again.
-    Checking(Leader<'s>),
+    Checking(Leader),
     /// Leading: waiting for the caller's computation.
-    Computing(Leader<'s>),
+    Computing(Leader),
     /// Leading: storing the computed value.
     Storing {
-        leader: Leader<'s>,
+        leader: Leader,
         value: T,
         stored: StoredValue,
         writes: WriteLayers<'s, 'k>,
     },
-    /// Leading, the computation failed: keeping the stale value in the memory layers.
+    /// Leading, the computation handed to the background: waiting for its outcome (it stores
+    /// the value and lands the flight itself, or abandons it when it fails).
+    Awaiting,
+    /// The computation failed: keeping the stale value in the memory layers (then landing the
+    /// flight with it, when still leading).
     Keeping {
-        leader: Leader<'s>,
+        leader: Option<Leader>,
         stale: Stale<T>,
         writes: WriteLayers<'s, 'k>,
     },
     /// The computation failed and there is nothing to fall back on.
     Failing,
+    /// The hard timeout passed and there is nothing to fall back on.
+    GivingUp,
     Finished,
 }
 
@@ -82,10 +95,14 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         top_lacks_key: bool,
         options: &LoadOptions,
     ) -> Self {
-        let read = match options.fail_safe {
-            Some(_) => Read::new(context, key).with_stale(),
-            None => Read::new(context, key).below_top(top_lacks_key),
+        // A stale value is wanted when there is something to use it for.
+        let timeouts = options.soft_timeout.is_some() || options.hard_timeout.is_some();
+        let read = match options.fail_safe.is_some() || timeouts {
+            true => Read::new(context, key).with_stale(),
+            false => Read::new(context, key).below_top(top_lacks_key),
         };
+        let now = timeouts.then(Instant::now);
+        let after = |timeout: Option<Duration>| Some(now?.checked_add(timeout?).unwrap_or_else(far_future));
         Self {
             context,
             key,
@@ -95,13 +112,49 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
             faults: Faults::default(),
             stale: None,
             since: 0,
+            soft: after(options.soft_timeout),
+            hard: after(options.hard_timeout),
+            background: None,
             state: State::Reading(read),
+        }
+    }
+
+    /// The same get-or-set, its computation able to outlive the caller: handed to the
+    /// background ([`Step::Compute`] with `detach`) with these handles, and the hard timeout
+    /// honoured.
+    pub(in crate::tower) fn with_background(mut self, background: Background) -> Self {
+        self.background = Some(background);
+        self
+    }
+
+    /// How long this caller waits for the computation: until the soft timeout when it has a
+    /// stale value to answer with, at most until the hard one.
+    fn deadline(&self) -> Option<Instant> {
+        let hard = self.hard.filter(|_| self.background.is_some());
+        match (self.stale.is_some(), self.soft, hard) {
+            (true, Some(soft), hard) => Some(hard.map_or(soft, |hard| hard.min(soft))),
+            (_, _, hard) => hard,
+        }
+    }
+
+    /// The wait for the computation timed out: the stale value if there is one, else (the hard
+    /// timeout) give up.
+    fn timed_out(&mut self) -> Option<T> {
+        match self.stale.take() {
+            Some(stale) => {
+                self.served_stale(stale.index, "computation too slow; serving a stale value (timeout)");
+                Some(stale.value)
+            }
+            None => {
+                self.state = State::GivingUp;
+                None
+            }
         }
     }
 
     /// Joins the key's flight: follow it, or lead it.
     fn join(&mut self) -> Option<T> {
-        self.state = match self.context.flights.join(self.key) {
+        self.state = match Flights::join(self.context.flights, self.key) {
             Joined::Follower(flight) => State::Following(flight),
             Joined::Leader(leader) if self.faults.contains(0) || self.context.stack.is_empty() => {
                 State::Computing(leader)
@@ -112,7 +165,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     }
 
     /// The leader's computed value: store it everywhere, then land.
-    fn store(&mut self, leader: Leader<'s>, value: T) -> Option<T> {
+    fn store(&mut self, leader: Leader, value: T) -> Option<T> {
         let stored = StoredValue::new(value.clone());
         let mut entry = Entry::new(stored.clone(), self.ttl);
         if let Some(window) = self.stale_window {
@@ -155,8 +208,9 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     }
 
     /// The computation failed: fall back on the stale value when the fail-safe is on and the
-    /// read found one, else fail (dropping the leadership abandons the flight).
-    fn failed(&mut self, leader: Leader<'s>) -> Option<T> {
+    /// read found one, else fail (dropping the leadership abandons the flight). `leader` is
+    /// `None` when the computation ran in the background, which abandoned the flight already.
+    fn failed(&mut self, leader: Option<Leader>) -> Option<T> {
         let (Some(throttle), Some(stale)) = (self.fail_safe, self.stale.take()) else {
             self.state = State::Failing;
             return None;
@@ -182,12 +236,19 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         let mut writes =
             WriteLayers::backfill(self.context, Write::Set(self.key, entry), self.since, 0, stale.index).skipping(skip);
         if writes.take(None).is_some() {
-            leader.land(stale.stored);
+            if let Some(leader) = leader {
+                leader.land(stale.stored);
+            }
             return Some(stale.value);
         }
         self.state = State::Keeping { leader, stale, writes };
         None
     }
+}
+
+/// An instant later than any deadline that matters (for a timeout too long to add to now).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
@@ -220,6 +281,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 },
                 // Abandoned: join again.
                 Input::Landed(None) => self.join(),
+                Input::TimedOut => self.timed_out(),
                 Input::Start => {
                     self.state = State::Following(flight);
                     None
@@ -240,7 +302,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
             }
             State::Computing(leader) => match input {
                 Input::Computed(value) => self.store(leader, value),
-                Input::Failed => self.failed(leader),
+                Input::Failed => self.failed(Some(leader)),
                 _ => {
                     self.state = State::Computing(leader);
                     None
@@ -256,9 +318,21 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     None
                 }
             },
+            State::Awaiting => match input {
+                // The background stored the value and landed the flight.
+                Input::Computed(value) => Some(value),
+                Input::Failed => self.failed(None),
+                Input::TimedOut => self.timed_out(),
+                _ => {
+                    self.state = State::Awaiting;
+                    None
+                }
+            },
             State::Keeping { leader, stale, mut writes } => match writes.take(input.into_answer()) {
                 Some(_) => {
-                    leader.land(stale.stored);
+                    if let Some(leader) = leader {
+                        leader.land(stale.stored);
+                    }
                     Some(stale.value)
                 }
                 None => {
@@ -266,19 +340,44 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     None
                 }
             },
-            State::Failing | State::Finished => finished(),
+            State::Failing | State::GivingUp | State::Finished => finished(),
+        }
+    }
+
+    fn detach(&mut self) -> Option<Detached<T>> {
+        let background = self.background.clone()?;
+        match std::mem::replace(&mut self.state, State::Awaiting) {
+            State::Computing(leader) => Some(Detached {
+                background,
+                key: self.key.to_owned(),
+                leader,
+                ttl: self.ttl,
+                stale_window: self.stale_window,
+                _value: std::marker::PhantomData,
+            }),
+            other => {
+                self.state = other;
+                None
+            }
         }
     }
 
     fn next(&self) -> Step<'_> {
         match &self.state {
             State::Reading(read) => read.step(),
-            State::Following(flight) => Step::Wait(flight),
+            State::Following(flight) => Step::Wait { flight, until: self.deadline() },
             State::Checking(_) => self.context.call(0, Request::GetValue(self.key)),
             // A panic is a failure to fall back from only when there is something to fall back on.
-            State::Computing(_) => Step::Compute { catch_panics: self.fail_safe.is_some() && self.stale.is_some() },
+            State::Computing(_) => Step::Compute {
+                catch_panics: self.fail_safe.is_some() && self.stale.is_some(),
+                detach: self.background.is_some(),
+                until: self.deadline(),
+            },
+            // The driver has the computation's outcome to wait for.
+            State::Awaiting => Step::Compute { catch_panics: false, detach: true, until: self.deadline() },
             State::Storing { writes, .. } | State::Keeping { writes, .. } => writes.next(),
             State::Failing => Step::Fail,
+            State::GivingUp => Step::GiveUp,
             State::Finished => finished(),
         }
     }
