@@ -1,12 +1,14 @@
 //! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `stale = "…"`,
-//! `fail_safe = "…"`, `result = bool`, `option = bool`, `cache_none = bool`.
+//! `fail_safe = "…"`, `soft_timeout = "…"`, `hard_timeout = "…"`, `refresh_ahead = 0.8`,
+//! `result = bool`, `option = bool`, `cache_none = bool`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
-const KNOWN: &str = "config, key, ttl, stale, fail_safe, result, option, cache_none";
+const KNOWN: &str =
+    "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, result, option, cache_none";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -21,6 +23,14 @@ pub(crate) struct Args {
     pub(crate) stale_millis: Option<u64>,
     /// The fail-safe's throttle period, in milliseconds (from `fail_safe = "30s"`).
     pub(crate) fail_safe_millis: Option<u64>,
+    /// The soft timeout, in milliseconds.
+    pub(crate) soft_timeout_millis: Option<u64>,
+    /// The hard timeout, in milliseconds, and where it was written.
+    pub(crate) hard_timeout: Option<(u64, proc_macro2::Span)>,
+    /// The eager-refresh fraction (`0 < f < 1`).
+    pub(crate) refresh_ahead: Option<f64>,
+    /// The name and place of the first argument that makes the body a background load.
+    pub(crate) background: Option<(&'static str, proc_macro2::Span)>,
     /// Treat the return type as a `Result` (for aliases).
     pub(crate) result: Option<LitBool>,
     /// Treat the return type as an `Option` (for aliases).
@@ -72,6 +82,19 @@ impl Args {
             "ttl" => set(&mut self.ttl_millis, path, duration(&name_value.value, &name)?),
             "stale" => set(&mut self.stale_millis, path, duration(&name_value.value, &name)?),
             "fail_safe" => set(&mut self.fail_safe_millis, path, duration(&name_value.value, &name)?),
+            "soft_timeout" => {
+                self.background.get_or_insert(("soft_timeout", path_span(path)));
+                set(&mut self.soft_timeout_millis, path, duration(&name_value.value, &name)?)
+            }
+            "hard_timeout" => {
+                self.background.get_or_insert(("hard_timeout", path_span(path)));
+                let millis = duration(&name_value.value, &name)?;
+                set(&mut self.hard_timeout, path, (millis, path_span(path)))
+            }
+            "refresh_ahead" => {
+                self.background.get_or_insert(("refresh_ahead", path_span(path)));
+                set(&mut self.refresh_ahead, path, fraction(&name_value.value, &name)?)
+            }
             "result" => set(&mut self.result, path, boolean(&name_value.value, &name)?),
             "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
             "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
@@ -117,6 +140,23 @@ fn set<T>(slot: &mut Option<T>, path: &syn::Path, value: T) -> syn::Result<()> {
     Ok(())
 }
 
+fn path_span(path: &syn::Path) -> proc_macro2::Span {
+    path.segments.first().map_or_else(proc_macro2::Span::call_site, |segment| segment.ident.span())
+}
+
+/// A fraction strictly between 0 and 1 (`refresh_ahead = 0.8`), or an error at the literal.
+fn fraction(value: &Expr, name: &str) -> syn::Result<f64> {
+    let wrong =
+        |span| syn::Error::new(span, format!("`{name}` takes a fraction of the TTL between 0 and 1, such as 0.8"));
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Float(lit), .. }) => match lit.base10_parse::<f64>() {
+            Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Ok(fraction),
+            _ => Err(wrong(lit.span())),
+        },
+        other => Err(wrong(syn::spanned::Spanned::span(other))),
+    }
+}
+
 fn path_name(path: &syn::Path) -> String {
     path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
 }
@@ -127,6 +167,9 @@ fn example(name: &str) -> &'static str {
         "key" => "\"user:{id}\"",
         "ttl" | "fail_safe" => "\"30s\"",
         "stale" => "\"10m\"",
+        "soft_timeout" => "\"100ms\"",
+        "hard_timeout" => "\"2s\"",
+        "refresh_ahead" => "0.8",
         "result" | "option" | "cache_none" => "true",
         _ => "...",
     }

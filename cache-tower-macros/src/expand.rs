@@ -74,7 +74,12 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
         option("stale", args.stale_millis),
         option("fail_safe", args.fail_safe_millis),
     );
-    let options = quote! { ::cache_tower::LoadOptions::new() #ttl #stale #fail_safe };
+    let soft_timeout = option("soft_timeout", args.soft_timeout_millis);
+    let hard_timeout = option("hard_timeout", args.hard_timeout.map(|(millis, _)| millis));
+    let refresh_ahead = args.refresh_ahead.map(|fraction| quote! { .refresh_ahead(#fraction) });
+    let options = quote! {
+        ::cache_tower::LoadOptions::new() #ttl #stale #fail_safe #soft_timeout #hard_timeout #refresh_ahead
+    };
     let site_item = quote_spanned! {mixed=>
         static #site: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(
             #config,
@@ -93,7 +98,7 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
     let assertion = signature.cached_type.as_ref().map(|ty| {
         quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#ty>(); }
     });
-    let memoize = memoize_function(signature.kind, signature.is_async, first);
+    let memoize = memoize_function(signature.kind, signature.is_async, args.background.is_some(), first);
     let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
     let mut memoize_arguments =
         Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
@@ -206,11 +211,14 @@ fn without_mut(sig: &FnSignature) -> FnSignature {
     sig
 }
 
-fn memoize_function(kind: ReturnKind, is_async: bool, span: Span) -> Ident {
-    let base = match kind {
-        ReturnKind::Plain => "memoize",
-        ReturnKind::Result => "memoize_result",
-        ReturnKind::Option => "memoize_option",
+fn memoize_function(kind: ReturnKind, is_async: bool, background: bool, span: Span) -> Ident {
+    let base = match (kind, background) {
+        (ReturnKind::Plain, false) => "memoize",
+        (ReturnKind::Result, false) => "memoize_result",
+        (ReturnKind::Option, false) => "memoize_option",
+        // `Option` functions are refused by `validate::check_background`.
+        (ReturnKind::Plain | ReturnKind::Option, true) => "memoize_load",
+        (ReturnKind::Result, true) => "memoize_load_result",
     };
     if is_async { format_ident!("{}_async", base, span = span) } else { format_ident!("{}", base, span = span) }
 }

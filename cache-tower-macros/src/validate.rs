@@ -65,6 +65,9 @@ pub(crate) fn check(attr: TokenStream, function: &ItemFn) -> syn::Result<(Args, 
     let mut errors = Errors::default();
     let args = errors.push(Args::parse(attr));
     let signature = errors.push(Signature::check(function, args.as_ref().unwrap_or(&Args::default())));
+    if let (Some(args), Some(signature)) = (&args, &signature) {
+        errors.push(check_background(args, signature));
+    }
     let key = match (&args, &signature) {
         (Some(args), Some(signature)) => errors.push(check_key(args, signature)),
         // The key is checked against the parameters, which are not known.
@@ -75,6 +78,47 @@ pub(crate) fn check(attr: TokenStream, function: &ItemFn) -> syn::Result<(Args, 
         (Some(args), Some(signature), Some(key)) => Ok((args, Checked { signature, key })),
         _ => Err(syn::Error::new(Span::call_site(), "#[cached_tower]: internal error, no error was reported")),
     }
+}
+
+/// `soft_timeout`, `hard_timeout` and `refresh_ahead` hand the body to a background load that may
+/// outlive the call: it must own its arguments (no references, no `self`), and a hard timeout is
+/// an error only a `Result` can carry. Every problem is reported, each at its own tokens.
+fn check_background(args: &Args, signature: &Signature) -> syn::Result<()> {
+    let Some((argument, _)) = args.background else { return Ok(()) };
+    let mut errors = Errors::default();
+    if let Some(receiver) = &signature.receiver {
+        errors.push::<()>(Err(syn::Error::new_spanned(
+            receiver,
+            format!(
+                "`{argument}` cannot be used on a method: the computation may outlive the call, and it would \
+                 need `self`; memoize a free function taking what it needs by value"
+            ),
+        )));
+    }
+    for (name, ty) in &signature.params {
+        if quote! { #ty }.to_string().contains('&') {
+            errors.push::<()>(Err(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "`{argument}` needs arguments the computation can own, since it may outlive the call: \
+                     `{name}` borrows; take it by value (`String` for `&str`, `Vec<T>` for `&[T]`)"
+                ),
+            )));
+        }
+    }
+    match (signature.kind, args.hard_timeout) {
+        (ReturnKind::Option, _) => errors.push::<()>(Err(syn::Error::new(
+            args.background.map_or_else(Span::call_site, |(_, span)| span),
+            format!("`{argument}` is not supported on a function returning `Option`; return a `Result`"),
+        ))),
+        (ReturnKind::Plain, Some((_, span))) => errors.push::<()>(Err(syn::Error::new(
+            span,
+            "`hard_timeout` needs a function returning `Result<T, E>` with `E: From<cache_tower::Error>`: \
+             giving up is an error it returns",
+        ))),
+        _ => None,
+    };
+    errors.finish()
 }
 
 impl Signature {

@@ -171,6 +171,18 @@ pub use value::Cacheable;
 /// * `ttl = "30s"`: the results' own TTL, each layer keeping them for the shorter of it and its
 ///   own TTL (as [`CacheTower::set_with_ttl`]); numbers with units `ms`, `s`, `m`, `h`, `d`
 ///   (`"500ms"`, `"5m"`, `"1h30m"`). Without it, each layer's TTL applies.
+/// * `stale = "1h"`, `fail_safe = "30s"`: the results' stale window in memory layers, and the
+///   fail-safe with its throttle period ([`LoadOptions::stale`], [`LoadOptions::fail_safe`]): a
+///   failing (`Err`) or panicking body is answered with the stale result when there is one.
+/// * `soft_timeout = "100ms"`, `hard_timeout = "2s"`, `refresh_ahead = 0.8`
+///   ([`LoadOptions::soft_timeout`], [`LoadOptions::hard_timeout`],
+///   [`LoadOptions::refresh_ahead`]): the body runs as a background load
+///   ([`CacheTower::try_get_or_load`]) that may outlive the call, so the function must own its
+///   arguments (no `&str`, no `&self`: a compile error at the parameter says so); `hard_timeout`
+///   needs a `Result` function whose error type is `From<cache_tower::Error>` (`String` is), and
+///   `Option` functions take none of the three.
+///
+/// Unset load options are the tower's ([`CacheTower::set_load_options`]).
 ///
 /// # What is cached
 ///

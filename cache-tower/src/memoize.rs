@@ -50,6 +50,14 @@ impl CallSite {
         Self { tower, function, options, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
+    /// This site's options with the tower's defaults, the hard timeout taken out: for a
+    /// function with no error to give.
+    fn no_hard_timeout(&self, tower: &CacheTower) -> LoadOptions {
+        let mut options = self.options.or(&tower.load_options());
+        options.hard_timeout = None;
+        options
+    }
+
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
     /// fast lane. Each memoize function clones a hit from it right into its return value (the one
     /// copy a hit makes), then falls back to [`memoize_with`] for everything else.
@@ -279,6 +287,97 @@ where
     }
     let Some(tower) = site.tower() else { return body().await };
     tower.get_or_compute_async(key, &site.options, body).await
+}
+
+/// A memoized function whose body may be handed to the background (`soft_timeout`,
+/// `hard_timeout`, `refresh_ahead`): [`CacheTower::try_get_or_load`] with the body, which owns
+/// its arguments (the macro checks that). A plain function has no error to give, so a hard
+/// timeout (also one set on its tower) does not apply to it: its callers wait for the body.
+pub fn memoize_load<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body();
+    };
+    let Some(tower) = site.tower() else { return body() };
+    #[cfg(feature = "tokio")]
+    site.check_not_blocking_a_runtime(&tower);
+    let options = site.no_hard_timeout(&tower);
+    // Without a hard timeout a load gives up on nothing, and the body cannot fail.
+    match tower.try_get_or_load(key, &options, move || Ok::<T, crate::Error>(body())) {
+        Ok(value) => value,
+        Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
+    }
+}
+
+/// [`memoize_load`] for a function returning `Result<T, E>`: an `Err` is not cached; a hard
+/// timeout with nothing stale to answer is an `Err` made from a cache-tower error.
+///
+/// # Errors
+/// The body's error, or the hard timeout's.
+pub fn memoize_load_result<T, E>(
+    site: &CallSite,
+    key: Option<&str>,
+    body: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    E: From<crate::Error> + Send + 'static,
+{
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body();
+    };
+    let Some(tower) = site.tower() else { return body() };
+    #[cfg(feature = "tokio")]
+    site.check_not_blocking_a_runtime(&tower);
+    tower.try_get_or_load(key, &site.options, body)
+}
+
+/// The async twin of [`memoize_load`].
+#[cfg(feature = "tokio")]
+pub async fn memoize_load_async<T, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    body: impl FnOnce() -> Fut + Send + 'static,
+) -> T
+where
+    T: Cacheable,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body().await;
+    };
+    let Some(tower) = site.tower() else { return body().await };
+    let options = site.no_hard_timeout(&tower);
+    let loaded = tower.try_get_or_load_async(key, &options, move || async move { Ok::<T, crate::Error>(body().await) });
+    match loaded.await {
+        Ok(value) => value,
+        Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
+    }
+}
+
+/// The async twin of [`memoize_load_result`].
+///
+/// # Errors
+/// As [`memoize_load_result`].
+#[cfg(feature = "tokio")]
+pub async fn memoize_load_result_async<T, E, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    body: impl FnOnce() -> Fut + Send + 'static,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    E: From<crate::Error> + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
+    let Some(key) = key else {
+        site.warn_no_key();
+        return body().await;
+    };
+    let Some(tower) = site.tower() else { return body().await };
+    tower.try_get_or_load_async(key, &site.options, body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).

@@ -235,3 +235,57 @@ fn an_async_refresh_too_and_a_failing_one_leaves_the_value() {
     assert_eq!(runtime.block_on(tower.try_get_or_load_async("k", &options, load("v2"))).as_deref(), Ok("v1"));
     eventually("the refreshed value", "v2", || tower.get::<String>("k"));
 }
+
+// ===== the macro =====
+
+use cache_tower::{cached_tower, registry};
+
+static SOURCE_SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static RATE_VERSION: AtomicUsize = AtomicUsize::new(1);
+static COUNTER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached_tower(config = "slow_macro", key = "rate:{pair}", ttl = "100ms", soft_timeout = "50ms")]
+fn rate(pair: String) -> Result<String, String> {
+    if SOURCE_SLOW.load(Ordering::SeqCst) {
+        thread::sleep(SLOW);
+    }
+    Ok(format!("{pair} v{}", RATE_VERSION.load(Ordering::SeqCst)))
+}
+
+#[cached_tower(config = "refresh_macro", key = "counter:{n}", ttl = "300ms", refresh_ahead = 0.5)]
+fn counter(n: u64) -> u64 {
+    n + COUNTER_RUNS.fetch_add(1, Ordering::SeqCst) as u64
+}
+
+#[cached_tower(config = "hard_macro", key = "slow:{id}", hard_timeout = "50ms")]
+async fn slow_async(id: u64) -> Result<u64, String> {
+    tokio::time::sleep(SLOW).await;
+    Ok(id)
+}
+
+#[test]
+fn memoized_functions_take_the_timeouts_and_eager_refresh() {
+    for name in ["slow_macro", "refresh_macro", "hard_macro"] {
+        registry::register_json(&format!(r#"{{"{name}": [{{"adapter": "memory", "stale": 3600}}]}}"#)).unwrap();
+    }
+    // Soft timeout: past its 100 ms TTL the stale result answers while the slow body goes on.
+    assert_eq!(rate("EURUSD".into()).as_deref(), Ok("EURUSD v1"));
+    thread::sleep(Duration::from_millis(150));
+    SOURCE_SLOW.store(true, Ordering::SeqCst);
+    RATE_VERSION.store(2, Ordering::SeqCst);
+    let started = Instant::now();
+    assert_eq!(rate("EURUSD".into()).as_deref(), Ok("EURUSD v1"));
+    assert!(started.elapsed() < Duration::from_millis(50) + SLACK, "waited {:?}", started.elapsed());
+    eventually("the memoized result", "EURUSD v2", || rate("EURUSD".into()).ok());
+
+    // Eager refresh: past half its 300 ms TTL a call answers at once and refreshes.
+    let first = counter(10);
+    thread::sleep(Duration::from_millis(180));
+    assert_eq!(counter(10), first, "the cached value, at once");
+    let refreshed = (first + 1).to_string();
+    eventually("the refreshed counter", &refreshed, || Some(counter(10).to_string()));
+
+    // Hard timeout on an async function: an error, since nothing is stale.
+    let got = runtime().block_on(slow_async(7));
+    assert!(got.unwrap_err().contains("hard timeout"));
+}
