@@ -34,6 +34,7 @@ use serde_json::Value;
 use crate::adapter::memory::MemoryAdapter;
 use crate::adapter::{CacheAdapter, EvictionPolicy};
 use crate::error::{Error, Result};
+use crate::load_options::LoadOptions;
 
 /// The longest TTL a layer takes: 9,000,000,000,000 seconds, about 285,000 years.
 ///
@@ -76,6 +77,70 @@ pub(crate) fn parse_json(json: &str) -> Result<Value> {
         .map_err(|err| Error::config(None, None, "configuration is not valid JSON").with_source(err))
 }
 
+/// Builds a tower's configuration: a list of layers, or an object with the list as `layers` and
+/// the tower's default [`LoadOptions`] as `load`:
+///
+/// ```json
+/// {"layers": [{"adapter": "memory", "ttl": 60, "stale": 3600}],
+///  "load": {"fail_safe": 30, "soft_timeout_ms": 100, "hard_timeout_ms": 2000, "refresh_ahead": 0.8}}
+/// ```
+///
+/// `load` takes `ttl` and `stale` (whole seconds), `fail_safe` (the throttle period, whole
+/// seconds, more than 0), `soft_timeout_ms` and `hard_timeout_ms` (whole milliseconds, more than
+/// 0) and `refresh_ahead` (a fraction between 0 and 1). Everything is read before anything is
+/// built.
+pub(crate) fn build_tower(config: &Value) -> Result<(Vec<Arc<dyn CacheAdapter>>, LoadOptions)> {
+    if !config.is_object() {
+        return Ok((build_layers(config)?, LoadOptions::new()));
+    }
+    let tower: TowerConfig = serde_path_to_error::deserialize(config).map_err(|err| {
+        let field = err.path().to_string();
+        Error::config(None, (field != ".").then_some(field.as_str()), err.into_inner().to_string())
+    })?;
+    let layers = build_layers(&tower.layers)?;
+    Ok((layers, tower.load.map(LoadConfig::options).unwrap_or_default()))
+}
+
+/// A tower's configuration in its object form (see [`build_tower`]).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TowerConfig {
+    layers: Value,
+    #[serde(default)]
+    load: Option<LoadConfig>,
+}
+
+/// The tower's default [`LoadOptions`], as `load` gives them.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadConfig {
+    #[serde(default, deserialize_with = "optional_ttl")]
+    ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_ttl")]
+    stale: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_secs")]
+    fail_safe: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_millis")]
+    soft_timeout_ms: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_millis")]
+    hard_timeout_ms: Option<Duration>,
+    #[serde(default, deserialize_with = "fraction")]
+    refresh_ahead: Option<f64>,
+}
+
+impl LoadConfig {
+    fn options(self) -> LoadOptions {
+        let mut options = LoadOptions::new();
+        options.ttl = self.ttl;
+        options.stale = self.stale;
+        options.fail_safe = self.fail_safe;
+        options.soft_timeout = self.soft_timeout_ms;
+        options.hard_timeout = self.hard_timeout_ms;
+        options.refresh_ahead = self.refresh_ahead;
+        options
+    }
+}
+
 /// Builds the adapters of a list-of-layers configuration, top layer first. The whole list is
 /// read before any adapter is built, so a mistake in a lower layer builds nothing.
 pub(crate) fn build_layers(config: &Value) -> Result<Vec<Arc<dyn CacheAdapter>>> {
@@ -83,7 +148,10 @@ pub(crate) fn build_layers(config: &Value) -> Result<Vec<Arc<dyn CacheAdapter>>>
         Error::config(
             None,
             None,
-            format!("configuration must be a JSON array of layers, got {}", Json::of(config).describe()),
+            format!(
+                "configuration must be a JSON array of layers (or an object with `layers` and `load`), got {}",
+                Json::of(config).describe()
+            ),
         )
     })?;
     let layers: Vec<LayerConfig> =
@@ -605,6 +673,32 @@ fn db<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<
 #[cfg(feature = "redis")]
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<u64>, D::Error> {
     whole(deserializer, "a whole number of milliseconds, more than 0").map(Some)
+}
+
+fn optional_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    ttl(deserializer).map(Some)
+}
+
+fn positive_secs<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    match whole(deserializer, "a whole number of seconds, more than 0")? {
+        0 => Err(de::Error::custom("expected a whole number of seconds, more than 0, got 0")),
+        secs => Ok(Some(Duration::from_secs(secs).min(MAX_TTL))),
+    }
+}
+
+fn positive_millis<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    match whole(deserializer, "a whole number of milliseconds, more than 0")? {
+        0 => Err(de::Error::custom("expected a whole number of milliseconds, more than 0, got 0")),
+        ms => Ok(Some(Duration::from_millis(ms))),
+    }
+}
+
+fn fraction<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<f64>, D::Error> {
+    let expected = "a fraction of the TTL between 0 and 1, such as 0.8";
+    match Json::deserialize(deserializer)? {
+        Json::F64(fraction) if fraction > 0.0 && fraction < 1.0 => Ok(Some(fraction)),
+        other => Err(wrong(expected, &other)),
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -137,7 +137,21 @@ impl CacheTower {
     }
 
     /// A tower from an already parsed configuration: a JSON array with one object per layer, top
-    /// layer first.
+    /// layer first — or an object holding that array as `layers` and the tower's default
+    /// [`LoadOptions`] as `load` (`ttl`, `stale`, `fail_safe` in seconds, `soft_timeout_ms`,
+    /// `hard_timeout_ms`, `refresh_ahead`):
+    ///
+    /// ```
+    /// let config = serde_json::json!({
+    ///     "layers": [{"adapter": "memory", "ttl": 60, "stale": 3600}],
+    ///     "load": {"fail_safe": 30, "soft_timeout_ms": 100, "refresh_ahead": 0.8}
+    /// });
+    /// let tower = cache_tower::CacheTower::from_config(&config)?;
+    /// assert_eq!(tower.load_options().fail_safe, Some(std::time::Duration::from_secs(30)));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// Each layer:
     ///
     /// | field | type | meaning |
     /// |---|---|---|
@@ -156,8 +170,10 @@ impl CacheTower {
     /// [`ErrorKind::Config`], naming the layer index and the field: unknown adapter or field,
     /// wrong type, negative or fractional TTL, and so on.
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        let (layers, options) = config::build_tower(config)?;
         let tower = Self::new();
-        tower.set_layers(config::build_layers(config)?);
+        tower.set_layers(layers);
+        tower.set_load_options(options);
         Ok(tower)
     }
 }

@@ -451,3 +451,41 @@ fn a_frozen_redis_leaves_warm_keys_answering_from_memory_and_the_thaw_brings_the
     assert!(seen_new, "the write made during the freeze was never read");
     assert!(memory.get_stale("warm").unwrap().is_none_or(|entry| entry.value().decode::<String>().unwrap() == "new"));
 }
+
+#[test]
+fn the_towers_load_options_are_read_from_json() {
+    let tower = CacheTower::from_json(
+        r#"{"layers": [{"adapter": "memory", "ttl": 60, "stale": 3600}],
+            "load": {"ttl": 5, "stale": 60, "fail_safe": 30, "soft_timeout_ms": 100, "hard_timeout_ms": 2000,
+                     "refresh_ahead": 0.8}}"#,
+    )
+    .unwrap();
+    let options = tower.load_options();
+    assert_eq!(options.ttl, Some(Duration::from_secs(5)));
+    assert_eq!(options.stale, Some(Duration::from_secs(60)));
+    assert_eq!(options.fail_safe, Some(THROTTLE));
+    assert_eq!(options.soft_timeout, Some(Duration::from_millis(100)));
+    assert_eq!(options.hard_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(options.refresh_ahead, Some(0.8));
+    assert_eq!(tower.get_layers().len(), 1);
+
+    // Through the registry too.
+    registry::register_json(r#"{"json_load_options": {"layers": [{"adapter": "memory"}], "load": {"fail_safe": 5}}}"#)
+        .unwrap();
+    let registered = registry::get("json_load_options").unwrap();
+    assert_eq!(registered.load_options().fail_safe, Some(Duration::from_secs(5)));
+
+    for (config, field, says) in [
+        (r#"{"layers": [], "load": {"fail_safe": 0}}"#, Some("load.fail_safe"), "more than 0"),
+        (r#"{"layers": [], "load": {"refresh_ahead": 1.5}}"#, Some("load.refresh_ahead"), "between 0 and 1"),
+        (r#"{"layers": [], "load": {"soft_timeout": 100}}"#, Some("load.soft_timeout"), "unknown field `soft_timeout`"),
+        (r#"{"layers": [], "lod": {}}"#, Some("lod"), "unknown field `lod`"),
+        (r#"{"load": {}}"#, None, "missing field `layers`"),
+    ] {
+        let err = CacheTower::from_json(config).unwrap_err();
+        assert_eq!(err.field(), field, "{config}: {err}");
+        assert!(err.to_string().contains(says), "{config}: {err}");
+    }
+    let err = CacheTower::from_json(r#"{"layers": [{"adapter": "memory", "ttl": -1}]}"#).unwrap_err();
+    assert_eq!((err.layer(), err.field()), (Some(0), Some("ttl")), "a layer's error names the layer");
+}
