@@ -8,7 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
 const KNOWN: &str =
-    "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, result, option, cache_none";
+    "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, lock, result, option, cache_none";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -29,6 +29,8 @@ pub(crate) struct Args {
     pub(crate) hard_timeout: Option<(u64, proc_macro2::Span)>,
     /// The eager-refresh fraction (`0 < f < 1`).
     pub(crate) refresh_ahead: Option<f64>,
+    /// The distributed lock's timeout, in milliseconds (from `lock = "5s"`).
+    pub(crate) lock_millis: Option<u64>,
     /// The name and place of the first argument that makes the body a background load.
     pub(crate) background: Option<(&'static str, proc_macro2::Span)>,
     /// Treat the return type as a `Result` (for aliases).
@@ -91,6 +93,7 @@ impl Args {
                 let millis = duration(&name_value.value, &name)?;
                 set(&mut self.hard_timeout, path, (millis, path_span(path)))
             }
+            "lock" => set(&mut self.lock_millis, path, duration(&name_value.value, &name)?),
             "refresh_ahead" => {
                 self.background.get_or_insert(("refresh_ahead", path_span(path)));
                 set(&mut self.refresh_ahead, path, fraction(&name_value.value, &name)?)
@@ -168,6 +171,7 @@ fn example(name: &str) -> &'static str {
         "ttl" | "fail_safe" => "\"30s\"",
         "stale" => "\"10m\"",
         "soft_timeout" => "\"100ms\"",
+        "lock" => "\"5s\"",
         "hard_timeout" => "\"2s\"",
         "refresh_ahead" => "0.8",
         "result" | "option" | "cache_none" => "true",

@@ -77,8 +77,9 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
     let soft_timeout = option("soft_timeout", args.soft_timeout_millis);
     let hard_timeout = option("hard_timeout", args.hard_timeout.map(|(millis, _)| millis));
     let refresh_ahead = args.refresh_ahead.map(|fraction| quote! { .refresh_ahead(#fraction) });
+    let lock = option("lock", args.lock_millis);
     let options = quote! {
-        ::cache_tower::LoadOptions::new() #ttl #stale #fail_safe #soft_timeout #hard_timeout #refresh_ahead
+        ::cache_tower::LoadOptions::new() #ttl #stale #fail_safe #soft_timeout #hard_timeout #refresh_ahead #lock
     };
     let site_item = quote_spanned! {mixed=>
         static #site: ::cache_tower::__private::CallSite = ::cache_tower::__private::CallSite::new(

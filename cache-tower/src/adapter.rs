@@ -162,6 +162,28 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// Removes one key; removing an absent key is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
+    /// Whether this layer can hold the distributed lock of get-or-set
+    /// ([`LoadOptions::lock`](crate::LoadOptions::lock)): [`lock`](Self::lock) and
+    /// [`unlock`](Self::unlock). `false` by default; Redis says `true`.
+    fn can_lock(&self) -> bool {
+        false
+    }
+
+    /// Takes the lock of `key` for `ttl` with the owner token `token`, if nobody holds it: `true`
+    /// when taken. A holder that dies leaves a lock that expires after `ttl`. The default (a layer
+    /// that cannot lock) is an error.
+    fn lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let _ = (key, token, ttl);
+        Err(crate::Error::layer_fault(crate::error::Fault::Other, "this layer cannot hold locks"))
+    }
+
+    /// Releases the lock of `key` if `token` still holds it (a lock that expired and was taken
+    /// by another is left alone).
+    fn unlock(&self, key: &str, token: &str) -> Result<()> {
+        let _ = (key, token);
+        Ok(())
+    }
+
     /// Whether the key is present and fresh (not expired, not stale). Never changes what is stored.
     fn exists(&self, key: &str) -> Result<bool>;
 

@@ -65,6 +65,9 @@ pub(crate) struct ChangeLog {
     recent: Mutex<VecDeque<(u64, Option<u64>, u64)>>,
     /// The own writes under way or just finished, by key. Locked before `recent` when both are.
     own: Mutex<OwnWrites>,
+    /// Notified at every change recorded: what callers waiting for another instance's value
+    /// (get-or-set's distributed lock) listen to.
+    changed: event_listener::Event,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +136,12 @@ impl ChangeLog {
         }
         recent.push_back((number, key, writer));
         self.last.store(number, Ordering::Release);
+        self.changed.notify(usize::MAX);
+    }
+
+    /// A listener notified at the next change recorded (listen, then look, then wait).
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.changed.listen()
     }
 
     /// An own write of `items` is about to go to the layers: remembered until

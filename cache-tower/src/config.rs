@@ -87,10 +87,12 @@ pub(crate) fn parse_json(json: &str) -> Result<Value> {
 ///
 /// `load` takes `ttl` and `stale` (whole seconds), `fail_safe` (the throttle period, whole
 /// seconds, more than 0), `soft_timeout_ms` and `hard_timeout_ms` (whole milliseconds, more than
-/// 0) and `refresh_ahead` (a fraction between 0 and 1). Everything is read before anything is
-/// built.
+/// 0), `refresh_ahead` (a fraction between 0 and 1) and `lock_ms` (the distributed lock's
+/// timeout, whole milliseconds, more than 0). Everything is read before anything is built.
 pub(crate) fn build_tower(config: &Value) -> Result<(Vec<Arc<dyn CacheAdapter>>, LoadOptions)> {
-    if !config.is_object() {
+    // An object without `layers` (a single layer given for the list, say) is read as a list, to
+    // say that a list of layers is what a configuration is.
+    if !config.as_object().is_some_and(|object| object.contains_key("layers")) {
         return Ok((build_layers(config)?, LoadOptions::new()));
     }
     let tower: TowerConfig = serde_path_to_error::deserialize(config).map_err(|err| {
@@ -126,6 +128,8 @@ struct LoadConfig {
     hard_timeout_ms: Option<Duration>,
     #[serde(default, deserialize_with = "fraction")]
     refresh_ahead: Option<f64>,
+    #[serde(default, deserialize_with = "positive_millis")]
+    lock_ms: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -137,6 +141,7 @@ impl LoadConfig {
         options.soft_timeout = self.soft_timeout_ms;
         options.hard_timeout = self.hard_timeout_ms;
         options.refresh_ahead = self.refresh_ahead;
+        options.lock = self.lock_ms;
         options
     }
 }

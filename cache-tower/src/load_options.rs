@@ -72,12 +72,22 @@ pub struct LoadOptions {
     pub hard_timeout: Option<Duration>,
     /// The fraction of its TTL after which a hit refreshes the value in the background.
     pub refresh_ahead: Option<f64>,
+    /// The distributed lock's timeout; `None`: no lock (single flight within the process only).
+    pub lock: Option<Duration>,
 }
 
 impl LoadOptions {
     /// Options with nothing set: the tower's defaults apply.
     pub const fn new() -> Self {
-        Self { ttl: None, stale: None, fail_safe: None, soft_timeout: None, hard_timeout: None, refresh_ahead: None }
+        Self {
+            ttl: None,
+            stale: None,
+            fail_safe: None,
+            soft_timeout: None,
+            hard_timeout: None,
+            refresh_ahead: None,
+            lock: None,
+        }
     }
 
     /// The computed value's own TTL (`Duration::ZERO`: none of its own, each layer's applies).
@@ -131,6 +141,18 @@ impl LoadOptions {
         self
     }
 
+    /// Distributed stampede protection: on a miss, one caller across every process computes the
+    /// key. It takes a lock in the lowest layer that can hold one (Redis: a key holding an owner
+    /// token, `SET NX PX timeout`, released by compare-and-delete); the others wait for the value
+    /// to appear there — woken by the invalidations the tower already receives, and looking again
+    /// every 10 ms — and read it; past `timeout` they compute it themselves. A holder that dies
+    /// leaves a lock that expires after `timeout`. It is an efficiency lock, never a correctness
+    /// one: with the lock's layer failing, callers fall back to this process's single flight.
+    pub const fn lock(mut self, timeout: Duration) -> Self {
+        self.lock = Some(timeout);
+        self
+    }
+
     /// The settings of `self`, each unset one taken from `defaults`.
     pub fn or(self, defaults: &LoadOptions) -> Self {
         Self {
@@ -140,6 +162,7 @@ impl LoadOptions {
             soft_timeout: self.soft_timeout.or(defaults.soft_timeout),
             hard_timeout: self.hard_timeout.or(defaults.hard_timeout),
             refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
+            lock: self.lock.or(defaults.lock),
         }
     }
 }

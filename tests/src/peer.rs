@@ -58,6 +58,11 @@ impl Peer {
         peer
     }
 
+    /// The process id, to signal it (`kill -9` mid-load).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The name given at start, for messages.
     pub fn name(&self) -> &str {
         &self.name

@@ -480,7 +480,7 @@ fn the_towers_load_options_are_read_from_json() {
         (r#"{"layers": [], "load": {"refresh_ahead": 1.5}}"#, Some("load.refresh_ahead"), "between 0 and 1"),
         (r#"{"layers": [], "load": {"soft_timeout": 100}}"#, Some("load.soft_timeout"), "unknown field `soft_timeout`"),
         (r#"{"layers": [], "lod": {}}"#, Some("lod"), "unknown field `lod`"),
-        (r#"{"load": {}}"#, None, "missing field `layers`"),
+        (r#"{"load": {}}"#, None, "an object with `layers`"),
     ] {
         let err = CacheTower::from_json(config).unwrap_err();
         assert_eq!(err.field(), field, "{config}: {err}");

@@ -426,6 +426,18 @@ impl CacheAdapter for RedisAdapter {
         self.send(Request::GetStale(key))?.into_entry()
     }
 
+    fn can_lock(&self) -> bool {
+        true
+    }
+
+    fn lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.send(Request::Lock { key, token, ttl })?.into_locked()
+    }
+
+    fn unlock(&self, key: &str, token: &str) -> Result<()> {
+        self.send(Request::Unlock { key, token })?.into_done()
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>> {
         self.send(Request::Get(key))?.into_entry()
     }

@@ -41,6 +41,23 @@ pub enum Request<'a> {
     Exists(&'a str),
     /// [`CacheAdapter::flush`]; answered by [`Reply::Done`].
     Flush,
+    /// [`CacheAdapter::lock`] of a key with an owner token for a time; answered by
+    /// [`Reply::Locked`].
+    Lock {
+        /// The tower key whose lock it is.
+        key: &'a str,
+        /// The owner's token, which [`Request::Unlock`] must give.
+        token: &'a str,
+        /// How long the lock lasts unless released.
+        ttl: std::time::Duration,
+    },
+    /// [`CacheAdapter::unlock`]; answered by [`Reply::Done`].
+    Unlock {
+        /// The tower key whose lock it is.
+        key: &'a str,
+        /// The owner's token.
+        token: &'a str,
+    },
 }
 
 /// A layer's answer to a [`Request`].
@@ -57,8 +74,11 @@ pub enum Reply {
     Values(Vec<Option<StoredValue>>),
     /// To [`Request::Exists`].
     Exists(bool),
-    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`]).
+    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`])
+    /// or [`Request::Unlock`].
     Done,
+    /// To [`Request::Lock`]: whether the lock was taken.
+    Locked(bool),
 }
 
 impl Request<'_> {
@@ -72,6 +92,8 @@ impl Request<'_> {
             Request::Delete(_) => "delete",
             Request::Exists(_) => "exists",
             Request::Flush => "flush",
+            Request::Lock { .. } => "lock",
+            Request::Unlock { .. } => "unlock",
         }
     }
 
@@ -101,6 +123,11 @@ impl Request<'_> {
             Request::Exists(key) => Reply::Exists(adapter.exists(key)?),
             Request::Flush => {
                 adapter.flush()?;
+                Reply::Done
+            }
+            Request::Lock { key, token, ttl } => Reply::Locked(adapter.lock(key, token, ttl)?),
+            Request::Unlock { key, token } => {
+                adapter.unlock(key, token)?;
                 Reply::Done
             }
         })
@@ -167,6 +194,17 @@ impl Reply {
         }
     }
 
+    /// The answer of a [`Reply::Locked`].
+    ///
+    /// # Errors
+    /// As [`into_entry`](Self::into_entry).
+    pub fn into_locked(self) -> Result<bool> {
+        match self {
+            Reply::Locked(locked) => Ok(locked),
+            other => Err(other.mismatch("whether a lock was taken")),
+        }
+    }
+
     /// `Ok` for a [`Reply::Done`].
     ///
     /// # Errors
@@ -187,6 +225,7 @@ impl Reply {
             Reply::Values(_) => "values",
             Reply::Exists(_) => "a yes or no",
             Reply::Done => "an acknowledgement",
+            Reply::Locked(_) => "whether a lock was taken",
         };
         Error::layer_fault(Fault::Reply, format!("the adapter answered with {got} where {expected} was asked for"))
     }

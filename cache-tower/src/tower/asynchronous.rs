@@ -105,6 +105,10 @@ pub(super) async fn load_in_background<V: Cacheable, E, Fut: Future<Output = Res
     let stored = StoredValue::new(value.clone());
     // A store failure is counted and logged by the driver; the value still lands.
     let _ = run(job.store(&stored)).await;
+    if let Some((layer, index, unlock)) = job.unlock() {
+        // A release that fails leaves a lock that expires.
+        let _ = call(layer, index, unlock).await;
+    }
     job.land(stored);
     Ok(value)
 }
@@ -151,6 +155,11 @@ pub(super) async fn run_computing<P: Plan, E>(
                         None => unreachable!("a plan asked to compute twice, or without a computation"),
                     },
                 }
+            }
+            Step::Nap { log, until } => {
+                // A change wakes it early; a change just before it listened is found at `until`.
+                let _ = tokio::time::timeout_at(until.into(), log.listen()).await;
+                Input::Woke
             }
             Step::Fail => return Failure::resume(failure.take()),
             Step::GiveUp => match compute.as_ref().and_then(Computation::timed_out) {

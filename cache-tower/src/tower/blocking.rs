@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 use std::sync::mpsc;
+
+use event_listener::Listener as _;
 use std::time::Instant;
 
 use super::layer::Layer;
@@ -112,6 +114,10 @@ pub(super) fn load_in_background<V: Cacheable, E>(
     let stored = StoredValue::new(value.clone());
     // A store failure is counted and logged by the driver; the value still lands.
     let _ = run(job.store(&stored));
+    if let Some((layer, index, unlock)) = job.unlock() {
+        // A release that fails leaves a lock that expires.
+        let _ = call(layer, index, unlock);
+    }
     job.land(stored);
     Ok(value)
 }
@@ -158,6 +164,11 @@ pub(super) fn run_computing<P: Plan, E>(
                         None => unreachable!("a plan asked to compute twice, or without a computation"),
                     },
                 }
+            }
+            Step::Nap { log, until } => {
+                // A change wakes it early; a change just before it listened is found at `until`.
+                let _ = log.listen().wait_deadline(until);
+                Input::Woke
             }
             Step::Fail => return Failure::resume(failure.take()),
             Step::GiveUp => match compute.as_ref().and_then(Computation::timed_out) {

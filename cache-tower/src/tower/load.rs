@@ -144,6 +144,7 @@ impl CacheTower {
             leader,
             ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
             stale_window: options.stale,
+            lock: None,
             _value: std::marker::PhantomData,
         })
     }

@@ -64,6 +64,9 @@ pub(super) enum Step<'p> {
     /// The caller's hard timeout passed with nothing to fall back on: the driver ends the run
     /// with a timeout error (only plans of computations that can outlive their caller ask).
     GiveUp,
+    /// Wait until the change log records a change or `until` passes, whichever is first; answer
+    /// with [`Input::Woke`] (another instance holds the key's lock: its value may have come).
+    Nap { log: &'p ChangeLog, until: Instant },
 }
 
 /// What a driver hands a plan: nothing yet, or the outcome of the last [`Step`].
@@ -76,6 +79,8 @@ pub(super) enum Input<V> {
     Failed,
     /// The deadline of a [`Step::Wait`] or detached [`Step::Compute`] passed first.
     TimedOut,
+    /// A [`Step::Nap`] is over.
+    Woke,
 }
 
 impl<V> Input<V> {
@@ -85,7 +90,7 @@ impl<V> Input<V> {
         match self {
             Input::Start => None,
             Input::Reply(reply) => Some(reply),
-            Input::Landed(_) | Input::Computed(_) | Input::Failed | Input::TimedOut => Some(no_reply()),
+            Input::Landed(_) | Input::Computed(_) | Input::Failed | Input::TimedOut | Input::Woke => Some(no_reply()),
         }
     }
 }
@@ -173,6 +178,9 @@ pub(super) struct Detached<T> {
     pub(super) leader: crate::flight::Leader,
     pub(super) ttl: Option<std::time::Duration>,
     pub(super) stale_window: Option<std::time::Duration>,
+    /// The distributed lock the computation holds (the layer and the token), released after the
+    /// store.
+    pub(super) lock: Option<(usize, String)>,
     pub(super) _value: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -184,6 +192,13 @@ impl<T: crate::Cacheable> Detached<T> {
             entry = entry.with_stale_window(window);
         }
         WriteLayers::store(self.background.context(), Write::Set(&self.key, entry), Faults::default())
+    }
+
+    /// The layer and request that release the distributed lock it holds, if it holds one.
+    pub(super) fn unlock(&self) -> Option<(&Layer, usize, Request<'_>)> {
+        let (index, token) = self.lock.as_ref()?;
+        let layer = self.background.stack.get(*index)?;
+        Some((layer, *index, Request::Unlock { key: &self.key, token }))
     }
 
     /// Hands the stored value to the flight's followers.

@@ -17,6 +17,7 @@
 //! | `delete <key>` | `ok` or `err <message>` |
 //! | `flush` | `ok` or `err <message>` |
 //! | `l0 <key>` | `yes` or `no`: whether the memory layer holds the key |
+//! | `stampede <key> <callers> <work_ms> <lock_ms>` | `ok <slowest caller's ms> <values>`: that many threads call `get_or_set` of the key at once with the distributed lock (`lock_ms`), the computation counting itself with `INCR stampede:<namespace><key>` in Redis, then taking `work_ms` |
 //! | `ping` | `pong` |
 //! | `quit` | `bye`, then the peer exits |
 //!
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         let Ok(line) = line else { break };
         let (reply, quit) = match parse_command(&line) {
             Ok(Command::Quit) => ("bye".to_owned(), true),
-            Ok(command) => (run(&tower, &*memory, command), false),
+            Ok(command) => (run(&tower, &*memory, &options, command), false),
             Err(message) => (format!("err {message}"), false),
         };
         if answer(&mut out, &reply).is_err() || quit {
@@ -136,6 +137,7 @@ enum Command {
     Delete(String),
     Flush,
     L0(String),
+    Stampede { key: String, callers: usize, work_ms: u64, lock_ms: u64 },
     Ping,
     Quit,
 }
@@ -156,9 +158,20 @@ fn parse_command(line: &str) -> Result<Command, String> {
         "delete" => arity(1).map(|()| Command::Delete(args[0].clone())),
         "flush" => arity(0).map(|()| Command::Flush),
         "l0" => arity(1).map(|()| Command::L0(args[0].clone())),
+        "stampede" => {
+            arity(4)?;
+            let number = |word: &String| word.parse::<u64>().map_err(|_| format!("{word:?} is not a number"));
+            let callers = usize::try_from(number(&args[1])?).map_err(|_| "too many callers".to_owned())?;
+            Ok(Command::Stampede {
+                key: args[0].clone(),
+                callers,
+                work_ms: number(&args[2])?,
+                lock_ms: number(&args[3])?,
+            })
+        }
         "ping" => arity(0).map(|()| Command::Ping),
         "quit" => arity(0).map(|()| Command::Quit),
-        other => Err(format!("unknown command {other:?} (get, set, mset, delete, flush, l0, ping, quit)")),
+        other => Err(format!("unknown command {other:?} (get, set, mset, delete, flush, l0, stampede, ping, quit)")),
     }
 }
 
@@ -189,7 +202,48 @@ fn words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn run(tower: &CacheTower, memory: &dyn CacheAdapter, command: Command) -> String {
+/// `callers` threads calling `get_or_set` of `key` at once with the distributed lock: the
+/// slowest call's milliseconds, and the distinct values they got.
+fn stampede(tower: &CacheTower, options: &Options, key: &str, callers: usize, work_ms: u64, lock_ms: u64) -> String {
+    let counter = format!("stampede:{}{key}", options.namespace);
+    let load_options = cache_tower::LoadOptions::new().lock(std::time::Duration::from_millis(lock_ms));
+    let barrier = std::sync::Barrier::new(callers);
+    let results: Vec<(u128, String)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..callers)
+            .map(|_| {
+                let (counter, barrier, load_options) = (&counter, &barrier, &load_options);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let started = std::time::Instant::now();
+                    let value = tower.get_or_set_with(key, load_options, || {
+                        // Bounded, so that a frozen server delays the count, not the test.
+                        let timeout = std::time::Duration::from_millis(options.timeout_ms);
+                        let counted = redis::Client::open(options.url.as_str())
+                            .and_then(|client| client.get_connection_with_timeout(timeout))
+                            .and_then(|mut connection| {
+                                connection.set_read_timeout(Some(timeout))?;
+                                redis::cmd("INCR").arg(counter).query::<i64>(&mut connection)
+                            });
+                        if let Err(err) = counted {
+                            eprintln!("tower_peer: counting a load: {err}");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(work_ms));
+                        format!("loaded by {}", std::process::id())
+                    });
+                    (started.elapsed().as_millis(), value)
+                })
+            })
+            .collect();
+        threads.into_iter().filter_map(|thread| thread.join().ok()).collect()
+    });
+    let slowest = results.iter().map(|(ms, _)| *ms).max().unwrap_or_default();
+    let mut values: Vec<&str> = results.iter().map(|(_, value)| value.as_str()).collect();
+    values.sort_unstable();
+    values.dedup();
+    format!("ok {slowest} {}", serde_json::Value::from(values))
+}
+
+fn run(tower: &CacheTower, memory: &dyn CacheAdapter, options: &Options, command: Command) -> String {
     let done = |result: cache_tower::Result<()>| match result {
         Ok(()) => "ok".to_owned(),
         Err(err) => format!("err {}", one_line(&err.to_string())),
@@ -208,6 +262,9 @@ fn run(tower: &CacheTower, memory: &dyn CacheAdapter, command: Command) -> Strin
             Ok(false) => "no".to_owned(),
             Err(err) => format!("err {}", one_line(&err.to_string())),
         },
+        Command::Stampede { key, callers, work_ms, lock_ms } => {
+            stampede(tower, options, &key, callers, work_ms, lock_ms)
+        }
         Command::Ping => "pong".to_owned(),
         Command::Quit => "bye".to_owned(),
     }

@@ -46,8 +46,22 @@ end
 return #KEYS
 ";
 
+/// Releases a lock (`KEYS[1]`) if it still holds the owner token `ARGV[1]`: compare and delete,
+/// atomically, so a lock that expired and was taken by another instance is left alone.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 /// The scripts of this module, as a connection loads them when it opens.
-const SCRIPTS: [&str; 1] = [MSET_WITH_TTL];
+const SCRIPTS: [&str; 2] = [MSET_WITH_TTL, UNLOCK];
+
+/// What a lock's Redis key has between the namespace and the tower key: a lock of `user:1`
+/// under namespace `app:` is `app:\0lock\0user:1`, inside the namespace (so `flush` removes it)
+/// and unlike any key a tower writes.
+const LOCK_INFIX: &[u8] = b"\0lock\0";
 
 /// `SCRIPT LOAD` of every script, pipelined: one round trip when a connection opens, so that no
 /// operation ever meets `NOSCRIPT` (unless someone runs `SCRIPT FLUSH`; then the connection
@@ -75,6 +89,7 @@ pub(super) struct Ops {
     /// more than this left is stale (see [`Window`]).
     stale: Duration,
     mset_with_ttl: String,
+    unlock: String,
 }
 
 /// How a read tells fresh from stale: a key with no more than the stale window left (in `PTTL`)
@@ -137,6 +152,8 @@ impl Command {
 /// A tower key as a command argument: the namespace, then the key, as one argument.
 struct RedisKey<'a> {
     namespace: &'a [u8],
+    /// Between the two: empty, or [`LOCK_INFIX`].
+    infix: &'a [u8],
     key: &'a str,
 }
 
@@ -145,7 +162,10 @@ impl redis::ToRedisArgs for RedisKey<'_> {
         use std::io::Write as _;
         let mut arg = out.writer_for_next_arg();
         // Writing into the command's own buffer cannot fail.
-        let _ = arg.write_all(self.namespace).and_then(|()| arg.write_all(self.key.as_bytes()));
+        let _ = arg
+            .write_all(self.namespace)
+            .and_then(|()| arg.write_all(self.infix))
+            .and_then(|()| arg.write_all(self.key.as_bytes()));
     }
 }
 
@@ -193,6 +213,8 @@ enum Parse {
     Exists,
     /// `PTTL`, for `exists` in a layer with a stale window: whether the key is fresh.
     ExistsFresh(Window),
+    /// `SET NX`: `OK` when the lock was taken, nil when somebody holds it.
+    Locked,
     Done,
 }
 
@@ -223,6 +245,7 @@ impl Ops {
             ttl,
             stale: Duration::ZERO,
             mset_with_ttl: hash(MSET_WITH_TTL),
+            unlock: hash(UNLOCK),
         }
     }
 
@@ -277,6 +300,18 @@ impl Ops {
             }
             Request::Exists(key) => once(self.keyed("EXISTS", &[key]), Parse::Exists),
             Request::Flush => State::Scanning(Command::One(self.scan(0))),
+            Request::Lock { key, token, ttl } => {
+                // `SET NX PX`: taken only if free, and it expires if its holder dies.
+                let mut cmd = redis::cmd("SET");
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                cmd.arg(self.lock_key(key)).arg(token).arg("NX").arg("PX").arg(ms);
+                once(cmd, Parse::Locked)
+            }
+            Request::Unlock { key, token } => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(&self.unlock).arg(1).arg(self.lock_key(key)).arg(token);
+                once(cmd, Parse::Done)
+            }
             // `Request` is non-exhaustive: a request this adapter does not know is not a fault
             // of the server.
             #[allow(unreachable_patterns)]
@@ -290,7 +325,12 @@ impl Ops {
     /// The Redis key of a tower key: the namespace, then the key, written straight into the
     /// command (no allocation of its own).
     fn key<'a>(&'a self, key: &'a str) -> RedisKey<'a> {
-        RedisKey { namespace: &self.namespace, key }
+        RedisKey { namespace: &self.namespace, infix: b"", key }
+    }
+
+    /// The Redis key of the lock of tower key `key` (see [`LOCK_INFIX`]).
+    fn lock_key<'a>(&'a self, key: &'a str) -> RedisKey<'a> {
+        RedisKey { namespace: &self.namespace, infix: LOCK_INFIX, key }
     }
 
     /// `name` with every key as an argument.
@@ -465,6 +505,7 @@ impl Parse {
                 decode::<Vec<Option<Vec<u8>>>>(value)?.into_iter().map(|v| v.map(StoredValue::from_json)).collect(),
             ),
             Parse::Exists => Reply::Exists(decode::<i64>(value)? > 0),
+            Parse::Locked => Reply::Locked(!matches!(value, Value::Nil)),
             Parse::Done => Reply::Done,
         })
     }

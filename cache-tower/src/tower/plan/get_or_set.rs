@@ -52,7 +52,26 @@ pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     hard: Option<Instant>,
     /// Handles for a computation handed to the background (`try_get_or_load`).
     background: Option<Background>,
+    /// The distributed lock ([`LoadOptions::lock`]): its timeout (`None` once given up on), the
+    /// owner token of this caller, whether it holds the lock, and how long it waits for another
+    /// instance's value.
+    lock: Option<Duration>,
+    token: String,
+    locked: bool,
+    lock_deadline: Option<Instant>,
     state: State<'s, 'k, T>,
+}
+
+/// How often a caller waiting for another instance's value looks for it, when no invalidation
+/// wakes it first.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+
+/// What a leader that holds the distributed lock does once it has released it.
+enum AfterUnlock<T> {
+    /// Land the flight with the stored value and return the value.
+    Land(T, StoredValue),
+    /// The computation failed: fall back, or fail.
+    Failed,
 }
 
 enum State<'s, 'k, T> {
@@ -83,6 +102,17 @@ enum State<'s, 'k, T> {
     Failing,
     /// The hard timeout passed and there is nothing to fall back on.
     GivingUp,
+    /// Leading: taking the distributed lock of the key.
+    Locking(Leader),
+    /// Leading, another instance holds the lock: waiting for its value (or a change) a while.
+    Napping(Leader),
+    /// Leading, woken while another instance holds the lock: reading the key again.
+    Rereading(Leader, Read<'s, 'k, T>),
+    /// Releasing the distributed lock, then going on as `after` says.
+    Unlocking {
+        leader: Option<Leader>,
+        after: AfterUnlock<T>,
+    },
     Finished,
 }
 
@@ -115,7 +145,90 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
             soft: after(options.soft_timeout),
             hard: after(options.hard_timeout),
             background: None,
+            lock: options.lock,
+            token: String::new(),
+            locked: false,
+            lock_deadline: None,
             state: State::Reading(read),
+        }
+    }
+
+    /// The layer that holds distributed locks: the lowest that can, when the lock is on and that
+    /// layer did not fail this call.
+    fn lock_layer(&self) -> Option<usize> {
+        self.lock?;
+        let index = self.context.stack.iter().rposition(|layer| layer.adapter.can_lock())?;
+        (!self.faults.contains(index)).then_some(index)
+    }
+
+    /// A leader that must compute: first takes the distributed lock, when there is one to take.
+    fn compute_or_lock(&mut self, leader: Leader) -> Option<T> {
+        if self.locked || self.lock_layer().is_none() {
+            self.state = State::Computing(leader);
+            return None;
+        }
+        if self.token.is_empty() {
+            self.token = lock_token();
+        }
+        if self.lock_deadline.is_none() {
+            let timeout = self.lock.unwrap_or_default();
+            self.lock_deadline = Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future));
+        }
+        self.state = State::Locking(leader);
+        None
+    }
+
+    /// The answer to a lock request.
+    fn lock_answered(&mut self, leader: Leader, answer: Option<crate::error::Result<Reply>>) -> Option<T> {
+        match answer.unwrap_or_else(no_reply).and_then(Reply::into_locked) {
+            Ok(true) => {
+                self.locked = true;
+                self.state = State::Computing(leader);
+            }
+            Ok(false) => self.state = State::Napping(leader),
+            // The lock's layer fails: this process's single flight is all there is (the layer's
+            // driver counted and logged the failure).
+            Err(_) => {
+                self.lock = None;
+                self.state = State::Computing(leader);
+            }
+        }
+        None
+    }
+
+    /// Woken while another instance holds the lock: read the key again, or, past the wait,
+    /// compute it here.
+    fn reread(&mut self, leader: Leader) -> Option<T> {
+        if self.lock_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            self.lock = None;
+            self.state = State::Computing(leader);
+            return None;
+        }
+        let mut read = Read::new(self.context, self.key);
+        match read.take(None) {
+            // A stack with nothing to read: nobody else can have stored it here.
+            Some(_) => self.compute_or_lock(leader),
+            None => {
+                self.state = State::Rereading(leader, read);
+                None
+            }
+        }
+    }
+
+    /// Releases the lock (when held), then goes on as `after` says.
+    fn unlock_then(&mut self, leader: Option<Leader>, after: AfterUnlock<T>) -> Option<T> {
+        if self.locked {
+            self.state = State::Unlocking { leader, after };
+            return None;
+        }
+        match after {
+            AfterUnlock::Land(value, stored) => {
+                if let Some(leader) = leader {
+                    leader.land(stored);
+                }
+                Some(value)
+            }
+            AfterUnlock::Failed => self.failed(leader),
         }
     }
 
@@ -157,7 +270,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         self.state = match Flights::join(self.context.flights, self.key) {
             Joined::Follower(flight) => State::Following(flight),
             Joined::Leader(leader) if self.faults.contains(0) || self.context.stack.is_empty() => {
-                State::Computing(leader)
+                return self.compute_or_lock(leader);
             }
             Joined::Leader(leader) => State::Checking(leader),
         };
@@ -175,8 +288,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         let mut writes = WriteLayers::store(self.context, write, self.faults);
         // A store failure is counted and logged by the driver; the value still goes out.
         if writes.take(None).is_some() {
-            leader.land(stored);
-            return Some(value);
+            return self.unlock_then(Some(leader), AfterUnlock::Land(value, stored));
         }
         self.state = State::Storing { leader, value, stored, writes };
         None
@@ -211,6 +323,9 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     /// read found one, else fail (dropping the leadership abandons the flight). `leader` is
     /// `None` when the computation ran in the background, which abandoned the flight already.
     fn failed(&mut self, leader: Option<Leader>) -> Option<T> {
+        if self.locked {
+            return self.unlock_then(leader, AfterUnlock::Failed);
+        }
         let (Some(throttle), Some(stale)) = (self.fail_safe, self.stale.take()) else {
             self.state = State::Failing;
             return None;
@@ -244,6 +359,14 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         self.state = State::Keeping { leader, stale, writes };
         None
     }
+}
+
+/// A token no other lock holder has: this process, the time, and a count.
+fn lock_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_nanos());
+    format!("{}:{nanos:x}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// An instant later than any deadline that matters (for a timeout too long to add to now).
@@ -286,7 +409,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     self.state = State::Following(flight);
                     None
                 }
-                Input::Reply(_) | Input::Computed(_) | Input::Failed => self.join(),
+                Input::Reply(_) | Input::Computed(_) | Input::Failed | Input::Woke => self.join(),
             },
             State::Checking(leader) => {
                 // Not counted as a hit or miss: the caller's read was counted already.
@@ -297,8 +420,33 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                         return Some(value);
                     }
                 }
-                self.state = State::Computing(leader);
-                None
+                self.compute_or_lock(leader)
+            }
+            State::Locking(leader) => self.lock_answered(leader, input.into_answer()),
+            State::Napping(leader) => match input {
+                Input::Woke => self.reread(leader),
+                _ => {
+                    self.state = State::Napping(leader);
+                    None
+                }
+            },
+            State::Rereading(leader, mut read) => match read.take(input.into_answer()) {
+                // Another instance stored it: this flight's followers get it too.
+                Some((Some(value), _)) => {
+                    leader.land(StoredValue::new(value.clone()));
+                    Some(value)
+                }
+                // Not yet: the holder may have died, and its lock expired: try to take it.
+                Some((None, _)) => self.compute_or_lock(leader),
+                None => {
+                    self.state = State::Rereading(leader, read);
+                    None
+                }
+            },
+            State::Unlocking { leader, after } => {
+                // A release that fails leaves a lock that expires: nothing more to do about it.
+                self.locked = false;
+                self.unlock_then(leader, after)
             }
             State::Computing(leader) => match input {
                 Input::Computed(value) => self.store(leader, value),
@@ -309,10 +457,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 }
             },
             State::Storing { leader, value, stored, mut writes } => match writes.take(input.into_answer()) {
-                Some(_) => {
-                    leader.land(stored);
-                    Some(value)
-                }
+                Some(_) => self.unlock_then(Some(leader), AfterUnlock::Land(value, stored)),
                 None => {
                     self.state = State::Storing { leader, value, stored, writes };
                     None
@@ -353,6 +498,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 leader,
                 ttl: self.ttl,
                 stale_window: self.stale_window,
+                lock: self.locked.then(|| self.lock_layer().map(|index| (index, self.token.clone()))).flatten(),
                 _value: std::marker::PhantomData,
             }),
             other => {
@@ -378,6 +524,25 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
             State::Storing { writes, .. } | State::Keeping { writes, .. } => writes.next(),
             State::Failing => Step::Fail,
             State::GivingUp => Step::GiveUp,
+            State::Locking(_) => match self.lock_layer() {
+                Some(index) => self.context.call(
+                    index,
+                    Request::Lock { key: self.key, token: &self.token, ttl: self.lock.unwrap_or_default() },
+                ),
+                None => finished(),
+            },
+            State::Napping(_) => {
+                let soon = Instant::now() + LOCK_POLL;
+                Step::Nap {
+                    log: self.context.log,
+                    until: self.lock_deadline.map_or(soon, |deadline| deadline.min(soon)),
+                }
+            }
+            State::Rereading(_, read) => read.step(),
+            State::Unlocking { .. } => match self.context.stack.iter().rposition(|layer| layer.adapter.can_lock()) {
+                Some(index) => self.context.call(index, Request::Unlock { key: self.key, token: &self.token }),
+                None => finished(),
+            },
             State::Finished => finished(),
         }
     }
