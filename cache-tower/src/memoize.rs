@@ -50,12 +50,32 @@ impl CallSite {
         Self { tower, function, options, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
-    /// This site's options with the tower's defaults, the hard timeout taken out: for a
-    /// function with no error to give.
-    fn no_hard_timeout(&self, tower: &CacheTower) -> LoadOptions {
+    /// This site's options with the tower's defaults, the hard timeout taken out
+    /// (`without_hard_timeout`) for a function with no error to give.
+    fn load_options(&self, tower: &CacheTower, without_hard_timeout: bool) -> LoadOptions {
         let mut options = self.options.or(&tower.load_options());
-        options.hard_timeout = None;
+        if without_hard_timeout {
+            options.hard_timeout = None;
+        }
         options
+    }
+
+    /// The tower and key a memoized call caches with: `None` (and the body runs alone) without
+    /// a key (warned about once) or a registered tower. A `blocking` call checks that it does not
+    /// block a tokio runtime thread on network I/O.
+    fn cache_for<'k>(&self, key: Option<&'k str>, blocking: bool) -> Option<(Arc<CacheTower>, &'k str)> {
+        let Some(key) = key else {
+            self.warn_no_key();
+            return None;
+        };
+        let tower = self.tower()?;
+        #[cfg(feature = "tokio")]
+        if blocking {
+            self.check_not_blocking_a_runtime(&tower);
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = blocking;
+        Some((tower, key))
     }
 
     /// The stack of this site's tower, when one is registered: where a memoized call starts its
@@ -220,13 +240,7 @@ fn memoize_with<T: Cacheable, E>(
     key: Option<&str>,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body();
-    };
-    let Some(tower) = site.tower() else { return body() };
-    #[cfg(feature = "tokio")]
-    site.check_not_blocking_a_runtime(&tower);
+    let Some((tower, key)) = site.cache_for(key, true) else { return body() };
     tower.get_or_compute(key, &site.options, body)
 }
 
@@ -278,14 +292,10 @@ where
     T: Cacheable,
     Fut: Future<Output = Result<T, E>>,
 {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body().await;
-    };
+    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
     if let Some(value) = site.fast_hit::<T>(key) {
         return Ok(value);
     }
-    let Some(tower) = site.tower() else { return body().await };
     tower.get_or_compute_async(key, &site.options, body).await
 }
 
@@ -294,16 +304,8 @@ where
 /// its arguments (the macro checks that). A plain function has no error to give, so a hard
 /// timeout (also one set on its tower) does not apply to it: its callers wait for the body.
 pub fn memoize_load<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body();
-    };
-    let Some(tower) = site.tower() else { return body() };
-    #[cfg(feature = "tokio")]
-    site.check_not_blocking_a_runtime(&tower);
-    let options = site.no_hard_timeout(&tower);
     // Without a hard timeout a load gives up on nothing, and the body cannot fail.
-    match tower.try_get_or_load(key, &options, move || Ok::<T, crate::Error>(body())) {
+    match load_with(site, key, true, move || Ok::<T, crate::Error>(body())) {
         Ok(value) => value,
         Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
     }
@@ -323,14 +325,23 @@ where
     T: Cacheable,
     E: From<crate::Error> + Send + 'static,
 {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body();
-    };
-    let Some(tower) = site.tower() else { return body() };
-    #[cfg(feature = "tokio")]
-    site.check_not_blocking_a_runtime(&tower);
-    tower.try_get_or_load(key, &site.options, body)
+    load_with(site, key, false, body)
+}
+
+/// The memoized load: the body alone without a key or a tower, else the tower's get-or-load,
+/// `without_hard_timeout` for a function that has no error to give.
+fn load_with<T, E>(
+    site: &CallSite,
+    key: Option<&str>,
+    without_hard_timeout: bool,
+    body: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    E: From<crate::Error> + Send + 'static,
+{
+    let Some((tower, key)) = site.cache_for(key, true) else { return body() };
+    tower.try_get_or_load(key, &site.load_options(&tower, without_hard_timeout), body)
 }
 
 /// The async twin of [`memoize_load`].
@@ -344,14 +355,8 @@ where
     T: Cacheable,
     Fut: Future<Output = T> + Send + 'static,
 {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body().await;
-    };
-    let Some(tower) = site.tower() else { return body().await };
-    let options = site.no_hard_timeout(&tower);
-    let loaded = tower.try_get_or_load_async(key, &options, move || async move { Ok::<T, crate::Error>(body().await) });
-    match loaded.await {
+    let body = move || async move { Ok::<T, crate::Error>(body().await) };
+    match load_with_async(site, key, true, body).await {
         Ok(value) => value,
         Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
     }
@@ -372,12 +377,24 @@ where
     E: From<crate::Error> + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let Some(key) = key else {
-        site.warn_no_key();
-        return body().await;
-    };
-    let Some(tower) = site.tower() else { return body().await };
-    tower.try_get_or_load_async(key, &site.options, body).await
+    load_with_async(site, key, false, body).await
+}
+
+/// The async twin of [`load_with`].
+#[cfg(feature = "tokio")]
+async fn load_with_async<T, E, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    without_hard_timeout: bool,
+    body: impl FnOnce() -> Fut + Send + 'static,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    E: From<crate::Error> + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
+    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
+    tower.try_get_or_load_async(key, &site.load_options(&tower, without_hard_timeout), body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).

@@ -140,21 +140,16 @@ pub(super) async fn run_computing<P: Plan, E>(
                         detached = Some(computation.detach(job));
                     }
                 }
-                match detached.as_mut() {
-                    Some(outcome) => awaited(outcome, until, &mut failure).await,
+                let outcome = match detached.as_mut() {
+                    Some(outcome) => awaited(outcome, until).await,
                     // Only get-or-set plans compute, once, and they are always run with one.
                     None => match compute.take() {
-                        Some(computation) => match computation.run(catch_panics).await {
-                            Ok(value) => Input::Computed(value),
-                            Err(failed) => {
-                                failure = Some(failed);
-                                Input::Failed
-                            }
-                        },
+                        Some(computation) => Some(computation.run(catch_panics).await),
                         // A second ask would loop for ever, holding the flight: fail loudly.
                         None => unreachable!("a plan asked to compute twice, or without a computation"),
                     },
-                }
+                };
+                Input::of_outcome(outcome, &mut failure)
             }
             Step::Nap { log, until } => {
                 // A change wakes it early; a change just before it listened is found at `until`.
@@ -171,24 +166,15 @@ pub(super) async fn run_computing<P: Plan, E>(
     }
 }
 
-/// Awaits a detached computation's outcome, until `until` at the latest.
+/// Awaits a detached computation's outcome, until `until` at the latest (`None`: timed out, or
+/// the background task is gone without an outcome).
 async fn awaited<V, E>(
     outcome: &mut Outcome<V, E>,
     until: Option<std::time::Instant>,
-    failure: &mut Option<Failure<E>>,
-) -> Input<V> {
-    let received = match until {
+) -> Option<Result<V, Failure<E>>> {
+    match until {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), outcome).await.ok().and_then(Result::ok),
         None => outcome.await.ok(),
-    };
-    match received {
-        Some(Ok(value)) => Input::Computed(value),
-        Some(Err(failed)) => {
-            *failure = Some(failed);
-            Input::Failed
-        }
-        // Timed out, or the background task is gone without an outcome.
-        None => Input::TimedOut,
     }
 }
 

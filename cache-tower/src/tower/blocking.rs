@@ -149,21 +149,16 @@ pub(super) fn run_computing<P: Plan, E>(
                         detached = Some(computation.detach(job));
                     }
                 }
-                match &detached {
-                    Some(outcome) => awaited(outcome, until, &mut failure),
+                let outcome = match &detached {
+                    Some(outcome) => awaited(outcome, until),
                     // Only get-or-set plans compute, once, and they are always run with one.
                     None => match compute.take() {
-                        Some(computation) => match computation.run(catch_panics) {
-                            Ok(value) => Input::Computed(value),
-                            Err(failed) => {
-                                failure = Some(failed);
-                                Input::Failed
-                            }
-                        },
+                        Some(computation) => Some(computation.run(catch_panics)),
                         // A second ask would loop for ever, holding the flight: fail loudly.
                         None => unreachable!("a plan asked to compute twice, or without a computation"),
                     },
-                }
+                };
+                Input::of_outcome(outcome, &mut failure)
             }
             Step::Nap { log, until } => {
                 // A change wakes it early; a change just before it listened is found at `until`.
@@ -180,20 +175,12 @@ pub(super) fn run_computing<P: Plan, E>(
     }
 }
 
-/// Waits for a detached computation's outcome, until `until` at the latest.
-fn awaited<V, E>(outcome: &Outcome<V, E>, until: Option<Instant>, failure: &mut Option<Failure<E>>) -> Input<V> {
-    let received = match until {
+/// Waits for a detached computation's outcome, until `until` at the latest (`None`: timed out,
+/// or the background thread is gone without an outcome).
+fn awaited<V, E>(outcome: &Outcome<V, E>, until: Option<Instant>) -> Option<Result<V, Failure<E>>> {
+    match until {
         Some(deadline) => outcome.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
         None => outcome.recv().ok(),
-    };
-    match received {
-        Some(Ok(value)) => Input::Computed(value),
-        Some(Err(failed)) => {
-            *failure = Some(failed);
-            Input::Failed
-        }
-        // Timed out, or the background thread is gone without an outcome.
-        None => Input::TimedOut,
     }
 }
 

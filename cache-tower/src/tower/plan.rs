@@ -84,6 +84,20 @@ pub(super) enum Input<V> {
 }
 
 impl<V> Input<V> {
+    /// The input for a computation's outcome: its value, or [`Input::Failed`] with the failure
+    /// kept in `failure` for the driver; no outcome (a detached computation that timed out, or
+    /// whose thread or task is gone) is [`Input::TimedOut`].
+    pub(super) fn of_outcome<E>(outcome: Option<Result<V, Failure<E>>>, failure: &mut Option<Failure<E>>) -> Self {
+        match outcome {
+            Some(Ok(value)) => Input::Computed(value),
+            Some(Err(failed)) => {
+                *failure = Some(failed);
+                Input::Failed
+            }
+            None => Input::TimedOut,
+        }
+    }
+
     /// The answer to a [`Step::Call`]: `None` at the start, else the layer's reply. Any other
     /// input would be a driver's mistake: it comes out as a failed call (see [`no_reply`]).
     fn into_answer(self) -> Option<Result<Reply>> {
