@@ -32,6 +32,16 @@ use std::time::{Duration, Instant};
 /// else as a backfill checked against the change log, only into layers that follow changes (so
 /// a key deleted or changed meanwhile is never given back its old value) — and lands the flight
 /// with it, so the followers get it too.
+///
+/// **Timeouts** ([`LoadOptions::soft_timeout`], [`LoadOptions::hard_timeout`]): callers waiting
+/// on the flight, and a leader whose computation went to the background
+/// ([`with_background`](Self::with_background): `Step::Compute { detach }`, then `Awaiting`), wait
+/// until their deadline, then answer with the stale value or give up (`Step::GiveUp`).
+///
+/// **The distributed lock** ([`LoadOptions::lock`]): before computing, the leader takes the key's
+/// lock in the lowest layer that can hold one (`Locking`); without it, it naps until a change or
+/// a moment passes (`Napping`), reads again (`Rereading`) and tries again, computing itself past
+/// the lock's timeout. Holding it, it releases it after the store or the failure (`Unlocking`).
 pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     context: Context<'s>,
     key: &'k str,
