@@ -24,6 +24,7 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         memory/get-or-set-hit, memory/zipf-0.9, memory/zipf-1.1, memory/scan,
                         redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
                         redis/mget-backfill, memoize/hit, memoize/hit-over-redis,
+                        memoize/refreshing-hit,
                         memoize/stampede-64, coherence/staleness, memory/bounded-rss)
 
 The Redis scenarios start a redis-server of their own on a free loopback port (no persistence;

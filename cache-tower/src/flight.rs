@@ -17,7 +17,8 @@ use crate::value::StoredValue;
 /// The flights in progress, one per key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+    /// Hashed with foldhash: every miss and every due eager refresh looks its key up here.
+    in_flight: Mutex<HashMap<String, Arc<Flight>, foldhash::fast::RandomState>>,
 }
 
 /// One computation in progress, which followers wait on, blocking or async.

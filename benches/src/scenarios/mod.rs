@@ -31,6 +31,7 @@ mod get_or_set_hit;
 mod get_two_threads;
 mod insert_evict;
 mod memoize_hit;
+mod memoize_refreshing;
 mod memoize_stampede;
 mod redis_get_backfill;
 mod redis_get_hit;
@@ -83,6 +84,7 @@ pub fn all() -> Vec<Scenario> {
         redis_mget_backfill::SCENARIO,
         memoize_hit::SCENARIO,
         memoize_hit::SCENARIO_OVER_REDIS,
+        memoize_refreshing::SCENARIO,
         memoize_stampede::SCENARIO,
         staleness::SCENARIO,
         bounded_rss::SCENARIO,

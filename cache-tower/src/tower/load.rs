@@ -64,11 +64,13 @@ impl CacheTower {
         E: From<Error> + Send + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let stack = self.stack.load_full();
+        // A guard for the fast lane; an owned snapshot only for what may outlive the call.
+        let stack = self.stack.load();
         let options = options.or(&self.load_options.load());
         let top_lacks_key = match fast_hit(&stack, key, &options) {
             Fast::Hit(value) => return Ok(value),
             Fast::Due(value) => {
+                let stack = arc_swap::Guard::into_inner(stack);
                 if let Some(job) = self.refresh_job(&stack, key, &options) {
                     let mut load = blocking::Detachable(Some(load));
                     // The outcome goes nowhere: the job stores the value itself.
@@ -78,6 +80,7 @@ impl CacheTower {
             }
             Fast::Miss(top_lacks_key) => top_lacks_key,
         };
+        let stack = arc_swap::Guard::into_inner(stack);
         let plan =
             GetOrSet::new(self.context(&stack), key, top_lacks_key, &options).with_background(self.background(&stack));
         blocking::run_computing(plan, Some(blocking::Detachable(Some(load))))
@@ -100,11 +103,13 @@ impl CacheTower {
     {
         use super::asynchronous::{self, Computation as _};
 
-        let stack = self.stack.load_full();
+        // A guard for the fast lane; an owned snapshot only for what may outlive the call.
+        let stack = self.stack.load();
         let options = options.or(&self.load_options.load());
         let top_lacks_key = match fast_hit(&stack, key, &options) {
             Fast::Hit(value) => return Ok(value),
             Fast::Due(value) => {
+                let stack = arc_swap::Guard::into_inner(stack);
                 let mut load = asynchronous::Detachable(Some(load));
                 if load.can_detach() {
                     if let Some(job) = self.refresh_job(&stack, key, &options) {
@@ -115,6 +120,7 @@ impl CacheTower {
             }
             Fast::Miss(top_lacks_key) => top_lacks_key,
         };
+        let stack = arc_swap::Guard::into_inner(stack);
         let plan =
             GetOrSet::new(self.context(&stack), key, top_lacks_key, &options).with_background(self.background(&stack));
         asynchronous::run_computing(plan, Some(asynchronous::Detachable(Some(load)))).await
