@@ -133,6 +133,10 @@ impl LoadOptions {
     /// Eager refresh: a hit on a value past `fraction` of its TTL (say `0.8`) returns the value
     /// at once and starts one background computation of the key (one per key and process at a
     /// time), which stores the new value in every layer. Only keys that are read get refreshed.
+    /// Each copy is refreshed ahead once at most: a refresh that fails (or finds the key being
+    /// computed already) leaves the copy serving until its TTL runs out, when the next call
+    /// loads the key the normal way (with the fail-safe, if set), so a failing source is not
+    /// asked again on every hit.
     /// The TTL is the call's [`ttl`](Self::ttl) or else the top layer's; the top layer's copy is
     /// watched (a memory layer's, through the fast lane). A fraction outside `0 < fraction < 1`
     /// means no eager refresh. For the `*_get_or_load` calls, which own their computation.

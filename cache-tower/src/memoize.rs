@@ -25,7 +25,7 @@ pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey};
 
 use crate::LoadOptions;
 use crate::registry::{self, Binding};
-use crate::tower::{CacheTower, Stack, return_fast_hit};
+use crate::tower::{CacheTower, RefreshAhead, Stack, return_fast_hit};
 use crate::value::Cacheable;
 
 /// One memoized function: the tower it uses and its name, for messages.
@@ -84,6 +84,35 @@ impl CallSite {
     #[inline(always)]
     fn stack(&self) -> Option<Stack> {
         Some(self.binding().tower().as_ref()?.load_stack())
+    }
+
+    /// The fast lane of a memoized load ([`memoize_load`] and co.): the stack of this site's
+    /// tower, when one is registered, and the eager refresh that this site's options (else the
+    /// tower's) ask of its top layer's copies. A copy due for one that nobody started is no fast
+    /// hit: [`CacheTower::try_get_or_load`] starts it.
+    #[inline(always)]
+    fn load_lane(&self) -> Option<(Stack, Option<RefreshAhead>)> {
+        let tower = self.binding().tower();
+        let tower = tower.as_ref()?;
+        let stack = tower.load_stack();
+        let refresh = {
+            let top = stack.first()?;
+            if self.options.refresh_ahead.is_some() && self.options.ttl.is_some() {
+                // Nothing of the tower's defaults could change what this site asks.
+                RefreshAhead::of(&self.options, top)
+            } else {
+                RefreshAhead::of(&self.options.or(&tower.load_options()), top)
+            }
+        };
+        Some((stack, refresh))
+    }
+
+    /// A hit by [`load_lane`](Self::load_lane), for the async memoized loads.
+    #[cfg(feature = "tokio")]
+    fn load_fast_hit<T: Cacheable>(&self, key: &str) -> Option<T> {
+        let (stack, refresh) = self.load_lane()?;
+        return_fast_hit!(stack.first(), key, refresh = refresh, |value: &T| Some(value.clone()));
+        None
     }
 
     /// A hit by the fast lane, for the async memoize functions (whose results are moved into
@@ -304,6 +333,11 @@ where
 /// its arguments (the macro checks that). A plain function has no error to give, so a hard
 /// timeout (also one set on its tower) does not apply to it: its callers wait for the body.
 pub fn memoize_load<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T + Send + 'static) -> T {
+    if let Some(key) = key {
+        if let Some((stack, refresh)) = site.load_lane() {
+            return_fast_hit!(stack.first(), key, refresh = refresh, |value: &T| value.clone());
+        }
+    }
     // Without a hard timeout a load gives up on nothing, and the body cannot fail.
     match load_with(site, key, true, move || Ok::<T, crate::Error>(body())) {
         Ok(value) => value,
@@ -325,6 +359,11 @@ where
     T: Cacheable,
     E: From<crate::Error> + Send + 'static,
 {
+    if let Some(key) = key {
+        if let Some((stack, refresh)) = site.load_lane() {
+            return_fast_hit!(stack.first(), key, refresh = refresh, |value: &T| Ok(value.clone()));
+        }
+    }
     load_with(site, key, false, body)
 }
 
@@ -394,6 +433,9 @@ where
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
+    if let Some(value) = site.load_fast_hit::<T>(key) {
+        return Ok(value);
+    }
     tower.try_get_or_load_async(key, &site.load_options(&tower, without_hard_timeout), body).await
 }
 

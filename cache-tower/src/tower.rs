@@ -61,6 +61,7 @@ use asynchronous::{run, run_computing};
 use coherence::Coherence;
 pub(crate) use fast_lane::return_fast_hit;
 pub(crate) use layer::Layer;
+pub(crate) use load::RefreshAhead;
 use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers, mset_entries, own_ttl};
 
 /// A snapshot of a tower's stack, as its reads hold it.

@@ -221,19 +221,36 @@ fn a_hit_past_the_refresh_fraction_returns_at_once_and_refreshes_once() {
 }
 
 #[test]
-fn an_async_refresh_too_and_a_failing_one_leaves_the_value() {
+fn an_async_refresh_too_and_a_failing_one_is_not_retried_on_every_hit() {
     let (tower, clock) = memory_tower();
     let runtime = runtime();
     let options = LoadOptions::new().refresh_ahead(0.8);
-    let load = |value: &'static str| move || async move { Ok::<_, String>(value.to_owned()) };
-    assert_eq!(runtime.block_on(tower.try_get_or_load_async("k", &options, load("v1"))).as_deref(), Ok("v1"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let load = |value: Result<&'static str, &'static str>| {
+        let calls = calls.clone();
+        move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            value.map(str::to_owned).map_err(str::to_owned)
+        }
+    };
+    let get_or_load = |source| runtime.block_on(tower.try_get_or_load_async("k", &options, source));
+    assert_eq!(get_or_load(load(Ok("v1"))).as_deref(), Ok("v1"));
     clock.advance(Duration::from_secs(81));
-    let failing = || async { Err::<String, _>("down".to_owned()) };
-    assert_eq!(runtime.block_on(tower.try_get_or_load_async("k", &options, failing)).as_deref(), Ok("v1"));
+    assert_eq!(get_or_load(load(Err("down"))).as_deref(), Ok("v1"), "the cached value, at once");
     thread::sleep(Duration::from_millis(50));
     assert_eq!(tower.get::<String>("k").as_deref(), Some("v1"), "a failed refresh changes nothing");
-    assert_eq!(runtime.block_on(tower.try_get_or_load_async("k", &options, load("v2"))).as_deref(), Ok("v1"));
-    eventually("the refreshed value", "v2", || tower.get::<String>("k"));
+    for _ in 0..10 {
+        assert_eq!(get_or_load(load(Ok("v2"))).as_deref(), Ok("v1"));
+    }
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the copy was refreshed ahead once: no retry on every hit");
+
+    clock.advance(Duration::from_secs(20)); // its TTL ran out: the next call loads it
+    assert_eq!(get_or_load(load(Ok("v2"))).as_deref(), Ok("v2"));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    clock.advance(Duration::from_secs(81)); // the new copy is refreshed ahead in its turn
+    assert_eq!(get_or_load(load(Ok("v3"))).as_deref(), Ok("v2"));
+    eventually("the refreshed value", "v3", || tower.get::<String>("k"));
 }
 
 // ===== the macro =====

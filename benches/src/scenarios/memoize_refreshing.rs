@@ -4,7 +4,7 @@
 //! 64 keys, TTL 100 s on a manual clock. After filling, the clock moves 85 s on (past the 80% of
 //! `refresh_ahead = 0.8`, still fresh), and one call per key starts its refresh, whose body then
 //! waits on a gate for the whole measurement: every measured call of the refreshing function finds
-//! its copy due and its key's refresh under way (it checks the flight and starts nothing). The
+//! its copy due and its refresh started (the copy's mark says so: it starts nothing). The
 //! plain function's copies are as old, without `refresh_ahead`. Reported: the medians and their
 //! ratio, and the p99 of the samples (per-sample ns/op) of each and their ratio.
 

@@ -212,21 +212,50 @@ impl Lookup<'_> {
         self.item().filter(|item| item.fresh(&mut Now::new(self.clock))).map(|item| &item.value)
     }
 
-    /// The value under the key, if live and fresh, and how long it stays fresh (`None`: it has
-    /// no TTL), for an eager refresh's look at a copy's age.
-    pub(crate) fn value_and_fresh_left(&self) -> Option<(&StoredValue, Option<Duration>)> {
+    /// The copy under the key, if live and fresh, with what an eager refresh asks of it.
+    #[inline]
+    pub(crate) fn fresh_copy(&self) -> Option<FreshCopy<'_>> {
         let item = self.item()?;
-        let mut now = Now::new(self.clock);
-        if !item.fresh(&mut now) {
-            return None;
-        }
-        Some((&item.value, item.entry_ttl(&mut now)))
+        item.fresh(&mut Now::new(self.clock)).then_some(FreshCopy { item, clock: self.clock })
     }
 
     /// The item stored under the key the shard was locked for, if it is live.
     #[inline]
     fn item(&self) -> Option<&shard::Item> {
         self.shard.live(self.hash, self.key)
+    }
+}
+
+/// A fresh copy found by a [`Lookup`], for the get-or-load fast lanes and their eager refresh.
+pub(crate) struct FreshCopy<'a> {
+    item: &'a shard::Item,
+    clock: &'a Clock,
+}
+
+impl<'a> FreshCopy<'a> {
+    /// The stored value.
+    #[inline]
+    pub(crate) fn value(&self) -> &'a StoredValue {
+        &self.item.value
+    }
+
+    /// How long the copy stays fresh; `None` without a TTL.
+    #[inline]
+    pub(crate) fn fresh_left(&self) -> Option<Duration> {
+        self.item.entry_ttl(&mut Now::new(self.clock))
+    }
+
+    /// Whether an eager refresh of this copy was started (or the fail-safe kept it): it is not
+    /// refreshed ahead again, a new value comes as a new copy.
+    #[inline]
+    pub(crate) fn refresh_started(&self) -> bool {
+        self.item.refresh_started()
+    }
+
+    /// Marks an eager refresh of this copy started: `true` for the first caller only, who then
+    /// starts it.
+    pub(crate) fn start_refresh(&self) -> bool {
+        self.item.start_refresh()
     }
 }
 
@@ -1109,6 +1138,25 @@ mod tests {
         memory.set("one more", &entry(0)).unwrap();
         assert_eq!(memory.len(), 10_000);
         assert_eq!(memory.stats().evictions, 1);
+    }
+
+    #[test]
+    fn a_copy_is_marked_refreshed_once_until_rewritten_and_a_kept_copy_is_marked() {
+        let memory = MemoryAdapter::new();
+        let mark = |memory: &MemoryAdapter| {
+            let lookup = memory.lock_for_lookup("k").unwrap();
+            let copy = lookup.fresh_copy().unwrap();
+            (copy.refresh_started(), copy.start_refresh())
+        };
+        memory.set("k", &entry(1)).unwrap();
+        assert_eq!(mark(&memory), (false, true), "the first caller starts the refresh");
+        assert_eq!(mark(&memory), (true, false), "and nobody after it");
+        memory.set("k", &entry(2)).unwrap();
+        assert_eq!(mark(&memory), (false, true), "a new value is a new copy");
+        memory.set("k", &entry(3)).unwrap();
+        let stored = memory.lock_for_lookup("k").unwrap().fresh_copy().unwrap().value().clone();
+        assert!(memory.keep("k", &stored, Duration::from_secs(1), Duration::from_secs(1)));
+        assert_eq!(mark(&memory), (true, false), "the fail-safe's throttle decides for a kept copy");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::blocking;
 use super::layer::Layer;
+use super::load::RefreshAhead;
 use super::plan::Write;
 use crate::adapter::Reply;
 use crate::adapter::memory::Lookup;
@@ -53,13 +54,30 @@ pub(crate) struct TopLookup<'a> {
 }
 
 impl TopLookup<'_> {
-    /// The typed `T` stored under the key, counted as a hit; `None` for a miss or a value in
-    /// another form (the normal read path counts and decodes those).
+    /// The typed `T` stored under the key, fresh, counted as a hit; `None` for a miss or a value
+    /// in another form (the normal read path counts and decodes those) — and, with `refresh`,
+    /// uncounted, for a copy due for an eager refresh that nobody started: the get-or-load, which
+    /// the caller goes on with, starts it ([`hit_starting_refresh`](Self::hit_starting_refresh)).
+    /// Reads the copy's refresh mark, writes nothing.
     #[inline(always)]
-    pub(crate) fn hit<T: Cacheable>(&self) -> Option<&T> {
-        let value = self.lookup.value()?.typed::<T>()?;
+    pub(crate) fn hit_unless_refresh_due<T: Cacheable>(&self, refresh: Option<RefreshAhead>) -> Option<&T> {
+        let copy = self.lookup.fresh_copy()?;
+        if refresh.is_some_and(|refresh| !copy.refresh_started() && refresh.due(copy.fresh_left())) {
+            return None;
+        }
+        let value = copy.value().typed::<T>()?;
         self.counters.hit();
         Some(value)
+    }
+
+    /// The typed hit, counted, and whether this caller is the one to start the copy's eager
+    /// refresh: the copy is due (`refresh`) and no one started its refresh before.
+    pub(crate) fn hit_starting_refresh<T: Cacheable>(&self, refresh: Option<RefreshAhead>) -> Option<(&T, bool)> {
+        let copy = self.lookup.fresh_copy()?;
+        let value = copy.value().typed::<T>()?;
+        self.counters.hit();
+        let start = refresh.is_some_and(|refresh| refresh.due(copy.fresh_left())) && copy.start_refresh();
+        Some((value, start))
     }
 
     /// Whether the layer holds nothing live under the key (rather than a value in another form).
@@ -74,14 +92,19 @@ impl TopLookup<'_> {
 /// clones it — from the enclosing function, the shard's read lock held until the clone is made.
 /// Otherwise it evaluates to whether it saw the top layer without the key (so that the normal
 /// read path, which the enclosing function goes on with, need not look again), the lock released.
+/// With `refresh = $refresh` (an `Option<RefreshAhead>`), a copy due for an eager refresh that
+/// nobody started is no fast hit either ([`TopLookup::hit_unless_refresh_due`]).
 ///
 /// A macro, not a function, because the clone must be the enclosing function's own return value:
 /// only then is it written straight into the caller's result instead of moved there.
 macro_rules! return_fast_hit {
-    ($top:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {{
+    ($top:expr, $key:expr, |$value:ident: &$T:ty| $result:expr) => {
+        $crate::tower::return_fast_hit!($top, $key, refresh = None, |$value: &$T| $result)
+    };
+    ($top:expr, $key:expr, refresh = $refresh:expr, |$value:ident: &$T:ty| $result:expr) => {{
         let top: Option<&$crate::tower::Layer> = $top;
         let lookup = top.and_then(|top| top.lookup($key));
-        if let Some($value) = lookup.as_ref().and_then(|lookup| lookup.hit::<$T>()) {
+        if let Some($value) = lookup.as_ref().and_then(|lookup| lookup.hit_unless_refresh_due::<$T>($refresh)) {
             return $result;
         }
         // A plain `bool`, not a `#[must_use]` call, since most callers have no use for it.

@@ -35,7 +35,8 @@ impl CacheTower {
     ///   (callers of the same key meanwhile wait for it, each until its own timeouts), and stores
     ///   its value in every layer when it completes, whether or not anyone still waits.
     /// * `refresh_ahead`: a hit on a copy past that fraction of its TTL returns at once and
-    ///   starts one background computation of the key (none when one is under way).
+    ///   starts one background computation of the key (none when one is under way), once per
+    ///   copy: after a failed refresh the copy serves until its TTL runs out.
     ///
     /// The error type takes a cache-tower [`Error`] (`From<Error>`): the hard timeout's, of
     /// [`ErrorKind::Timeout`](crate::error::ErrorKind::Timeout), when no stale value could answer.
@@ -156,31 +157,43 @@ impl CacheTower {
     }
 }
 
-/// The fast lane of a get-or-load: a typed hit in a memory top layer, and whether its copy is
-/// due for an eager refresh (past `refresh_ahead` of its TTL: the call's, or the layer's).
+/// The fast lane of a get-or-load: a typed hit in a memory top layer, and whether this caller
+/// is to start its eager refresh (the copy is due and nobody started one: [`RefreshAhead`]).
 fn fast_hit<T: Cacheable>(stack: &[Layer], key: &str, options: &LoadOptions) -> Fast<T> {
     let Some(top) = stack.first() else { return Fast::Miss(false) };
-    let Some(lookup) = top.memory.as_ref().and_then(|memory| memory.lock_for_lookup(key)) else {
-        return Fast::Miss(false);
-    };
-    let Some((stored, fresh_left)) = lookup.value_and_fresh_left() else { return Fast::Miss(true) };
-    let Some(value) = stored.typed::<T>() else { return Fast::Miss(false) };
-    top.counters.hit();
-    let value = value.clone();
-    drop(lookup);
-    let ttl = options.ttl.filter(|ttl| !ttl.is_zero()).or_else(|| top.adapter.ttl());
-    match (options.refresh_ahead, fresh_left, ttl) {
-        (Some(fraction), Some(left), Some(ttl)) if refresh_due(fraction, left, ttl) => Fast::Due(value),
-        _ => Fast::Hit(value),
+    let Some(lookup) = top.lookup(key) else { return Fast::Miss(false) };
+    match lookup.hit_starting_refresh::<T>(RefreshAhead::of(options, top)) {
+        Some((value, true)) => Fast::Due(value.clone()),
+        Some((value, false)) => Fast::Hit(value.clone()),
+        None => Fast::Miss(lookup.lacks_key()),
     }
 }
 
-/// Whether a copy with `left` of its `ttl` is past `fraction` of it (`0 < fraction < 1`).
-fn refresh_due(fraction: f64, left: Duration, ttl: Duration) -> bool {
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return false;
+/// When a copy in the top layer is due for an eager refresh (`LoadOptions::refresh_ahead`): once
+/// less than `1 − refresh_ahead` of its TTL is left. Each copy is refreshed ahead once at most
+/// (the memory layer marks it when the refresh starts): a refresh that fails or finds the key's
+/// computation under way leaves the copy to serve until its TTL runs out, when the next call
+/// loads it the normal way (with the fail-safe), so a failing source is not asked on every hit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshAhead {
+    /// Due when the copy has less than this left.
+    due_below: Duration,
+}
+
+impl RefreshAhead {
+    /// What `options` ask of copies in `top`: nothing without a `refresh_ahead` strictly between
+    /// 0 and 1, or without a TTL to take that fraction of (the options', else the layer's).
+    pub(crate) fn of(options: &LoadOptions, top: &Layer) -> Option<Self> {
+        let fraction = options.refresh_ahead.filter(|fraction| *fraction > 0.0 && *fraction < 1.0)?;
+        let ttl = options.ttl.filter(|ttl| !ttl.is_zero()).or_else(|| top.adapter.ttl())?;
+        Some(Self { due_below: ttl.mul_f64(1.0 - fraction) })
     }
-    left < ttl.mul_f64(1.0 - fraction)
+
+    /// Whether a copy with `fresh_left` (`None`: no TTL, never due) is due.
+    #[inline]
+    pub(crate) fn due(self, fresh_left: Option<Duration>) -> bool {
+        fresh_left.is_some_and(|left| left < self.due_below)
+    }
 }
 
 #[cfg(test)]
@@ -189,11 +202,19 @@ mod tests {
 
     #[test]
     fn a_copy_is_due_past_the_fraction_of_its_ttl() {
-        let ttl = Duration::from_secs(100);
-        assert!(!refresh_due(0.8, Duration::from_secs(21), ttl));
-        assert!(refresh_due(0.8, Duration::from_secs(19), ttl));
+        let top =
+            Layer::new(std::sync::Arc::new(crate::MemoryAdapter::builder().ttl(Duration::from_secs(100)).build()));
+        let refresh = |fraction| RefreshAhead::of(&LoadOptions::new().refresh_ahead(fraction), &top);
+        let due = refresh(0.8).unwrap();
+        assert!(!due.due(Some(Duration::from_secs(21))));
+        assert!(due.due(Some(Duration::from_secs(19))));
+        assert!(!due.due(None), "a copy without a TTL");
         for nonsense in [0.0, 1.0, -0.5, 2.0, f64::NAN] {
-            assert!(!refresh_due(nonsense, Duration::ZERO, ttl), "{nonsense}");
+            assert!(refresh(nonsense).is_none(), "{nonsense}");
         }
+        let untimed = Layer::new(std::sync::Arc::new(crate::MemoryAdapter::new()));
+        assert!(RefreshAhead::of(&LoadOptions::new().refresh_ahead(0.8), &untimed).is_none(), "no TTL");
+        let own_ttl = LoadOptions::new().refresh_ahead(0.5).ttl(Duration::from_secs(10));
+        assert!(RefreshAhead::of(&own_ttl, &untimed).unwrap().due(Some(Duration::from_secs(4))));
     }
 }

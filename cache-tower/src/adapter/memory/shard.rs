@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
@@ -55,6 +55,11 @@ pub(super) struct Item {
     /// [`MAX_FREQ`]. Atomic because hits count it under the shard's read lock; a lost increment
     /// between two racing readers costs nothing but a slightly lower count.
     freq: AtomicU8,
+    /// Whether an eager refresh of this copy was started (`LoadOptions::refresh_ahead`): each
+    /// copy is refreshed ahead once at most, and a new value comes as a new copy. Set by the
+    /// first hit that finds the copy due (under the shard's read lock, hence atomic), and by the
+    /// fail-safe keeping a copy, whose throttle decides when the source is asked again.
+    refresh_started: AtomicBool,
 }
 
 impl Item {
@@ -111,6 +116,18 @@ impl Item {
 
     fn freq(&self) -> u8 {
         self.freq.load(Ordering::Relaxed)
+    }
+
+    /// Whether an eager refresh of this copy was started.
+    #[inline]
+    pub(super) fn refresh_started(&self) -> bool {
+        self.refresh_started.load(Ordering::Relaxed)
+    }
+
+    /// Marks an eager refresh of this copy started; `true` for the one caller that did so first.
+    pub(super) fn start_refresh(&self) -> bool {
+        // A plain load first, so that hits on a copy being refreshed write nothing.
+        !self.refresh_started() && !self.refresh_started.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -327,6 +344,7 @@ impl Shard {
             item.value = value;
             item.expires_at = expires_at;
             item.window = window;
+            *item.refresh_started.get_mut() = false;
             self.links.set_expiry(item.link, expires_at);
             match self.policy {
                 EvictionPolicy::Fifo => {}
@@ -342,7 +360,16 @@ impl Shard {
         };
         let link = self.links.acquire(hash, expires_at, queue);
         let hasher = &self.hasher;
-        let item = Item { key: Key::new(key), value, expires_at, window, weight, link, freq: AtomicU8::new(0) };
+        let item = Item {
+            key: Key::new(key),
+            value,
+            expires_at,
+            window,
+            weight,
+            link,
+            freq: AtomicU8::new(0),
+            refresh_started: AtomicBool::new(false),
+        };
         self.items.insert_unique(hash, item, |item| hash_key(hasher, item.key.as_bytes()));
         self.len += 1;
         self.bytes += weight as usize;
@@ -351,7 +378,8 @@ impl Shard {
 
     /// Gives the item of `key` a new life (fresh until, leaving at), if it still holds `same`
     /// (the very value, not an equal one): so a value another write replaced meanwhile is never
-    /// brought back. Returns whether it did. Counts as no access and no replacement.
+    /// brought back. Returns whether it did. Counts as no access and no replacement; the kept copy
+    /// is not refreshed ahead.
     pub(super) fn keep(
         &mut self,
         hash: u64,
@@ -365,6 +393,8 @@ impl Shard {
         }
         item.window = window;
         item.expires_at = expires_at;
+        // The fail-safe's throttle, not an eager refresh, says when the source is asked again.
+        *item.refresh_started.get_mut() = true;
         self.links.set_expiry(item.link, expires_at);
         true
     }
