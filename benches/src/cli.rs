@@ -25,7 +25,8 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
                         redis/mget-backfill, memoize/hit, memoize/hit-over-redis,
                         memoize/refreshing-hit,
-                        memoize/stampede-64, coherence/staleness, memory/bounded-rss)
+                        memoize/stampede-64, redis/distributed-stampede,
+                        coherence/staleness, memory/bounded-rss)
 
 The Redis scenarios start a redis-server of their own on a free loopback port (no persistence;
 stopped at the end), or use the server of REDIS_URL when it is set (its `user:*` keys are

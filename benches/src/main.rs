@@ -7,9 +7,9 @@
 //! ```
 //!
 //! The table goes to stdout; progress and per-contender spreads go to stderr. The Redis
-//! scenarios start a throwaway redis-server (or use `REDIS_URL`), see [`services`]. Two
+//! scenarios start a throwaway redis-server (or use `REDIS_URL`), see [`services`]. Three
 //! scenarios re-execute this binary as child processes with a hidden first argument (`--peer`,
-//! `--rss-child`), see `scenarios::child`.
+//! `--stampede-peer`, `--rss-child`), see `scenarios::child`.
 
 mod cli;
 mod data;
@@ -32,7 +32,7 @@ const THREADS: usize = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // A child process of a scenario (`--peer`, `--rss-child`): not for people to call.
+    // A child process of a scenario (`--peer`, `--stampede-peer`, `--rss-child`): not for people to call.
     if let Some(code) = scenarios::child_mode(&args) {
         return code;
     }

@@ -79,6 +79,37 @@ fn many_threads_missing_one_key_run_the_computation_once() {
 }
 
 #[test]
+fn a_burst_of_callers_reads_the_shared_layer_once_per_process() {
+    use cache_tower::{MemoryAdapter, RedisAdapter};
+    use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
+    let server = RedisServer::start();
+    let redis = RedisAdapter::builder().url(server.url()).namespace(unique_namespace("burst")).build().unwrap();
+    let writer = CacheTower::new();
+    writer.add_layer(redis.clone());
+    writer.set("k", 7u32).unwrap();
+    let tower = Arc::new(cache_tower_tests::tracking::subscribed_tower(&MemoryAdapter::new(), &redis));
+    let computed = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(THREADS));
+    let (sender, results) = mpsc::channel();
+    for _ in 0..THREADS {
+        let (tower, computed, start, sender) = (tower.clone(), computed.clone(), start.clone(), sender.clone());
+        thread::spawn(move || {
+            start.wait();
+            let value = tower.get_or_set("k", || {
+                computed.fetch_add(1, Ordering::SeqCst);
+                0u32
+            });
+            sender.send(value).unwrap();
+        });
+    }
+    assert!(receive_all(&results, THREADS).iter().all(|value| *value == 7));
+    assert_eq!(computed.load(Ordering::SeqCst), 0, "the value was in Redis");
+    let stats = tower.stats();
+    assert_eq!(stats[1].hits + stats[1].misses, 1, "one Redis read for {THREADS} callers: {stats:?}");
+    assert_eq!(stats[0].hits + stats[0].misses, THREADS as u64, "one read of the top layer counted per caller");
+}
+
+#[test]
 fn a_failed_computation_reaches_only_its_caller_and_the_others_get_a_value() {
     let tower = shared_tower();
     let runs = Arc::new(AtomicUsize::new(0));

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! <runner> --peer <role> <redis-url> <namespace>     coherence/staleness: a tower serving line commands
+//! <runner> --stampede-peer <redis-url> <namespace> <callers> <loader-ms> <lock-ms>
+//!                                                    redis/distributed-stampede: one process of callers
 //! <runner> --rss-child <contender> <ops>             memory/bounded-rss: one contender's workload
 //! ```
 //!
@@ -23,6 +25,7 @@ use super::BoxResult;
 pub fn dispatch(args: &[String]) -> Option<ExitCode> {
     match args.first().map(String::as_str) {
         Some("--peer") => Some(super::staleness::peer_main(&args[1..])),
+        Some("--stampede-peer") => Some(super::distributed_stampede::peer_main(&args[1..])),
         Some("--rss-child") => Some(super::bounded_rss::child_main(&args[1..])),
         _ => None,
     }

@@ -13,8 +13,9 @@
 //! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
 //! `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
 //!
-//! Two scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
-//! [`child`]): `coherence/staleness` (two towers in two processes sharing one Redis) and
+//! Three scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
+//! [`child`]): `coherence/staleness` (two towers in two processes sharing one Redis),
+//! `redis/distributed-stampede` (four processes of 64 callers each on one cold key) and
 //! `memory/bounded-rss` (each contender's memory measured in a fresh process).
 //!
 //! To add a scenario, write a file with a `SCENARIO` constant and list it in [`all`]. Its `id`
@@ -24,6 +25,7 @@
 mod bounded_rss;
 mod caches;
 mod child;
+mod distributed_stampede;
 mod get_hit;
 mod get_hit_arc;
 mod get_miss;
@@ -86,6 +88,7 @@ pub fn all() -> Vec<Scenario> {
         memoize_hit::SCENARIO_OVER_REDIS,
         memoize_refreshing::SCENARIO,
         memoize_stampede::SCENARIO,
+        distributed_stampede::SCENARIO,
         staleness::SCENARIO,
         bounded_rss::SCENARIO,
     ]

@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 
 /// Get-or-set of one key.
 ///
-/// 1. [`Read`] the key through the stack; a hit is the answer.
-/// 2. Join the key's flight. A follower waits for the leader's value; if the leader abandons
-///    (its computation failed, panicked or was cancelled), it joins again, and may lead.
-/// 3. The leader looks at the top layer once more (a leader that landed just before it joined
-///    has stored the value there), then asks its driver to compute the value, stores it in every
-///    layer — but those that failed the read: a hung layer costs the caller one timeout, not two
-///    — and lands the flight. Failures to store are counted and logged, not returned.
+/// 1. Join the key's flight (the caller's fast lane has looked at the top layer already). A
+///    follower waits for the leader's value; if the leader abandons (its computation failed,
+///    panicked or was cancelled), it joins again, and may lead.
+/// 2. The leader [`Read`]s the key through the stack (the top layer again: a leader that landed
+///    just before it joined has stored the value there); a hit is the answer, and lands the
+///    flight with it. So a burst of callers of a cold key reads the shared layers once per
+///    process, not once per caller (ADR 15).
+/// 3. On a miss the leader asks its driver to compute the value, stores it in every layer — but
+///    those that failed the read: a hung layer costs the caller one timeout, not two — and lands
+///    the flight. Failures to store are counted and logged, not returned.
+///
+/// When a stale value may answer a caller (the fail-safe, timeouts), every caller reads first,
+/// for a stale value of its own to answer with at its deadline, then joins; its leader then
+/// looks at the top layer once more (`Checking`) before computing.
 ///
 /// When the computation fails, the leader gives up: the plan asks its driver to [`Step::Fail`]
 /// with the computation's error, and dropping the plan (as also when the caller's future is
@@ -85,6 +92,10 @@ enum AfterUnlock<T> {
 }
 
 enum State<'s, 'k, T> {
+    /// Joining the flight before reading; `true` when the fast lane saw the top layer without
+    /// the key (a follower counts that miss).
+    Joining(bool),
+    /// Reading before joining (a stale value wanted).
     Reading(Read<'s, 'k, T>),
     Following(Arc<Flight>),
     /// Leading: reading the top layer again.
@@ -116,8 +127,9 @@ enum State<'s, 'k, T> {
     Locking(Leader),
     /// Leading, another instance holds the lock: waiting for its value (or a change) a while.
     Napping(Leader),
-    /// Leading, woken while another instance holds the lock: reading the key again.
-    Rereading(Leader, Read<'s, 'k, T>),
+    /// Leading: reading the key through the stack, after joining the flight or, while another
+    /// instance holds the lock, after a nap.
+    LeaderReading(Leader, Read<'s, 'k, T>),
     /// Releasing the distributed lock, then going on as `after` says.
     Unlocking {
         leader: Option<Leader>,
@@ -137,9 +149,9 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     ) -> Self {
         // A stale value is wanted when there is something to use it for.
         let timeouts = options.soft_timeout.is_some() || options.hard_timeout.is_some();
-        let read = match options.fail_safe.is_some() || timeouts {
-            true => Read::new(context, key).with_stale(),
-            false => Read::new(context, key).below_top(top_lacks_key),
+        let state = match options.fail_safe.is_some() || timeouts {
+            true => State::Reading(Read::new(context, key).with_stale()),
+            false => State::Joining(top_lacks_key),
         };
         let now = timeouts.then(Instant::now);
         let after = |timeout: Option<Duration>| Some(now?.checked_add(timeout?).unwrap_or_else(far_future));
@@ -159,7 +171,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
             token: String::new(),
             locked: false,
             lock_deadline: None,
-            state: State::Reading(read),
+            state,
         }
     }
 
@@ -214,14 +226,34 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
             self.state = State::Computing(leader);
             return None;
         }
+        self.lead_read(leader)
+    }
+
+    /// The leader reads the key through the stack.
+    fn lead_read(&mut self, leader: Leader) -> Option<T> {
         let mut read = Read::new(self.context, self.key);
         match read.take(None) {
             // A stack with nothing to read: nobody else can have stored it here.
             Some(_) => self.compute_or_lock(leader),
             None => {
-                self.state = State::Rereading(leader, read);
+                self.state = State::LeaderReading(leader, read);
                 None
             }
+        }
+    }
+
+    /// Joins the key's flight before reading: follow it (counting the top layer's miss the fast
+    /// lane saw), or lead it and read.
+    fn join_first(&mut self, top_lacks_key: bool) -> Option<T> {
+        match Flights::join(self.context.flights, self.key) {
+            Joined::Follower(flight) => {
+                if let (true, Some(top)) = (top_lacks_key, self.context.stack.first()) {
+                    top.count_read::<T>(0, None);
+                }
+                self.state = State::Following(flight);
+                None
+            }
+            Joined::Leader(leader) => self.lead_read(leader),
         }
     }
 
@@ -390,6 +422,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
 
     fn advance(&mut self, input: Input<T>) -> Option<T> {
         match std::mem::replace(&mut self.state, State::Finished) {
+            State::Joining(top_lacks_key) => self.join_first(top_lacks_key),
             State::Reading(mut read) => match read.take(input.into_answer()) {
                 Some((Some(value), _)) => Some(value),
                 Some((None, faults)) => {
@@ -440,16 +473,21 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     None
                 }
             },
-            State::Rereading(leader, mut read) => match read.take(input.into_answer()) {
-                // Another instance stored it: this flight's followers get it too.
+            State::LeaderReading(leader, mut read) => match read.take(input.into_answer()) {
+                // Found (another instance may have stored it): this flight's followers get it too.
                 Some((Some(value), _)) => {
                     leader.land(StoredValue::new(value.clone()));
                     Some(value)
                 }
-                // Not yet: the holder may have died, and its lock expired: try to take it.
-                Some((None, _)) => self.compute_or_lock(leader),
+                // A miss — after a nap, the holder may have died and its lock expired: compute,
+                // or try to take the lock.
+                Some((None, faults)) => {
+                    self.faults = faults;
+                    self.since = read.since();
+                    self.compute_or_lock(leader)
+                }
                 None => {
-                    self.state = State::Rereading(leader, read);
+                    self.state = State::LeaderReading(leader, read);
                     None
                 }
             },
@@ -548,12 +586,13 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                     until: self.lock_deadline.map_or(soon, |deadline| deadline.min(soon)),
                 }
             }
-            State::Rereading(_, read) => read.step(),
+            State::LeaderReading(_, read) => read.step(),
             State::Unlocking { .. } => match self.context.stack.iter().rposition(|layer| layer.adapter.can_lock()) {
                 Some(index) => self.context.call(index, Request::Unlock { key: self.key, token: &self.token }),
                 None => finished(),
             },
-            State::Finished => finished(),
+            // `advance` leaves `Joining` at once.
+            State::Joining(_) | State::Finished => finished(),
         }
     }
 }
