@@ -3,7 +3,8 @@
 //! at once, and the computation runs once in all (counted outside the processes, by an `INCR` in
 //! Redis); a holder killed mid-load leaves a lock that expires, and then one other instance loads;
 //! with Redis frozen while a lock is held, callers fall back to their own single flight within
-//! the timeout budget.
+//! the timeout budget; a caller that takes the lock reads the key once more before computing (a
+//! layer of the test's own that stores the key as the lock is taken makes that race certain).
 //!
 //! Time bounds are budgets with room for a busy 2-core machine; the figures are printed.
 
@@ -115,4 +116,68 @@ fn with_redis_frozen_while_a_lock_is_held_callers_fall_back_within_the_timeout()
     // to two more timeouts) and works 100 ms; it never waits for the lock's 5 s.
     assert!(slowest < 3 * 200 + 100 + SLACK, "{slowest} ms");
     let _ = busy.join();
+}
+
+/// A layer that can lock, where another instance stores the key just before this caller takes
+/// the lock (the race between a caller's miss and its lock: the other instance stored the value
+/// and released its lock in between). A plain memory map underneath; it counts lock releases.
+#[derive(Debug, Default)]
+struct StoredJustBeforeTheLock {
+    inner: cache_tower::MemoryAdapter,
+    unlocks: std::sync::atomic::AtomicUsize,
+}
+
+impl cache_tower::adapter::CacheAdapter for StoredJustBeforeTheLock {
+    fn kind(&self) -> &'static str {
+        "racing-lock"
+    }
+    fn namespace(&self) -> &str {
+        ""
+    }
+    fn ttl(&self) -> Option<Duration> {
+        None
+    }
+    fn get(&self, key: &str) -> cache_tower::Result<Option<cache_tower::adapter::Entry>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, entry: &cache_tower::adapter::Entry) -> cache_tower::Result<()> {
+        self.inner.set(key, entry)
+    }
+    fn delete(&self, key: &str) -> cache_tower::Result<()> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &str) -> cache_tower::Result<bool> {
+        self.inner.exists(key)
+    }
+    fn flush(&self) -> cache_tower::Result<()> {
+        self.inner.flush()
+    }
+    fn can_lock(&self) -> bool {
+        true
+    }
+    fn lock(&self, key: &str, _token: &str, _ttl: Duration) -> cache_tower::Result<bool> {
+        let theirs = cache_tower::adapter::StoredValue::new("loaded by the other instance".to_owned());
+        self.inner.set(key, &cache_tower::adapter::Entry::new(theirs, None))?;
+        Ok(true)
+    }
+    fn unlock(&self, _key: &str, _token: &str) -> cache_tower::Result<()> {
+        self.unlocks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_lock_holder_reads_again_before_computing() {
+    let layer = std::sync::Arc::new(StoredJustBeforeTheLock::default());
+    let tower = cache_tower::CacheTower::new();
+    tower.add_layer(std::sync::Arc::clone(&layer) as std::sync::Arc<dyn cache_tower::adapter::CacheAdapter>);
+    let options = cache_tower::LoadOptions::new().lock(Duration::from_secs(5));
+    let mut computed = false;
+    let value = tower.get_or_set_with("k", &options, || {
+        computed = true;
+        "loaded here".to_owned()
+    });
+    assert_eq!(value, "loaded by the other instance");
+    assert!(!computed, "the value another instance stored while this one took the lock was computed again");
+    assert_eq!(layer.unlocks.load(std::sync::atomic::Ordering::SeqCst), 1, "the lock taken is released");
 }

@@ -47,8 +47,10 @@ use std::time::{Duration, Instant};
 ///
 /// **The distributed lock** ([`LoadOptions::lock`]): before computing, the leader takes the key's
 /// lock in the lowest layer that can hold one (`Locking`); without it, it naps until a change or
-/// a moment passes (`Napping`), reads again (`Rereading`) and tries again, computing itself past
-/// the lock's timeout. Holding it, it releases it after the store or the failure (`Unlocking`).
+/// a moment passes (`Napping`), reads again (`LeaderReading`) and tries again, computing itself
+/// past the lock's timeout. Having taken it, it reads once more (another instance may have stored
+/// the value and released the lock since this caller's miss), then computes, and releases the
+/// lock after the store or the failure (`Unlocking`).
 pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     context: Context<'s>,
     key: &'k str,
@@ -203,9 +205,11 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
     /// The answer to a lock request.
     fn lock_answered(&mut self, leader: Leader, answer: Option<crate::error::Result<Reply>>) -> Option<T> {
         match answer.unwrap_or_else(no_reply).and_then(Reply::into_locked) {
+            // Read once more before computing: another instance may have stored the value and
+            // released the lock between this caller's miss and its taking the lock.
             Ok(true) => {
                 self.locked = true;
-                self.state = State::Computing(leader);
+                return self.lead_read(leader);
             }
             Ok(false) => self.state = State::Napping(leader),
             // The lock's layer fails: this process's single flight is all there is (the layer's
@@ -474,16 +478,21 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 }
             },
             State::LeaderReading(leader, mut read) => match read.take(input.into_answer()) {
-                // Found (another instance may have stored it): this flight's followers get it too.
+                // Found (another instance may have stored it): this flight's followers get it too,
+                // once the lock, if this caller took it, is released.
                 Some((Some(value), _)) => {
-                    leader.land(StoredValue::new(value.clone()));
-                    Some(value)
+                    let stored = StoredValue::new(value.clone());
+                    self.unlock_then(Some(leader), AfterUnlock::Land(value, stored))
                 }
                 // A miss — after a nap, the holder may have died and its lock expired: compute,
-                // or try to take the lock.
+                // or try to take the lock (computing at once when this caller holds it).
                 Some((None, faults)) => {
                     self.faults = faults;
-                    self.since = read.since();
+                    // A stale value found earlier is checked against the changes since *its*
+                    // read, so that a change between the two reads still refuses it.
+                    if self.stale.is_none() {
+                        self.since = read.since();
+                    }
                     self.compute_or_lock(leader)
                 }
                 None => {
