@@ -321,10 +321,11 @@ where
     T: Cacheable,
     Fut: Future<Output = Result<T, E>>,
 {
-    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
-    if let Some(value) = site.fast_hit::<T>(key) {
+    // The hit first, before `cache_for` clones the tower's `Arc`.
+    if let Some(value) = key.and_then(|key| site.fast_hit::<T>(key)) {
         return Ok(value);
     }
+    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
     tower.get_or_compute_async(key, &site.options, body).await
 }
 
@@ -432,10 +433,11 @@ where
     E: From<crate::Error> + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
-    if let Some(value) = site.load_fast_hit::<T>(key) {
+    // The hit first, before `cache_for` clones the tower's `Arc`.
+    if let Some(value) = key.and_then(|key| site.load_fast_hit::<T>(key)) {
         return Ok(value);
     }
+    let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
     tower.try_get_or_load_async(key, &site.load_options(&tower, without_hard_timeout), body).await
 }
 

@@ -87,7 +87,8 @@ impl Contender {
         Ok(Self { name: name.to_string(), processes, walls: Vec::new(), loads: Vec::new(), late_rounds: 0 })
     }
 
-    /// One round on `key`: the wall time, and how many times the loader ran in all.
+    /// One round on `key`: the wall time, how many times the loader ran in all, and whether a
+    /// process released its callers [`LATE`] or later.
     fn round(&mut self, key: &str) -> BoxResult<(Duration, u64, bool)> {
         let start = wall_clock_ns() + LEAD.as_nanos();
         for process in &mut self.processes {

@@ -216,7 +216,8 @@ impl Lookup<'_> {
     #[inline]
     pub(crate) fn fresh_copy(&self) -> Option<FreshCopy<'_>> {
         let item = self.item()?;
-        item.fresh(&mut Now::new(self.clock)).then_some(FreshCopy { item, clock: self.clock })
+        let mut now = Now::new(self.clock);
+        item.fresh(&mut now).then_some(FreshCopy { item, now })
     }
 
     /// The item stored under the key the shard was locked for, if it is live.
@@ -229,7 +230,8 @@ impl Lookup<'_> {
 /// A fresh copy found by a [`Lookup`], for the get-or-load fast lanes and their eager refresh.
 pub(crate) struct FreshCopy<'a> {
     item: &'a shard::Item,
-    clock: &'a Clock,
+    /// The time the freshness check read (if it read one), so the age is taken at that time.
+    now: Now<'a>,
 }
 
 impl<'a> FreshCopy<'a> {
@@ -241,8 +243,8 @@ impl<'a> FreshCopy<'a> {
 
     /// How long the copy stays fresh; `None` without a TTL.
     #[inline]
-    pub(crate) fn fresh_left(&self) -> Option<Duration> {
-        self.item.entry_ttl(&mut Now::new(self.clock))
+    pub(crate) fn fresh_left(&mut self) -> Option<Duration> {
+        self.item.entry_ttl(&mut self.now)
     }
 
     /// Whether an eager refresh of this copy was started (or the fail-safe kept it): it is not
