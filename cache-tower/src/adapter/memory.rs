@@ -216,8 +216,7 @@ impl Lookup<'_> {
     #[inline]
     pub(crate) fn fresh_copy(&self) -> Option<FreshCopy<'_>> {
         let item = self.item()?;
-        let mut now = Now::new(self.clock);
-        item.fresh(&mut now).then_some(FreshCopy { item, now })
+        item.fresh(&mut Now::new(self.clock)).then_some(FreshCopy { item, clock: self.clock })
     }
 
     /// The item stored under the key the shard was locked for, if it is live.
@@ -230,8 +229,10 @@ impl Lookup<'_> {
 /// A fresh copy found by a [`Lookup`], for the get-or-load fast lanes and their eager refresh.
 pub(crate) struct FreshCopy<'a> {
     item: &'a shard::Item,
-    /// The time the freshness check read (if it read one), so the age is taken at that time.
-    now: Now<'a>,
+    // Only the clock, not the freshness check's `Now`: carrying that made a memoized hit on a
+    // copy being refreshed 1.10x–1.16x a plain hit instead of 1.01x–1.04x (filtered runs of
+    // `memoize/refreshing-hit`). A second clock read happens only with a stale window.
+    clock: &'a Clock,
 }
 
 impl<'a> FreshCopy<'a> {
@@ -243,8 +244,8 @@ impl<'a> FreshCopy<'a> {
 
     /// How long the copy stays fresh; `None` without a TTL.
     #[inline]
-    pub(crate) fn fresh_left(&mut self) -> Option<Duration> {
-        self.item.entry_ttl(&mut self.now)
+    pub(crate) fn fresh_left(&self) -> Option<Duration> {
+        self.item.entry_ttl(&mut Now::new(self.clock))
     }
 
     /// Whether an eager refresh of this copy was started (or the fail-safe kept it): it is not

@@ -61,7 +61,7 @@ impl TopLookup<'_> {
     /// Reads the copy's refresh mark, writes nothing.
     #[inline(always)]
     pub(crate) fn hit_unless_refresh_due<T: Cacheable>(&self, refresh: Option<RefreshAhead>) -> Option<&T> {
-        let mut copy = self.lookup.fresh_copy()?;
+        let copy = self.lookup.fresh_copy()?;
         if refresh.is_some_and(|refresh| !copy.refresh_started() && refresh.due(copy.fresh_left())) {
             return None;
         }
@@ -73,7 +73,7 @@ impl TopLookup<'_> {
     /// The typed hit, counted, and whether this caller is the one to start the copy's eager
     /// refresh: the copy is due (`refresh`) and no one started its refresh before.
     pub(crate) fn hit_starting_refresh<T: Cacheable>(&self, refresh: Option<RefreshAhead>) -> Option<(&T, bool)> {
-        let mut copy = self.lookup.fresh_copy()?;
+        let copy = self.lookup.fresh_copy()?;
         let value = copy.value().typed::<T>()?;
         self.counters.hit();
         let start = refresh.is_some_and(|refresh| refresh.due(copy.fresh_left())) && copy.start_refresh();
