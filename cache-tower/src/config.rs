@@ -283,6 +283,46 @@ struct RedisParams {
     tls_ca_file: Option<String>,
     #[serde(default, deserialize_with = "flag")]
     invalidation: Option<bool>,
+    /// A Redis Cluster's seed nodes, instead of one server.
+    #[serde(default)]
+    cluster: Option<Vec<Node>>,
+    /// A master found through Sentinel, instead of a fixed server.
+    #[serde(default, deserialize_with = "object")]
+    sentinel: Option<SentinelParams>,
+}
+
+/// `"sentinel": {"master_name": …, "nodes": [...], "username"?, "password"?, "password_env"?}`:
+/// the credentials are the sentinels' own.
+#[cfg(feature = "redis")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SentinelParams {
+    master_name: String,
+    nodes: Vec<Node>,
+    #[serde(default, deserialize_with = "text")]
+    username: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    password: Option<Secret>,
+    #[serde(default, deserialize_with = "text")]
+    password_env: Option<String>,
+}
+
+/// A node of a node list: `"host:port"` or a URL, which may hold a password, so a value of the
+/// wrong type is described by its type only.
+#[cfg(feature = "redis")]
+struct Node(String);
+
+#[cfg(feature = "redis")]
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        match Json::deserialize(deserializer)? {
+            Json::Str(node) => Ok(Node(node)),
+            other => Err(de::Error::custom(format!(
+                "expected a node (\"host:port\" or a URL), got {} (not shown: it may hold a secret)",
+                other.kind()
+            ))),
+        }
+    }
 }
 
 /// A secret string: never shown, not even by `Debug`.
@@ -420,6 +460,21 @@ impl RedisLayer {
         }
         if let Some(invalidation) = params.invalidation {
             builder = builder.invalidation(invalidation);
+        }
+        if let Some(nodes) = params.cluster {
+            builder = builder.cluster(nodes.into_iter().map(|Node(node)| node));
+        }
+        if let Some(sentinel) = params.sentinel {
+            builder = builder.sentinel(sentinel.master_name, sentinel.nodes.into_iter().map(|Node(node)| node));
+            if let Some(username) = sentinel.username {
+                builder = builder.sentinel_username(username);
+            }
+            if let Some(Secret(password)) = sentinel.password {
+                builder = builder.sentinel_password(password);
+            }
+            if let Some(name) = sentinel.password_env {
+                builder = builder.sentinel_password_env(name);
+            }
         }
         let adapter = builder.build().map_err(|err| {
             // The builder names its own setting; in a configuration file that is `params.<name>`

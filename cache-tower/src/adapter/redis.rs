@@ -12,6 +12,8 @@
 
 #[cfg(feature = "tokio")]
 mod changes;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod connection;
 mod ops;
 mod settings;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use redis::Client;
 
-use self::connection::{Connector, SyncPool};
+use self::connection::{Connector, Source, SyncPool};
 use self::ops::Ops;
 use self::settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Settings};
 use crate::adapter::{CacheAdapter, Reply, Request};
@@ -81,12 +83,24 @@ struct Inner {
     ttl: Option<Duration>,
     ops: Ops,
     connector: Connector,
-    pool: SyncPool,
+    backend: Backend,
+    /// What the invalidation listener watches; `None` when invalidation is off.
     #[cfg(feature = "tokio")]
-    shared: connection::AsyncShared,
-    /// A RESP3 client for the invalidation listener; `None` when invalidation is off.
-    #[cfg(feature = "tokio")]
-    changes: Option<Client>,
+    changes: Option<changes::Watched>,
+}
+
+/// How operations reach Redis.
+enum Backend {
+    /// One server (or the master Sentinel names): a pool of sync connections and one shared
+    /// async connection.
+    Node {
+        pool: SyncPool,
+        #[cfg(feature = "tokio")]
+        shared: connection::AsyncShared,
+    },
+    /// A Redis Cluster: one cluster connection for both paths.
+    #[cfg(feature = "cluster")]
+    Cluster(Box<cluster::ClusterShared>),
 }
 
 /// Builds a [`RedisAdapter`].
@@ -210,6 +224,103 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// A Redis Cluster instead of one server (feature `cluster`): its seed nodes, each
+    /// `"host:port"` or a `redis://` / `rediss://` URL (one live node is enough; redis-rs finds
+    /// the rest and follows the topology from then on). The node list replaces [`url`](Self::url)
+    /// and [`host`](Self::host) / [`port`](Self::port); [`username`](Self::username),
+    /// [`password`](Self::password) (or [`password_env`](Self::password_env)) and
+    /// [`tls`](Self::tls) apply to every node (a node URL with credentials of its own keeps
+    /// them). A cluster has database 0 only.
+    ///
+    /// * `get`, `set`, `delete`, `exists` go to the node owning the key's slot; `mget` and
+    ///   `mset` are split by slot and sent to every owning node at once (one round trip per
+    ///   node, in parallel), results in request order.
+    /// * `mset` is atomic per slot, not across slots: a reader may see some keys of a batch
+    ///   written and others not yet. A namespace holding a hash tag (`"{users}:"`) puts every key
+    ///   of the layer on one slot, so `mset` is atomic again and `mget` is one command, at the
+    ///   price of putting the whole layer on one master (no sharding).
+    /// * `flush` scans every master for the namespace's keys.
+    /// * Invalidation subscribes on every master, and again when the masters change (a
+    ///   failover, a node added): the memory layers above are cleared then.
+    ///
+    /// ```
+    /// use cache_tower::RedisAdapter;
+    ///
+    /// let redis = RedisAdapter::builder()
+    ///     .cluster(["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"])
+    ///     .password("s3cret")
+    ///     .namespace("users:")
+    ///     .build()?;
+    /// assert_eq!(redis.endpoint(), "cluster 10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000");
+    ///
+    /// // A node list and a URL name the servers twice: an error naming the field.
+    /// let err = RedisAdapter::builder().cluster(["a:7000"]).url("redis://b:6379").build().unwrap_err();
+    /// assert_eq!(err.field(), Some("cluster"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.cluster = Some(nodes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A master found through Redis Sentinel instead of a fixed server (feature `sentinel`):
+    /// the name Sentinel monitors it by, and the sentinels, each `"host:port"` or a URL.
+    ///
+    /// Every new connection asks the sentinels for the current master (and checks that it is
+    /// one), so after a failover the layer resumes on the new master without a restart: the
+    /// old master's connections fail or answer `READONLY`, and the call is sent again on a new
+    /// connection. The invalidation listener follows the master too (it checks `ROLE` with
+    /// its health check) and the memory layers above are cleared at the switch.
+    /// [`username`](Self::username), [`password`](Self::password), [`db`](Self::db) and
+    /// [`tls`](Self::tls) are the data nodes'; the sentinels' own credentials are
+    /// [`sentinel_password`](Self::sentinel_password) and
+    /// [`sentinel_username`](Self::sentinel_username).
+    ///
+    /// ```
+    /// use cache_tower::RedisAdapter;
+    ///
+    /// let redis = RedisAdapter::builder()
+    ///     .sentinel("mymaster", ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"])
+    ///     .sentinel_password("sentinel-secret")
+    ///     .password("data-secret")
+    ///     .build()?;
+    /// assert!(!format!("{redis:?}").contains("secret"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn sentinel<I, S>(mut self, master_name: impl Into<String>, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let sentinel = self.settings.sentinel.get_or_insert_with(Default::default);
+        sentinel.master_name = master_name.into();
+        sentinel.nodes = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The sentinels' ACL user name (their `requirepass` set-up's user), if they need one.
+    pub fn sentinel_username(mut self, username: impl Into<String>) -> Self {
+        self.settings.sentinel.get_or_insert_with(Default::default).username = Some(username.into());
+        self
+    }
+
+    /// The sentinels' password (`requirepass` in their configuration), if they need one.
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.settings.sentinel.get_or_insert_with(Default::default).password = Some(password.into());
+        self
+    }
+
+    /// Reads the sentinels' password from the environment variable `name` when the adapter is
+    /// built.
+    pub fn sentinel_password_env(mut self, name: impl Into<String>) -> Self {
+        self.settings.sentinel.get_or_insert_with(Default::default).password_env = Some(name.into());
+        self
+    }
+
     /// The prefix of every key of this layer (default empty: the whole database).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -301,50 +412,122 @@ impl RedisAdapterBuilder {
             // A CA file the TLS library refuses, or TLS without the `tls` feature.
             let field = if target.root_cert.is_some() { "tls_ca_file" } else { tls_field };
             Error::config(None, Some(field), format!("the redis client cannot connect to {}", target.redacted))
-                .with_source(settings::Scrubbed::new(&err, target.secret.as_deref()))
+                .with_source(settings::Scrubbed::new(&err, &target.secrets))
         };
-        let client =
-            open_client(&target.info, target.root_cert.clone(), redis::ProtocolVersion::RESP2).map_err(client_error)?;
-        #[cfg(feature = "tokio")]
-        let changes = if self.invalidation {
-            Some(
-                open_client(&target.info, target.root_cert.clone(), redis::ProtocolVersion::RESP3)
-                    .map_err(client_error)?,
-            )
-        } else {
-            None
+        let open = |protocol| open_client(&target.info, target.root_cert.clone(), protocol).map_err(client_error);
+        #[cfg_attr(not(feature = "cluster"), allow(unused_mut))]
+        let mut ops = Ops::new(&self.namespace, self.ttl).with_stale(self.stale);
+        let node_backend = || Backend::Node {
+            pool: SyncPool::new(self.pool_size),
+            #[cfg(feature = "tokio")]
+            shared: connection::AsyncShared::default(),
+        };
+        // Where connections go, what the listener watches, and how operations are sent.
+        #[cfg_attr(not(feature = "tokio"), allow(unused_variables))]
+        let (source, watched, backend) = match &target.topology {
+            settings::Topology::Single => {
+                #[cfg(feature = "tokio")]
+                let watched = changes::Watched::Node(Source::Client(open(redis::ProtocolVersion::RESP3)?));
+                #[cfg(not(feature = "tokio"))]
+                let watched = ();
+                (Source::Client(open(redis::ProtocolVersion::RESP2)?), watched, node_backend())
+            }
+            #[cfg(feature = "sentinel")]
+            settings::Topology::Sentinel { master_name, sentinels } => {
+                let source = |protocol| {
+                    let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(node_settings(&target.info, protocol));
+                    if let redis::ConnectionAddr::TcpTls { insecure, .. } = target.info.addr() {
+                        node = node.set_tls_mode(if *insecure {
+                            redis::TlsMode::Insecure
+                        } else {
+                            redis::TlsMode::Secure
+                        });
+                    }
+                    Source::Sentinel(connection::SentinelSource {
+                        sentinels: sentinels.clone(),
+                        master_name: master_name.clone(),
+                        node,
+                    })
+                };
+                #[cfg(feature = "tokio")]
+                let watched = changes::Watched::Node(source(redis::ProtocolVersion::RESP3));
+                #[cfg(not(feature = "tokio"))]
+                let watched = ();
+                (source(redis::ProtocolVersion::RESP2), watched, node_backend())
+            }
+            #[cfg(feature = "cluster")]
+            settings::Topology::Cluster(nodes) => {
+                let seeds: Vec<redis::ConnectionInfo> = nodes
+                    .iter()
+                    .map(|node| node.clone().set_redis_settings(node_settings(node, redis::ProtocolVersion::RESP2)))
+                    .collect();
+                let cluster_client = || {
+                    redis::cluster::ClusterClient::builder(seeds.clone())
+                        .use_protocol(redis::ProtocolVersion::RESP2)
+                        .connection_timeout(self.connect_timeout.min(self.timeout))
+                        .response_timeout(self.timeout)
+                        .build()
+                        .map_err(client_error)
+                };
+                ops = ops.on_cluster();
+                let shared =
+                    cluster::ClusterShared::start(cluster_client()?).map_err(|err| cluster::cannot_start(&err))?;
+                let watched = changes::Watched::Cluster(Box::new(changes::ClusterWatch {
+                    client: cluster_client()?,
+                    node: node_settings(&nodes[0], redis::ProtocolVersion::RESP3),
+                    tls: matches!(nodes[0].addr(), redis::ConnectionAddr::TcpTls { .. }),
+                }));
+                let source = Source::Client(Client::open(seeds[0].clone()).map_err(client_error)?);
+                (source, watched, Backend::Cluster(Box::new(shared)))
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                let (field, feature) = match &target.topology {
+                    settings::Topology::Cluster(_) => ("cluster", "cluster"),
+                    _ => ("sentinel", "sentinel"),
+                };
+                return Err(Error::config(
+                    None,
+                    Some(field),
+                    format!("needs cache-tower's `{feature}` feature, which this build does not have"),
+                ));
+            }
         };
         Ok(RedisAdapter {
             inner: Arc::new(Inner {
-                ops: Ops::new(&self.namespace, self.ttl).with_stale(self.stale),
+                ops,
                 namespace: self.namespace,
                 ttl: self.ttl,
                 connector: Connector {
-                    client,
+                    source,
                     endpoint: target.redacted,
-                    secret: target.secret,
+                    secrets: target.secrets,
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
                 },
-                pool: SyncPool::new(self.pool_size),
+                backend,
                 #[cfg(feature = "tokio")]
-                shared: connection::AsyncShared::default(),
-                #[cfg(feature = "tokio")]
-                changes,
+                changes: self.invalidation.then_some(watched),
             }),
         })
     }
 }
 
-/// The redis client for `info`, speaking `protocol`. It skips `CLIENT SETINFO` when connecting:
-/// one reply less to wait for, which keeps connection set-up within the connect timeout.
+/// The redis client for `info`, speaking `protocol` (see [`node_settings`]).
 fn open_client(
     info: &redis::ConnectionInfo,
     root_cert: Option<Vec<u8>>,
     protocol: redis::ProtocolVersion,
 ) -> redis::RedisResult<Client> {
-    let redis_settings = info.redis_settings().clone().set_skip_set_lib_name().set_protocol(protocol);
-    with_tls(info.clone().set_redis_settings(redis_settings), root_cert)
+    with_tls(info.clone().set_redis_settings(node_settings(info, protocol)), root_cert)
+}
+
+/// `info`'s credentials and database, speaking `protocol`, without `CLIENT SETINFO` when
+/// connecting: one reply less to wait for, which keeps connection set-up within the connect
+/// timeout.
+fn node_settings(info: &redis::ConnectionInfo, protocol: redis::ProtocolVersion) -> redis::RedisConnectionInfo {
+    info.redis_settings().clone().set_skip_set_lib_name().set_protocol(protocol)
 }
 
 #[cfg(feature = "tls")]
@@ -387,10 +570,14 @@ impl RedisAdapter {
         &self.inner.connector.endpoint
     }
 
-    /// Carries out `request` on the sync pool.
+    /// Carries out `request` on the blocking path.
     fn send(&self, request: Request<'_>) -> Result<Reply> {
         let op = self.inner.ops.op(request)?;
-        self.inner.pool.send(&self.inner.connector, op)
+        match &self.inner.backend {
+            Backend::Node { pool, .. } => pool.send(&self.inner.connector, op),
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(cluster) => cluster.send_blocking(&self.inner.connector, op),
+        }
     }
 }
 
@@ -481,13 +668,13 @@ impl CacheAdapter for RedisAdapter {
 
     #[cfg(feature = "tokio")]
     fn watch_changes(&self, sink: crate::adapter::ChangeSink) -> Option<crate::adapter::ChangeWatch> {
-        let client = self.inner.changes.clone()?;
+        let watched = self.inner.changes.clone()?;
         let listener = changes::Listener {
-            client,
+            watched,
             namespace: self.inner.namespace.clone(),
             timeout: self.inner.connector.timeout,
             endpoint: self.inner.connector.endpoint.clone(),
-            secret: self.inner.connector.secret.clone(),
+            secrets: self.inner.connector.secrets.clone(),
             sink,
         };
         Some(listener.spawn())
@@ -499,7 +686,11 @@ impl crate::adapter::AsyncCacheAdapter for RedisAdapter {
     fn call<'a>(&'a self, request: Request<'a>) -> crate::adapter::BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
             let op = self.inner.ops.op(request)?;
-            self.inner.shared.send(&self.inner.connector, op).await
+            match &self.inner.backend {
+                Backend::Node { shared, .. } => shared.send(&self.inner.connector, op).await,
+                #[cfg(feature = "cluster")]
+                Backend::Cluster(cluster) => cluster.send(&self.inner.connector, op).await,
+            }
         })
     }
 }

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use redis::{Client, PushInfo, PushKind, Value};
 
-use super::connection::in_words;
-use super::settings::scrub;
+use super::connection::{Source, in_words};
+use super::settings::{Secrets, scrub};
 use crate::adapter::{Change, ChangeSink, ChangeWatch};
 
 /// How often an idle listener checks that its connection still answers (and whether to stop).
@@ -34,15 +34,45 @@ pub(super) const HEALTH_CHECK: Duration = Duration::from_millis(250);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// What a listener needs: a RESP3 client, the namespace, the timeout and where to report.
+/// Which servers a listener subscribes on.
+// One per layer, cloned once per listener: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub(super) enum Watched {
+    /// One server, or the master Sentinel names (its client speaks RESP3).
+    Node(Source),
+    /// Every master of a Redis Cluster.
+    #[cfg(feature = "cluster")]
+    Cluster(Box<ClusterWatch>),
+}
+
+/// How a listener finds a cluster's masters (through redis-rs's own view of the cluster) and
+/// connects to each.
+#[cfg(feature = "cluster")]
+#[derive(Clone)]
+pub(super) struct ClusterWatch {
+    pub(super) client: redis::cluster::ClusterClient,
+    /// The nodes' credentials, speaking RESP3.
+    pub(super) node: redis::RedisConnectionInfo,
+    pub(super) tls: bool,
+}
+
+/// What a listener needs: what to watch, the namespace, the timeout and where to report.
 pub(super) struct Listener {
-    pub(super) client: Client,
+    pub(super) watched: Watched,
     pub(super) namespace: String,
     pub(super) timeout: Duration,
     pub(super) endpoint: String,
-    /// The password, to scrub from any error text of the redis client that might echo it.
-    pub(super) secret: Option<String>,
+    /// The passwords, to scrub from any error text of the redis client that might echo one.
+    pub(super) secrets: Secrets,
     pub(super) sink: ChangeSink,
+}
+
+/// The servers of one subscription, and (on a cluster) what tells that the masters changed.
+struct Nodes {
+    clients: Vec<Client>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<(redis::cluster_async::ClusterConnection, Vec<String>)>,
 }
 
 /// Stops the listener when the watch is dropped.
@@ -96,31 +126,41 @@ impl Listener {
         }
     }
 
-    /// One connection's life: subscribe (setting `subscribed`), then deliver changes until the
-    /// connection fails (an `Err`) or the listener is stopped (`Ok`).
+    /// One subscription's life: subscribe on every watched server (setting `subscribed`), then
+    /// deliver changes until a connection fails or the servers change (an `Err`), or the
+    /// listener is stopped (`Ok`).
     async fn session(&self, stop: &AtomicBool, subscribed: &mut bool) -> Result<(), String> {
         let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel::<PushInfo>();
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_push_sender(sender);
-        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
-        let mut connection = match tokio::time::timeout(self.timeout, connect).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(err)) => return Err(self.described(&err)),
-            Err(_) => return Err(format!("connecting timed out after {:?}", self.timeout)),
+        #[cfg_attr(not(feature = "cluster"), allow(unused_mut))]
+        let mut nodes = match tokio::time::timeout(self.timeout, self.nodes()).await {
+            Ok(nodes) => nodes?,
+            Err(_) => return Err(format!("finding the servers timed out after {:?}", self.timeout)),
         };
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
-        if !self.namespace.is_empty() {
-            tracking.arg("PREFIX").arg(&self.namespace);
+        let mut connections = Vec::with_capacity(nodes.clients.len());
+        for client in &nodes.clients {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout))
+                .set_push_sender(sender.clone());
+            let connect = client.get_multiplexed_async_connection_with_config(&config);
+            let mut connection = match tokio::time::timeout(self.timeout, connect).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(err)) => return Err(self.described(&err)),
+                Err(_) => return Err(format!("connecting timed out after {:?}", self.timeout)),
+            };
+            let mut tracking = redis::cmd("CLIENT");
+            tracking.arg("TRACKING").arg("ON").arg("BCAST");
+            if !self.namespace.is_empty() {
+                tracking.arg("PREFIX").arg(&self.namespace);
+            }
+            tracking.arg("NOLOOP");
+            tracking.query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
+            connections.push(connection);
         }
-        tracking.arg("NOLOOP");
-        tracking.query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
         // Subscribed from now on; what changed before is unknown.
         *subscribed = true;
         (self.sink)(Change::All);
-        tracing::debug!(endpoint = %self.endpoint, namespace = %self.namespace, "cache invalidation subscribed");
+        tracing::debug!(endpoint = %self.endpoint, namespace = %self.namespace, servers = connections.len(), "cache invalidation subscribed");
 
         let mut health = tokio::time::interval(HEALTH_CHECK);
         loop {
@@ -136,16 +176,80 @@ impl Listener {
                     if stop.load(Ordering::Acquire) {
                         return Ok(());
                     }
-                    redis::cmd("PING").query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
+                    for connection in &mut connections {
+                        self.check(connection).await?;
+                    }
+                    #[cfg(feature = "cluster")]
+                    if let Some((cluster, masters)) = &mut nodes.cluster {
+                        if masters_of(cluster).await.map_err(|err| self.described(&err))? != *masters {
+                            return Err("the cluster's masters changed".to_owned());
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    /// The servers to subscribe on now: the one server, the master Sentinel names now, or
+    /// every master of the cluster as redis-rs sees it.
+    async fn nodes(&self) -> Result<Nodes, String> {
+        match &self.watched {
+            Watched::Node(source) => Ok(Nodes {
+                clients: vec![source.client_async().await.map_err(|err| self.described(&err))?],
+                #[cfg(feature = "cluster")]
+                cluster: None,
+            }),
+            #[cfg(feature = "cluster")]
+            Watched::Cluster(watch) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout);
+                let described = |err: redis::RedisError| self.described(&err);
+                let mut cluster = watch.client.get_async_connection_with_config(config).await.map_err(described)?;
+                let masters = masters_of(&mut cluster).await.map_err(described)?;
+                let clients = masters
+                    .iter()
+                    .map(|address| {
+                        let (host, port) = address
+                            .rsplit_once(':')
+                            .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+                            .ok_or_else(|| "a master address without a port".to_owned())?;
+                        let addr = if watch.tls {
+                            redis::ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
+                        } else {
+                            redis::ConnectionAddr::Tcp(host, port)
+                        };
+                        let info = redis::IntoConnectionInfo::into_connection_info(addr)
+                            .map_err(described)?
+                            .set_redis_settings(watch.node.clone());
+                        Client::open(info).map_err(described)
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok(Nodes { clients, cluster: Some((cluster, masters)) })
+            }
+        }
+    }
+
+    /// Checks that a subscribed connection still answers, and (with Sentinel) that its server is
+    /// still the master: after a failover the listener subscribes on the new one.
+    async fn check(&self, connection: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
+        let follows_failover = matches!(&self.watched, Watched::Node(source) if source.follows_failover());
+        if !follows_failover {
+            return redis::cmd("PING").query_async::<()>(connection).await.map_err(|err| self.described(&err));
+        }
+        let role: Value = redis::cmd("ROLE").query_async(connection).await.map_err(|err| self.described(&err))?;
+        match role {
+            Value::Array(parts) if matches!(parts.first(), Some(Value::BulkString(role)) if role == b"master") => {
+                Ok(())
+            }
+            _ => Err("the server is no longer the master (a failover); subscribing on the new one".to_owned()),
         }
     }
 
     /// A redis error as the listener logs it: in words when it is a refusal the user can fix (see
     /// [`in_words`]), else the client's own text with the password scrubbed.
     fn described(&self, err: &redis::RedisError) -> String {
-        in_words(err).map_or_else(|| scrub(&err.to_string(), self.secret.as_deref()), str::to_owned)
+        in_words(err).map_or_else(|| scrub(&err.to_string(), &self.secrets), str::to_owned)
     }
 
     /// Reports an `invalidate` push: the keys under the namespace (as tower keys), or
@@ -179,4 +283,23 @@ impl Listener {
             (self.sink)(Change::Keys(&keys));
         }
     }
+}
+
+/// The `host:port` of every master of the cluster, sorted, as redis-rs's routing sees them.
+#[cfg(feature = "cluster")]
+async fn masters_of(cluster: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<Vec<String>> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    let all_masters = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let Value::Map(replies) = cluster.route_command(redis::cmd("PING"), all_masters).await? else {
+        return Err(redis::RedisError::from(std::io::Error::other("expected a reply per master")));
+    };
+    let mut masters = Vec::with_capacity(replies.len());
+    for (address, reply) in replies {
+        if let Value::ServerError(err) = reply {
+            return Err(err.into());
+        }
+        masters.push(redis::from_redis_value::<String>(address)?);
+    }
+    masters.sort();
+    Ok(masters)
 }

@@ -23,16 +23,69 @@ use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult, Value};
 
 use super::ops::{Command, Failed, Op, Progress, is_noscript, load_scripts};
-use super::settings::{Scrubbed, scrub};
+use super::settings::{Scrubbed, Secrets, scrub};
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
 
+/// Which server a new connection goes to.
+#[derive(Clone)]
+pub(super) enum Source {
+    /// Always this one.
+    Client(Client),
+    /// The master Sentinel names at the time (feature `sentinel`).
+    #[cfg(feature = "sentinel")]
+    Sentinel(SentinelSource),
+}
+
+/// A master found through Sentinel: asked of the sentinels each time a connection opens, so a
+/// connection made after a failover goes to the new master.
+#[cfg(feature = "sentinel")]
+#[derive(Clone)]
+pub(super) struct SentinelSource {
+    pub(super) sentinels: Vec<redis::ConnectionInfo>,
+    pub(super) master_name: String,
+    /// The data nodes' credentials, database, protocol and TLS.
+    pub(super) node: redis::sentinel::SentinelNodeConnectionInfo,
+}
+
+impl Source {
+    /// The client of the server to connect to now.
+    pub(super) fn client(&self) -> RedisResult<Client> {
+        match self {
+            Source::Client(client) => Ok(client.clone()),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel(source) => redis::sentinel::Sentinel::build(source.sentinels.clone())?
+                .master_for(&source.master_name, Some(&source.node)),
+        }
+    }
+
+    /// [`client`](Self::client), without blocking the task.
+    #[cfg(feature = "tokio")]
+    pub(super) async fn client_async(&self) -> RedisResult<Client> {
+        match self {
+            Source::Client(client) => Ok(client.clone()),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel(source) => {
+                redis::sentinel::Sentinel::build(source.sentinels.clone())?
+                    .async_master_for(&source.master_name, Some(&source.node))
+                    .await
+            }
+        }
+    }
+
+    /// Whether connections from it can end up on a replica after a failover (Sentinel), so a
+    /// server that stops being the master means "connect again".
+    pub(super) fn follows_failover(&self) -> bool {
+        !matches!(self, Source::Client(_))
+    }
+}
+
 /// How a connection is made and how long calls may wait.
 pub(super) struct Connector {
-    pub(super) client: Client,
+    pub(super) source: Source,
     /// The URL with its password redacted, for messages.
     pub(super) endpoint: String,
-    pub(super) secret: Option<String>,
+    pub(super) secrets: Secrets,
     pub(super) timeout: Duration,
     pub(super) connect_timeout: Duration,
 }
@@ -55,7 +108,7 @@ impl Connector {
         if let Some(words) = in_words(err) {
             message = format!("{message}: {words}");
         }
-        Error::layer_fault(fault, message).with_source(Scrubbed::new(err, self.secret.as_deref()))
+        Error::layer_fault(fault, message).with_source(Scrubbed::new(err, &self.secrets))
     }
 
     pub(super) fn timed_out(&self, operation: &str) -> Error {
@@ -81,15 +134,17 @@ impl Connector {
     /// deadline; it ends by itself shortly after, its connection dropped.
     fn connect(&self, operation: &str, within: Duration) -> Result<Connection> {
         let within = within.min(self.connect_timeout).max(Duration::from_millis(1));
-        let client = self.client.clone();
+        let source = self.source.clone();
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new().name("cache-tower-redis-connect".into()).spawn(move || {
             let started = Instant::now();
-            let opened = client.get_connection_with_timeout(within).and_then(|mut connection| {
-                set_timeouts(&connection, within.saturating_sub(started.elapsed()).max(Duration::from_millis(1)))?;
-                load_scripts().exec(&mut connection)?;
-                Ok(connection)
-            });
+            let opened = source.client().and_then(|client| client.get_connection_with_timeout(within)).and_then(
+                |mut connection| {
+                    set_timeouts(&connection, within.saturating_sub(started.elapsed()).max(Duration::from_millis(1)))?;
+                    load_scripts().exec(&mut connection)?;
+                    Ok(connection)
+                },
+            );
             let _ = sender.send(opened);
         });
         if let Err(err) = spawned {
@@ -145,6 +200,12 @@ fn breaks_connection(err: &RedisError) -> bool {
 /// is down or hung is reported, not retried).
 fn was_closed(err: &RedisError) -> bool {
     err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout()
+}
+
+/// Whether the server answered that it is a replica now (`READONLY`): with Sentinel, a failover
+/// demoted the master this connection went to, and a new connection finds the new one.
+fn was_demoted(connector: &Connector, err: &RedisError) -> bool {
+    connector.source.follows_failover() && err.code() == Some("READONLY")
 }
 
 /// Carries out `op` with `send`, which sends one command and gives its reply (`Ok(Err)`: Redis
@@ -209,10 +270,11 @@ impl SyncPool {
                 reply = load_scripts().exec(&mut connection).and_then(|()| cmd.query(&mut connection));
             }
             match reply {
-                Err(err) if reused && was_closed(&err) => {
+                Err(err) if reused && (was_closed(&err) || was_demoted(connector, &err)) => {
                     // The server closed this connection while it was idle, and likely the other
-                    // idle ones too: drop them, and send the command again on a fresh one.
-                    tracing::debug!(error = %scrub(&err.to_string(), connector.secret.as_deref()), "redis connection was closed by the server; resending on a new one");
+                    // idle ones too (or, with Sentinel, it is a replica now): drop them, and send
+                    // the command again on a fresh one.
+                    tracing::debug!(error = %scrub(&err.to_string(), &connector.secrets), "redis connection was closed by the server; resending on a new one");
                     self.idle.lock().clear();
                 }
                 Err(err) if breaks_connection(&err) => {
@@ -290,8 +352,8 @@ impl AsyncShared {
                     };
                 }
                 match reply {
-                    Err(err) if reused && was_closed(&err) => {
-                        tracing::debug!(error = %scrub(&err.to_string(), connector.secret.as_deref()), "redis connection was closed by the server; resending on a new one");
+                    Err(err) if reused && (was_closed(&err) || was_demoted(connector, &err)) => {
+                        tracing::debug!(error = %scrub(&err.to_string(), &connector.secrets), "redis connection was closed by the server; resending on a new one");
                         self.forget(number);
                         (number, connection, _) = self.connection(connector).await?;
                         reused = false; // resent once at most
@@ -331,7 +393,8 @@ impl AsyncShared {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
             .set_response_timeout(Some(connector.timeout));
-        let mut connection = connector.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let client = connector.source.client_async().await?;
+        let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
         load_scripts().exec_async(&mut connection).await?;
         let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.connection.lock() = Some((number, connection.clone()));

@@ -63,6 +63,12 @@ const SCRIPTS: [&str; 2] = [MSET_WITH_TTL, UNLOCK];
 /// and unlike any key a tower writes.
 const LOCK_INFIX: &[u8] = b"\0lock\0";
 
+/// The source of every script of this module (a cluster loads each on every node).
+#[cfg(feature = "cluster")]
+pub(super) fn script_sources() -> [&'static str; 2] {
+    SCRIPTS
+}
+
 /// `SCRIPT LOAD` of every script, pipelined: one round trip when a connection opens, so that no
 /// operation ever meets `NOSCRIPT` (unless someone runs `SCRIPT FLUSH`; then the connection
 /// loads them again and resends, see [`is_noscript`]).
@@ -84,6 +90,10 @@ pub(super) fn is_noscript(err: &RedisError) -> bool {
 #[derive(Debug, Clone)]
 pub(super) struct Ops {
     namespace: Vec<u8>,
+    /// Whether the keys live in a Redis Cluster: commands of many keys are then split by hash
+    /// slot, and `flush` scans every master.
+    #[cfg(feature = "cluster")]
+    cluster: bool,
     ttl: Option<Duration>,
     /// The layer's stale window: entries are written for their TTL plus this, and a key with no
     /// more than this left is stale (see [`Window`]).
@@ -107,12 +117,31 @@ pub(super) enum Command {
     /// Its reply is an array of every command's reply, an error reply among them as a
     /// [`Value::ServerError`] (the pipeline ignores errors, so the parser decides).
     Pipeline(Pipeline),
+    /// Cluster only: one command per hash slot, sent at once (each to the node that owns its
+    /// slot); the reply is an array of their replies, in order.
+    #[cfg(feature = "cluster")]
+    PerSlot(Vec<Command>),
+    /// Cluster only: a command for every master; the reply maps each master's `host:port` to
+    /// its reply.
+    #[cfg(feature = "cluster")]
+    AllMasters(Cmd),
+    /// Cluster only: a command for one node, by address.
+    #[cfg(feature = "cluster")]
+    OnNode {
+        host: String,
+        port: u16,
+        cmd: Cmd,
+    },
 }
 
 impl Command {
     /// Sends it and reads its reply.
     pub(super) fn query(&self, connection: &mut redis::Connection) -> redis::RedisResult<Value> {
         match self {
+            #[cfg(feature = "cluster")]
+            Command::PerSlot(_) | Command::AllMasters(_) | Command::OnNode { .. } => {
+                Err(redis::RedisError::from(std::io::Error::other("a cluster command on a connection to one server")))
+            }
             Command::One(cmd) => cmd.query(connection),
             Command::Pipeline(pipeline) => {
                 // redis-rs's own pipeline goes on reading the replies after a read timed out,
@@ -135,6 +164,45 @@ impl Command {
         match self {
             Command::One(cmd) => cmd.query_async(connection).await,
             Command::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            #[cfg(feature = "cluster")]
+            Command::PerSlot(_) | Command::AllMasters(_) | Command::OnNode { .. } => {
+                Err(redis::RedisError::from(std::io::Error::other("a cluster command on a connection to one server")))
+            }
+        }
+    }
+
+    /// Sends it and reads its reply, on a cluster connection: each command routed by redis-rs
+    /// (by its key's slot, or as `AllMasters` / `OnNode` say), the commands of `PerSlot` all at
+    /// once, so each node gets its share in one round trip, all nodes in parallel.
+    #[cfg(feature = "cluster")]
+    pub(super) async fn query_cluster(
+        &self,
+        connection: &mut redis::cluster_async::ClusterConnection,
+    ) -> redis::RedisResult<Value> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+        match self {
+            Command::One(cmd) => cmd.query_async(connection).await,
+            Command::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            Command::PerSlot(commands) => {
+                let sends = commands.iter().map(|command| {
+                    let mut connection = connection.clone();
+                    async move { Box::pin(command.query_cluster(&mut connection)).await }
+                });
+                futures_util::future::join_all(sends)
+                    .await
+                    .into_iter()
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .map(Value::Array)
+            }
+            Command::AllMasters(cmd) => {
+                connection
+                    .route_command(cmd.clone(), RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)))
+                    .await
+            }
+            Command::OnNode { host, port, cmd } => {
+                let route = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+                connection.route_command(cmd.clone(), RoutingInfo::SingleNode(route)).await
+            }
         }
     }
 
@@ -143,7 +211,13 @@ impl Command {
     fn packed(&self) -> String {
         String::from_utf8(match self {
             Command::One(cmd) => cmd.get_packed_command(),
+            #[cfg(feature = "cluster")]
+            Command::AllMasters(cmd) | Command::OnNode { cmd, .. } => cmd.get_packed_command(),
             Command::Pipeline(pipeline) => pipeline.get_packed_pipeline(),
+            #[cfg(feature = "cluster")]
+            Command::PerSlot(commands) => {
+                commands.iter().map(|command| command.packed().into_bytes()).collect::<Vec<_>>().concat()
+            }
         })
         .expect("commands of text")
     }
@@ -180,12 +254,23 @@ pub(super) struct Op<'a> {
     /// What the operation is, for messages (`"get"`, `"mset"`, ...).
     name: &'static str,
     state: State,
+    /// A cluster `flush`: the masters still to scan, the one being scanned first.
+    #[cfg(feature = "cluster")]
+    masters: Vec<(String, u16)>,
 }
 
 #[derive(Debug)]
 enum State {
     /// One command or pipeline; its reply is read by the parser.
     Once(Command, Parse),
+    /// A cluster's [`Command::PerSlot`]: group `i` of `groups` holds the indices (in the
+    /// request) of the keys its command carries; each reply is read by the parser and put back
+    /// in request order, `total` in all.
+    #[cfg(feature = "cluster")]
+    PerSlot { command: Command, groups: Vec<Vec<usize>>, total: usize, parse: Parse },
+    /// A cluster's `flush`, waiting for the list of masters.
+    #[cfg(feature = "cluster")]
+    Masters(Command),
     /// Answered without asking Redis (an `mget` of no keys, say).
     Ready(Option<Reply>),
     /// `flush`, waiting for a `SCAN` reply.
@@ -242,6 +327,8 @@ impl Ops {
         let hash = |source| Script::new(source).get_hash().to_owned();
         Self {
             namespace: namespace.as_bytes().to_vec(),
+            #[cfg(feature = "cluster")]
+            cluster: false,
             ttl,
             stale: Duration::ZERO,
             mset_with_ttl: hash(MSET_WITH_TTL),
@@ -252,6 +339,13 @@ impl Ops {
     /// The same operations for a layer that keeps entries `stale` past their TTL.
     pub(super) fn with_stale(mut self, stale: Duration) -> Self {
         self.stale = stale;
+        self
+    }
+
+    /// The same operations on a Redis Cluster.
+    #[cfg(feature = "cluster")]
+    pub(super) fn on_cluster(mut self) -> Self {
+        self.cluster = true;
         self
     }
 
@@ -279,7 +373,14 @@ impl Ops {
         };
         let mget = |keys: &[&str], values_only| {
             let parse = Parse::MgetWithTtl { count: keys.len(), window: self.window(false), values_only };
-            State::Once(self.with_ttls(self.keyed("MGET", keys), keys), parse)
+            #[cfg(feature = "cluster")]
+            if self.cluster {
+                return self.per_slot(keys, parse, |group| {
+                    let group: Vec<&str> = group.iter().map(|&index| keys[index]).collect();
+                    Ok(self.with_ttls(self.keyed("MGET", &group), &group))
+                });
+            }
+            Ok(State::Once(self.with_ttls(self.keyed("MGET", keys), keys), parse))
         };
         let state = match request {
             Request::Get(key) => get(key, false, false),
@@ -287,18 +388,28 @@ impl Ops {
             Request::GetValue(key) if keeps_stale => get(key, false, true),
             Request::GetValue(key) => once(self.keyed("GET", &[key]), Parse::GetValue),
             Request::Mget([]) => State::Ready(Some(Reply::Entries(Vec::new()))),
-            Request::Mget(keys) => mget(keys, false),
+            Request::Mget(keys) => mget(keys, false)?,
             Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
-            Request::MgetValues(keys) if keeps_stale => mget(keys, true),
+            Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
+            // On a cluster too: redis-rs splits a plain `MGET` by slot itself.
             Request::MgetValues(keys) => once(self.keyed("MGET", keys), Parse::MgetValues),
             Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
             Request::Mset([]) => State::Ready(Some(Reply::Done)),
-            Request::Mset(items) => once(self.mset(items)?, Parse::Done),
+            #[cfg(feature = "cluster")]
+            Request::Mset(items) if self.cluster => {
+                let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
+                self.per_slot(&keys, Parse::Done, |group| {
+                    Ok(Command::One(self.mset(group.iter().map(|&index| &items[index]))?))
+                })?
+            }
+            Request::Mset(items) => once(self.mset(items.iter())?, Parse::Done),
             Request::Delete(key) => once(self.keyed("UNLINK", &[key]), Parse::Done),
             Request::Exists(key) if keeps_stale => {
                 once(self.keyed("PTTL", &[key]), Parse::ExistsFresh(self.window(false)))
             }
             Request::Exists(key) => once(self.keyed("EXISTS", &[key]), Parse::Exists),
+            #[cfg(feature = "cluster")]
+            Request::Flush if self.cluster => State::Masters(Command::AllMasters(redis::cmd("PING"))),
             Request::Flush => State::Scanning(Command::One(self.scan(0))),
             Request::Lock { key, token, ttl } => {
                 // `SET NX PX`: taken only if free, and it expires if its holder dies.
@@ -319,7 +430,30 @@ impl Ops {
                 return Err(Error::layer_fault(Fault::Other, format!("redis layer cannot carry out {}", other.name())));
             }
         };
-        Ok(Op { ops: self, name: request.name(), state })
+        Ok(Op {
+            ops: self,
+            name: request.name(),
+            state,
+            #[cfg(feature = "cluster")]
+            masters: Vec::new(),
+        })
+    }
+
+    #[cfg(feature = "cluster")]
+    /// A command per hash slot of `keys` (made by `command` from that slot's keys), sent at
+    /// once; the replies are read by `parse` and put back in request order.
+    fn per_slot(&self, keys: &[&str], parse: Parse, command: impl Fn(&[usize]) -> Result<Command>) -> Result<State> {
+        let mut slots: indexmap::IndexMap<redis::cluster_routing::Slot, Vec<usize>> = indexmap::IndexMap::new();
+        let mut full = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            full.clear();
+            full.extend_from_slice(&self.namespace);
+            full.extend_from_slice(key.as_bytes());
+            slots.entry(redis::cluster_routing::Slot::for_key(&full)).or_default().push(index);
+        }
+        let groups: Vec<Vec<usize>> = slots.into_values().collect();
+        let commands = groups.iter().map(|group| command(group)).collect::<Result<Vec<_>>>()?;
+        Ok(State::PerSlot { command: Command::PerSlot(commands), groups, total: keys.len(), parse })
     }
 
     /// The Redis key of a tower key: the namespace, then the key, written straight into the
@@ -374,10 +508,10 @@ impl Ops {
 
     /// Every `SET` in one atomic script call, each key with its own TTL from the start (never
     /// briefly immortal).
-    fn mset(&self, items: &[(&str, Entry)]) -> Result<Cmd> {
+    fn mset<'i>(&self, items: impl Iterator<Item = &'i (&'i str, Entry)> + Clone) -> Result<Cmd> {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.mset_with_ttl).arg(items.len());
-        for (key, _) in items {
+        cmd.arg(&self.mset_with_ttl).arg(items.clone().count());
+        for (key, _) in items.clone() {
             cmd.arg(self.key(key));
         }
         for (_, entry) in items {
@@ -421,6 +555,8 @@ impl Op<'_> {
     pub(super) fn command(&self) -> Option<&Command> {
         match &self.state {
             State::Once(cmd, _) | State::Scanning(cmd) | State::Unlinking(cmd, _) => Some(cmd),
+            #[cfg(feature = "cluster")]
+            State::PerSlot { command: cmd, .. } | State::Masters(cmd) => Some(cmd),
             State::Ready(_) => None,
         }
     }
@@ -440,6 +576,31 @@ impl Op<'_> {
         };
         match state {
             State::Once(_, parse) => parse.reply(reply).map(Progress::Done),
+            #[cfg(feature = "cluster")]
+            State::PerSlot { groups, total, parse, .. } => {
+                let replies: Vec<Value> = decode(reply.map_err(Failed::Redis)?)?;
+                if replies.len() != groups.len() {
+                    return Err(Failed::Reply(mismatch("redis answered fewer slots than were asked")));
+                }
+                scatter(groups, total, replies, parse).map(Progress::Done)
+            }
+            #[cfg(feature = "cluster")]
+            State::Masters(_) => {
+                let Value::Map(masters) = reply.map_err(Failed::Redis)? else {
+                    return Err(Failed::Reply(mismatch("expected a reply per master")));
+                };
+                for (address, reply) in masters {
+                    reply_or_error(reply)?;
+                    let address: String = decode(address)?;
+                    let (host, port) = address
+                        .rsplit_once(':')
+                        .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+                        .ok_or_else(|| Failed::Reply(mismatch("a master address without a port")))?;
+                    self.masters.push((host, port));
+                }
+                self.masters.sort();
+                Ok(self.scan_master())
+            }
             State::Scanning(_) => {
                 let (next, keys): (u64, Vec<Vec<u8>>) = decode(reply.map_err(Failed::Redis)?)?;
                 if !keys.is_empty() {
@@ -458,12 +619,40 @@ impl Op<'_> {
         }
     }
 
-    /// After a `SCAN` step that ended at `next`: another `SCAN`, or done at cursor 0.
+    /// After a `SCAN` step that ended at `next`: another `SCAN`, or done at cursor 0 (on a
+    /// cluster, with this master: on to the next one).
     fn scan_from(&mut self, next: u64) -> Progress {
+        #[cfg(feature = "cluster")]
+        if self.ops.cluster {
+            return self.scan_master_from(next);
+        }
         if next == 0 {
             return Progress::Done(Reply::Done);
         }
         self.state = State::Scanning(Command::One(self.ops.scan(next)));
+        Progress::Next
+    }
+
+    /// [`scan_from`](Self::scan_from) on a cluster: the next `SCAN` of this master, or the
+    /// first of the next one.
+    #[cfg(feature = "cluster")]
+    fn scan_master_from(&mut self, next: u64) -> Progress {
+        if next != 0 {
+            let (host, port) = self.masters[0].clone();
+            self.state = State::Scanning(Command::OnNode { host, port, cmd: self.ops.scan(next) });
+            return Progress::Next;
+        }
+        self.masters.remove(0);
+        self.scan_master()
+    }
+
+    /// A cluster `flush`: the first `SCAN` of the next master, or done when none is left.
+    #[cfg(feature = "cluster")]
+    fn scan_master(&mut self) -> Progress {
+        let Some((host, port)) = self.masters.first().cloned() else {
+            return Progress::Done(Reply::Done);
+        };
+        self.state = State::Scanning(Command::OnNode { host, port, cmd: self.ops.scan(0) });
         Progress::Next
     }
 }
@@ -509,6 +698,46 @@ impl Parse {
             Parse::Done => Reply::Done,
         })
     }
+}
+
+/// The replies of a per-slot command, each read by `parse` for its group's keys, put back in
+/// request order.
+#[cfg(feature = "cluster")]
+fn scatter(groups: Vec<Vec<usize>>, total: usize, replies: Vec<Value>, parse: Parse) -> Result<Reply, Failed> {
+    let mut entries: Vec<Option<Entry>> = Vec::new();
+    let mut values: Vec<Option<StoredValue>> = Vec::new();
+    for (group, reply) in groups.iter().zip(replies) {
+        let parse = match parse {
+            Parse::MgetWithTtl { window, values_only, .. } => {
+                Parse::MgetWithTtl { count: group.len(), window, values_only }
+            }
+            other => other,
+        };
+        match parse.reply(Ok(reply))? {
+            Reply::Entries(group_entries) => {
+                entries.resize_with(total, || None);
+                for (&index, entry) in group.iter().zip(group_entries) {
+                    entries[index] = entry;
+                }
+            }
+            Reply::Values(group_values) => {
+                values.resize_with(total, || None);
+                for (&index, value) in group.iter().zip(group_values) {
+                    values[index] = value;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(match parse {
+        Parse::MgetWithTtl { values_only: false, .. } => {
+            Reply::Entries(if entries.is_empty() { vec![None; total] } else { entries })
+        }
+        Parse::MgetWithTtl { values_only: true, .. } => {
+            Reply::Values(if values.is_empty() { vec![None; total] } else { values })
+        }
+        _ => Reply::Done,
+    })
 }
 
 /// `KEYS`/`SCAN` glob matching every key that starts with `namespace`: its glob characters are

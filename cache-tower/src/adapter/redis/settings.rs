@@ -44,6 +44,45 @@ pub(super) struct Settings {
     pub(super) password_env: Option<String>,
     pub(super) tls: bool,
     pub(super) tls_ca_file: Option<PathBuf>,
+    /// Seed nodes of a Redis Cluster, as given to [`cluster`](super::RedisAdapterBuilder::cluster).
+    pub(super) cluster: Option<Vec<String>>,
+    /// The Sentinel set-up, as given to [`sentinel`](super::RedisAdapterBuilder::sentinel).
+    pub(super) sentinel: Option<SentinelSettings>,
+}
+
+/// Where Sentinel runs and which master it watches; the credentials here are the sentinels'
+/// own (`requirepass` in their configuration), not the data nodes'.
+#[derive(Clone, Default)]
+pub(super) struct SentinelSettings {
+    pub(super) master_name: String,
+    pub(super) nodes: Vec<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+}
+
+/// The secrets of a layer's settings (the data nodes' password, the sentinels' password), to
+/// scrub from any text of the redis client that might echo one.
+#[derive(Clone, Default)]
+pub(super) struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn add(&mut self, secret: Option<&str>) {
+        if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
+            self.0.push(secret.to_owned());
+        }
+    }
+}
+
+/// Which servers a layer talks to, resolved.
+pub(super) enum Topology {
+    /// One server: [`Target::info`].
+    Single,
+    /// A Redis Cluster, reached through these seed nodes (each with the data nodes' credentials).
+    Cluster(Vec<ConnectionInfo>),
+    /// The master Sentinel names `master_name`, asked of these sentinels; the data nodes'
+    /// credentials and database are [`Target::info`]'s.
+    Sentinel { master_name: String, sentinels: Vec<ConnectionInfo> },
 }
 
 /// A URL as the redis client understands it, or why it cannot be used. The text of the URL is
@@ -111,7 +150,7 @@ fn parse_url(url: &str) -> std::result::Result<ConnectionInfo, UrlProblem> {
         message: "the redis client cannot use this URL",
         // No structure came out, so the password is not known here; the client's errors about
         // a URL name what is wrong with it, never its text.
-        cause: Some(Scrubbed::new(&err, None)),
+        cause: Some(Scrubbed::new(&err, &Secrets::default())),
     })
 }
 
@@ -121,10 +160,12 @@ pub(super) struct Target {
     pub(super) info: ConnectionInfo,
     /// The server as a URL with the password replaced by `***`, for messages ([`endpoint`]).
     pub(super) redacted: String,
-    /// The password, to scrub from any message of the redis client that might echo it.
-    pub(super) secret: Option<String>,
+    /// The passwords, to scrub from any message of the redis client that might echo one.
+    pub(super) secrets: Secrets,
     /// PEM root certificates to trust, from `tls_ca_file`.
     pub(super) root_cert: Option<Vec<u8>>,
+    /// One server, a cluster, or a master found through Sentinel.
+    pub(super) topology: Topology,
 }
 
 impl Settings {
@@ -138,6 +179,9 @@ impl Settings {
             if self.tls_ca_file.is_some() {
                 return Err(Error::config(None, Some("tls_ca_file"), NEEDS_TLS_FEATURE));
             }
+        }
+        if self.cluster.is_some() || self.sentinel.is_some() {
+            return self.resolve_topology();
         }
         let from_parts = self.host.is_some()
             || self.port.is_some()
@@ -169,14 +213,90 @@ impl Settings {
             }
             None => self.info_from_parts()?,
         };
-        let secret = info.redis_settings().password().filter(|p| !p.is_empty()).map(str::to_owned);
-        let root_cert = match &self.tls_ca_file {
-            None => None,
-            Some(path) => Some(std::fs::read(path).map_err(|err| {
-                Error::config(None, Some("tls_ca_file"), format!("cannot read {}", path.display())).with_source(err)
-            })?),
+        let mut secrets = Secrets::default();
+        secrets.add(info.redis_settings().password());
+        Ok(Target {
+            redacted: endpoint(&info),
+            info,
+            secrets,
+            root_cert: self.root_cert()?,
+            topology: Topology::Single,
+        })
+    }
+
+    fn root_cert(&self) -> Result<Option<Vec<u8>>> {
+        let Some(path) = &self.tls_ca_file else { return Ok(None) };
+        std::fs::read(path).map(Some).map_err(|err| {
+            Error::config(None, Some("tls_ca_file"), format!("cannot read {}", path.display())).with_source(err)
+        })
+    }
+
+    /// The target of a cluster or a Sentinel set-up: the node list replaces `url` and `host` /
+    /// `port`, while `username`, `password` (or `password_env`), `tls` and (Sentinel only) `db`
+    /// apply to every data node.
+    fn resolve_topology(&self) -> Result<Target> {
+        let field = if self.cluster.is_some() { "cluster" } else { "sentinel" };
+        if self.cluster.is_some() && self.sentinel.is_some() {
+            return Err(conflict("cluster", "give either cluster or sentinel, not both"));
+        }
+        if self.url.is_some() || self.url_env.is_some() || self.host.is_some() || self.port.is_some() {
+            return Err(conflict(
+                field,
+                "the node list names the servers: give it instead of url, url_env, host and port, not beside them",
+            ));
+        }
+        if self.tls_ca_file.is_some() {
+            return Err(conflict(
+                "tls_ca_file",
+                "a CA file is supported for one server only; with a cluster or Sentinel, TLS trusts the system's roots",
+            ));
+        }
+        // The data nodes' credentials, database and TLS, as for one server given as parts.
+        let base = self.info_from_parts()?;
+        let mut secrets = Secrets::default();
+        secrets.add(base.redis_settings().password());
+        let topology = if let Some(nodes) = &self.cluster {
+            if self.db.is_some_and(|db| db != 0) {
+                return Err(conflict("db", "a Redis Cluster has database 0 only"));
+            }
+            Topology::Cluster(node_list(nodes, "cluster", &base, &mut secrets)?)
+        } else {
+            let sentinel = self.sentinel.as_ref().expect("cluster or sentinel");
+            if sentinel.master_name.is_empty() {
+                return Err(conflict("sentinel.master_name", "must name the master Sentinel watches"));
+            }
+            let password = match (&sentinel.password, &sentinel.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(conflict("sentinel.password", "give either password or password_env, not both"));
+                }
+                (Some(password), None) => Some(password.clone()),
+                (None, Some(name)) => Some(env_var(name, "sentinel.password_env")?),
+                (None, None) => None,
+            };
+            secrets.add(password.as_deref());
+            let mut auth = RedisConnectionInfo::default();
+            if let Some(username) = &sentinel.username {
+                auth = auth.set_username(username);
+            }
+            if let Some(password) = &password {
+                auth = auth.set_password(password);
+            }
+            let tls = matches!(base.addr(), ConnectionAddr::TcpTls { .. });
+            let sentinel_base = base_address(tls)
+                .into_connection_info()
+                .map_err(|_| conflict("sentinel", "the redis client cannot use this address"))?;
+            let sentinel_base = sentinel_base.set_redis_settings(auth);
+            let sentinels = node_list(&sentinel.nodes, "sentinel.nodes", &sentinel_base, &mut secrets)?;
+            Topology::Sentinel { master_name: sentinel.master_name.clone(), sentinels }
         };
-        Ok(Target { redacted: endpoint(&info), info, secret, root_cert })
+        let redacted = match &topology {
+            Topology::Cluster(nodes) => format!("cluster {}", addresses(nodes)),
+            Topology::Sentinel { master_name, sentinels } => {
+                format!("master {master_name:?} of sentinels {}", addresses(sentinels))
+            }
+            Topology::Single => unreachable!("resolved above"),
+        };
+        Ok(Target { info: base, redacted, secrets, root_cert: self.root_cert()?, topology })
     }
 
     /// The connection info of settings given as parts, built field by field (nothing is
@@ -208,8 +328,14 @@ impl Settings {
             redis = redis.set_password(password);
         }
         let info = addr.into_connection_info().map_err(|err| {
-            Error::config(None, Some("host"), "the redis client cannot use this address")
-                .with_source(Scrubbed::new(&err, password.as_deref()))
+            Error::config(None, Some("host"), "the redis client cannot use this address").with_source(Scrubbed::new(
+                &err,
+                &{
+                    let mut secrets = Secrets::default();
+                    secrets.add(password.as_deref());
+                    secrets
+                },
+            ))
         })?;
         Ok(info.set_redis_settings(redis))
     }
@@ -228,6 +354,20 @@ impl fmt::Debug for Settings {
             .field("password_env", &self.password_env)
             .field("tls", &self.tls)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("cluster", &self.cluster)
+            .field("sentinel", &self.sentinel)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelSettings")
+            .field("master_name", &self.master_name)
+            .field("nodes", &self.nodes.len())
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("password_env", &self.password_env)
             .finish()
     }
 }
@@ -241,6 +381,81 @@ impl fmt::Debug for ParsedUrl {
             Err(problem) => write!(f, "<a URL that cannot be used (not shown): {}>", problem.message),
         }
     }
+}
+
+/// A placeholder address carrying only whether TLS is on (a node list gives the real ones).
+fn base_address(tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls { host: "127.0.0.1".to_owned(), port: 6379, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp("127.0.0.1".to_owned(), 6379)
+    }
+}
+
+/// The nodes of `field` as connection infos: each `host:port` (with `base`'s credentials,
+/// database and TLS) or a URL (its own credentials, else `base`'s). An entry is never quoted in
+/// an error (a URL may hold a password): the error names its index (`cluster.2`).
+fn node_list(
+    nodes: &[String],
+    field: &str,
+    base: &ConnectionInfo,
+    secrets: &mut Secrets,
+) -> Result<Vec<ConnectionInfo>> {
+    if nodes.is_empty() {
+        return Err(conflict(field, "needs at least one node (`host:port` or a URL)"));
+    }
+    let tls = matches!(base.addr(), ConnectionAddr::TcpTls { .. });
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let at = format!("{field}.{index}");
+            let info = if node.contains("://") {
+                match parse_url(node) {
+                    Ok(info)
+                        if info.redis_settings().password().is_none() && info.redis_settings().username().is_none() =>
+                    {
+                        let settings = base.redis_settings().clone().set_db(info.redis_settings().db());
+                        info.set_redis_settings(settings)
+                    }
+                    Ok(info) => info,
+                    Err(problem) => return Err(Error::config(None, Some(&at), problem.message)),
+                }
+            } else {
+                let (host, port) = node
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host, port.parse::<u16>().ok().filter(|port| *port > 0)?)))
+                    .ok_or_else(|| conflict(&at, "expected `host:port` (a port from 1 to 65535) or a redis:// URL"))?;
+                let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                if host.is_empty() || host.contains(['/', '@', '[', ']']) || host.contains(char::is_whitespace) {
+                    return Err(conflict(&at, "expected `host:port` with a host name or IP address"));
+                }
+                let addr = match base_address(tls) {
+                    ConnectionAddr::TcpTls { insecure, tls_params, .. } => {
+                        ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure, tls_params }
+                    }
+                    _ => ConnectionAddr::Tcp(host.to_owned(), port),
+                };
+                addr.into_connection_info()
+                    .map_err(|_| conflict(&at, "the redis client cannot use this address"))?
+                    .set_redis_settings(base.redis_settings().clone())
+            };
+            if !matches!(info.addr(), ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }) {
+                return Err(conflict(&at, "expected a TCP node (`host:port`, redis:// or rediss://)"));
+            }
+            secrets.add(info.redis_settings().password());
+            Ok(info)
+        })
+        .collect()
+}
+
+/// `host:port` of each node, comma-separated, for messages (never credentials).
+fn addresses(nodes: &[ConnectionInfo]) -> String {
+    let address = |info: &ConnectionInfo| match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+        other => other.to_string(),
+    };
+    nodes.iter().map(address).collect::<Vec<_>>().join(",")
 }
 
 fn conflict(field: &str, message: &str) -> Error {
@@ -294,11 +509,12 @@ pub(super) fn endpoint(info: &ConnectionInfo) -> String {
 
 /// `text` with every occurrence of the secret replaced by `***`: for the text of an error of the
 /// redis client, which never quotes a password as far as is known, as a second line of defence.
-pub(super) fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret.filter(|secret| !secret.is_empty()) {
-        Some(secret) => text.replace(secret, REDACTED),
-        None => text.to_owned(),
+pub(super) fn scrub(text: &str, secrets: &Secrets) -> String {
+    let mut text = text.to_owned();
+    for secret in &secrets.0 {
+        text = text.replace(secret.as_str(), REDACTED);
     }
+    text
 }
 
 /// A redis client error as the source of one of ours: its kind, its server error code and its
@@ -312,8 +528,8 @@ pub(super) struct Scrubbed {
 }
 
 impl Scrubbed {
-    pub(super) fn new(err: &redis::RedisError, secret: Option<&str>) -> Self {
-        Self { kind: err.kind(), code: err.code().map(str::to_owned), text: scrub(&err.to_string(), secret) }
+    pub(super) fn new(err: &redis::RedisError, secrets: &Secrets) -> Self {
+        Self { kind: err.kind(), code: err.code().map(str::to_owned), text: scrub(&err.to_string(), secrets) }
     }
 }
 
@@ -358,8 +574,8 @@ mod tests {
         let redis = target.info.redis_settings();
         assert_eq!((redis.username(), redis.password(), redis.db()), (Some("app"), Some("p@ss:w/rd#?"), 2));
         assert_eq!(target.redacted, "redis://app:***@cache.local:6380/2");
-        assert_eq!(target.secret.as_deref(), Some("p@ss:w/rd#?"));
-        assert_eq!(scrub("echo p@ss:w/rd#? twice p@ss:w/rd#?", target.secret.as_deref()), "echo *** twice ***");
+        assert_eq!(target.secrets.0, ["p@ss:w/rd#?"]);
+        assert_eq!(scrub("echo p@ss:w/rd#? twice p@ss:w/rd#?", &target.secrets), "echo *** twice ***");
     }
 
     #[test]
@@ -382,12 +598,12 @@ mod tests {
         assert_eq!(url("redis://u:secret@h/3").redacted, "redis://u:***@h:6379/3");
         assert_eq!(url("redis://u@h/0").redacted, "redis://u@h:6379/0");
         assert_eq!(url("redis://h:1").redacted, "redis://h:1/0");
-        assert_eq!(url("redis://:se%23cr%2Fet@h:1/0").secret.as_deref(), Some("se#cr/et"));
+        assert_eq!(url("redis://:se%23cr%2Fet@h:1/0").secrets.0, ["se#cr/et"]);
         assert_eq!(
             url("redis+unix:///tmp/r.sock?db=2&user=u&pass=secret").redacted,
             "redis+unix:///tmp/r.sock?db=2&user=u&pass=***"
         );
-        assert_eq!(url("unix:///tmp/r.sock?pass=secret").secret.as_deref(), Some("secret"));
+        assert_eq!(url("unix:///tmp/r.sock?pass=secret").secrets.0, ["secret"]);
     }
 
     #[test]
