@@ -863,6 +863,28 @@ mod tests {
             (json!([{"adapter": "redis", "params": {"url_env": "CACHE_TOWER_SURELY_UNSET_VAR"}}]), "params.url_env"),
             (json!([{"adapter": "redis", "params": {"timeout_ms": 0}}]), "params.timeout_ms"),
             (json!([{"adapter": "redis", "params": {"decode_responses": "yes"}}]), "params.decode_responses"),
+            (json!([{"adapter": "redis", "params": {"cluster": []}}]), "params.cluster"),
+            (json!([{"adapter": "redis", "params": {"cluster": "a:1"}}]), "params.cluster"),
+            (json!([{"adapter": "redis", "params": {"cluster": ["a:1", "b"]}}]), "params.cluster.1"),
+            (json!([{"adapter": "redis", "params": {"cluster": ["a:1"], "url": "redis://b"}}]), "params.cluster"),
+            (json!([{"adapter": "redis", "params": {"cluster": ["a:1"], "db": 1}}]), "params.db"),
+            (json!([{"adapter": "redis", "params": {"sentinel": {"nodes": ["a:1"]}}}]), "params.sentinel"),
+            (
+                json!([{"adapter": "redis", "params": {"sentinel": {"master_name": "m", "nodes": []}}}]),
+                "params.sentinel.nodes",
+            ),
+            (
+                json!([{"adapter": "redis", "params": {"sentinel": {"master_name": "", "nodes": ["a:1"]}}}]),
+                "params.sentinel.master_name",
+            ),
+            (
+                json!([{"adapter": "redis", "params": {"sentinel": {"master_name": "m", "nodes": ["a:1"], "pass": "x"}}}]),
+                "params.sentinel.pass",
+            ),
+            (
+                json!([{"adapter": "redis", "params": {"cluster": ["a:1"], "sentinel": {"master_name": "m", "nodes": ["a:1"]}}}]),
+                "params.cluster",
+            ),
         ];
         for (config, field) in cases {
             let err = error_of(config.clone());
@@ -919,6 +941,33 @@ mod tests {
             err.to_string(),
             "layer 0, field `params.url`: expected a string, got an object (not shown: a secret)"
         );
+        let err = error_of(json!([{"adapter": "redis", "params": {"cluster": ["a:1", 1234567]}}]));
+        assert_eq!(
+            err.to_string(),
+            "layer 0, field `params.cluster.1`: expected a node (\"host:port\" or a URL), got a number (not shown: it may hold a secret)"
+        );
+        let sentinel = json!([{"adapter": "redis", "params": {"sentinel": {"master_name": "m", "nodes": ["a:1"], "password": 1234567}}}]);
+        let err = error_of(sentinel);
+        assert_eq!(err.field(), Some("params.sentinel.password"));
+        assert!(!err.to_string().contains("1234567"), "{err}");
+        let err = error_of(json!([{"adapter": "redis", "params": {"cluster": ["redis://:pa#ss@h:1"]}}]));
+        assert_eq!(err.field(), Some("params.cluster.0"));
+        assert!(!format!("{err} {err:?}").contains("pa#ss"), "{err:?}");
+    }
+
+    #[cfg(all(feature = "cluster", feature = "sentinel"))]
+    #[test]
+    fn reads_cluster_and_sentinel_layers_without_connecting() {
+        let layers = build_layers(&json!([
+            {"adapter": "redis", "namespace": "a:", "params": {"cluster": ["10.0.0.1:7000", "10.0.0.2:7000"], "password": "pw"}},
+            {"adapter": "redis", "namespace": "b:", "params": {"sentinel": {
+                "master_name": "mymaster", "nodes": ["10.0.0.1:26379"], "password": "spw"}, "db": 2}}
+        ]))
+        .expect("valid");
+        assert_eq!(layers.len(), 2);
+        assert_eq!(layers[0].kind(), "redis");
+        let shown = format!("{:?} {:?}", layers[0], layers[1]);
+        assert!(!shown.contains("pw"), "{shown}");
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub(super) struct Secrets(Vec<String>);
 
 impl Secrets {
     fn add(&mut self, secret: Option<&str>) {
-        if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
+        if let Some(secret) = secret.filter(|secret| !secret.is_empty() && !self.0.iter().any(|known| known == secret))
+        {
             self.0.push(secret.to_owned());
         }
     }
@@ -619,6 +620,65 @@ mod tests {
         assert_eq!(unset.resolve().err().unwrap().field(), Some("url_env"));
         let host = Settings { host: Some("a/b".into()), ..Settings::default() };
         assert_eq!(host.resolve().err().unwrap().field(), Some("host"));
+    }
+
+    #[test]
+    fn a_node_list_takes_the_data_nodes_credentials_and_names_its_bad_entries() {
+        let cluster = |nodes: &[&str]| Settings {
+            cluster: Some(nodes.iter().map(|node| (*node).to_owned()).collect()),
+            username: Some("app".into()),
+            password: Some("s3cret".into()),
+            ..Settings::default()
+        };
+        let target = resolved(cluster(&["10.0.0.1:7000", "redis://:own%23pw@10.0.0.2:7001", "[::1]:7002"]));
+        assert_eq!(target.redacted, "cluster 10.0.0.1:7000,10.0.0.2:7001,::1:7002");
+        let Topology::Cluster(nodes) = &target.topology else { panic!("a cluster") };
+        assert_eq!(nodes[0].redis_settings().password(), Some("s3cret"));
+        assert_eq!(nodes[0].redis_settings().username(), Some("app"));
+        assert_eq!(nodes[1].redis_settings().password(), Some("own#pw"), "a node URL keeps its own credentials");
+        assert_eq!(target.secrets.0, ["s3cret", "own#pw"]);
+        for (nodes, field) in [
+            (&[][..], "cluster"),
+            (&["10.0.0.1"][..], "cluster.0"),
+            (&["a:7000", "b:0"][..], "cluster.1"),
+            (&["a:7000", "redis://:pa#ss@b:1/0"][..], "cluster.1"),
+            (&["redis+unix:///tmp/r.sock"][..], "cluster.0"),
+        ] {
+            let err = cluster(nodes).resolve().err().expect("refused");
+            assert_eq!(err.field(), Some(field), "{nodes:?}");
+            assert!(!format!("{err} {err:?}").contains("pa#ss"), "{err:?}");
+        }
+        let both = Settings { host: Some("h".into()), ..cluster(&["a:1"]) };
+        assert_eq!(both.resolve().err().unwrap().field(), Some("cluster"));
+        let db = Settings { db: Some(2), ..cluster(&["a:1"]) };
+        assert_eq!(db.resolve().err().unwrap().field(), Some("db"));
+    }
+
+    #[test]
+    fn sentinel_settings_are_checked_and_both_passwords_are_secrets() {
+        let sentinel = |name: &str, nodes: &[&str]| Settings {
+            sentinel: Some(SentinelSettings {
+                master_name: name.to_owned(),
+                nodes: nodes.iter().map(|node| (*node).to_owned()).collect(),
+                password: Some("sentinel-pw".into()),
+                ..SentinelSettings::default()
+            }),
+            password: Some("data-pw".into()),
+            db: Some(3),
+            ..Settings::default()
+        };
+        let target = resolved(sentinel("mymaster", &["10.0.0.1:26379", "10.0.0.2:26379"]));
+        assert_eq!(target.redacted, r#"master "mymaster" of sentinels 10.0.0.1:26379,10.0.0.2:26379"#);
+        assert_eq!(target.secrets.0, ["data-pw", "sentinel-pw"]);
+        assert_eq!((target.info.redis_settings().password(), target.info.redis_settings().db()), (Some("data-pw"), 3));
+        let Topology::Sentinel { sentinels, .. } = &target.topology else { panic!("sentinel") };
+        assert_eq!(sentinels[0].redis_settings().password(), Some("sentinel-pw"));
+        assert_eq!(sentinel("", &["a:1"]).resolve().err().unwrap().field(), Some("sentinel.master_name"));
+        assert_eq!(sentinel("m", &[]).resolve().err().unwrap().field(), Some("sentinel.nodes"));
+        let both = Settings { cluster: Some(vec!["a:1".into()]), ..sentinel("m", &["a:1"]) };
+        assert_eq!(both.resolve().err().unwrap().field(), Some("cluster"));
+        let debug = format!("{:?}", sentinel("m", &["a:1"]));
+        assert!(!debug.contains("sentinel-pw") && !debug.contains("data-pw"), "{debug}");
     }
 
     /// Run by `scripts/test.sh` in a build without the `tls` feature.
