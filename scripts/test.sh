@@ -6,9 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What the tests need from the system: redis-server (the Redis tests start their own servers on
-# free loopback ports) and openssl (the TLS test makes its own certificates).
+# free loopback ports: single servers, a 3-master / 3-replica cluster, and a master with two
+# replicas and three sentinels, `redis-server --sentinel`), redis-cli (it creates the cluster)
+# and openssl (the TLS test makes its own certificates).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -72,16 +72,7 @@ fn check(example: &str) {
         ("REDIS_URL set to a port where nothing listens", Some(format!("redis://127.0.0.1:{}", dead_port()))),
     ];
     for (environment, url) in &environments {
-        let first = run(binary, url.as_deref(), &format!("{example}, {environment}, first run"));
-        let second = run(binary, url.as_deref(), &format!("{example}, {environment}, second run"));
-        for (stream, a, b) in [("stdout", &first.stdout, &second.stdout), ("stderr", &first.stderr, &second.stderr)] {
-            if let Some(line) = first_difference(a, b) {
-                panic!(
-                    "{example}, {environment}: the two runs printed different {stream} (timings masked), first at \
-                     line {line}\n--- first run ---\n{a}\n--- second run ---\n{b}"
-                );
-            }
-        }
+        let (first, _) = run_twice(binary, "REDIS_URL", url.as_deref(), &format!("{example}, {environment}"));
         // The environment is the one intended: the example did reach the live server, and did
         // try the dead port (quickstart never uses Redis).
         let refused = first.stdout.contains("Connection refused");
@@ -97,19 +88,58 @@ fn check(example: &str) {
     }
 }
 
+/// The cluster example, twice in each environment: `REDIS_CLUSTER_NODES` unset, naming a live
+/// 3-master cluster this test starts, and naming a port where nothing listens.
+#[test]
+fn cluster() {
+    let binary = &binary("cluster");
+    let cluster = cache_tower_tests::redis_cluster::TestCluster::start();
+    let environments = [
+        ("REDIS_CLUSTER_NODES unset", None),
+        ("REDIS_CLUSTER_NODES naming a live cluster", Some(cluster.seeds().join(","))),
+        ("REDIS_CLUSTER_NODES naming a port where nothing listens", Some(format!("127.0.0.1:{}", dead_port()))),
+    ];
+    for (index, (environment, nodes)) in environments.iter().enumerate() {
+        let (first, _) = run_twice(binary, "REDIS_CLUSTER_NODES", nodes.as_deref(), &format!("cluster, {environment}"));
+        let refused = first.stdout.contains("Connection refused");
+        let found_all = first.stdout.contains("1000 found");
+        match index {
+            0 => assert!(first.stdout.contains("memory only"), "{environment}:\n{}", first.stdout),
+            1 => assert!(found_all && !refused, "{environment}: it did not read the batches back:\n{}", first.stdout),
+            _ => assert!(refused, "{environment}: it never said the cluster was down:\n{}", first.stdout),
+        }
+    }
+}
+
+/// Runs `binary` twice with `variable` set to `value` (or removed) and checks that both runs
+/// printed the same, timings masked; the two outputs.
+fn run_twice(binary: &Path, variable: &str, value: Option<&str>, what: &str) -> (Output, Output) {
+    let first = run(binary, variable, value, &format!("{what}, first run"));
+    let second = run(binary, variable, value, &format!("{what}, second run"));
+    for (stream, a, b) in [("stdout", &first.stdout, &second.stdout), ("stderr", &first.stderr, &second.stderr)] {
+        if let Some(line) = first_difference(a, b) {
+            panic!(
+                "{what}: the two runs printed different {stream} (timings masked), first at line {line}\n\
+                 --- first run ---\n{a}\n--- second run ---\n{b}"
+            );
+        }
+    }
+    (first, second)
+}
+
 /// A run's output, timings masked.
 struct Output {
     stdout: String,
     stderr: String,
 }
 
-/// Runs `binary` with `REDIS_URL` set to `url` (or removed), within [`RUN_BUDGET`]; fails unless
-/// it exits 0 and prints only maskable timings.
-fn run(binary: &Path, url: Option<&str>, what: &str) -> Output {
+/// Runs `binary` with `variable` set to `value` (or removed), within [`RUN_BUDGET`]; fails
+/// unless it exits 0 and prints only maskable timings.
+fn run(binary: &Path, variable: &str, value: Option<&str>, what: &str) -> Output {
     let mut command = Command::new(binary);
-    match url {
-        Some(url) => command.env("REDIS_URL", url),
-        None => command.env_remove("REDIS_URL"),
+    match value {
+        Some(value) => command.env(variable, value),
+        None => command.env_remove(variable),
     };
     let mut child = command
         .stdin(Stdio::null())
@@ -233,6 +263,7 @@ fn binary(example: &str) -> PathBuf {
         "registry_file" => env!("CARGO_BIN_EXE_registry_file"),
         "axum_handler" => env!("CARGO_BIN_EXE_axum_handler"),
         "manual" => env!("CARGO_BIN_EXE_manual"),
+        "cluster" => env!("CARGO_BIN_EXE_cluster"),
         other => panic!("no example named {other:?}"),
     })
 }

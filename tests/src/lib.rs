@@ -102,6 +102,8 @@ pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
 pub mod logs;
 pub mod memoized;
 pub mod peer;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 pub mod tls_server;
 pub mod tracking;

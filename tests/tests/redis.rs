@@ -18,33 +18,112 @@ mod both_paths;
 
 use both_paths::{Calls, on_both_paths};
 
+// The behaviours that need a server of their own (its `INFO` counts, its databases): one
+// server, both paths.
 on_both_paths! {
+    mset_writes_every_key_with_its_ttl_in_one_command,
+    flush_with_an_empty_namespace_empties_the_whole_database,
+    get_mget_and_mset_are_one_round_trip_each,
+}
+
+/// The behaviours of the layer whatever its topology: `on_one_server::{blocking,on_tokio}::*`
+/// (each test with a server of its own, or `REDIS_URL`), and all of them on one Redis Cluster
+/// (three masters, three replicas, started once for the lot) in `on_a_cluster`, from the same
+/// bodies.
+macro_rules! on_every_topology {
+    ($($behaviour:ident),+ $(,)?) => {
+        mod on_one_server {
+            mod blocking {
+                $( #[test] fn $behaviour() {
+                    let redis = cache_tower_tests::redis_server::TestRedis::new();
+                    super::super::$behaviour(&crate::both_paths::Blocking, &super::super::Server::Single(&redis))
+                } )+
+            }
+            mod on_tokio {
+                $( #[test] fn $behaviour() {
+                    let redis = cache_tower_tests::redis_server::TestRedis::new();
+                    super::super::$behaviour(&crate::both_paths::OnTokio::new(), &super::super::Server::Single(&redis))
+                } )+
+            }
+        }
+
+        /// Every behaviour, on both paths, on one cluster.
+        #[test]
+        fn on_a_cluster() {
+            let cluster = cache_tower_tests::redis_cluster::TestCluster::start();
+            let server = Server::Cluster(cluster.seeds());
+            let on_tokio = crate::both_paths::OnTokio::new();
+            $(
+                eprintln!("on a cluster: {}", stringify!($behaviour));
+                $behaviour(&crate::both_paths::Blocking, &server);
+                $behaviour(&on_tokio, &server);
+            )+
+        }
+    };
+}
+
+on_every_topology! {
     values_are_json_text_under_namespace_and_key,
     layer_ttl_is_the_redis_ttl_and_zero_means_none,
     adapter_get_returns_the_time_the_key_has_left,
     backfill_into_memory_lives_no_longer_than_the_key_had_left_in_redis,
     mget_returns_every_key_and_backfills_only_the_layers_above_each_hit,
     backfilled_mset_keeps_each_keys_remaining_ttl,
-    mset_writes_every_key_with_its_ttl_in_one_command,
     an_entrys_own_ttl_is_capped_by_each_layers_ttl,
     delete_and_exists,
     flush_deletes_only_the_namespace_even_with_glob_characters,
-    flush_with_an_empty_namespace_empties_the_whole_database,
-    get_mget_and_mset_are_one_round_trip_each,
     corrupt_values_are_misses_and_get_or_set_overwrites_them,
     a_key_of_another_type_is_a_miss_not_a_fault,
     unusual_keys_round_trip,
 }
 
+/// Where a behaviour runs: one server, or a cluster (its seed nodes).
+enum Server<'a> {
+    Single(&'a TestRedis),
+    Cluster(Vec<String>),
+}
+
+impl Server<'_> {
+    /// A Redis layer on this server (see [`redis_layer`]).
+    fn layer(&self, namespace: &str, ttl: Duration) -> RedisAdapter {
+        let builder = match self {
+            Server::Single(redis) => RedisAdapter::builder().url(redis.url()),
+            Server::Cluster(seeds) => RedisAdapter::builder().cluster(seeds.clone()),
+        };
+        layer_settings(builder, namespace, ttl).build().expect("building the redis layer")
+    }
+
+    /// The layer's `params` in a JSON configuration.
+    fn params(&self) -> serde_json::Value {
+        match self {
+            Server::Single(redis) => serde_json::json!({ "url": redis.url() }),
+            Server::Cluster(seeds) => serde_json::json!({ "cluster": seeds }),
+        }
+    }
+
+    /// A plain redis-rs connection to it.
+    fn raw(&self) -> Raw {
+        match self {
+            Server::Single(redis) => Raw::connect(redis.url()),
+            Server::Cluster(seeds) => {
+                let nodes: Vec<String> = seeds.iter().map(|seed| format!("redis://{seed}")).collect();
+                let client = redis::cluster::ClusterClient::new(nodes).expect("valid cluster nodes");
+                Raw(Box::new(client.get_connection().expect("connecting to the test cluster")))
+            }
+        }
+    }
+}
+
 // ===== support =====
 
-/// A plain redis-rs connection, to see what the adapter stored without going through it.
-struct Raw(redis::Connection);
+/// A plain redis-rs connection (to one server or a cluster), to see what the adapter stored
+/// without going through it.
+struct Raw(Box<dyn redis::ConnectionLike>);
 
 impl Raw {
     fn connect(url: &str) -> Self {
         let client = redis::Client::open(url).expect("a valid redis URL");
-        Self(client.get_connection().expect("connecting to the test redis"))
+        Self(Box::new(client.get_connection().expect("connecting to the test redis")))
     }
 
     fn query<T: redis::FromRedisValue>(&mut self, args: &[&str]) -> T {
@@ -52,7 +131,7 @@ impl Raw {
         for arg in &args[1..] {
             cmd.arg(*arg);
         }
-        cmd.query(&mut self.0).unwrap_or_else(|err| panic!("raw {args:?}: {err}"))
+        cmd.query(&mut *self.0).unwrap_or_else(|err| panic!("raw {args:?}: {err}"))
     }
 
     fn get(&mut self, key: &str) -> Option<String> {
@@ -106,15 +185,21 @@ impl Raw {
 /// local copies after every write, which these tests of the layer's own semantics (backfill,
 /// TTLs, round trips) would see as noise; it has tests of its own (`coherence.rs`).
 fn redis_layer(url: &str, namespace: &str, ttl: Duration) -> RedisAdapter {
-    RedisAdapter::builder()
-        .url(url)
+    layer_settings(RedisAdapter::builder().url(url), namespace, ttl).build().expect("building the redis layer")
+}
+
+/// The settings of [`redis_layer`], for a builder that names its servers already.
+fn layer_settings(
+    builder: cache_tower::adapter::RedisAdapterBuilder,
+    namespace: &str,
+    ttl: Duration,
+) -> cache_tower::adapter::RedisAdapterBuilder {
+    builder
         .namespace(namespace)
         .ttl(ttl)
         .invalidation(false)
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("building the redis layer")
 }
 
 fn tower(layers: Vec<Arc<dyn CacheAdapter>>) -> CacheTower {
@@ -151,12 +236,11 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 // ===== behaviours =====
 
-fn values_are_json_text_under_namespace_and_key(api: &impl Calls) {
-    let server = TestRedis::new();
+fn values_are_json_text_under_namespace_and_key(api: &impl Calls, server: &Server) {
     let ns = unique_namespace("json");
-    let redis = redis_layer(server.url(), &ns, Duration::ZERO);
+    let redis = server.layer(&ns, Duration::ZERO);
     let tower = only(&redis);
-    let mut raw = Raw::connect(server.url());
+    let mut raw = server.raw();
 
     api.set(&tower, "user:7", User::sample(7)).unwrap();
     api.mset(&tower, &[("user:8".to_owned(), User::sample(8))]).unwrap();
@@ -175,14 +259,13 @@ fn values_are_json_text_under_namespace_and_key(api: &impl Calls) {
     assert_no_layer_failed(&tower);
 }
 
-fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("own-ttl");
     let memory = MemoryAdapter::builder().ttl(Duration::from_secs(20)).build();
     let tower = CacheTower::new();
     tower.add_layer(memory.clone());
-    tower.add_layer(redis_layer(server.url(), &ns, MINUTE));
+    tower.add_layer(server.layer(&ns, MINUTE));
 
     api.set_with_ttl(&tower, "short", 1, Duration::from_secs(5)).unwrap();
     api.set_with_ttl(&tower, "long", 2, Duration::from_secs(600)).unwrap();
@@ -210,7 +293,7 @@ fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls) {
 
     // Longer than Redis can take, on a layer without a TTL: the largest TTL instead, no error.
     let ns = unique_namespace("own-ttl-max");
-    let tower = only(&redis_layer(server.url(), &ns, Duration::ZERO));
+    let tower = only(&server.layer(&ns, Duration::ZERO));
     api.set_with_ttl(&tower, "forever", 1, Duration::MAX).expect("Duration::MAX is cache_tower's MAX_TTL");
     let pttl = raw.pttl(&format!("{ns}forever"));
     let max = i64::try_from(cache_tower::adapter::MAX_TTL.as_millis()).unwrap();
@@ -218,12 +301,11 @@ fn an_entrys_own_ttl_is_capped_by_each_layers_ttl(api: &impl Calls) {
     assert_no_layer_failed(&tower);
 }
 
-fn layer_ttl_is_the_redis_ttl_and_zero_means_none(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn layer_ttl_is_the_redis_ttl_and_zero_means_none(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
 
     let ns = unique_namespace("ttl");
-    let tower = only(&redis_layer(server.url(), &ns, MINUTE));
+    let tower = only(&server.layer(&ns, MINUTE));
     api.set(&tower, "one", 1).unwrap();
     api.mset(&tower, &[("two".to_owned(), 2), ("three".to_owned(), 3)]).unwrap();
     for key in ["one", "two", "three"] {
@@ -235,9 +317,9 @@ fn layer_ttl_is_the_redis_ttl_and_zero_means_none(api: &impl Calls) {
     // ttl 0 = never expires: no `EX 0` (which Redis rejects), no TTL at all. From code and from
     // the JSON configuration.
     let ns = unique_namespace("ttl0");
-    let config = serde_json::json!([{"adapter": "redis", "namespace": ns, "ttl": 0, "params": {"url": server.url()}}]);
+    let config = serde_json::json!([{"adapter": "redis", "namespace": ns, "ttl": 0, "params": server.params()}]);
     let from_config = CacheTower::from_config(&config).unwrap();
-    let from_code = only(&redis_layer(server.url(), &ns, Duration::ZERO));
+    let from_code = only(&server.layer(&ns, Duration::ZERO));
     for (name, tower) in [("config", &from_config), ("code", &from_code)] {
         api.set(tower, &format!("{name}:one"), 1).expect("ttl 0 must not send EX 0");
         api.mset(tower, &[(format!("{name}:two"), 2)]).expect("ttl 0 must not send EX 0");
@@ -250,11 +332,10 @@ fn layer_ttl_is_the_redis_ttl_and_zero_means_none(api: &impl Calls) {
     }
 }
 
-fn adapter_get_returns_the_time_the_key_has_left(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn adapter_get_returns_the_time_the_key_has_left(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("remaining");
-    let redis = redis_layer(server.url(), &ns, MINUTE);
+    let redis = server.layer(&ns, MINUTE);
     api.set(&only(&redis), "k", 1).unwrap();
 
     let fresh = api.adapter_get(&redis, "k").unwrap().expect("just written").ttl().expect("the layer has a TTL");
@@ -269,12 +350,11 @@ fn adapter_get_returns_the_time_the_key_has_left(api: &impl Calls) {
     assert!(api.adapter_get(&redis, "absent").unwrap().is_none());
 }
 
-fn backfill_into_memory_lives_no_longer_than_the_key_had_left_in_redis(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn backfill_into_memory_lives_no_longer_than_the_key_had_left_in_redis(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("backfill-ttl");
     let memory = MemoryAdapter::builder().ttl(MINUTE).build();
-    let tower = over(&memory, &redis_layer(server.url(), &ns, MINUTE));
+    let tower = over(&memory, &server.layer(&ns, MINUTE));
 
     raw.set_px(&format!("{ns}short"), "\"v\"", 1500);
     let written = Instant::now();
@@ -301,15 +381,14 @@ fn backfill_into_memory_lives_no_longer_than_the_key_had_left_in_redis(api: &imp
     assert_no_layer_failed(&tower);
 }
 
-fn mget_returns_every_key_and_backfills_only_the_layers_above_each_hit(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn mget_returns_every_key_and_backfills_only_the_layers_above_each_hit(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let (ns1, ns2) = (unique_namespace("mget-l1"), unique_namespace("mget-l2"));
     let memory = MemoryAdapter::new();
     let tower = tower(vec![
         Arc::new(memory.clone()),
-        Arc::new(redis_layer(server.url(), &ns1, Duration::ZERO)),
-        Arc::new(redis_layer(server.url(), &ns2, Duration::ZERO)),
+        Arc::new(server.layer(&ns1, Duration::ZERO)),
+        Arc::new(server.layer(&ns2, Duration::ZERO)),
     ]);
 
     put(&memory, "top", 0); // falsy values are hits like any other
@@ -347,14 +426,13 @@ fn mget_returns_every_key_and_backfills_only_the_layers_above_each_hit(api: &imp
     assert_no_layer_failed(&tower);
 }
 
-fn backfilled_mset_keeps_each_keys_remaining_ttl(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn backfilled_mset_keeps_each_keys_remaining_ttl(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let (ns1, ns2) = (unique_namespace("mset-ttl-l1"), unique_namespace("mset-ttl-l2"));
     let tower = tower(vec![
         Arc::new(MemoryAdapter::new()),
-        Arc::new(redis_layer(server.url(), &ns1, MINUTE)),
-        Arc::new(redis_layer(server.url(), &ns2, Duration::ZERO)),
+        Arc::new(server.layer(&ns1, MINUTE)),
+        Arc::new(server.layer(&ns2, Duration::ZERO)),
     ]);
     raw.set_px(&format!("{ns2}a"), "1", 2_000);
     raw.set_px(&format!("{ns2}b"), "2", 20_000);
@@ -413,12 +491,11 @@ fn succeeded_calls(stats: &str, command: &str) -> u64 {
     field("calls") - field("failed_calls")
 }
 
-fn delete_and_exists(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn delete_and_exists(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("delete");
     let memory = MemoryAdapter::new();
-    let tower = over(&memory, &redis_layer(server.url(), &ns, MINUTE));
+    let tower = over(&memory, &server.layer(&ns, MINUTE));
 
     assert!(!api.exists(&tower, "k"));
     api.set(&tower, "k", "v".to_owned()).unwrap();
@@ -439,9 +516,8 @@ fn delete_and_exists(api: &impl Calls) {
     assert_no_layer_failed(&tower);
 }
 
-fn flush_deletes_only_the_namespace_even_with_glob_characters(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn flush_deletes_only_the_namespace_even_with_glob_characters(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     // A unique prefix keeps tests apart on a shared server; the glob characters come after it.
     let prefix = unique_namespace("flush");
     let namespaces = ["a*:", "b?:", "c[x]:", "d\\]e:"].map(|ns| format!("{prefix}{ns}"));
@@ -450,8 +526,7 @@ fn flush_deletes_only_the_namespace_even_with_glob_characters(api: &impl Calls) 
     for key in &lookalikes {
         raw.set(key, "0");
     }
-    let towers: Vec<CacheTower> =
-        namespaces.iter().map(|ns| only(&redis_layer(server.url(), ns, Duration::ZERO))).collect();
+    let towers: Vec<CacheTower> = namespaces.iter().map(|ns| only(&server.layer(ns, Duration::ZERO))).collect();
     // The first namespace holds more keys than one SCAN step and one UNLINK batch take (1,000).
     let items: Vec<Vec<(String, usize)>> = (0..towers.len())
         .map(|t| (0..if t == 0 { 2_500 } else { 3 }).map(|i| (format!("k{i}"), i)).collect())
@@ -550,11 +625,10 @@ fn get_mget_and_mset_are_one_round_trip_each(api: &impl Calls) {
     assert_no_layer_failed(&layered);
 }
 
-fn corrupt_values_are_misses_and_get_or_set_overwrites_them(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn corrupt_values_are_misses_and_get_or_set_overwrites_them(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("corrupt");
-    let redis = redis_layer(server.url(), &ns, MINUTE);
+    let redis = server.layer(&ns, MINUTE);
     let memory = MemoryAdapter::new();
     let layered = over(&memory, &redis);
     let redis_only = only(&redis);
@@ -587,11 +661,10 @@ fn corrupt_values_are_misses_and_get_or_set_overwrites_them(api: &impl Calls) {
     assert_no_layer_failed(&redis_only);
 }
 
-fn a_key_of_another_type_is_a_miss_not_a_fault(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn a_key_of_another_type_is_a_miss_not_a_fault(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("wrongtype");
-    let redis = redis_layer(server.url(), &ns, MINUTE);
+    let redis = server.layer(&ns, MINUTE);
     let layered = over(&MemoryAdapter::new(), &redis);
     let redis_only = only(&redis);
     raw.query::<i64>(&["HSET", &format!("{ns}hash"), "field", "value"]);
@@ -618,11 +691,10 @@ fn a_key_of_another_type_is_a_miss_not_a_fault(api: &impl Calls) {
     assert_eq!(api.get::<i32>(&redis_only, "hash"), Some(8));
 }
 
-fn unusual_keys_round_trip(api: &impl Calls) {
-    let server = TestRedis::new();
-    let mut raw = Raw::connect(server.url());
+fn unusual_keys_round_trip(api: &impl Calls, server: &Server) {
+    let mut raw = server.raw();
     let ns = unique_namespace("odd-keys");
-    let redis = redis_layer(server.url(), &ns, MINUTE);
+    let redis = server.layer(&ns, MINUTE);
     let tower = only(&redis);
     let keys = [
         "with space".to_owned(),

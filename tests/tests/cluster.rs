@@ -1,0 +1,364 @@
+//! The Redis layer on real topologies: a 3-master / 3-replica Redis Cluster and a master with
+//! two replicas watched by three sentinels, started by the test support on free loopback ports
+//! and stopped afterwards. (The layer's behaviours on a cluster, from the same bodies as on one
+//! server, are `redis.rs`'s `on_a_cluster`.)
+//!
+//! * coherence: a library write and an external write on every master reach every instance's
+//!   memory layer;
+//! * a killed cluster master and a Sentinel failover under 8 threads + 8 tasks of load: no
+//!   panic, no call past the layer's timeout + 50 ms, writes back within the failover time + 2 s,
+//!   no stale read afterwards;
+//! * a slot migrated to another master while the tower serves.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower_tests::redis_cluster::TestCluster;
+use cache_tower_tests::redis_sentinel::{MASTER_NAME, TestSentinel};
+use cache_tower_tests::redis_server::unique_namespace;
+
+/// Each operation's bound in the fault tests.
+const TIMEOUT: Duration = Duration::from_millis(250);
+/// What a call may take past [`TIMEOUT`].
+const SLACK: Duration = Duration::from_millis(50);
+
+fn cluster_layer(cluster: &TestCluster, namespace: &str) -> RedisAdapter {
+    RedisAdapter::builder()
+        .cluster(cluster.seeds())
+        .namespace(namespace)
+        .ttl(Duration::from_secs(600))
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .build()
+        .expect("building the cluster layer")
+}
+
+fn sentinel_layer(sentinel: &TestSentinel, namespace: &str) -> RedisAdapter {
+    RedisAdapter::builder()
+        .sentinel(MASTER_NAME, sentinel.sentinels())
+        .namespace(namespace)
+        .ttl(Duration::from_secs(600))
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .build()
+        .expect("building the sentinel layer")
+}
+
+/// Memory over `redis`: an instance of a service.
+fn instance(redis: RedisAdapter) -> CacheTower {
+    let tower = CacheTower::new();
+    tower.add_layer(MemoryAdapter::builder().maxsize(10_000).build());
+    tower.add_layer(redis);
+    tower
+}
+
+/// A plain redis-rs connection to the cluster, for external writes and checks.
+fn raw_cluster(cluster: &TestCluster) -> redis::cluster::ClusterConnection {
+    let nodes: Vec<String> = cluster.seeds().iter().map(|seed| format!("redis://{seed}")).collect();
+    redis::cluster::ClusterClient::new(nodes).expect("cluster nodes").get_connection().expect("connecting")
+}
+
+/// Keys whose slots fall on every master (at least `per_master` on each).
+fn keys_on_every_master(cluster: &TestCluster, namespace: &str, per_master: usize) -> Vec<String> {
+    let masters = cluster.masters();
+    let mut counts = vec![0usize; masters.len()];
+    let mut keys = Vec::new();
+    for i in 0.. {
+        let key = format!("k{i}");
+        let owner = cluster.master_of_key(&format!("{namespace}{key}"));
+        let at = masters.iter().position(|&port| port == owner).expect("a master");
+        counts[at] += 1;
+        keys.push(key);
+        if counts.iter().all(|&count| count >= per_master) {
+            break;
+        }
+    }
+    keys
+}
+
+/// Polls `check` until it holds, for up to `within`.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn writes_on_every_master_reach_every_instance() {
+    let cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-coherence");
+    let writer = instance(cluster_layer(&cluster, &ns));
+    let reader = instance(cluster_layer(&cluster, &ns));
+    // Both listeners subscribe on every master first (the first subscription clears memory).
+    std::thread::sleep(Duration::from_millis(500));
+    let keys = keys_on_every_master(&cluster, &ns, 3);
+
+    for key in &keys {
+        writer.set(key, 1u64).unwrap();
+        assert_eq!(reader.get::<u64>(key), Some(1), "{key}: read through and kept in the reader's memory");
+    }
+    // A library write in the other instance.
+    for key in &keys {
+        writer.set(key, 2u64).unwrap();
+    }
+    for key in &keys {
+        assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(key) == Some(2)), "{key}: still stale");
+    }
+    // An external write, on whichever master owns each key.
+    let mut raw = raw_cluster(&cluster);
+    for key in &keys {
+        redis::cmd("SET").arg(format!("{ns}{key}")).arg("3").exec(&mut raw).unwrap();
+    }
+    for key in &keys {
+        assert!(
+            eventually(Duration::from_secs(1), || reader.get::<u64>(key) == Some(3)),
+            "{key}: external write missed"
+        );
+        assert!(
+            eventually(Duration::from_secs(1), || writer.get::<u64>(key) == Some(3)),
+            "{key}: external write missed"
+        );
+    }
+}
+
+/// What the workers of a fault test saw.
+#[derive(Default)]
+struct Load {
+    calls: AtomicU64,
+    failed: AtomicU64,
+    /// The longest call, in microseconds.
+    slowest_micros: AtomicU64,
+}
+
+impl Load {
+    fn record<T>(&self, started: Instant, result: Result<T, cache_tower::Error>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.slowest_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    fn slowest(&self) -> Duration {
+        Duration::from_micros(self.slowest_micros.load(Ordering::Relaxed))
+    }
+}
+
+/// 8 threads and 8 tokio tasks reading and writing `keys` through `tower` until `stop`.
+fn start_load(
+    tower: &Arc<CacheTower>,
+    keys: &Arc<Vec<String>>,
+    stop: &Arc<AtomicBool>,
+    load: &Arc<Load>,
+) -> (Vec<std::thread::JoinHandle<()>>, tokio::runtime::Runtime, Vec<tokio::task::JoinHandle<()>>) {
+    let threads = (0..8)
+        .map(|worker| {
+            let (tower, keys, stop, load) = (tower.clone(), keys.clone(), stop.clone(), load.clone());
+            std::thread::spawn(move || {
+                let mut i = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = &keys[i % keys.len()];
+                    let started = Instant::now();
+                    if i % 4 == 0 {
+                        load.record(started, tower.set(key, i as u64));
+                    } else {
+                        let _ = tower.get::<u64>(key);
+                        load.record(started, Ok(()));
+                    }
+                    i += 8;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tasks = (0..8)
+        .map(|worker| {
+            let (tower, keys, stop, load) = (tower.clone(), keys.clone(), stop.clone(), load.clone());
+            runtime.spawn(async move {
+                let mut i = worker + 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = &keys[i % keys.len()];
+                    let started = Instant::now();
+                    if i % 4 == 0 {
+                        load.record(started, tower.set_async(key, i as u64).await);
+                    } else {
+                        let _ = tower.get_async::<u64>(key).await;
+                        load.record(started, Ok(()));
+                    }
+                    i += 8;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
+    (threads, runtime, tasks)
+}
+
+/// Stops the load and checks that no worker panicked.
+fn stop_load(
+    stop: &AtomicBool,
+    (threads, runtime, tasks): (
+        Vec<std::thread::JoinHandle<()>>,
+        tokio::runtime::Runtime,
+        Vec<tokio::task::JoinHandle<()>>,
+    ),
+) {
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("a worker thread panicked");
+    }
+    runtime.block_on(async {
+        for task in tasks {
+            task.await.expect("a worker task panicked");
+        }
+    });
+}
+
+/// Writes `value` to `key` until it works, for up to `within`; the time it took.
+fn first_write_within(tower: &CacheTower, key: &str, value: u64, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if tower.set(key, value).is_ok() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_killed_cluster_master_under_load() {
+    let mut cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-kill");
+    let tower = Arc::new(instance(cluster_layer(&cluster, &ns)));
+    let other = instance(cluster_layer(&cluster, &ns));
+    let keys = Arc::new(keys_on_every_master(&cluster, &ns, 20));
+    for key in keys.iter() {
+        tower.set(key, 0u64).unwrap();
+    }
+    let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
+    let workers = start_load(&tower, &keys, &stop, &load);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let victim_key =
+        keys.iter().find(|key| cluster.master_of_key(&format!("{ns}{key}")) == cluster.masters()[0]).unwrap().clone();
+    let victim = cluster.masters()[0];
+    let killed = Instant::now();
+    cluster.kill_node(victim);
+    let failover = cluster.wait_for_failover(victim, Duration::from_secs(30));
+    let resumed = first_write_within(&tower, &victim_key, 7, failover + Duration::from_secs(2))
+        .map(|_| killed.elapsed())
+        .unwrap_or_else(|| {
+            panic!("writes to the dead master's slots did not resume within the failover time ({failover:?}) + 2 s")
+        });
+    std::thread::sleep(Duration::from_millis(300));
+    stop_load(&stop, workers);
+    assert!(
+        load.slowest() <= TIMEOUT + SLACK,
+        "a call took {:?}, past the timeout {TIMEOUT:?} + {SLACK:?} ({} calls, {} failed)",
+        load.slowest(),
+        load.calls.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed)
+    );
+    eprintln!("failover {failover:?}, writes back {resumed:?} after the kill, slowest call {:?}", load.slowest());
+
+    // No stale read afterwards: the last write is what every instance reads.
+    for key in keys.iter() {
+        tower.set(key, 99u64).unwrap();
+    }
+    for key in keys.iter() {
+        assert!(eventually(Duration::from_secs(1), || tower.get::<u64>(key) == Some(99)), "{key}");
+        assert!(
+            eventually(Duration::from_secs(1), || other.get::<u64>(key) == Some(99)),
+            "{key} stale in the other instance"
+        );
+    }
+}
+
+#[test]
+fn a_slot_migrated_while_serving() {
+    let cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-migrate");
+    let tower = Arc::new(instance(cluster_layer(&cluster, &ns)));
+    let other = instance(cluster_layer(&cluster, &ns));
+    let keys = Arc::new(keys_on_every_master(&cluster, &ns, 10));
+    for key in keys.iter() {
+        tower.set(key, 0u64).unwrap();
+    }
+    let moved = keys[0].clone();
+    let mut raw = raw_cluster(&cluster);
+    let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(format!("{ns}{moved}")).query(&mut raw).unwrap();
+    let from = cluster.master_of_key(&format!("{ns}{moved}"));
+    let to = *cluster.masters().iter().find(|&&port| port != from).unwrap();
+
+    let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
+    let workers = start_load(&tower, &keys, &stop, &load);
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.migrate_slot(slot, to);
+    std::thread::sleep(Duration::from_millis(300));
+    stop_load(&stop, workers);
+    assert_eq!(cluster.master_of_key(&format!("{ns}{moved}")), to, "the slot moved");
+    assert!(load.slowest() <= TIMEOUT + SLACK, "a call took {:?}", load.slowest());
+
+    // Reads and writes of the moved key go to its new owner; every instance agrees.
+    tower.set(&moved, 42u64).unwrap();
+    assert!(eventually(Duration::from_secs(1), || other.get::<u64>(&moved) == Some(42)));
+    let stored: String = redis::cmd("GET").arg(format!("{ns}{moved}")).query(&mut raw).unwrap();
+    assert_eq!(stored, "42");
+    tower.mset(keys.iter().map(|key| (key.as_str(), 5u64))).unwrap();
+    let read = other.mget::<u64, _>(&keys);
+    assert!(read.values().all(|value| *value == Some(5)), "{read:?}");
+}
+
+#[test]
+fn a_sentinel_failover_under_load() {
+    let mut sentinel = TestSentinel::start();
+    let ns = unique_namespace("sentinel-failover");
+    let tower = Arc::new(instance(sentinel_layer(&sentinel, &ns)));
+    let other = instance(sentinel_layer(&sentinel, &ns));
+    let keys: Arc<Vec<String>> = Arc::new((0..50).map(|i| format!("k{i}")).collect());
+    for key in keys.iter() {
+        tower.set(key, 0u64).unwrap();
+        assert_eq!(other.get::<u64>(key), Some(0));
+    }
+    let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
+    let workers = start_load(&tower, &keys, &stop, &load);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let old_master = sentinel.master_port();
+    let killed = Instant::now();
+    sentinel.kill_master();
+    let new_master = sentinel.wait_for_failover(old_master, Duration::from_secs(30));
+    let failover = killed.elapsed();
+    assert_ne!(new_master, old_master);
+    first_write_within(&tower, "after", 1, Duration::from_secs(2))
+        .unwrap_or_else(|| panic!("writes did not resume within the failover time ({failover:?}) + 2 s"));
+    std::thread::sleep(Duration::from_millis(300));
+    stop_load(&stop, workers);
+    assert!(load.slowest() <= TIMEOUT + SLACK, "a call took {:?}", load.slowest());
+
+    // The new master has the writes; both instances read them, not what their memory held.
+    let mut raw = redis::Client::open(format!("redis://127.0.0.1:{new_master}/0")).unwrap().get_connection().unwrap();
+    for key in keys.iter() {
+        tower.set(key, 77u64).unwrap();
+        let stored: String = redis::cmd("GET").arg(format!("{ns}{key}")).query(&mut raw).unwrap();
+        assert_eq!(stored, "77", "{key} went to the new master");
+    }
+    for key in keys.iter() {
+        assert!(
+            eventually(Duration::from_secs(2), || other.get::<u64>(key) == Some(77)),
+            "{key} stale after the failover"
+        );
+    }
+}
