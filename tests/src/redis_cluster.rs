@@ -327,10 +327,9 @@ impl TestCluster {
                 return Err(format!("port {port} is not cluster_state:ok yet"));
             }
             let view = cluster_nodes(port)?;
-            let serves_all = view
-                .iter()
-                .find(|line| line.port == heir)
-                .is_some_and(|line| line.serving_master() && slots.iter().all(|range| line.slots.contains(range)));
+            let serves_all = view.iter().find(|line| line.port == heir).is_some_and(|line| {
+                line.serving_master() && slots.iter().all(|&(a, b)| (a..=b).all(|s| line.serves(s)))
+            });
             if !serves_all {
                 return Err(format!("port {port} does not see port {heir} serving {slots:?} yet"));
             }

@@ -362,3 +362,29 @@ fn a_sentinel_failover_under_load() {
         );
     }
 }
+
+#[test]
+fn sentinels_and_data_nodes_with_passwords() {
+    let set_up = TestSentinel::start_with_auth("t0psecret");
+    let ns = unique_namespace("sentinel-auth");
+    let layer = |sentinel_password: &str| {
+        RedisAdapter::builder()
+            .sentinel(MASTER_NAME, set_up.sentinels())
+            .sentinel_password(sentinel_password)
+            .password("t0psecret")
+            .namespace(&ns)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("building the layer")
+    };
+    let tower = instance(layer("t0psecret"));
+    tower.set("k", 1u64).unwrap();
+    assert_eq!(instance(layer("t0psecret")).get::<u64>("k"), Some(1));
+
+    // The sentinels refuse a wrong password: an error, which shows neither password.
+    let refused = instance(layer("wrong-one"));
+    let err = refused.set("k", 2u64).expect_err("the sentinels refused the password");
+    let shown = format!("{err} {err:?} {}", err.report());
+    assert!(!shown.contains("t0psecret") && !shown.contains("wrong-one"), "{shown}");
+    assert!(format!("{:?}", layer("t0psecret")).contains("sentinels"), "the endpoint names the sentinels");
+}

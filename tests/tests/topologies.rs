@@ -194,6 +194,7 @@ fn sentinels_with_a_password_fail_over_too() {
     set(&mut writer, "topologies:auth", "kept");
     wait_replicated(&mut writer, REPLICAS);
 
+    let ports: Vec<u16> = set_up.sentinels().iter().map(|s| port_of(s)).chain([master]).collect();
     let old = set_up.kill_master();
     let new = set_up.wait_for_failover(old, Duration::from_secs(25));
     let mut promoted = connect(&format!("redis://:{password}@127.0.0.1:{new}"));
@@ -202,5 +203,5 @@ fn sentinels_with_a_password_fail_over_too() {
 
     let pids = set_up.pids();
     drop(set_up);
-    assert_gone(&pids, &[]);
+    assert_gone(&pids, &ports);
 }
