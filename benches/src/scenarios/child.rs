@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! <runner> --peer <role> <redis-url> <namespace>     coherence/staleness: a tower serving line commands
+//!                                                    (coherence/cluster-staleness: <redis-url> is
+//!                                                    cluster:<host:port>,...)
 //! <runner> --stampede-peer <redis-url> <namespace> <callers> <loader-ms> <lock-ms>
 //!                                                    redis/distributed-stampede: one process of callers
 //! <runner> --rss-child <contender> <ops>             memory/bounded-rss: one contender's workload

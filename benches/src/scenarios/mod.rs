@@ -25,6 +25,11 @@
 mod bounded_rss;
 mod caches;
 mod child;
+mod cluster_get;
+mod cluster_mget;
+mod cluster_mset;
+mod cluster_staleness;
+mod cluster_support;
 mod distributed_stampede;
 mod get_hit;
 mod get_hit_arc;
@@ -84,12 +89,16 @@ pub fn all() -> Vec<Scenario> {
         redis_mset::SCENARIO,
         redis_get_backfill::SCENARIO,
         redis_mget_backfill::SCENARIO,
+        cluster_get::SCENARIO,
+        cluster_mget::SCENARIO,
+        cluster_mset::SCENARIO,
         memoize_hit::SCENARIO,
         memoize_hit::SCENARIO_OVER_REDIS,
         memoize_refreshing::SCENARIO,
         memoize_stampede::SCENARIO,
         distributed_stampede::SCENARIO,
         staleness::SCENARIO,
+        cluster_staleness::SCENARIO,
         bounded_rss::SCENARIO,
     ]
 }

@@ -5,7 +5,8 @@
 //! peer mode (`--peer <role> <redis-url> <namespace>`, see [`super::child`]): each builds a
 //! memory-over-Redis tower (an unbounded `MemoryAdapter` over a `RedisAdapter` with namespace
 //! `stale:`, invalidation on, default settings) and waits until its invalidation listener has
-//! subscribed before it says `ready`.
+//! subscribed before it says `ready`. (`coherence/cluster-staleness` runs the same peers on a
+//! Redis Cluster: a `<redis-url>` of `cluster:<host:port>,...` names the cluster's seeds.)
 //!
 //! For each write:
 //! 1. The runner tells A `arm <key> <old> <new>`: A reads the key until it gets the current value
@@ -47,16 +48,20 @@ const NAMESPACE: &str = "stale:";
 /// The one key written and read.
 const KEY: &str = "k";
 /// The value a reader waits for after a delete: the key is absent.
-const ABSENT: &str = "-";
+pub(super) const ABSENT: &str = "-";
 /// How long A waits for a new version before it says `timeout`.
-const GIVE_UP: Duration = Duration::from_secs(2);
+pub(super) const GIVE_UP: Duration = Duration::from_secs(2);
 /// How long the runner waits for any line from a peer.
-const REPLY: Duration = Duration::from_secs(15);
+pub(super) const REPLY: Duration = Duration::from_secs(15);
 /// The project's bar for the p99.
 const BAR: Duration = Duration::from_millis(10);
 
+/// The peer's `<redis-url>` argument that names a Redis Cluster: this prefix, then its seeds
+/// (`host:port`), comma-separated.
+pub(super) const CLUSTER_PREFIX: &str = "cluster:";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Write {
+pub(super) enum Write {
     /// B's `tower.set`.
     LibrarySet,
     /// A raw redis-rs `SET` of the JSON from the runner.
@@ -219,14 +224,14 @@ fn set_raw(raw: &mut redis::Connection, value: &str) -> BoxResult<Instant> {
     Ok(Instant::now())
 }
 
-fn sorted(values: &[f64]) -> Vec<f64> {
+pub(super) fn sorted(values: &[f64]) -> Vec<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted
 }
 
 /// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -236,8 +241,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 // ===== peer mode =====
 
-/// `--peer <role> <redis-url> <namespace>`: a memory-over-Redis tower in this process, serving
-/// line commands on stdin, one answer line each on stdout:
+/// `--peer <role> <redis-url> <namespace>`: a memory-over-Redis tower in this process (on a Redis
+/// Cluster when the URL is `cluster:<host:port>,...`), serving line commands on stdin, one answer
+/// line each on stdout:
 ///
 /// | command | answer |
 /// |---|---|
@@ -253,7 +259,11 @@ pub fn peer_main(args: &[String]) -> ExitCode {
         eprintln!("usage: <runner> --peer <role> <redis-url> <namespace>");
         return ExitCode::from(2);
     };
-    let redis = match RedisAdapter::builder().url(url.as_str()).namespace(namespace.as_str()).build() {
+    let builder = match url.strip_prefix(CLUSTER_PREFIX) {
+        Some(seeds) => RedisAdapter::builder().cluster(seeds.split(',')),
+        None => RedisAdapter::builder().url(url.as_str()),
+    };
+    let redis = match builder.namespace(namespace.as_str()).build() {
         Ok(redis) => redis,
         Err(err) => {
             eprintln!("peer: {err}");
