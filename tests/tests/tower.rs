@@ -830,3 +830,89 @@ fn the_async_reads_take_the_same_fast_lane_and_fallbacks() {
         assert_eq!((stats[0].hits, stats[0].misses), (3, 2));
     });
 }
+
+// ===== a failed write is not followed by a read of the same layer =====
+
+/// A shared layer whose writes fail (as a timeout, after its watcher reported a change of the
+/// key they carry, as a store that applied the write late would) and that counts the reads of
+/// the tower's callers.
+#[derive(Default)]
+struct FailingShared {
+    sink: std::sync::Mutex<Option<cache_tower::adapter::ChangeSink>>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+/// The handle the tower holds; the test keeps the other.
+#[derive(Debug, Clone, Default)]
+struct FailingSharedLayer(Arc<FailingShared>);
+
+impl std::fmt::Debug for FailingShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailingShared").field("reads", &self.reads).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for FailingSharedLayer {
+    type Target = FailingShared;
+    fn deref(&self) -> &FailingShared {
+        &self.0
+    }
+}
+
+impl CacheAdapter for FailingSharedLayer {
+    fn kind(&self) -> &'static str {
+        "failing-shared"
+    }
+    fn namespace(&self) -> &str {
+        ""
+    }
+    fn ttl(&self) -> Option<Duration> {
+        None
+    }
+    fn get(&self, _: &str) -> cache_tower::Result<Option<Entry>> {
+        // Reads by the watcher (which runs on a thread of its own) are not the caller's.
+        if std::thread::current().name() != Some("watcher") {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(None)
+    }
+    fn set(&self, key: &str, _: &Entry) -> cache_tower::Result<()> {
+        if let Some(sink) = self.sink.lock().unwrap().clone() {
+            // Reported by a watcher thread, as a store's change feed would, before the write
+            // comes back.
+            let key = key.to_owned();
+            let watcher = std::thread::Builder::new().name("watcher".into());
+            watcher.spawn(move || sink(cache_tower::adapter::Change::Keys(&[key]))).unwrap().join().unwrap();
+        }
+        Err(cache_tower::Error::layer_fault(cache_tower::error::Fault::Timeout, "set timed out"))
+    }
+    fn delete(&self, _: &str) -> cache_tower::Result<()> {
+        Ok(())
+    }
+    fn exists(&self, _: &str) -> cache_tower::Result<bool> {
+        Ok(false)
+    }
+    fn flush(&self) -> cache_tower::Result<()> {
+        Ok(())
+    }
+    fn watch_changes(&self, sink: cache_tower::adapter::ChangeSink) -> Option<cache_tower::adapter::ChangeWatch> {
+        sink(cache_tower::adapter::Change::All);
+        *self.sink.lock().unwrap() = Some(sink);
+        Some(cache_tower::adapter::ChangeWatch::new(()))
+    }
+}
+
+#[test]
+fn a_set_does_not_read_back_from_a_layer_whose_write_just_failed() {
+    // A set whose key changes while it is written reads the key back from the shared layer to
+    // tell its own change from another's. From a layer whose write has just failed (a timeout,
+    // say) that read would cost the caller the timeout a second time, and could not show the
+    // set's value anyway.
+    let shared = FailingSharedLayer::default();
+    let tower = CacheTower::new();
+    tower.add_layer(MemoryAdapter::new());
+    tower.add_layer(shared.clone());
+    let err = tower.set("k", 1u32).expect_err("the shared layer's write failed");
+    assert_eq!(err.fault(), Some(cache_tower::error::Fault::Timeout));
+    assert_eq!(shared.reads.load(std::sync::atomic::Ordering::Relaxed), 0, "the failed layer was read back");
+}

@@ -245,6 +245,10 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             return Some(Phase::Writing { only: None, recheck: true });
         }
         if let Err(err) = reply.and_then(Reply::into_done) {
+            // Not asked again in this write (a `set` reads its key back from a layer below only
+            // if that layer took the write): a layer that just timed out would cost its timeout
+            // a second time.
+            self.skip.note(index);
             if self.purpose == Purpose::Store {
                 // Going up, so the last error kept is the topmost layer's.
                 self.topmost_error = Some(err);
