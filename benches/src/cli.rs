@@ -23,14 +23,17 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         memory/set-overwrite, memory/insert-evict, memory/get-2-threads,
                         memory/get-or-set-hit, memory/zipf-0.9, memory/zipf-1.1, memory/scan,
                         redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
-                        redis/mget-backfill, memoize/hit, memoize/hit-over-redis,
-                        memoize/refreshing-hit,
-                        memoize/stampede-64, redis/distributed-stampede,
-                        coherence/staleness, memory/bounded-rss)
+                        redis/mget-backfill, cluster/get, cluster/mget-1000,
+                        cluster/mset-1000, memoize/hit, memoize/hit-over-redis,
+                        memoize/refreshing-hit, memoize/stampede-64,
+                        redis/distributed-stampede, coherence/staleness,
+                        coherence/cluster-staleness, memory/bounded-rss)
 
 The Redis scenarios start a redis-server of their own on a free loopback port (no persistence;
 stopped at the end), or use the server of REDIS_URL when it is set (its `user:*` keys are
-overwritten). Without either, they are skipped with a note.
+overwritten). Without either, they are skipped with a note. The cluster scenarios start a
+3-master / 3-replica Redis Cluster of their own the same way (redis-server and redis-cli), or
+use the nodes of REDIS_CLUSTER_NODES (comma-separated host:port).
   -h, --help            show this text";
 
 /// Parses the arguments after the program name.

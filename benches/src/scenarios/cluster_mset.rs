@@ -1,7 +1,8 @@
 //! `mset` of 1,000 keys into a Redis Cluster on one thread, each with a TTL, the keys of each
 //! batch spread over every master: a Redis-only tower on the cluster whose layer has a TTL (the
-//! keys grouped by hash slot, one atomic Lua script call, `EVALSHA`, per slot, all sent at once by
-//! redis-rs's async cluster connection) against the hand-written best a client can do, with one
+//! keys grouped by hash slot: a plain `SET .. PX` for a slot's lone key, one atomic Lua script
+//! call, `EVALSHA`, for a slot of several; the slots of one master in one pipeline, every master
+//! at once, each pipeline routed by redis-rs's async cluster connection) against the hand-written best a client can do, with one
 //! `MultiplexedConnection` per master and the slot map read once at set-up (`CLUSTER SLOTS`):
 //!
 //! * per-node pipelines: each key's slot computed, the keys grouped by the master that serves
@@ -115,9 +116,10 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         slots.len()
     };
     notes.push(format!(
-        "cluster/mset-1000: each batch has keys on all {} masters; ours sends one atomic `EVALSHA` per hash slot \
-         ({slots} for the first batch: each slot's keys written together, every key with its TTL from the start); \
-         the raw pipelines are not atomic. Ours clones each value (`mset` takes values by value).",
+        "cluster/mset-1000: each batch has keys on all {} masters in {slots} hash slots (the first batch); ours \
+         writes each slot atomically (a plain `SET .. PX` for a slot's lone key, one `EVALSHA` for a slot of \
+         several; every key with its TTL from the start), one pipeline per master; the raw pipelines are not \
+         atomic. Ours clones each value (`mset` takes values by value).",
         clients.nodes.masters()
     ));
     let bar = |peer: usize, bar: f64| {

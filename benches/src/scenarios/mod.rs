@@ -13,10 +13,12 @@
 //! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
 //! `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
 //!
-//! Three scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
-//! [`child`]): `coherence/staleness` (two towers in two processes sharing one Redis),
-//! `redis/distributed-stampede` (four processes of 64 callers each on one cold key) and
-//! `memory/bounded-rss` (each contender's memory measured in a fresh process).
+//! Four scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
+//! [`child`]): `coherence/staleness` and `coherence/cluster-staleness` (two towers in two
+//! processes sharing one Redis, or one Redis Cluster), `redis/distributed-stampede` (four
+//! processes of 64 callers each on one cold key) and `memory/bounded-rss` (each contender's
+//! memory measured in a fresh process). The cluster scenarios (`cluster/...`) compare a tower
+//! on a Redis Cluster with redis-rs's cluster connections and a hand-written per-master client.
 //!
 //! To add a scenario, write a file with a `SCENARIO` constant and list it in [`all`]. Its `id`
 //! is what `--filter` matches, as a substring: `--filter memory/get-hit` also runs

@@ -17,6 +17,8 @@ mod cluster;
 mod connection;
 mod ops;
 mod settings;
+#[cfg(feature = "cluster")]
+mod slot_owners;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -233,8 +235,10 @@ impl RedisAdapterBuilder {
     /// them). A cluster has database 0 only.
     ///
     /// * `get`, `set`, `delete`, `exists` go to the node owning the key's slot; `mget` and
-    ///   `mset` are split by slot and sent to every owning node at once (one round trip per
-    ///   node, in parallel), results in request order.
+    ///   `mset` are split by slot, each master's share sent in one pipeline, every master at
+    ///   once (one round trip per node, in parallel), results in request order. Which slots
+    ///   share a master is read with `CLUSTER SLOTS` and used only to group: each pipeline is
+    ///   routed by redis-rs, and a part a node redirects is sent again on its own.
     /// * `mset` is atomic per slot, not across slots: a reader may see some keys of a batch
     ///   written and others not yet. A namespace holding a hash tag (`"{users}:"`) puts every key
     ///   of the layer on one slot, so `mset` is atomic again and `mget` is one command, at the

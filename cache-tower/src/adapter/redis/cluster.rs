@@ -1,6 +1,6 @@
 //! A Redis Cluster behind one layer (feature `cluster`): redis-rs's async cluster connection,
 //! which routes each command by its key's hash slot, follows `MOVED` and `ASK`, and refreshes
-//! its slot map when the topology changes. Nothing here routes or keeps a slot map.
+//! its slot map when the topology changes. Nothing here routes.
 //!
 //! * One cluster connection is shared by every call, made on first use and remade after it
 //!   fails, like the one-server async connection (`connection.rs`).
@@ -11,6 +11,9 @@
 //! * The layer's scripts are loaded on every node when the connection opens (`SCRIPT LOAD` is
 //!   routed to all nodes), and again on a `NOSCRIPT` (a node that joined since).
 //! * Every call is bounded by the layer's timeout, whatever redis-rs retries inside it.
+//! * Batches (`mget`, `mset`) go one pipeline per master, grouped by a hint of which slots
+//!   share a master, read with `CLUSTER SLOTS` (`slot_owners.rs`); redis-rs still routes each
+//!   pipeline, and a command a node redirects is sent again on its own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use redis::{RedisError, RedisResult, Value};
 
 use super::connection::Connector;
 use super::ops::{Command, Failed, Op, Progress, is_noscript, script_sources};
+use super::slot_owners::SlotOwners;
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
 
@@ -33,6 +37,9 @@ pub(super) struct ClusterShared {
     /// Ends the runtime's thread when the layer is dropped.
     _stop: tokio::sync::oneshot::Sender<()>,
     connection: Mutex<Option<(u64, ClusterConnection)>>,
+    /// Which slots share a master, to batch by (`slot_owners.rs`); `None` until read, and
+    /// again after a node redirected a command of a batch (read before the next batch).
+    owners: Mutex<Option<Arc<SlotOwners>>>,
     made: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
 }
@@ -52,6 +59,7 @@ impl ClusterShared {
             runtime: handle,
             _stop: stop,
             connection: Mutex::new(None),
+            owners: Mutex::new(None),
             made: std::sync::atomic::AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
         })
@@ -85,11 +93,19 @@ impl ClusterShared {
     async fn query(&self, connector: &Connector, operation: &str, cmd: &Command) -> Result<RedisResult<Value>> {
         let work = async {
             let (number, mut connection) = self.connection(connector).await?;
-            let mut reply = cmd.query_cluster(&mut connection).await;
+            let owners = match cmd {
+                Command::PerSlot(_) => self.owners(&mut connection).await,
+                _ => None,
+            };
+            let mut redirected = false;
+            let mut reply = cmd.query_cluster(&mut connection, owners.as_deref(), &mut redirected).await;
             if reply.as_ref().is_err_and(is_noscript) {
                 // A node that joined (or was flushed) since the scripts were loaded.
                 load_scripts(&mut connection).await?;
-                reply = cmd.query_cluster(&mut connection).await;
+                reply = cmd.query_cluster(&mut connection, owners.as_deref(), &mut redirected).await;
+            }
+            if redirected {
+                self.owners.lock().take();
             }
             Ok::<_, RedisError>((number, reply))
         };
@@ -131,7 +147,32 @@ impl ClusterShared {
         };
         let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.connection.lock() = Some((number, connection.clone()));
+        // A new connection may follow a topology change: read the owners again.
+        self.owners.lock().take();
         Ok((number, connection))
+    }
+
+    /// Which slots share a master, read (`CLUSTER SLOTS`, one round trip) when not known. When
+    /// they cannot be read, batches go per slot, which is slower but as correct.
+    async fn owners(&self, connection: &mut ClusterConnection) -> Option<Arc<SlotOwners>> {
+        if let Some(owners) = self.owners.lock().clone() {
+            return Some(owners);
+        }
+        let read = match SlotOwners::command().query_async::<Value>(connection).await {
+            Ok(reply) => SlotOwners::parse(reply),
+            Err(err) => Err(format!("CLUSTER SLOTS failed: {}", err.category())),
+        };
+        match read {
+            Ok(owners) => {
+                let owners = Arc::new(owners);
+                *self.owners.lock() = Some(Arc::clone(&owners));
+                Some(owners)
+            }
+            Err(reason) => {
+                tracing::debug!(reason, "redis cluster: batches go per slot (which slots share a master is unknown)");
+                None
+            }
+        }
     }
 
     fn forget(&self, number: u64) {

@@ -117,10 +117,11 @@ pub(super) enum Command {
     /// Its reply is an array of every command's reply, an error reply among them as a
     /// [`Value::ServerError`] (the pipeline ignores errors, so the parser decides).
     Pipeline(Pipeline),
-    /// Cluster only: one command per hash slot, sent at once (each to the node that owns its
-    /// slot); the reply is an array of their replies, in order.
+    /// Cluster only: one command per hash slot (a single command or a pipeline), those of one
+    /// master sent to it in one pipeline, every master's at once (`slot_owners.rs`); the reply
+    /// is an array of their replies, in order.
     #[cfg(feature = "cluster")]
-    PerSlot(Vec<Command>),
+    PerSlot(Vec<(redis::cluster_routing::Slot, Command)>),
     /// Cluster only: a command for every master; the reply maps each master's `host:port` to
     /// its reply.
     #[cfg(feature = "cluster")]
@@ -172,27 +173,25 @@ impl Command {
     }
 
     /// Sends it and reads its reply, on a cluster connection: each command routed by redis-rs
-    /// (by its key's slot, or as `AllMasters` / `OnNode` say), the commands of `PerSlot` all at
-    /// once, so each node gets its share in one round trip, all nodes in parallel.
+    /// (by its key's slot, or as `AllMasters` / `OnNode` say); the parts of `PerSlot` grouped
+    /// by master as `owners` says, so each master gets its share in one round trip, all masters
+    /// in parallel (without `owners`, each part goes alone). `redirected` is set when a node
+    /// redirected a part: `owners` is out of date.
     #[cfg(feature = "cluster")]
     pub(super) async fn query_cluster(
         &self,
         connection: &mut redis::cluster_async::ClusterConnection,
+        owners: Option<&super::slot_owners::SlotOwners>,
+        redirected: &mut bool,
     ) -> redis::RedisResult<Value> {
         use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
         match self {
             Command::One(cmd) => cmd.query_async(connection).await,
             Command::Pipeline(pipeline) => pipeline.query_async(connection).await,
-            Command::PerSlot(commands) => {
-                let sends = commands.iter().map(|command| {
-                    let mut connection = connection.clone();
-                    async move { Box::pin(command.query_cluster(&mut connection)).await }
-                });
-                futures_util::future::join_all(sends)
-                    .await
-                    .into_iter()
-                    .collect::<redis::RedisResult<Vec<_>>>()
-                    .map(Value::Array)
+            Command::PerSlot(parts) => {
+                let sent = super::slot_owners::send(connection, parts, owners).await?;
+                *redirected |= sent.redirected;
+                Ok(Value::Array(sent.replies))
             }
             Command::AllMasters(cmd) => {
                 connection
@@ -215,8 +214,8 @@ impl Command {
             Command::AllMasters(cmd) | Command::OnNode { cmd, .. } => cmd.get_packed_command(),
             Command::Pipeline(pipeline) => pipeline.get_packed_pipeline(),
             #[cfg(feature = "cluster")]
-            Command::PerSlot(commands) => {
-                commands.iter().map(|command| command.packed().into_bytes()).collect::<Vec<_>>().concat()
+            Command::PerSlot(parts) => {
+                parts.iter().map(|(_, command)| command.packed().into_bytes()).collect::<Vec<_>>().concat()
             }
         })
         .expect("commands of text")
@@ -267,7 +266,7 @@ enum State {
     /// request) of the keys its command carries; each reply is read by the parser and put back
     /// in request order, `total` in all.
     #[cfg(feature = "cluster")]
-    PerSlot { command: Command, groups: Vec<Vec<usize>>, total: usize, parse: Parse },
+    PerSlot { command: Command, groups: SlotGroups, total: usize, parse: Parse },
     /// A cluster's `flush`, waiting for the list of masters.
     #[cfg(feature = "cluster")]
     Masters(Command),
@@ -301,6 +300,67 @@ enum Parse {
     /// `SET NX`: `OK` when the lock was taken, nil when somebody holds it.
     Locked,
     Done,
+}
+
+/// The keys of a request grouped by hash slot, flat (no allocation per slot): group `g` is
+/// `order[ends[g - 1]..ends[g]]`, indices into the request, in request order within a group;
+/// groups in the order their slots first appear.
+#[cfg(feature = "cluster")]
+#[derive(Debug)]
+struct SlotGroups {
+    slots: Vec<redis::cluster_routing::Slot>,
+    order: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+#[cfg(feature = "cluster")]
+impl SlotGroups {
+    /// Groups `keys` (under `namespace`) by the hash slot of their Redis key.
+    fn new(namespace: &[u8], keys: &[&str]) -> Self {
+        use redis::cluster_routing::Slot;
+        let mut numbers: std::collections::HashMap<Slot, usize> = std::collections::HashMap::with_capacity(keys.len());
+        let mut slots = Vec::new();
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut group_of = Vec::with_capacity(keys.len());
+        let mut full = Vec::with_capacity(namespace.len() + 32);
+        for key in keys {
+            full.clear();
+            full.extend_from_slice(namespace);
+            full.extend_from_slice(key.as_bytes());
+            let slot = Slot::for_key(&full);
+            let group = *numbers.entry(slot).or_insert_with(|| {
+                slots.push(slot);
+                sizes.push(0);
+                slots.len() - 1
+            });
+            sizes[group] += 1;
+            group_of.push(group);
+        }
+        let mut ends = Vec::with_capacity(sizes.len());
+        let mut next = Vec::with_capacity(sizes.len());
+        let mut end = 0;
+        for size in sizes {
+            next.push(end);
+            end += size;
+            ends.push(end);
+        }
+        let mut order = vec![0; keys.len()];
+        for (index, group) in group_of.into_iter().enumerate() {
+            order[next[group]] = index;
+            next[group] += 1;
+        }
+        Self { slots, order, ends }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Each group's slot and key indices.
+    fn iter(&self) -> impl Iterator<Item = (redis::cluster_routing::Slot, &[usize])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.slots.iter().zip(starts.zip(&self.ends)).map(|(slot, (start, &end))| (*slot, &self.order[start..end]))
+    }
 }
 
 /// Where an operation stands after a reply.
@@ -369,45 +429,65 @@ impl Ops {
         let keeps_stale = !self.stale.is_zero();
         let get = |key, stale_too, value_only| {
             let parse = Parse::GetWithTtl { window: self.window(stale_too), value_only };
-            State::Once(self.with_ttls(self.keyed("GET", &[key]), &[key]), parse)
+            State::Once(self.with_ttls(self.keyed("GET", [key]), [key]), parse)
         };
         let mget = |keys: &[&str], values_only| {
             let parse = Parse::MgetWithTtl { count: keys.len(), window: self.window(false), values_only };
             #[cfg(feature = "cluster")]
             if self.cluster {
                 return self.per_slot(keys, parse, |group| {
-                    let group: Vec<&str> = group.iter().map(|&index| keys[index]).collect();
-                    Ok(self.with_ttls(self.keyed("MGET", &group), &group))
+                    let group = || group.iter().map(|&index| keys[index]);
+                    // A slot's lone key (most slots of a batch): `GET`, cheaper than `MGET` for
+                    // the node and for the reply's parser.
+                    let read = if group().len() == 1 { "GET" } else { "MGET" };
+                    Ok(self.with_ttls(self.keyed(read, group()), group()))
                 });
             }
-            Ok(State::Once(self.with_ttls(self.keyed("MGET", keys), keys), parse))
+            Ok(State::Once(self.with_ttls(self.keyed("MGET", keys.iter().copied()), keys.iter().copied()), parse))
         };
         let state = match request {
             Request::Get(key) => get(key, false, false),
             Request::GetStale(key) => get(key, true, false),
             Request::GetValue(key) if keeps_stale => get(key, false, true),
-            Request::GetValue(key) => once(self.keyed("GET", &[key]), Parse::GetValue),
+            Request::GetValue(key) => once(self.keyed("GET", [key]), Parse::GetValue),
             Request::Mget([]) => State::Ready(Some(Reply::Entries(Vec::new()))),
             Request::Mget(keys) => mget(keys, false)?,
             Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
             Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
-            // On a cluster too: redis-rs splits a plain `MGET` by slot itself.
-            Request::MgetValues(keys) => once(self.keyed("MGET", keys), Parse::MgetValues),
+            #[cfg(feature = "cluster")]
+            Request::MgetValues(keys) if self.cluster => self.per_slot(keys, Parse::MgetValues, |group| {
+                Ok(match group {
+                    // A slot's lone key: `GET`, in a pipeline of one, so that its reply is a list
+                    // as `MGET`'s, an error reply in it (`WRONGTYPE`) left to the parser.
+                    [index] => {
+                        let mut pipeline = redis::Pipeline::with_capacity(1);
+                        pipeline.ignore_errors().add_command(self.keyed("GET", [keys[*index]]));
+                        Command::Pipeline(pipeline)
+                    }
+                    _ => Command::One(self.keyed("MGET", group.iter().map(|&index| keys[index]))),
+                })
+            })?,
+            Request::MgetValues(keys) => once(self.keyed("MGET", keys.iter().copied()), Parse::MgetValues),
             Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
             Request::Mset([]) => State::Ready(Some(Reply::Done)),
             #[cfg(feature = "cluster")]
             Request::Mset(items) if self.cluster => {
                 let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
                 self.per_slot(&keys, Parse::Done, |group| {
-                    Ok(Command::One(self.mset(group.iter().map(|&index| &items[index]))?))
+                    Ok(Command::One(match group {
+                        // One key: a plain `SET` (or `DEL`) is atomic, and cheaper for the node
+                        // than the script.
+                        [index] => self.set(items[*index].0, &items[*index].1)?,
+                        _ => self.mset(group.iter().map(|&index| &items[index]))?,
+                    }))
                 })?
             }
             Request::Mset(items) => once(self.mset(items.iter())?, Parse::Done),
-            Request::Delete(key) => once(self.keyed("UNLINK", &[key]), Parse::Done),
+            Request::Delete(key) => once(self.keyed("UNLINK", [key]), Parse::Done),
             Request::Exists(key) if keeps_stale => {
-                once(self.keyed("PTTL", &[key]), Parse::ExistsFresh(self.window(false)))
+                once(self.keyed("PTTL", [key]), Parse::ExistsFresh(self.window(false)))
             }
-            Request::Exists(key) => once(self.keyed("EXISTS", &[key]), Parse::Exists),
+            Request::Exists(key) => once(self.keyed("EXISTS", [key]), Parse::Exists),
             #[cfg(feature = "cluster")]
             Request::Flush if self.cluster => State::Masters(Command::AllMasters(redis::cmd("PING"))),
             Request::Flush => State::Scanning(Command::One(self.scan(0))),
@@ -443,17 +523,9 @@ impl Ops {
     /// A command per hash slot of `keys` (made by `command` from that slot's keys), sent at
     /// once; the replies are read by `parse` and put back in request order.
     fn per_slot(&self, keys: &[&str], parse: Parse, command: impl Fn(&[usize]) -> Result<Command>) -> Result<State> {
-        let mut slots: indexmap::IndexMap<redis::cluster_routing::Slot, Vec<usize>> = indexmap::IndexMap::new();
-        let mut full = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
-            full.clear();
-            full.extend_from_slice(&self.namespace);
-            full.extend_from_slice(key.as_bytes());
-            slots.entry(redis::cluster_routing::Slot::for_key(&full)).or_default().push(index);
-        }
-        let groups: Vec<Vec<usize>> = slots.into_values().collect();
-        let commands = groups.iter().map(|group| command(group)).collect::<Result<Vec<_>>>()?;
-        Ok(State::PerSlot { command: Command::PerSlot(commands), groups, total: keys.len(), parse })
+        let groups = SlotGroups::new(&self.namespace, keys);
+        let parts = groups.iter().map(|(slot, group)| Ok((slot, command(group)?))).collect::<Result<Vec<_>>>()?;
+        Ok(State::PerSlot { command: Command::PerSlot(parts), groups, total: keys.len(), parse })
     }
 
     /// The Redis key of a tower key: the namespace, then the key, written straight into the
@@ -467,9 +539,18 @@ impl Ops {
         RedisKey { namespace: &self.namespace, infix: LOCK_INFIX, key }
     }
 
-    /// `name` with every key as an argument.
-    fn keyed(&self, name: &str, keys: &[&str]) -> Cmd {
-        let mut cmd = redis::cmd(name);
+    /// `name` with every key as an argument (its buffers sized once).
+    fn keyed<'k, I>(&self, name: &str, keys: I) -> Cmd
+    where
+        I: IntoIterator<Item = &'k str>,
+        I::IntoIter: Clone,
+    {
+        let keys = keys.into_iter();
+        let (count, bytes) = keys
+            .clone()
+            .fold((1, name.len()), |(count, bytes), key| (count + 1, bytes + self.namespace.len() + key.len()));
+        let mut cmd = Cmd::with_capacity(count, bytes);
+        cmd.arg(name);
         for key in keys {
             cmd.arg(self.key(key));
         }
@@ -477,11 +558,16 @@ impl Ops {
     }
 
     /// `read`, then a `PTTL` of each of `keys`, pipelined.
-    fn with_ttls(&self, read: Cmd, keys: &[&str]) -> Command {
-        let mut pipeline = redis::pipe();
+    fn with_ttls<'k, I>(&self, read: Cmd, keys: I) -> Command
+    where
+        I: IntoIterator<Item = &'k str>,
+        I::IntoIter: Clone,
+    {
+        let keys = keys.into_iter();
+        let mut pipeline = redis::Pipeline::with_capacity(keys.clone().count() + 1);
         pipeline.ignore_errors().add_command(read);
         for key in keys {
-            pipeline.cmd("PTTL").arg(self.key(key));
+            pipeline.add_command(self.keyed("PTTL", [key]));
         }
         Command::Pipeline(pipeline)
     }
@@ -582,7 +668,7 @@ impl Op<'_> {
                 if replies.len() != groups.len() {
                     return Err(Failed::Reply(mismatch("redis answered fewer slots than were asked")));
                 }
-                scatter(groups, total, replies, parse).map(Progress::Done)
+                scatter(&groups, total, replies, parse).map(Progress::Done)
             }
             #[cfg(feature = "cluster")]
             State::Masters(_) => {
@@ -703,41 +789,56 @@ impl Parse {
 /// The replies of a per-slot command, each read by `parse` for its group's keys, put back in
 /// request order.
 #[cfg(feature = "cluster")]
-fn scatter(groups: Vec<Vec<usize>>, total: usize, replies: Vec<Value>, parse: Parse) -> Result<Reply, Failed> {
-    let mut entries: Vec<Option<Entry>> = Vec::new();
-    let mut values: Vec<Option<StoredValue>> = Vec::new();
-    for (group, reply) in groups.iter().zip(replies) {
-        let parse = match parse {
-            Parse::MgetWithTtl { window, values_only, .. } => {
-                Parse::MgetWithTtl { count: group.len(), window, values_only }
+fn scatter(groups: &SlotGroups, total: usize, replies: Vec<Value>, parse: Parse) -> Result<Reply, Failed> {
+    let groups = groups.iter().map(|(_, group)| group).zip(replies);
+    match parse {
+        Parse::MgetValues => {
+            // Read straight into place: a value per key, no list per slot.
+            let mut values: Vec<Option<StoredValue>> = Vec::new();
+            values.resize_with(total, || None);
+            for (group, reply) in groups {
+                let Value::Array(items) = reply_or_error(reply)? else {
+                    return Err(Failed::Reply(mismatch("redis answered MGET with something else than a list")));
+                };
+                if items.len() != group.len() {
+                    return Err(Failed::Reply(mismatch("redis answered MGET with another number of values")));
+                }
+                for (&index, item) in group.iter().zip(items) {
+                    values[index] = string_or_miss(item)?.map(StoredValue::from_json);
+                }
             }
-            other => other,
-        };
-        match parse.reply(Ok(reply))? {
-            Reply::Entries(group_entries) => {
-                entries.resize_with(total, || None);
+            Ok(Reply::Values(values))
+        }
+        Parse::MgetWithTtl { window, values_only, .. } => {
+            let mut entries: Vec<Option<Entry>> = Vec::new();
+            entries.resize_with(total, || None);
+            for (group, reply) in groups {
+                if let [index] = group {
+                    // A lone key's `GET` + `PTTL`.
+                    let lone = Parse::GetWithTtl { window, value_only: false };
+                    if let Reply::Entry(entry) = lone.reply(Ok(reply))? {
+                        entries[*index] = entry;
+                    }
+                    continue;
+                }
+                let group_entries = parse_mget_with_ttl(decode(reply)?, group.len(), window)?;
                 for (&index, entry) in group.iter().zip(group_entries) {
                     entries[index] = entry;
                 }
             }
-            Reply::Values(group_values) => {
-                values.resize_with(total, || None);
-                for (&index, value) in group.iter().zip(group_values) {
-                    values[index] = value;
-                }
+            Ok(if values_only {
+                Reply::Values(entries.into_iter().map(|entry| entry.map(|entry| entry.into_parts().0)).collect())
+            } else {
+                Reply::Entries(entries)
+            })
+        }
+        parse => {
+            for (_, reply) in groups {
+                parse.reply(Ok(reply))?;
             }
-            _ => {}
+            Ok(Reply::Done)
         }
     }
-    Ok(match parse {
-        Parse::MgetWithTtl { values_only: false, .. } => {
-            Reply::Entries(if entries.is_empty() { vec![None; total] } else { entries })
-        }
-        Parse::MgetWithTtl { values_only: true, .. } => {
-            Reply::Values(if values.is_empty() { vec![None; total] } else { values })
-        }
-        _ => Reply::Done,
-    })
 }
 
 /// `KEYS`/`SCAN` glob matching every key that starts with `namespace`: its glob characters are
@@ -942,6 +1043,40 @@ mod tests {
         let Ok(Progress::Done(Reply::Entries(entries))) = op.feed(Some(Ok(full))) else { panic!("entries") };
         assert_eq!(entries.len(), 2);
         assert!(entries[0].as_ref().is_some_and(|e| e.ttl().is_none()) && entries[1].is_none());
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn a_cluster_mget_goes_per_slot_and_answers_in_request_order() {
+        let ops = Ops::new("", None).on_cluster();
+        // `{a}x` and `{a}y` share a slot; `b` has its own.
+        let keys = ["{a}x", "b", "{a}y"];
+        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let Some(Command::PerSlot(parts)) = op.command() else { panic!("per slot") };
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].1.packed(), "*3\r\n$4\r\nMGET\r\n$4\r\n{a}x\r\n$4\r\n{a}y\r\n");
+        // Each slot's reply, in the order of the parts: `{a}x` and `{a}y`, then `b`.
+        let replies = Value::Array(vec![Value::Array(vec![bulk("1"), Value::Nil]), Value::Array(vec![bulk("2")])]);
+        let Ok(Progress::Done(Reply::Values(values))) = op.feed(Some(Ok(replies))) else { panic!("values") };
+        let values: Vec<Option<i64>> = values.into_iter().map(|v| v.map(|v| v.decode().unwrap())).collect();
+        assert_eq!(values, [Some(1), Some(2), None]);
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn a_cluster_mset_sets_a_lone_key_plainly_and_scripts_a_slot_of_many() {
+        let ops = Ops::new("", Some(Duration::from_secs(10))).on_cluster();
+        let items = [
+            ("{a}x", Entry::new(StoredValue::new(1), None)),
+            ("b", Entry::new(StoredValue::new(2), None)),
+            ("{a}y", Entry::new(StoredValue::new(3), None)),
+        ];
+        let mut op = ops.op(Request::Mset(&items)).unwrap();
+        let Some(Command::PerSlot(parts)) = op.command() else { panic!("per slot") };
+        assert!(parts[0].1.packed().contains("EVALSHA"));
+        assert_eq!(parts[1].1.packed(), "*5\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n$2\r\nPX\r\n$5\r\n10000\r\n");
+        // A slot answering fewer replies than it was asked is a mismatch, not a panic.
+        assert!(matches!(op.feed(Some(Ok(Value::Array(vec![Value::Int(2)])))), Err(Failed::Reply(_))));
     }
 
     #[test]
