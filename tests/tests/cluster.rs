@@ -388,3 +388,39 @@ fn sentinels_and_data_nodes_with_passwords() {
     assert!(!shown.contains("t0psecret") && !shown.contains("wrong-one"), "{shown}");
     assert!(format!("{:?}", layer("t0psecret")).contains("sentinels"), "the endpoint names the sentinels");
 }
+
+#[test]
+fn batches_over_every_master_round_trip_on_both_paths_and_survive_a_script_flush() {
+    // A batch spread over the slot space (lone keys: `GET` / plain `SET`) with a hash-tagged
+    // group (one slot of many keys: `MGET` / the atomic script), one pipeline per master.
+    let cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-batches");
+    let tower = instance(cluster_layer(&cluster, &ns));
+    let other = instance(cluster_layer(&cluster, &ns));
+    let mut keys = keys_on_every_master(&cluster, &ns, 40);
+    keys.extend((0..20).map(|i| format!("{{tagged}}:{i}")));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut raw = raw_cluster(&cluster);
+
+    for round in 0..3u64 {
+        if round == 2 {
+            // Every node forgets the layer's scripts: the next `mset` loads them again.
+            let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
+        }
+        let items = keys.iter().enumerate().map(|(i, key)| (key.as_str(), round * 1000 + i as u64));
+        if round == 1 {
+            runtime.block_on(tower.mset_async(items)).unwrap();
+        } else {
+            tower.mset(items).unwrap();
+        }
+        let read =
+            if round == 1 { runtime.block_on(other.mget_async::<u64, _>(&keys)) } else { other.mget::<u64, _>(&keys) };
+        let expected: Vec<Option<u64>> = (0..keys.len()).map(|i| Some(round * 1000 + i as u64)).collect();
+        assert_eq!(read.values().copied().collect::<Vec<_>>(), expected, "round {round}");
+        let stored: Option<String> = redis::cmd("GET").arg(format!("{ns}{{tagged}}:3")).query(&mut raw).unwrap();
+        assert_eq!(stored.as_deref(), Some((round * 1000 + keys.len() as u64 - 17).to_string().as_str()));
+    }
+    for layered in [&tower, &other] {
+        assert!(layered.stats().iter().all(|layer| layer.errors == 0), "{:?}", layered.stats());
+    }
+}

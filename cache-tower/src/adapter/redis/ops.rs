@@ -456,16 +456,10 @@ impl Ops {
             Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
             #[cfg(feature = "cluster")]
             Request::MgetValues(keys) if self.cluster => self.per_slot(keys, Parse::MgetValues, |group| {
-                Ok(match group {
-                    // A slot's lone key: `GET`, in a pipeline of one, so that its reply is a list
-                    // as `MGET`'s, an error reply in it (`WRONGTYPE`) left to the parser.
-                    [index] => {
-                        let mut pipeline = redis::Pipeline::with_capacity(1);
-                        pipeline.ignore_errors().add_command(self.keyed("GET", [keys[*index]]));
-                        Command::Pipeline(pipeline)
-                    }
-                    _ => Command::One(self.keyed("MGET", group.iter().map(|&index| keys[index]))),
-                })
+                // A slot's lone key (most slots of a batch): `GET`, cheaper than `MGET` for the
+                // node and for the reply's parser.
+                let read = if group.len() == 1 { "GET" } else { "MGET" };
+                Ok(Command::One(self.keyed(read, group.iter().map(|&index| keys[index]))))
             })?,
             Request::MgetValues(keys) => once(self.keyed("MGET", keys.iter().copied()), Parse::MgetValues),
             Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
@@ -787,7 +781,8 @@ impl Parse {
 }
 
 /// The replies of a per-slot command, each read by `parse` for its group's keys, put back in
-/// request order.
+/// request order. An error reply arrives as a value ([`Value::ServerError`]) and is read here
+/// (`WRONGTYPE` from a lone key's `GET` is a miss; any other is the operation's error).
 #[cfg(feature = "cluster")]
 fn scatter(groups: &SlotGroups, total: usize, replies: Vec<Value>, parse: Parse) -> Result<Reply, Failed> {
     let groups = groups.iter().map(|(_, group)| group).zip(replies);
@@ -797,6 +792,11 @@ fn scatter(groups: &SlotGroups, total: usize, replies: Vec<Value>, parse: Parse)
             let mut values: Vec<Option<StoredValue>> = Vec::new();
             values.resize_with(total, || None);
             for (group, reply) in groups {
+                if let [index] = group {
+                    // A lone key's `GET`: its value, or a miss (`WRONGTYPE` too, as `MGET` reads it).
+                    values[*index] = string_or_miss(reply)?.map(StoredValue::from_json);
+                    continue;
+                }
                 let Value::Array(items) = reply_or_error(reply)? else {
                     return Err(Failed::Reply(mismatch("redis answered MGET with something else than a list")));
                 };
@@ -834,7 +834,7 @@ fn scatter(groups: &SlotGroups, total: usize, replies: Vec<Value>, parse: Parse)
         }
         parse => {
             for (_, reply) in groups {
-                parse.reply(Ok(reply))?;
+                parse.reply(Ok(reply_or_error(reply)?))?;
             }
             Ok(Reply::Done)
         }
@@ -1055,11 +1055,26 @@ mod tests {
         let Some(Command::PerSlot(parts)) = op.command() else { panic!("per slot") };
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].1.packed(), "*3\r\n$4\r\nMGET\r\n$4\r\n{a}x\r\n$4\r\n{a}y\r\n");
+        // A slot's lone key is a plain `GET`.
+        assert_eq!(parts[1].1.packed(), "*2\r\n$3\r\nGET\r\n$1\r\nb\r\n");
         // Each slot's reply, in the order of the parts: `{a}x` and `{a}y`, then `b`.
-        let replies = Value::Array(vec![Value::Array(vec![bulk("1"), Value::Nil]), Value::Array(vec![bulk("2")])]);
+        let replies = Value::Array(vec![Value::Array(vec![bulk("1"), Value::Nil]), bulk("2")]);
         let Ok(Progress::Done(Reply::Values(values))) = op.feed(Some(Ok(replies))) else { panic!("values") };
         let values: Vec<Option<i64>> = values.into_iter().map(|v| v.map(|v| v.decode().unwrap())).collect();
         assert_eq!(values, [Some(1), Some(2), None]);
+
+        // A lone key holding another type is a miss; another error reply is the operation's.
+        let wrong_type = || Value::ServerError(server_error("WRONGTYPE").try_into().expect("a server error"));
+        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let replies = Value::Array(vec![Value::Array(vec![Value::Nil, Value::Nil]), wrong_type()]);
+        let Ok(Progress::Done(Reply::Values(values))) = op.feed(Some(Ok(replies))) else { panic!("values") };
+        assert!(values.iter().all(Option::is_none));
+        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let replies = Value::Array(vec![
+            Value::Array(vec![Value::Nil, Value::Nil]),
+            Value::ServerError(server_error("ERR").try_into().expect("a server error")),
+        ]);
+        assert!(matches!(op.feed(Some(Ok(replies))), Err(Failed::Redis(_))));
     }
 
     #[cfg(feature = "cluster")]

@@ -108,12 +108,11 @@ pub(super) struct Sent {
 
 /// Sends `parts` (a command per slot), those of one master (by `owners`) in one pipeline, all
 /// masters at once; a part a node redirected is sent again on its own, routed by redis-rs. The
-/// replies are in the order of `parts`, each as that part's own command would have had it (an
-/// array for a pipeline).
+/// replies are in the order of `parts`: a single command's value (an error reply as a
+/// [`Value::ServerError`]), a pipeline's array.
 ///
 /// # Errors
-/// A pipeline that failed (a node down: redis-rs has then tried again as its settings say), or
-/// an error reply to a part that is a single command.
+/// A pipeline that failed (a node down: redis-rs has then tried again as its settings say).
 pub(super) async fn send(
     connection: &ClusterConnection,
     parts: &[(Slot, Command)],
@@ -145,7 +144,16 @@ pub(super) async fn send(
             redirected |= was_redirected;
         }
     }
-    let replies = replies.into_iter().map(|reply| reply.unwrap_or(Value::Nil)).collect();
+    let replies: Vec<Value> = replies.into_iter().map(|reply| reply.unwrap_or(Value::Nil)).collect();
+    // A script a node does not have: the error of the whole batch, so that the layer loads its
+    // scripts and sends the batch again (`cluster.rs`).
+    let missing_script = replies.iter().find_map(|reply| match reply {
+        Value::ServerError(err) if err.kind() == Some(ServerErrorKind::NoScript) => Some(err.clone()),
+        _ => None,
+    });
+    if let Some(err) = missing_script {
+        return Err(err.into());
+    }
     Ok(Sent { replies, redirected })
 }
 
@@ -206,16 +214,18 @@ async fn send_group(
         };
         replies.push(match resend {
             Some(moved) => (send_alone(connection, command).await?, moved),
-            None => (reply_of(command, reply)?, false),
+            None => (reply, false),
         });
     }
     Ok(replies)
 }
 
-/// Sends a part on its own, routed by redis-rs (which follows `MOVED` and `ASK`).
+/// Sends a part on its own, routed by redis-rs (which follows `MOVED` and `ASK`). An error reply
+/// stays a value ([`Value::ServerError`]), as in a pipeline, for the parser.
 async fn send_alone(connection: &mut ClusterConnection, command: &Command) -> RedisResult<Value> {
+    use redis::aio::ConnectionLike as _;
     match command {
-        Command::One(cmd) => cmd.query_async(connection).await,
+        Command::One(cmd) => connection.req_packed_command(cmd).await,
         Command::Pipeline(pipeline) => pipeline.query_async(connection).await,
         _ => Err(RedisError::from(std::io::Error::other("a per-slot part of another kind"))),
     }
@@ -237,15 +247,6 @@ fn append(pipeline: &mut redis::Pipeline, command: &Command) -> usize {
         // Parts are single commands or pipelines (`Ops::per_slot`); anything else is sent on
         // its own, and so never appended.
         _ => 0,
-    }
-}
-
-/// A part's reply as its own command would have had it: a single command's error reply as an
-/// error (a pipeline's errors stay in its array, for the parser).
-fn reply_of(command: &Command, reply: Value) -> RedisResult<Value> {
-    match (command, reply) {
-        (Command::One(_), Value::ServerError(err)) => Err(err.into()),
-        (_, reply) => Ok(reply),
     }
 }
 
