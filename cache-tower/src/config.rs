@@ -417,64 +417,36 @@ impl RedisLayer {
     fn build(self, index: usize) -> Result<Arc<dyn CacheAdapter>> {
         use crate::adapter::redis::RedisAdapter;
 
-        let mut builder = RedisAdapter::builder().namespace(self.namespace).ttl(self.ttl).stale(self.stale);
+        // Each parameter given sets the builder's setting of the same meaning; one left out
+        // keeps the builder's default.
+        fn given<B, T>(builder: B, value: Option<T>, set: impl FnOnce(B, T) -> B) -> B {
+            match value {
+                Some(value) => set(builder, value),
+                None => builder,
+            }
+        }
         let params = self.params.unwrap_or_default();
-        if let Some(Secret(url)) = params.url {
-            builder = builder.url(url);
-        }
-        if let Some(name) = params.url_env {
-            builder = builder.url_env(name);
-        }
-        if let Some(host) = params.host {
-            builder = builder.host(host);
-        }
-        if let Some(port) = params.port {
-            builder = builder.port(port);
-        }
-        if let Some(db) = params.db {
-            builder = builder.db(db);
-        }
-        if let Some(username) = params.username {
-            builder = builder.username(username);
-        }
-        if let Some(Secret(password)) = params.password {
-            builder = builder.password(password);
-        }
-        if let Some(name) = params.password_env {
-            builder = builder.password_env(name);
-        }
-        if let Some(ms) = params.timeout_ms {
-            builder = builder.timeout(Duration::from_millis(ms));
-        }
-        if let Some(ms) = params.connect_timeout_ms {
-            builder = builder.connect_timeout(Duration::from_millis(ms));
-        }
-        if let Some(size) = params.pool_size {
-            builder = builder.pool_size(size);
-        }
-        if let Some(tls) = params.tls {
-            builder = builder.tls(tls);
-        }
-        if let Some(path) = params.tls_ca_file {
-            builder = builder.tls_ca_file(path);
-        }
-        if let Some(invalidation) = params.invalidation {
-            builder = builder.invalidation(invalidation);
-        }
-        if let Some(nodes) = params.cluster {
-            builder = builder.cluster(nodes.into_iter().map(|Node(node)| node));
-        }
+        let mut builder = RedisAdapter::builder().namespace(self.namespace).ttl(self.ttl).stale(self.stale);
+        builder = given(builder, params.url, |b, Secret(url)| b.url(url));
+        builder = given(builder, params.url_env, |b, name| b.url_env(name));
+        builder = given(builder, params.host, |b, host| b.host(host));
+        builder = given(builder, params.port, |b, port| b.port(port));
+        builder = given(builder, params.db, |b, db| b.db(db));
+        builder = given(builder, params.username, |b, username| b.username(username));
+        builder = given(builder, params.password, |b, Secret(password)| b.password(password));
+        builder = given(builder, params.password_env, |b, name| b.password_env(name));
+        builder = given(builder, params.timeout_ms, |b, ms| b.timeout(Duration::from_millis(ms)));
+        builder = given(builder, params.connect_timeout_ms, |b, ms| b.connect_timeout(Duration::from_millis(ms)));
+        builder = given(builder, params.pool_size, |b, size| b.pool_size(size));
+        builder = given(builder, params.tls, |b, tls| b.tls(tls));
+        builder = given(builder, params.tls_ca_file, |b, path| b.tls_ca_file(path));
+        builder = given(builder, params.invalidation, |b, invalidation| b.invalidation(invalidation));
+        builder = given(builder, params.cluster, |b, nodes| b.cluster(nodes.into_iter().map(|Node(node)| node)));
         if let Some(sentinel) = params.sentinel {
             builder = builder.sentinel(sentinel.master_name, sentinel.nodes.into_iter().map(|Node(node)| node));
-            if let Some(username) = sentinel.username {
-                builder = builder.sentinel_username(username);
-            }
-            if let Some(Secret(password)) = sentinel.password {
-                builder = builder.sentinel_password(password);
-            }
-            if let Some(name) = sentinel.password_env {
-                builder = builder.sentinel_password_env(name);
-            }
+            builder = given(builder, sentinel.username, |b, username| b.sentinel_username(username));
+            builder = given(builder, sentinel.password, |b, Secret(password)| b.sentinel_password(password));
+            builder = given(builder, sentinel.password_env, |b, name| b.sentinel_password_env(name));
         }
         let adapter = builder.build().map_err(|err| {
             // The builder names its own setting; in a configuration file that is `params.<name>`
