@@ -11,8 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -544,28 +543,10 @@ fn redis_server_command(port: &str, dir: &ScratchDir) -> Command {
     command
 }
 
-/// Spawns `command` (a redis-server) and waits up to 10 s until it answers on `port`. `Err` when
-/// it exits (the port may be taken) or never answers; then it is not left running.
-pub(crate) fn spawn_and_wait(mut command: Command, port: u16, dir: &ScratchDir) -> Result<Child, String> {
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
-        Err(err) => return Err(format!("spawning redis-server: {err}")),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = log_tail("its log", &dir.log());
-            return Err(format!("redis-server exited at start-up ({status}); port {port} may be taken\n{log}"));
-        }
-        if answers_ping(port) {
-            return Ok(child);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    kill_child(child);
-    Err(format!("redis-server on port {port} did not answer within 10s"))
+/// Spawns `command` (a redis-server writing its log into `dir`) and waits until it answers on
+/// `port` ([`redis_server::spawn_and_wait`](crate::redis_server)).
+pub(crate) fn spawn_and_wait(command: Command, port: u16, dir: &ScratchDir) -> Result<Child, String> {
+    crate::redis_server::spawn_and_wait(command, port, Some(&dir.log()))
 }
 
 /// SIGKILLs `child` and reaps it.
@@ -579,17 +560,6 @@ pub(crate) fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port")).collect();
     listeners.iter().map(|l| l.local_addr().expect("a bound address").port()).collect()
-}
-
-/// Whether something on 127.0.0.1:`port` answers `PING` (any reply counts: `-NOAUTH` too).
-pub(crate) fn answers_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 16];
-    matches!(stream.read(&mut reply), Ok(n) if n > 0)
 }
 
 /// Sends one command to 127.0.0.1:`port` on a fresh connection (authenticated with `password`),

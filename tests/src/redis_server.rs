@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,30 +109,37 @@ impl RedisServer {
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
-            Err(err) => return Err(format!("spawning redis-server: {err}")),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("redis-server exited at start-up ({status}); port {port} may be taken"));
-            }
-            if answers_ping(self.port) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(format!("redis-server on port {port} did not answer within 10s"))
+            .args(&self.args);
+        self.child = Some(spawn_and_wait(command, self.port, None)?);
+        Ok(())
     }
+}
+
+/// Spawns `command` (a redis-server) and waits up to 10 s until it answers on `port`. `Err` when
+/// it exits (the port may be taken; the tail of its `log` file, when it has one, is in the
+/// message) or never answers; then it is not left running.
+pub(crate) fn spawn_and_wait(mut command: Command, port: u16, log: Option<&Path>) -> Result<Child, String> {
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+        Err(err) => return Err(format!("spawning redis-server: {err}")),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log =
+                log.map(|log| format!("\n{}", crate::redis_cluster::log_tail("its log", log))).unwrap_or_default();
+            return Err(format!("redis-server exited at start-up ({status}); port {port} may be taken{log}"));
+        }
+        if answers_ping(port) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("redis-server on port {port} did not answer within 10s"))
 }
 
 impl Drop for RedisServer {
@@ -185,14 +193,14 @@ fn free_port() -> u16 {
         .expect("binding a free loopback port")
 }
 
-fn answers_ping(port: u16) -> bool {
+/// Whether something on 127.0.0.1:`port` answers `PING` (any reply counts: `-NOAUTH` too).
+pub(crate) fn answers_ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
     let mut reply = [0u8; 16];
-    // Any reply (+PONG, or -NOAUTH when a password is required) means it is up.
     matches!(stream.read(&mut reply), Ok(n) if n > 0)
 }
 

@@ -24,7 +24,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{RedisError, RedisResult, Value};
 
-use super::connection::Connector;
+use super::connection::{Connector, Shared};
 use super::ops::{Command, Failed, Op, Progress, is_noscript, script_sources};
 use super::slot_owners::SlotOwners;
 use crate::adapter::Reply;
@@ -36,12 +36,10 @@ pub(super) struct ClusterShared {
     runtime: tokio::runtime::Handle,
     /// Ends the runtime's thread when the layer is dropped.
     _stop: tokio::sync::oneshot::Sender<()>,
-    connection: Mutex<Option<(u64, ClusterConnection)>>,
+    connection: Shared<ClusterConnection>,
     /// Which slots share a master, to batch by (`slot_owners.rs`); `None` until read, and
     /// again after a node redirected a command of a batch (read before the next batch).
     owners: Mutex<Option<Arc<SlotOwners>>>,
-    made: std::sync::atomic::AtomicU64,
-    connecting: tokio::sync::Mutex<()>,
 }
 
 impl ClusterShared {
@@ -54,15 +52,7 @@ impl ClusterShared {
             // Runs the connection's tasks until the layer is gone.
             let _ = runtime.block_on(stopped);
         })?;
-        Ok(Self {
-            client,
-            runtime: handle,
-            _stop: stop,
-            connection: Mutex::new(None),
-            owners: Mutex::new(None),
-            made: std::sync::atomic::AtomicU64::new(0),
-            connecting: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { client, runtime: handle, _stop: stop, connection: Shared::default(), owners: Mutex::new(None) })
     }
 
     /// Carries out `op` and waits for it on this thread (the blocking path).
@@ -111,12 +101,12 @@ impl ClusterShared {
         };
         match tokio::time::timeout(connector.timeout, work).await {
             Ok(Ok((number, Err(err)))) if err.is_unrecoverable_error() => {
-                self.forget(number);
+                self.connection.forget(number);
                 Err(connector.error(operation, &err))
             }
             Ok(Ok((_, reply))) => Ok(reply),
             Ok(Err(err)) => {
-                self.reset();
+                self.connection.reset();
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Err(_elapsed) => Err(connector.timed_out(operation)),
@@ -125,30 +115,25 @@ impl ClusterShared {
 
     /// The shared connection and its number, made (on the layer's thread) if there is none.
     async fn connection(&self, connector: &Connector) -> RedisResult<(u64, ClusterConnection)> {
-        if let Some(shared) = self.connection.lock().clone() {
-            return Ok(shared);
-        }
-        let _connecting = self.connecting.lock().await;
-        if let Some(shared) = self.connection.lock().clone() {
-            return Ok(shared);
-        }
-        let client = self.client.clone();
-        let config = redis::cluster::ClusterConfig::new()
-            .set_connection_timeout(connector.connect_timeout.min(connector.timeout))
-            .set_response_timeout(connector.timeout);
-        let made = self.runtime.spawn(async move {
-            let mut connection = client.get_async_connection_with_config(config).await?;
-            load_scripts(&mut connection).await?;
-            Ok::<_, RedisError>(connection)
-        });
-        let connection = match made.await {
-            Ok(made) => made?,
-            Err(_) => return Err(RedisError::from(std::io::Error::other("the cluster connect task failed"))),
+        let make = || async {
+            let client = self.client.clone();
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(connector.connect_timeout.min(connector.timeout))
+                .set_response_timeout(connector.timeout);
+            let made = self.runtime.spawn(async move {
+                let mut connection = client.get_async_connection_with_config(config).await?;
+                load_scripts(&mut connection).await?;
+                Ok::<_, RedisError>(connection)
+            });
+            let connection = match made.await {
+                Ok(made) => made?,
+                Err(_) => return Err(RedisError::from(std::io::Error::other("the cluster connect task failed"))),
+            };
+            // A new connection may follow a topology change: read the owners again.
+            self.owners.lock().take();
+            Ok(connection)
         };
-        let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *self.connection.lock() = Some((number, connection.clone()));
-        // A new connection may follow a topology change: read the owners again.
-        self.owners.lock().take();
+        let (number, connection, _) = self.connection.get_or_make(make).await?;
         Ok((number, connection))
     }
 
@@ -173,17 +158,6 @@ impl ClusterShared {
                 None
             }
         }
-    }
-
-    fn forget(&self, number: u64) {
-        let mut shared = self.connection.lock();
-        if shared.as_ref().is_some_and(|(current, _)| *current == number) {
-            shared.take();
-        }
-    }
-
-    fn reset(&self) {
-        self.connection.lock().take();
     }
 }
 

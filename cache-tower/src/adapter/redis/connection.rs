@@ -315,19 +315,67 @@ fn set_timeouts(connection: &Connection, timeout: Duration) -> RedisResult<()> {
 
 // ===== impl AsyncShared =====
 
-/// One multiplexed async connection shared by every task, made on first use and remade after
-/// it breaks.
+/// One async connection shared by every task (a multiplexed connection to one server, or a
+/// cluster connection), made on first use and remade after it breaks.
 #[cfg(feature = "tokio")]
-#[derive(Default)]
-pub(super) struct AsyncShared {
+pub(super) struct Shared<C> {
     /// The connection, numbered: a task that found its connection broken forgets it only if it
     /// is still the shared one, not the new one another task has made since.
-    connection: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
+    connection: Mutex<Option<(u64, C)>>,
     /// The number of the next connection made.
     made: std::sync::atomic::AtomicU64,
     /// Held by the one task making the connection: the others wait for it (within their own
     /// timeout) instead of each opening a connection of its own, all but one thrown away.
     connecting: tokio::sync::Mutex<()>,
+}
+
+#[cfg(feature = "tokio")]
+impl<C> Default for Shared<C> {
+    fn default() -> Self {
+        Self { connection: Mutex::new(None), made: Default::default(), connecting: Default::default() }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<C: Clone> Shared<C> {
+    /// The shared connection, its number, and whether it existed before this call (`false`:
+    /// just made, by `make` or by the task this one waited for).
+    pub(super) async fn get_or_make<F>(&self, make: impl FnOnce() -> F) -> RedisResult<(u64, C, bool)>
+    where
+        F: std::future::Future<Output = RedisResult<C>>,
+    {
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, true));
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some((number, connection)) = self.connection.lock().clone() {
+            return Ok((number, connection, false));
+        }
+        let connection = make().await?;
+        let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.connection.lock() = Some((number, connection.clone()));
+        Ok((number, connection, false))
+    }
+
+    /// Forgets connection `number` if it is still the shared one: the next call makes a new one.
+    pub(super) fn forget(&self, number: u64) {
+        let mut shared = self.connection.lock();
+        if shared.as_ref().is_some_and(|(current, _)| *current == number) {
+            shared.take();
+        }
+    }
+
+    /// Forgets the shared connection, whichever it is (the server hung or could not be reached).
+    pub(super) fn reset(&self) {
+        self.connection.lock().take();
+    }
+}
+
+/// One multiplexed async connection to the server, shared by every task.
+#[cfg(feature = "tokio")]
+#[derive(Default)]
+pub(super) struct AsyncShared {
+    connection: Shared<redis::aio::MultiplexedConnection>,
 }
 
 #[cfg(feature = "tokio")]
@@ -354,7 +402,7 @@ impl AsyncShared {
                 match reply {
                     Err(err) if reused && (was_closed(&err) || was_demoted(connector, &err)) => {
                         tracing::debug!(error = %scrub(&err.to_string(), &connector.secrets), "redis connection was closed by the server; resending on a new one");
-                        self.forget(number);
+                        self.connection.forget(number);
                         (number, connection, _) = self.connection(connector).await?;
                         reused = false; // resent once at most
                     }
@@ -364,17 +412,17 @@ impl AsyncShared {
         };
         match tokio::time::timeout(connector.timeout, work).await {
             Ok(Ok((number, Err(err)))) if breaks_connection(&err) => {
-                self.forget(number);
+                self.connection.forget(number);
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Ok(Ok((_, reply))) => Ok(reply),
             Ok(Err(err)) => {
-                self.reset();
+                self.connection.reset();
                 Err(if err.is_timeout() { connector.timed_out(operation) } else { connector.error(operation, &err) })
             }
             Err(_elapsed) => {
                 // A hung server: start afresh next time rather than queue behind it.
-                self.reset();
+                self.connection.reset();
                 Err(connector.timed_out(operation))
             }
         }
@@ -383,34 +431,16 @@ impl AsyncShared {
     /// The shared connection, its number, and whether it existed before this call (`false`:
     /// just made).
     async fn connection(&self, connector: &Connector) -> RedisResult<(u64, redis::aio::MultiplexedConnection, bool)> {
-        if let Some((number, connection)) = self.connection.lock().clone() {
-            return Ok((number, connection, true));
-        }
-        let _connecting = self.connecting.lock().await;
-        if let Some((number, connection)) = self.connection.lock().clone() {
-            return Ok((number, connection, false)); // made by the task we waited for, just now
-        }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
-            .set_response_timeout(Some(connector.timeout));
-        let client = connector.source.client_async().await?;
-        let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
-        load_scripts().exec_async(&mut connection).await?;
-        let number = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *self.connection.lock() = Some((number, connection.clone()));
-        Ok((number, connection, false))
-    }
-
-    /// Forgets connection `number` if it is still the shared one: the next call makes a new one.
-    fn forget(&self, number: u64) {
-        let mut shared = self.connection.lock();
-        if shared.as_ref().is_some_and(|(current, _)| *current == number) {
-            shared.take();
-        }
-    }
-
-    /// Forgets the shared connection, whichever it is (the server hung or could not be reached).
-    fn reset(&self) {
-        self.connection.lock().take();
+        self.connection
+            .get_or_make(|| async {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connector.connect_timeout.min(connector.timeout)))
+                    .set_response_timeout(Some(connector.timeout));
+                let client = connector.source.client_async().await?;
+                let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+                load_scripts().exec_async(&mut connection).await?;
+                Ok(connection)
+            })
+            .await
     }
 }
