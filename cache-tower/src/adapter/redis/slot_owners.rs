@@ -107,7 +107,7 @@ pub(super) struct Sent {
 }
 
 /// Sends `parts` (a command per slot), those of one master (by `owners`) in one pipeline, all
-/// masters at once; a part a node redirected is sent again on its own, routed by redis-rs. The
+/// masters at once; a group a node redirected is sent again part by part, routed by redis-rs. The
 /// replies are in the order of `parts`: a single command's value (an error reply as a
 /// [`Value::ServerError`]), a pipeline's array.
 ///
@@ -157,9 +157,9 @@ pub(super) async fn send(
     Ok(Sent { replies, redirected })
 }
 
-/// Sends the parts of `group` in one pipeline (one part: as it is), then again on its own each
-/// part a node answered with a redirect (or `TRYAGAIN`, `CLUSTERDOWN`, `NOSCRIPT`: what
-/// redis-rs's routing, or the layer's script reloading, deals with).
+/// Sends the parts of `group` in one pipeline (one part: as it is). When the owners turn out to
+/// be out of date, each part of the group is sent again on its own (see [`send_each`]); the
+/// `bool` of each reply says so.
 async fn send_group(
     connection: &mut ClusterConnection,
     parts: &[(Slot, Command)],
@@ -182,24 +182,18 @@ async fn send_group(
     let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(parts[*first].0, SlotAddr::Master));
     let length = pipeline.len();
     let values = match connection.route_pipeline(pipeline, 0, length, route).await {
-        Ok(values) => values,
-        // redis-rs resends a whole pipeline to where a redirect points, so when the owners are
-        // out of date the pipeline bounces between nodes until redis-rs gives up on it. Then
-        // each part goes alone (all at once), routed by redis-rs's own, by now refreshed, map.
-        Err(err) if is_cluster_state(&err) => {
-            let alone = group.iter().map(|&index| {
-                let mut connection = connection.clone();
-                async move { send_alone(&mut connection, &parts[index].1).await.map(|reply| (reply, true)) }
-            });
-            return futures_util::future::join_all(alone).await.into_iter().collect();
-        }
+        // redis-rs resends a whole pipeline where a redirect points, so with owners out of date
+        // the pipeline bounces between nodes until redis-rs gives up on it (an error), or comes
+        // back with a redirect in it.
+        Ok(values) if !values.iter().any(is_redirect) => values,
+        Ok(_) => return send_each(connection, parts, group).await,
+        Err(err) if is_cluster_state(&err) => return send_each(connection, parts, group).await,
         Err(err) => return Err(err),
     };
     let mut values = values.into_iter();
     let mut replies = Vec::with_capacity(group.len());
     for (&index, count) in group.iter().zip(counts) {
-        let command = &parts[index].1;
-        let reply = match command {
+        let reply = match &parts[index].1 {
             Command::One(_) => values.next(),
             _ => Some(Value::Array(values.by_ref().take(count).collect())),
         };
@@ -208,16 +202,23 @@ async fn send_group(
         else {
             return Err(RedisError::from(std::io::Error::other("a node answered a pipeline with too few replies")));
         };
-        let resend = match &reply {
-            Value::Array(part) => part.iter().find_map(resend_reason),
-            single => resend_reason(single),
-        };
-        replies.push(match resend {
-            Some(moved) => (send_alone(connection, command).await?, moved),
-            None => (reply, false),
-        });
+        replies.push((reply, false));
     }
     Ok(replies)
+}
+
+/// Sends every part of `group` on its own, all at once, through redis-rs's normal routing (which
+/// follows redirects one command at a time, with its refreshed slot map).
+async fn send_each(
+    connection: &ClusterConnection,
+    parts: &[(Slot, Command)],
+    group: &[usize],
+) -> RedisResult<Vec<(Value, bool)>> {
+    let alone = group.iter().map(|&index| {
+        let mut connection = connection.clone();
+        async move { send_alone(&mut connection, &parts[index].1).await.map(|reply| (reply, true)) }
+    });
+    futures_util::future::join_all(alone).await.into_iter().collect()
 }
 
 /// Sends a part on its own, routed by redis-rs (which follows `MOVED` and `ASK`). An error reply
@@ -261,15 +262,21 @@ fn is_cluster_state(err: &RedisError) -> bool {
     )
 }
 
-/// Why a reply means its part must be sent again on its own: `Some(true)` for a redirect (the
-/// owners are out of date), `Some(false)` for a transient cluster state or a missing script.
-fn resend_reason(reply: &Value) -> Option<bool> {
-    let Value::ServerError(err) = reply else { return None };
-    match err.kind()? {
-        ServerErrorKind::Moved | ServerErrorKind::Ask => Some(true),
-        ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown | ServerErrorKind::MasterDown => Some(false),
-        ServerErrorKind::NoScript => Some(false),
-        _ => None,
+/// Whether a reply says its command went to a node that does not serve its slot now (`MOVED`,
+/// `ASK`) or cannot now (`TRYAGAIN`, `CLUSTERDOWN`): the owners are out of date.
+fn is_redirect(reply: &Value) -> bool {
+    match reply {
+        Value::ServerError(err) => matches!(
+            err.kind(),
+            Some(
+                ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+            )
+        ),
+        Value::Array(replies) => replies.iter().any(is_redirect),
+        _ => false,
     }
 }
 
@@ -333,15 +340,17 @@ mod tests {
     }
 
     #[test]
-    fn redirects_and_transient_errors_are_resent_others_are_not() {
+    fn redirects_and_transient_errors_say_the_owners_are_out_of_date_others_do_not() {
         let error = |text: &str| match redis::parse_redis_value(format!("-{text}\r\n").as_bytes()) {
             Ok(value) => value,
             Err(err) => panic!("{err}"),
         };
-        assert_eq!(resend_reason(&error("MOVED 3999 127.0.0.1:6381")), Some(true));
-        assert_eq!(resend_reason(&error("ASK 3999 127.0.0.1:6381")), Some(true));
-        assert_eq!(resend_reason(&error("TRYAGAIN Multiple keys request during rehashing of slot")), Some(false));
-        assert_eq!(resend_reason(&error("ERR wrong number of arguments")), None);
-        assert_eq!(resend_reason(&bulk("value")), None);
+        assert!(is_redirect(&error("MOVED 3999 127.0.0.1:6381")));
+        assert!(is_redirect(&error("ASK 3999 127.0.0.1:6381")));
+        assert!(is_redirect(&error("TRYAGAIN Multiple keys request during rehashing of slot")));
+        assert!(is_redirect(&Value::Array(vec![bulk("v"), error("MOVED 1 127.0.0.1:1")])));
+        assert!(!is_redirect(&error("ERR wrong number of arguments")));
+        assert!(!is_redirect(&error("NOSCRIPT No matching script")));
+        assert!(!is_redirect(&bulk("value")));
     }
 }
