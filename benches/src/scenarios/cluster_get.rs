@@ -134,12 +134,8 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         nodes.masters(),
         spread.join(" / ")
     ));
-    let bar = |ours: usize, peer: usize| {
-        let (ours, peer) = (&measured[ours], &measured[peer]);
-        cluster_support::bar_note(SCENARIO.id, ours.figure.value(), &peer.name, peer.figure.value(), BAR)
-    };
-    notes.push(bar(0, 1));
-    notes.push(bar(4, 2));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[0], &measured[1], BAR));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[4], &measured[2], BAR));
 
     let mut rows = versus("Redis Cluster get hit, 1 thread (µs/op, lower is better)", &measured[0], &measured[1..4]);
     rows.extend(versus(

@@ -176,12 +176,8 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         keys_per_master(&clients.nodes, &batches),
         mean_slots(&batches),
     ));
-    let bar = |peer: usize, bar: f64| {
-        let peer = &measured[peer];
-        cluster_support::bar_note(SCENARIO.id, measured[0].figure.value(), &peer.name, peer.figure.value(), bar)
-    };
-    notes.push(bar(1, BAR));
-    notes.push(bar(3, 1.0));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[0], &measured[1], BAR));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[0], &measured[3], 1.0));
 
     let rows = versus(
         &format!("Redis Cluster mget of {BATCH} keys, 1 thread (µs/op, lower is better)"),

@@ -122,12 +122,8 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
          atomic. Ours clones each value (`mset` takes values by value).",
         clients.nodes.masters()
     ));
-    let bar = |peer: usize, bar: f64| {
-        let peer = &measured[peer];
-        cluster_support::bar_note(SCENARIO.id, measured[0].figure.value(), &peer.name, peer.figure.value(), bar)
-    };
-    notes.push(bar(1, BAR));
-    notes.push(bar(2, 1.0));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[0], &measured[1], BAR));
+    notes.push(cluster_support::bar_note(SCENARIO.id, &measured[0], &measured[2], 1.0));
 
     let rows = versus(
         &format!("Redis Cluster mset of {BATCH} keys with TTL, 1 thread (µs/op, lower is better)"),

@@ -16,9 +16,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::child::Child;
 use super::cluster_support::{self, Nodes};
-use super::staleness::{ABSENT, CLUSTER_PREFIX, GIVE_UP, REPLY, Write, percentile, sorted};
+use super::staleness::{ABSENT, CLUSTER_PREFIX, GIVE_UP, REPLY, Write, percentile, sorted, start_peers};
 use super::{BoxResult, Scenario};
 use crate::data::Dataset;
 use crate::harness::Settings;
@@ -100,20 +99,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     }
 
     let target = format!("{CLUSTER_PREFIX}{}", cluster.seeds.join(","));
-    let mut reader = Child::spawn("peer A (reader)", &["--peer", "reader", &target, NAMESPACE])?;
-    reader.expect("ready", REPLY)?;
-    let mut writer = Child::spawn("peer B (writer)", &["--peer", "writer", &target, NAMESPACE])?;
-    writer.expect("ready", REPLY)?;
-
-    // The error of the stamps: a round trip over A's pipes.
-    let mut pings = Vec::new();
-    for _ in 0..200 {
-        let sent = Instant::now();
-        reader.send("ping")?;
-        let at = reader.expect("pong", REPLY)?;
-        pings.push(at.duration_since(sent).as_secs_f64() * 1e6);
-    }
-    pings.sort_by(f64::total_cmp);
+    let (mut reader, mut writer, pings) = start_peers(&target, NAMESPACE)?;
 
     let writes = settings.staleness_writes;
     let mut version = 0u64;

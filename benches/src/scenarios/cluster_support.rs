@@ -23,8 +23,8 @@ use cache_tower::{CacheTower, RedisAdapter};
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Pipeline, RedisResult};
 
-use super::BoxResult;
 use super::redis_support::MIN_COMMANDS_PER_OP;
+use super::{BoxResult, Measured};
 use crate::data::{Dataset, ENTRIES};
 use crate::harness::Contender;
 use crate::report::{Outcome, Trips};
@@ -94,10 +94,10 @@ pub(super) fn skipped(id: &str, reason: &str) -> Outcome {
 }
 
 /// The note of a bar: `ours / peer` of the medians against `bar`.
-pub(super) fn bar_note(id: &str, ours: f64, peer_name: &str, peer: f64, bar: f64) -> String {
-    let ratio = ours / peer;
+pub(super) fn bar_note(id: &str, ours: &Measured, peer: &Measured, bar: f64) -> String {
+    let ratio = ours.figure.value() / peer.figure.value();
     let verdict = if ratio <= bar { "met" } else { "MISSED" };
-    format!("{id}: ours / {peer_name} = {ratio:.2}x against the bar of {bar:.2}x: {verdict}")
+    format!("{id}: ours / {} = {ratio:.2}x against the bar of {bar:.2}x: {verdict}", peer.name)
 }
 
 /// The note that says how a cluster scenario's costs were counted.

@@ -53,6 +53,25 @@ pub(super) const ABSENT: &str = "-";
 pub(super) const GIVE_UP: Duration = Duration::from_secs(2);
 /// How long the runner waits for any line from a peer.
 pub(super) const REPLY: Duration = Duration::from_secs(15);
+
+/// The two peer processes on `target` (A reading, B writing, both `ready`, with towers under
+/// `namespace`), and the round trips of 200 pings over A's pipes, sorted, in µs: the error of
+/// the stamps.
+pub(super) fn start_peers(target: &str, namespace: &str) -> BoxResult<(Child, Child, Vec<f64>)> {
+    let mut reader = Child::spawn("peer A (reader)", &["--peer", "reader", target, namespace])?;
+    reader.expect("ready", REPLY)?;
+    let mut writer = Child::spawn("peer B (writer)", &["--peer", "writer", target, namespace])?;
+    writer.expect("ready", REPLY)?;
+    let mut pings = Vec::new();
+    for _ in 0..200 {
+        let sent = Instant::now();
+        reader.send("ping")?;
+        let at = reader.expect("pong", REPLY)?;
+        pings.push(at.duration_since(sent).as_secs_f64() * 1e6);
+    }
+    pings.sort_by(f64::total_cmp);
+    Ok((reader, writer, pings))
+}
 /// The project's bar for the p99.
 const BAR: Duration = Duration::from_millis(10);
 
@@ -98,20 +117,7 @@ fn run(_: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Outco
     let mut raw = redis::Client::open(url)?.get_connection()?;
     redis::cmd("DEL").arg(format!("{NAMESPACE}{KEY}")).query::<()>(&mut raw)?;
 
-    let mut reader = Child::spawn("peer A (reader)", &["--peer", "reader", url, NAMESPACE])?;
-    reader.expect("ready", REPLY)?;
-    let mut writer = Child::spawn("peer B (writer)", &["--peer", "writer", url, NAMESPACE])?;
-    writer.expect("ready", REPLY)?;
-
-    // The error of the stamps: a round trip over A's pipes.
-    let mut pings = Vec::new();
-    for _ in 0..200 {
-        let sent = Instant::now();
-        reader.send("ping")?;
-        let at = reader.expect("pong", REPLY)?;
-        pings.push(at.duration_since(sent).as_secs_f64() * 1e6);
-    }
-    pings.sort_by(f64::total_cmp);
+    let (mut reader, mut writer, pings) = start_peers(url, NAMESPACE)?;
 
     let writes = settings.staleness_writes;
     let mut version = 0u64;
