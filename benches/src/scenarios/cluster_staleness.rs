@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster_support::{self, Nodes};
-use super::staleness::{ABSENT, CLUSTER_PREFIX, GIVE_UP, REPLY, Write, percentile, sorted, start_peers};
+use super::staleness::{ABSENT, CLUSTER_PREFIX, GIVE_UP, REPLY, Write, log_spread, percentile, sorted, start_peers};
 use super::{BoxResult, Scenario};
 use crate::data::Dataset;
 use crate::harness::Settings;
@@ -160,14 +160,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
                 set_raw(&mut raw, key, &current[k])?;
             }
         }
-        let sorted = sorted(&figures.micros);
-        eprintln!(
-            "    p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs, {} timeouts",
-            percentile(&sorted, 50.0),
-            percentile(&sorted, 99.0),
-            sorted.last().copied().unwrap_or(f64::NAN),
-            figures.timeouts
-        );
+        log_spread(&figures.micros, figures.timeouts);
         all.push(figures);
     }
     reader.send("quit")?;

@@ -165,14 +165,7 @@ fn run(_: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Outco
                 set_raw(&mut raw, &current)?;
             }
         }
-        let sorted = sorted(&figures.micros);
-        eprintln!(
-            "    p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs, {} timeouts",
-            percentile(&sorted, 50.0),
-            percentile(&sorted, 99.0),
-            sorted.last().copied().unwrap_or(f64::NAN),
-            figures.timeouts
-        );
+        log_spread(&figures.micros, figures.timeouts);
         all.push(figures);
     }
     reader.send("quit")?;
@@ -228,6 +221,17 @@ fn run(_: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Outco
 fn set_raw(raw: &mut redis::Connection, value: &str) -> BoxResult<Instant> {
     redis::cmd("SET").arg(format!("{NAMESPACE}{KEY}")).arg(serde_json::to_vec(value)?).query::<()>(raw)?;
     Ok(Instant::now())
+}
+
+/// Logs the spread of one kind of write's staleness figures (µs) to stderr.
+pub(super) fn log_spread(micros: &[f64], timeouts: usize) {
+    let sorted = sorted(micros);
+    eprintln!(
+        "    p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs, {timeouts} timeouts",
+        percentile(&sorted, 50.0),
+        percentile(&sorted, 99.0),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    );
 }
 
 pub(super) fn sorted(values: &[f64]) -> Vec<f64> {

@@ -13,7 +13,7 @@
 //! * Every call is bounded by the layer's timeout, whatever redis-rs retries inside it.
 //! * Batches (`mget`, `mset`) go one pipeline per master, grouped by a hint of which slots
 //!   share a master, read with `CLUSTER SLOTS` (`slot_owners.rs`); redis-rs still routes each
-//!   pipeline, and a command a node redirects is sent again on its own.
+//!   pipeline, and when a pipeline meets a redirect its parts are sent again one by one.
 
 use std::future::Future;
 use std::sync::Arc;

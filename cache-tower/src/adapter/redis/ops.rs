@@ -437,10 +437,7 @@ impl Ops {
             if self.cluster {
                 return self.per_slot(keys, parse, |group| {
                     let group = || group.iter().map(|&index| keys[index]);
-                    // A slot's lone key (most slots of a batch): `GET`, cheaper than `MGET` for
-                    // the node and for the reply's parser.
-                    let read = if group().len() == 1 { "GET" } else { "MGET" };
-                    Ok(self.with_ttls(self.keyed(read, group()), group()))
+                    Ok(self.with_ttls(self.slot_read(group()), group()))
                 });
             }
             Ok(State::Once(self.with_ttls(self.keyed("MGET", keys.iter().copied()), keys.iter().copied()), parse))
@@ -456,10 +453,7 @@ impl Ops {
             Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
             #[cfg(feature = "cluster")]
             Request::MgetValues(keys) if self.cluster => self.per_slot(keys, Parse::MgetValues, |group| {
-                // A slot's lone key (most slots of a batch): `GET`, cheaper than `MGET` for the
-                // node and for the reply's parser.
-                let read = if group.len() == 1 { "GET" } else { "MGET" };
-                Ok(Command::One(self.keyed(read, group.iter().map(|&index| keys[index]))))
+                Ok(Command::One(self.slot_read(group.iter().map(|&index| keys[index]))))
             })?,
             Request::MgetValues(keys) => once(self.keyed("MGET", keys.iter().copied()), Parse::MgetValues),
             Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
@@ -549,6 +543,17 @@ impl Ops {
             cmd.arg(self.key(key));
         }
         cmd
+    }
+
+    /// The read of one hash slot's keys on a cluster: `MGET`, or `GET` for a slot's lone key
+    /// (most slots of a spread batch), cheaper for the node and for the reply's parser. The
+    /// parser tells the two apart by the group's size (`scatter`).
+    #[cfg(feature = "cluster")]
+    fn slot_read<'k, I>(&self, keys: I) -> Cmd
+    where
+        I: ExactSizeIterator<Item = &'k str> + Clone,
+    {
+        self.keyed(if keys.len() == 1 { "GET" } else { "MGET" }, keys)
     }
 
     /// `read`, then a `PTTL` of each of `keys`, pipelined.
