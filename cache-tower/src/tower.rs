@@ -37,6 +37,7 @@ pub(crate) mod coherence;
 mod fast_lane;
 mod layer;
 mod load;
+mod many;
 mod plan;
 
 use std::fmt;

@@ -21,14 +21,16 @@
 //! ```
 //!
 //! The plans: [`Read`] (get), [`Exists`], [`Mget`], [`WriteLayers`] (set, mset, delete, flush
-//! and every backfill) and [`GetOrSet`].
+//! and every backfill), [`GetOrSet`] and [`GetOrSetMany`].
 
 mod get_or_set;
+mod get_or_set_many;
 mod mget;
 mod read;
 mod write;
 
 pub(super) use get_or_set::GetOrSet;
+pub(super) use get_or_set_many::{GetOrSetMany, Pass};
 pub(super) use mget::Mget;
 pub(super) use read::{Exists, Read};
 pub(super) use write::{Write, WriteLayers, mset_entries, own_ttl};

@@ -41,6 +41,13 @@ pub(crate) trait Calls {
     fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
+    /// `try_get_or_set_many`, the loader given the missing keys as `&str`s on both paths.
+    fn try_get_or_set_many<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        keys: &[&str],
+        load: impl FnMut(&[&str]) -> std::result::Result<Vec<(String, T)>, String>,
+    ) -> std::result::Result<IndexMap<String, T>, String>;
     /// The adapter's own read (value and remaining TTL), bypassing the tower.
     fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>>;
 }
@@ -78,6 +85,14 @@ impl Calls for Blocking {
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         tower.get_or_set(key, compute)
+    }
+    fn try_get_or_set_many<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        keys: &[&str],
+        load: impl FnMut(&[&str]) -> std::result::Result<Vec<(String, T)>, String>,
+    ) -> std::result::Result<IndexMap<String, T>, String> {
+        tower.try_get_or_set_many(keys, load)
     }
     fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>> {
         CacheAdapter::get(adapter, key)
@@ -125,6 +140,18 @@ impl Calls for OnTokio {
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         self.0.block_on(tower.get_or_set_async(key, move || async move { compute() }))
+    }
+    fn try_get_or_set_many<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        keys: &[&str],
+        mut load: impl FnMut(&[&str]) -> std::result::Result<Vec<(String, T)>, String>,
+    ) -> std::result::Result<IndexMap<String, T>, String> {
+        let load = |missing: Vec<String>| {
+            let loaded = load(&missing.iter().map(String::as_str).collect::<Vec<_>>());
+            async move { loaded }
+        };
+        self.0.block_on(tower.try_get_or_set_many_async(keys, load))
     }
     fn adapter_get(&self, adapter: &RedisAdapter, key: &str) -> Result<Option<Entry>> {
         let adapter = adapter.as_async().expect("the redis adapter has async operations");

@@ -106,6 +106,11 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
         Some(std::mem::take(&mut self.values))
     }
 
+    /// The keys no layer had (once the plan is over: the keys it returned `None` for).
+    pub(super) fn missing(&self) -> &[&'k str] {
+        &self.pending
+    }
+
     /// The deepest layer any key was found in (0 when none was found below the top).
     fn deepest_hit(&self) -> usize {
         self.found.iter().map(|(at, ..)| *at).max().unwrap_or(0)
