@@ -1,14 +1,13 @@
 //! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `stale = "…"`,
 //! `fail_safe = "…"`, `soft_timeout = "…"`, `hard_timeout = "…"`, `refresh_ahead = 0.8`,
-//! `result = bool`, `option = bool`, `cache_none = bool`.
+//! `result = bool`, `option = bool`, `cache_none = bool`, `many = "ids"`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
-const KNOWN: &str =
-    "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, lock, result, option, cache_none";
+const KNOWN: &str = "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, lock, result, option, cache_none, many";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -39,6 +38,8 @@ pub(crate) struct Args {
     pub(crate) option: Option<LitBool>,
     /// Cache `None` results too.
     pub(crate) cache_none: Option<LitBool>,
+    /// The collection parameter of a batch function (`many = "ids"`): memoized per element.
+    pub(crate) many: Option<LitStr>,
 }
 
 impl Args {
@@ -101,6 +102,7 @@ impl Args {
             "result" => set(&mut self.result, path, boolean(&name_value.value, &name)?),
             "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
             "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
+            "many" => set(&mut self.many, path, string(&name_value.value, &name)?),
             _ => Err(syn::Error::new_spanned(path, format!("unknown argument `{name}`; expected one of {KNOWN}"))),
         }
     }
@@ -175,6 +177,7 @@ fn example(name: &str) -> &'static str {
         "hard_timeout" => "\"2s\"",
         "refresh_ahead" => "0.8",
         "result" | "option" | "cache_none" => "true",
+        "many" => "\"ids\"",
         _ => "...",
     }
 }

@@ -35,10 +35,10 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> TokenStream 
 }
 
 /// The names the expansion gives its own locals and items.
-struct Names {
-    key: Ident,
-    body: Ident,
-    site: Ident,
+pub(crate) struct Names {
+    pub(crate) key: Ident,
+    pub(crate) body: Ident,
+    pub(crate) site: Ident,
 }
 
 impl Names {
@@ -49,9 +49,8 @@ impl Names {
 }
 
 fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
-    let signature = &checked.signature;
     let names = Names::new();
-    let Names { key, body, site } = &names;
+    let site = &names.site;
     let mixed = Span::mixed_site();
     let sig = &function.sig;
     let name = &sig.ident;
@@ -88,44 +87,22 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
             #options,
         );
     };
-    let key_expression = key_expression(&checked.key, signature, &name_text, &names);
-
     let uncached_name = format_ident!("{}_uncached", name, span = name.span());
-    let call_uncached = call(sig, signature.associated, &uncached_name);
-
-    // Errors about the cached type point at it: the check says what to derive, and the memoize
-    // call, spanned exactly as the check's type argument, adds no second error for it.
-    let (first, last) = span_range(&signature.return_tokens);
-    let assertion = signature.cached_type.as_ref().map(|ty| {
-        quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#ty>(); }
-    });
-    let memoize = memoize_function(signature.kind, signature.is_async, args.background.is_some(), first);
-    let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
-    let mut memoize_arguments =
-        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
-    memoize_arguments.set_span(last);
-    let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
-
+    let (memoized_body, invalidate_body) = match &checked.many {
+        Some(many) => crate::many::bodies(sig, checked, many, &uncached_name, &names, &site_item),
+        None => one_key_bodies(sig, args, checked, &name_text, &uncached_name, &names, &site_item),
+    };
     let memoized_sig = without_mut(sig);
     let memoized = quote_spanned! {mixed=>
         #(#attrs)*
-        #vis #memoized_sig {
-            #assertion
-            #[allow(clippy::needless_borrow)]
-            let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
-            let #body = move || #call_uncached;
-            {
-                #site_item
-                #memoize #memoize_arguments #await_memoize
-            }
-        }
+        #vis #memoized_sig #memoized_body
     };
 
     // Companions keep every attribute but the docs (`cfg`, `allow`, ...), and get docs of their own.
     let kept: Vec<_> = attrs.iter().filter(|attr| !attr.path().is_ident("doc")).collect();
 
     let mut uncached_sig = sig.clone();
-    uncached_sig.ident = uncached_name;
+    uncached_sig.ident = uncached_name.clone();
     let uncached_doc = format!("Runs [`{name_text}`] without the cache: the body runs, nothing is read or stored.");
     let block = &function.block;
     let uncached = quote! {
@@ -143,32 +120,85 @@ fn memoized(function: &ItemFn, args: &Args, checked: &Checked) -> TokenStream {
         "Removes the cached result of [`{name_text}`] for these arguments from every layer of its tower.\n\n\
          # Errors\nThe error of the topmost layer that failed to delete; `Ok` when no tower is registered."
     );
+    let invalidate = quote_spanned! {mixed=>
+        #(#kept)*
+        #[doc = #invalidate_doc]
+        #[allow(dead_code, unused_variables, clippy::unused_async)]
+        #vis #invalidate_sig #invalidate_body
+    };
+
+    quote! { #memoized #uncached #invalidate }
+}
+
+/// The bodies of the memoized function and of its `_invalidate` companion for a function cached
+/// under one key.
+fn one_key_bodies(
+    sig: &FnSignature,
+    args: &Args,
+    checked: &Checked,
+    name_text: &str,
+    uncached_name: &Ident,
+    names: &Names,
+    site_item: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let signature = &checked.signature;
+    let Names { key, body, site } = names;
+    let mixed = Span::mixed_site();
+    let key_expression = key_expression(&checked.key, signature, name_text, names);
+    let call_uncached = call(sig, signature.associated, uncached_name);
+
+    // Errors about the cached type point at it: the check says what to derive, and the memoize
+    // call, spanned exactly as the check's type argument, adds no second error for it.
+    let (first, last) = span_range(&signature.return_tokens);
+    let assertion = signature.cached_type.as_ref().map(|ty| {
+        quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#ty>(); }
+    });
+    let memoize = memoize_function(signature.kind, signature.is_async, args.background.is_some(), first);
+    let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
+    let mut memoize_arguments =
+        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
+    memoize_arguments.set_span(last);
+    let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
+    let memoized = quote_spanned! {mixed=> {
+        #assertion
+        #[allow(clippy::needless_borrow)]
+        let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
+        let #body = move || #call_uncached;
+        {
+            #site_item
+            #memoize #memoize_arguments #await_memoize
+        }
+    }};
     let invalidate_call = if signature.is_async {
         quote_spanned! {mixed=> ::cache_tower::__private::invalidate_async(&#site, #key.as_deref()).await }
     } else {
         quote_spanned! {mixed=> ::cache_tower::__private::invalidate(&#site, #key.as_deref()) }
     };
-    let invalidate = quote_spanned! {mixed=>
-        #(#kept)*
-        #[doc = #invalidate_doc]
-        #[allow(dead_code, unused_variables, clippy::unused_async)]
-        #vis #invalidate_sig {
-            #[allow(clippy::needless_borrow)]
-            let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
-            {
-                #site_item
-                #invalidate_call
-            }
+    let invalidate = quote_spanned! {mixed=> {
+        #[allow(clippy::needless_borrow)]
+        let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
+        {
+            #site_item
+            #invalidate_call
         }
-    };
-
-    quote! { #memoized #uncached #invalidate }
+    }};
+    (memoized, invalidate)
 }
 
 /// The call of a sibling of the function (`name_uncached`) with the function's own arguments:
 /// `Self::name_uncached::<T>(self, id)` for an associated function, `name_uncached::<T>(id)`
 /// otherwise. The arguments are the user's own tokens, so they resolve to the parameters.
 pub(crate) fn call(sig: &FnSignature, associated: bool, sibling: &Ident) -> TokenStream {
+    call_with(sig, associated, sibling, |name| name.to_token_stream())
+}
+
+/// [`call`] with each parameter's argument written by `argument` (from the parameter's name).
+pub(crate) fn call_with(
+    sig: &FnSignature,
+    associated: bool,
+    sibling: &Ident,
+    argument: impl Fn(&Ident) -> TokenStream,
+) -> TokenStream {
     let path = if associated {
         quote! { Self::#sibling }
     } else {
@@ -188,7 +218,7 @@ pub(crate) fn call(sig: &FnSignature, associated: bool, sibling: &Ident) -> Toke
     let arguments = sig.inputs.iter().filter_map(|input| match input {
         FnArg::Receiver(receiver) => Some(receiver.self_token.to_token_stream()),
         FnArg::Typed(typed) => match &*typed.pat {
-            Pat::Ident(pat) => Some(pat.ident.to_token_stream()),
+            Pat::Ident(pat) => Some(argument(&pat.ident)),
             _ => None,
         },
     });
@@ -226,7 +256,7 @@ fn memoize_function(kind: ReturnKind, is_async: bool, background: bool, span: Sp
 
 /// The spans of the first and the last token of `tokens`: code spanned from one to the other
 /// covers the same text as they do.
-fn span_range(tokens: &TokenStream) -> (Span, Span) {
+pub(crate) fn span_range(tokens: &TokenStream) -> (Span, Span) {
     let first = tokens.clone().into_iter().next().map_or_else(Span::call_site, |token| token.span());
     let last = tokens.clone().into_iter().last().map_or(first, |token| token.span());
     (first, last)
@@ -264,7 +294,12 @@ fn default_key(signature: &validate::Signature, name_text: &str, names: &Names) 
 
 /// The key of a template. Its placeholders' expressions are spanned at the template, so an error
 /// about one (no such field, not `Display`) points there.
-fn template_key(literal: &LitStr, template: &key::Template, arguments: &[Expr], names: &Names) -> TokenStream {
+pub(crate) fn template_key(
+    literal: &LitStr,
+    template: &key::Template,
+    arguments: &[Expr],
+    names: &Names,
+) -> TokenStream {
     let mixed = Span::mixed_site();
     let key = &names.key;
     let span = literal.span();

@@ -3,7 +3,8 @@
 //! `cache_tower::__private`.
 //!
 //! One file per phase: `args` parses the attribute's arguments and `key` the key template,
-//! `validate` checks the function and the key against each other, `expand` writes the code, and
+//! `validate` checks the function and the key against each other, `expand` writes the code (`many`
+//! for a batch function), and
 //! `fallback` writes the function unmemoized, next to the errors, when something is wrong.
 
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ mod args;
 mod expand;
 mod fallback;
 mod key;
+mod many;
 mod validate;
 
 use proc_macro::TokenStream;

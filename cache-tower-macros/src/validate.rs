@@ -58,6 +58,27 @@ pub(crate) enum Key {
 pub(crate) struct Checked {
     pub(crate) signature: Signature,
     pub(crate) key: Key,
+    /// A batch function's collection (`many = "ids"`).
+    pub(crate) many: Option<Many>,
+}
+
+/// The collection parameter of a batch function, and how a part of it is passed to the body.
+pub(crate) struct Many {
+    pub(crate) param: Ident,
+    pub(crate) passing: Passing,
+    /// The map's value type `V` (of `HashMap<K, V>`), stored per element.
+    pub(crate) value_type: Type,
+}
+
+/// How the body is given the elements it has to load (a `Vec<K>` of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Passing {
+    /// `ids: &[K]`: a reference to the `Vec`.
+    Slice,
+    /// `ids: &C`: a reference to a `C` collected from them.
+    Reference,
+    /// `ids: C`: a `C` collected from them.
+    Owned,
 }
 
 /// Checks the arguments and the function; the error holds every problem found.
@@ -73,9 +94,13 @@ pub(crate) fn check(attr: TokenStream, function: &ItemFn) -> syn::Result<(Args, 
         // The key is checked against the parameters, which are not known.
         _ => None,
     };
+    let many = match (&args, &signature, &key) {
+        (Some(args), Some(signature), Some(key)) => errors.push(check_many(args, signature, key)),
+        _ => None,
+    };
     errors.finish()?;
-    match (args, signature, key) {
-        (Some(args), Some(signature), Some(key)) => Ok((args, Checked { signature, key })),
+    match (args, signature, key, many) {
+        (Some(args), Some(signature), Some(key), Some(many)) => Ok((args, Checked { signature, key, many })),
         _ => Err(syn::Error::new(Span::call_site(), "#[cached_tower]: internal error, no error was reported")),
     }
 }
@@ -223,6 +248,108 @@ fn check_key(args: &Args, signature: &Signature) -> syn::Result<Key> {
         arguments.push(expression);
     }
     Ok(Key::Template { literal: literal.clone(), template, arguments })
+}
+
+/// `many = "ids"`: `ids` is a parameter, the key template says where each element goes
+/// (`"user:{ids}"`), the function returns a map from element to value (or a `Result` of one), and
+/// no option that batches cannot honour is given. Every problem is reported at its tokens.
+fn check_many(args: &Args, signature: &Signature, key: &Key) -> syn::Result<Option<Many>> {
+    let Some(literal) = &args.many else { return Ok(None) };
+    let name = literal.value();
+    let mut errors = Errors::default();
+    let param = signature.params.iter().find(|(param, _)| *param == name);
+    if param.is_none() {
+        let names: Vec<String> = signature.params.iter().map(|(name, _)| name.to_string()).collect();
+        let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+        errors.push::<()>(Err(syn::Error::new(
+            literal.span(),
+            format!("`many = {name:?}` must name the collection parameter; the parameters are {names}"),
+        )));
+    }
+    match key {
+        // An unknown parameter is the one error to report.
+        _ if param.is_none() => None,
+        Key::Template { template, .. } if template.placeholders.iter().any(|p| p.root == name) => None,
+        Key::Template { literal: key, .. } => errors.push::<()>(Err(syn::Error::new(
+            key.span(),
+            format!("with `many = {name:?}` the key must place each element, as in `key = \"user:{{{name}}}\"`"),
+        ))),
+        Key::Default => errors.push::<()>(Err(syn::Error::new(
+            literal.span(),
+            format!("`many` needs a key template that places each element, as in `key = \"user:{{{name}}}\"`"),
+        ))),
+    };
+    let unsupported: Vec<&str> = [
+        ("ttl", args.ttl_millis.is_some()),
+        ("stale", args.stale_millis.is_some()),
+        ("fail_safe", args.fail_safe_millis.is_some()),
+        ("lock", args.lock_millis.is_some()),
+        ("soft_timeout", args.soft_timeout_millis.is_some()),
+        ("hard_timeout", args.hard_timeout.is_some()),
+        ("refresh_ahead", args.refresh_ahead.is_some()),
+        ("option", args.option.is_some()),
+        ("cache_none", args.cache_none.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect();
+    if !unsupported.is_empty() {
+        errors.push::<()>(Err(syn::Error::new(
+            literal.span(),
+            format!(
+                "`many` cannot be combined with {}: a batch is loaded with get_or_set_many, which takes no load \
+                 options (each layer keeps the values for its own TTL)",
+                unsupported.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+            ),
+        )));
+    }
+    if let Some(receiver) = signature.receiver.as_ref().filter(|receiver| receiver.reference.is_none()) {
+        errors.push::<()>(Err(syn::Error::new_spanned(
+            receiver,
+            "`many` needs `&self`: the body may be called again (for elements another caller failed to load)",
+        )));
+    }
+    let value_type = errors.push(map_value_type(signature));
+    errors.finish()?;
+    let (Some((param, ty)), Some(value_type)) = (param, value_type) else {
+        return Err(syn::Error::new(literal.span(), "#[cached_tower]: internal error, no error was reported"));
+    };
+    let passing = match ty {
+        Type::Reference(reference) if matches!(&*reference.elem, Type::Slice(_)) => Passing::Slice,
+        Type::Reference(_) => Passing::Reference,
+        _ => Passing::Owned,
+    };
+    Ok(Some(Many { param: param.clone(), passing, value_type }))
+}
+
+/// The `V` of a batch function's `…Map<K, V>` (or `Result<…Map<K, V>, E>`) return type.
+fn map_value_type(signature: &Signature) -> syn::Result<Type> {
+    let wrong = || {
+        syn::Error::new_spanned(
+            &signature.return_tokens,
+            "`many` needs a function returning a map from element to value, such as `HashMap<u64, User>` or \
+             `BTreeMap<u64, User>`, or a `Result` of one",
+        )
+    };
+    let map = match signature.kind {
+        ReturnKind::Plain | ReturnKind::Result => signature.cached_type.as_ref().ok_or_else(wrong)?,
+        ReturnKind::Option => return Err(wrong()),
+    };
+    let Type::Path(path) = map else { return Err(wrong()) };
+    let segment = path.path.segments.last().ok_or_else(wrong)?;
+    let PathArguments::AngleBracketed(arguments) = &segment.arguments else { return Err(wrong()) };
+    let types: Vec<&Type> = arguments
+        .args
+        .iter()
+        .filter_map(|argument| match argument {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    match types.as_slice() {
+        [_, value, ..] if segment.ident.to_string().ends_with("Map") => Ok((*value).clone()),
+        _ => Err(wrong()),
+    }
 }
 
 /// Reads the return type: `Result<T, _>` and `Option<T>` by the last path segment, unless the

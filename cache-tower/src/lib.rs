@@ -184,6 +184,44 @@ pub use value::Cacheable;
 ///
 /// Unset load options are the tower's ([`CacheTower::set_load_options`]).
 ///
+/// # Batch functions: `many = "ids"`
+///
+/// A function that takes a collection of ids and returns a map from id to value is memoized per
+/// element with `many = "<the collection parameter>"`: in the key template, `{ids}` is one
+/// element (`"user:{ids}"`, `"{tenant}:{ids.id}"`). A call reads every element's key through the
+/// stack in one pass ([`CacheTower::get_or_set_many`]: one read per layer), runs the body once
+/// with the elements no layer had, stores what it returns (one write per layer), and returns a
+/// map with every element that has a value. Single flight is per element, shared with
+/// single-key functions and `get_or_set` callers of the same keys.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use cache_tower::{cached_tower, registry};
+///
+/// #[cached_tower(config = "doc_names", key = "name:{ids}", many = "ids")]
+/// fn names(ids: &[u64]) -> HashMap<u64, String> {
+///     ids.iter().map(|id| (*id, format!("user {id}"))).collect() // one query for all of them
+/// }
+///
+/// registry::register_json(r#"{"doc_names": [{"adapter": "memory"}]}"#)?;
+/// assert_eq!(names(&[1, 2])[&2], "user 2"); // the body runs once, for 1 and 2
+/// assert_eq!(names(&[2, 3]).len(), 2);       // the body runs for 3 only
+/// names_invalidate(&[1, 2, 3])?;             // forgets each element's entry
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
+///
+/// * The collection may be `&[K]`, `&C` or an owned `C` (`Vec`, `HashSet`, `BTreeSet`, …),
+///   with `K: Clone`; the body is handed the elements to load as the same type (a `&Vec<K>`
+///   for `&[K]`, else collected with `FromIterator`). The return type is a `…Map<K, V>` with
+///   `V: Cacheable` (any map that is `FromIterator<(K, V)>` and iterates over `(K, V)`), or a
+///   `Result` of one: an `Err` is returned and nothing is cached. An element the body returns
+///   no value for is left out of the result and not cached.
+/// * The body may run a second time in one call, for the elements whose loading by another
+///   caller failed meanwhile: owned arguments other than the collection are cloned for it
+///   (they must be `Clone`), and a method takes `&self`.
+/// * Load options (`ttl`, `stale`, `fail_safe`, timeouts, `lock`) and `option`/`cache_none` are
+///   not taken with `many` (a compile error says so): each layer keeps the values for its own TTL.
+///
 /// # What is cached
 ///
 /// * A plain `T` is always cached; `T` must be [`Cacheable`] (a compile error at the return type
@@ -219,8 +257,9 @@ pub use value::Cacheable;
 ///
 /// # Compile errors
 ///
-/// Wrong arguments, a parameter that is not a plain name, `&mut self`, or a key template that does
-/// not parse or names no parameter are compile errors at the tokens that are wrong; the function
+/// Wrong arguments, a parameter that is not a plain name, `&mut self`, a key template that does
+/// not parse or names no parameter, or a `many` function whose parameter, key or return type
+/// does not fit (see above) are compile errors at the tokens that are wrong; the function
 /// and its companions are still defined, uncached, so that those errors are the only ones. A result
 /// that is not [`Cacheable`] is one error at its type, a placeholder whose value is not `Display`
 /// one error at the template, and an argument of a default key that is not `Serialize` one error

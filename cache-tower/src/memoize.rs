@@ -19,9 +19,13 @@ use std::sync::{Arc, OnceLock};
 
 mod checks;
 mod key;
+mod many;
 
 pub use checks::{CachedValue, DefaultKey, DisplayKind, KeyArgument, KeyValue, StrKind, assert_cached};
 pub use key::{KeyDisplay, KeyPart, KeyStr, MemoKey};
+pub use many::{elements, invalidate_many, memoize_many, memoize_many_result};
+#[cfg(feature = "tokio")]
+pub use many::{invalidate_many_async, memoize_many_async, memoize_many_result_async};
 
 use crate::LoadOptions;
 use crate::registry::{self, Binding};

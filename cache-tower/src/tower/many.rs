@@ -69,7 +69,7 @@ impl CacheTower {
     /// let failed = tower.try_get_or_set_many(&["a", "b"], |_| Err::<Vec<(String, u32)>, _>("database down"));
     /// assert_eq!(failed, Err("database down"));
     /// let loaded = tower.try_get_or_set_many(&["a", "b"], |missing| {
-    ///     Ok::<_, String>(missing.iter().map(|key| (*key, key.len() as u32)).collect::<Vec<_>>())
+    ///     Ok::<_, String>(missing.iter().map(|key| (key.to_string(), key.len() as u32)).collect::<Vec<_>>())
     /// });
     /// assert_eq!(loaded.map(|values| values.len()), Ok(2));
     /// # Ok::<(), cache_tower::Error>(())
