@@ -252,3 +252,60 @@ fn an_async_batch_can_run_in_a_spawned_task() {
     let got = runtime.block_on(async { task.await.unwrap() });
     assert_eq!((got["a"], got["b"]), (1, 1));
 }
+
+/// A layer whose reads time out, counting the writes it is sent.
+#[derive(Debug, Default)]
+struct TimingOut {
+    writes: AtomicUsize,
+}
+
+impl cache_tower::adapter::CacheAdapter for TimingOut {
+    fn kind(&self) -> &'static str {
+        "timing-out"
+    }
+    fn namespace(&self) -> &str {
+        ""
+    }
+    fn ttl(&self) -> Option<Duration> {
+        None
+    }
+    fn get(&self, _: &str) -> cache_tower::Result<Option<cache_tower::adapter::Entry>> {
+        Err(cache_tower::Error::layer_fault(cache_tower::error::Fault::Timeout, "read timed out"))
+    }
+    fn set(&self, _: &str, _: &cache_tower::adapter::Entry) -> cache_tower::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn delete(&self, _: &str) -> cache_tower::Result<()> {
+        Ok(())
+    }
+    fn exists(&self, _: &str) -> cache_tower::Result<bool> {
+        Ok(false)
+    }
+    fn flush(&self) -> cache_tower::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_layer_whose_read_failed_is_not_written_by_the_same_batch() {
+    let layers = memory_layers(1);
+    let hung = Arc::new(TimingOut::default());
+    let tower = tower_of(&layers);
+    tower.add_layer(Arc::clone(&hung) as Arc<dyn cache_tower::adapter::CacheAdapter>);
+
+    let got = tower
+        .get_or_set_many(&["a", "b"], |missing| missing.iter().map(|key| (key.to_string(), 1u8)).collect::<Vec<_>>());
+
+    assert_eq!(got.len(), 2, "loaded");
+    assert_eq!(peek::<u8>(&layers[0], "a"), Some(1), "stored in the layer that answered");
+    assert_eq!(hung.writes.load(Ordering::SeqCst), 0, "a hung layer costs one timeout, not a second for the write");
+}
+
+#[test]
+fn an_empty_batch_asks_nothing() {
+    let tower = tower_of(&memory_layers(1));
+    let got =
+        tower.get_or_set_many::<u8, &str, _, _, String>(&[], |_| -> Vec<(String, u8)> { panic!("no loader call") });
+    assert!(got.is_empty());
+}

@@ -107,7 +107,8 @@ struct ReadLoop {
 
 impl ReadLoop {
     /// One round: a key no one has (a miss in memory, so Redis is asked), a key computed on the
-    /// spot (a miss, a computation, a write to both layers), a key computed earlier (answered by
+    /// spot (a miss, a computation, a write to both layers), a batch of keys two of which are
+    /// computed on the spot, a key computed earlier (answered by
     /// memory, or a miss once memory was cleared for a lost invalidation connection).
     fn round(&mut self, api: &impl Calls, tower: &CacheTower) {
         let (i, timings) = (self.round, &mut self.timings);
@@ -118,6 +119,14 @@ impl ReadLoop {
         let computed = format!("computed:{i}");
         let got = timings.time(|| format!("get_or_set {computed}"), || api.get_or_set(tower, &computed, || i));
         assert_eq!(got, i, "{computed}");
+
+        // A batch: one read per layer, one loader call, one write per layer; a hung Redis must
+        // cost it one timeout, not one for the read and another for the write.
+        let batch = [format!("batch:{i}:a"), format!("batch:{i}:b"), format!("computed:{i}")];
+        let keys: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let load = |missing: &[&str]| Ok(missing.iter().map(|key| (key.to_string(), i)).collect());
+        let got = timings.time(|| format!("get_or_set_many {keys:?}"), || api.try_get_or_set_many(tower, &keys, load));
+        assert_eq!(got.map(|values| values.len()), Ok(3), "{keys:?}");
 
         let earlier = format!("computed:{}", i / 2);
         let got = timings.time(|| format!("get {earlier}"), || api.get::<u64>(tower, &earlier));

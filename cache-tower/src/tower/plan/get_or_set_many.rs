@@ -25,7 +25,8 @@ use crate::value::{Cacheable, Entry, StoredValue};
 /// 4. Hand its keys to the caller's loader (`asked`, then [`Step::Compute`]): one call for all
 ///    of them. Keys the loader returns no value for are not cached; their flights are abandoned,
 ///    so callers waiting on them try again themselves.
-/// 5. Store the loaded values in every layer with one write per layer, then land each flight.
+/// 5. Store the loaded values in every layer with one write per layer — but those whose read
+///    failed: a hung layer costs the caller one timeout, not two — then land each flight.
 /// 6. Only then wait for the flights it follows, one after another. Landing before waiting is
 ///    what keeps two batches that lead each other's keys from waiting on each other.
 ///
@@ -49,6 +50,9 @@ pub(in crate::tower) struct GetOrSetMany<'s, 'k, 'a, T> {
     followed: Vec<(&'k str, Arc<Flight>)>,
     /// The keys whose flight was abandoned while this caller waited on it.
     retry: Vec<&'k str>,
+    /// The layers whose read failed: left out of the store, so a hung layer costs the caller
+    /// one timeout, not two.
+    faults: Faults,
     state: State<'s, 'k, T>,
 }
 
@@ -86,6 +90,7 @@ impl<'s, 'k, 'a, T: Cacheable> GetOrSetMany<'s, 'k, 'a, T> {
             leaders: Vec::new(),
             followed: Vec::new(),
             retry: Vec::new(),
+            faults: Faults::default(),
             state: State::Reading(Mget::new(context, keys)),
         }
     }
@@ -101,7 +106,8 @@ impl<'s, 'k, 'a, T: Cacheable> GetOrSetMany<'s, 'k, 'a, T> {
                 Joined::Follower(flight) => self.followed.push((key, flight)),
             }
         }
-        let top_is_memory = self.context.stack.first().is_some_and(|top| top.memory.is_some());
+        let top_is_memory =
+            self.context.stack.first().is_some_and(|top| top.memory.is_some()) && !self.faults.contains(0);
         if !self.led.is_empty() && top_is_memory {
             self.state = State::Checking;
             return None;
@@ -158,7 +164,7 @@ impl<'s, 'k, 'a, T: Cacheable> GetOrSetMany<'s, 'k, 'a, T> {
             landing.push((leader, stored));
             self.set(key, value);
         }
-        let mut writes = WriteLayers::store(self.context, Write::Mset(items), Faults::default());
+        let mut writes = WriteLayers::store(self.context, Write::Mset(items), self.faults);
         match writes.take(None) {
             Some(_) => self.land(landing),
             None => {
@@ -209,6 +215,7 @@ impl<'k, T: Cacheable> Plan for GetOrSetMany<'_, 'k, '_, T> {
                 match read.advance(input) {
                     Some(values) => {
                         self.values = values;
+                        self.faults = read.faults();
                         let missing = read.missing().to_vec();
                         self.join(&missing)
                     }

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use indexmap::map::Entry as Slot;
 
 use super::write::{Write, WriteLayers, backfill_entry};
-use super::{Context, Input, Plan, Step, finished, no_reply};
+use super::{Context, Faults, Input, Plan, Step, finished, no_reply};
 use crate::adapter::{Reply, Request};
 use crate::error::{Error, Fault, Result};
 use crate::value::{Cacheable, Entry};
@@ -23,6 +23,8 @@ pub(in crate::tower) struct Mget<'s, 'k, T> {
     /// (layer index where found, key, entry to backfill above it)
     found: Vec<(usize, &'k str, Entry)>,
     since: u64,
+    /// The layers whose read failed.
+    faults: Faults,
     state: State<'s, 'k>,
 }
 
@@ -49,7 +51,15 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
                 pending.push(key);
             }
         }
-        Self { context, pending, values, found: Vec::new(), since: 0, state: State::Starting }
+        Self {
+            context,
+            pending,
+            values,
+            found: Vec::new(),
+            since: 0,
+            faults: Faults::default(),
+            state: State::Starting,
+        }
     }
 
     /// Takes in one layer's answer for the pending keys.
@@ -67,10 +77,14 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
             Ok(entries) => {
                 let message = format!("mget returned {} results for {} keys", entries.len(), self.pending.len());
                 let _ = layer.record::<()>(index, "mget", Err(Error::layer_fault(Fault::Reply, message)));
+                self.faults.note(index);
                 return;
             }
             // Failures were counted and logged by the driver.
-            Err(_) => return,
+            Err(_) => {
+                self.faults.note(index);
+                return;
+            }
         };
         let mut still_missing = Vec::new();
         for (key, entry) in self.pending.iter().copied().zip(entries) {
@@ -109,6 +123,11 @@ impl<'s, 'k, T: Cacheable> Mget<'s, 'k, T> {
     /// The keys no layer had (once the plan is over: the keys it returned `None` for).
     pub(super) fn missing(&self) -> &[&'k str] {
         &self.pending
+    }
+
+    /// The layers whose read failed, so that a write that follows can leave them out.
+    pub(super) fn faults(&self) -> Faults {
+        self.faults
     }
 
     /// The deepest layer any key was found in (0 when none was found below the top).
