@@ -1,5 +1,5 @@
-use std::collections::HashMap;
 use cache_tower::CacheTower;
+use std::collections::HashMap;
 
 fn main() -> cache_tower::Result<()> {
     let tower = CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
