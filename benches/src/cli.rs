@@ -23,9 +23,9 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         memory/set-overwrite, memory/insert-evict, memory/get-2-threads,
                         memory/get-or-set-hit, memory/zipf-0.9, memory/zipf-1.1, memory/scan,
                         redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
-                        redis/mget-backfill, cluster/get, cluster/mget-1000,
-                        cluster/mset-1000, memoize/hit, memoize/hit-over-redis,
-                        memoize/refreshing-hit, memoize/stampede-64,
+                        redis/mget-backfill, redis/get-or-set-many, cluster/get,
+                        cluster/mget-1000, cluster/mset-1000, memoize/hit,
+                        memoize/hit-over-redis, memoize/refreshing-hit, memoize/stampede-64,
                         redis/distributed-stampede, coherence/staleness,
                         coherence/cluster-staleness, memory/bounded-rss)
 

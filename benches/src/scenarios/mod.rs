@@ -10,8 +10,10 @@
 //! sides.
 //!
 //! The Redis scenarios (`redis/...`) compare cache-tower over a Redis server with the raw
-//! redis-rs client doing the same work; the memoize scenarios (`memoize/...`) compare
-//! `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
+//! redis-rs client doing the same work (`redis/get-or-set-many`: the batch read-through
+//! `get_or_set_many` of a memory-over-Redis tower against a hand-written `MGET` + loader +
+//! pipelined `SET`s); the memoize scenarios (`memoize/...`) compare `#[cached_tower]` with
+//! `cached`'s `#[cached]`. See each file.
 //!
 //! Four scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
 //! [`child`]): `coherence/staleness` and `coherence/cluster-staleness` (two towers in two
@@ -44,6 +46,7 @@ mod memoize_refreshing;
 mod memoize_stampede;
 mod redis_get_backfill;
 mod redis_get_hit;
+mod redis_get_or_set_many;
 mod redis_mget;
 mod redis_mget_backfill;
 mod redis_mset;
@@ -91,6 +94,7 @@ pub fn all() -> Vec<Scenario> {
         redis_mset::SCENARIO,
         redis_get_backfill::SCENARIO,
         redis_mget_backfill::SCENARIO,
+        redis_get_or_set_many::SCENARIO,
         cluster_get::SCENARIO,
         cluster_mget::SCENARIO,
         cluster_mset::SCENARIO,

@@ -68,7 +68,18 @@ pub(super) fn lock(raw: &Raw) -> std::sync::MutexGuard<'_, redis::Connection> {
 /// A Redis layer on `url` with the default settings (no namespace: keys are `user:{n}` as the
 /// raw client writes them).
 pub(super) fn redis_layer(url: &str, ttl: Option<Duration>) -> cache_tower::Result<RedisAdapter> {
-    let builder = RedisAdapter::builder().url(url);
+    redis_layer_with(url, ttl, true)
+}
+
+/// [`redis_layer`] with its invalidation listener on (the default) or off. On, a tower with a
+/// memory layer above it watches every change under the namespace, and re-reads (one `MGET`)
+/// the keys it wrote itself lately when their change is reported.
+pub(super) fn redis_layer_with(
+    url: &str,
+    ttl: Option<Duration>,
+    invalidation: bool,
+) -> cache_tower::Result<RedisAdapter> {
+    let builder = RedisAdapter::builder().url(url).invalidation(invalidation);
     match ttl {
         Some(ttl) => builder.ttl(ttl).build(),
         None => builder.build(),
@@ -93,15 +104,21 @@ pub(super) fn memory_over_redis_with(
     maxsize: usize,
     policy: EvictionPolicy,
 ) -> cache_tower::Result<CacheTower> {
-    let tower = CacheTower::new();
-    tower.add_layer(MemoryAdapter::builder().maxsize(maxsize).policy(policy).build());
-    tower.add_layer(redis_layer(url, None)?);
-    Ok(tower)
+    Ok(memory_over(maxsize, policy, redis_layer(url, None)?))
 }
 
-/// The contenders of the backfill scenarios (`redis/get-backfill`, `redis/mget-backfill`): a
-/// memory-over-Redis tower with a handle on its memory layer (to delete from before each read),
-/// the raw client, and the local map of a hand-rolled two-level cache.
+/// A tower of a memory layer of `maxsize` entries (`0`: unbounded) with `policy` over `redis`.
+pub(super) fn memory_over(maxsize: usize, policy: EvictionPolicy, redis: RedisAdapter) -> CacheTower {
+    let tower = CacheTower::new();
+    tower.add_layer(MemoryAdapter::builder().maxsize(maxsize).policy(policy).build());
+    tower.add_layer(redis);
+    tower
+}
+
+/// The contenders of the backfill scenarios (`redis/get-backfill`, `redis/mget-backfill`,
+/// `redis/get-or-set-many`): a memory-over-Redis tower with a handle on its memory layer (to
+/// delete from before each read), the raw client, and the local map of a hand-rolled two-level
+/// cache.
 pub(super) struct BackfillClients {
     pub(super) tower: CacheTower,
     /// The tower's memory layer, to delete from before each read.
@@ -116,7 +133,13 @@ impl BackfillClients {
     /// Every client on the server of `url`, the memory layers (ours and the local map) bounded
     /// to `bound` entries, ours with `policy`.
     pub(super) fn new(url: &str, bound: usize, policy: EvictionPolicy) -> BoxResult<Self> {
-        let tower = memory_over_redis_with(url, bound, policy)?;
+        Self::with_redis(url, bound, policy, redis_layer(url, None)?)
+    }
+
+    /// [`new`](Self::new) with the tower's Redis layer given (its TTL, its invalidation
+    /// listener); the raw client connects to `url`.
+    pub(super) fn with_redis(url: &str, bound: usize, policy: EvictionPolicy, redis: RedisAdapter) -> BoxResult<Self> {
+        let tower = memory_over(bound, policy, redis);
         let memory = Arc::clone(&tower.get_layers()[0]);
         Ok(Self {
             tower,
