@@ -110,15 +110,21 @@ fn an_async_method_over_a_borrowed_set() {
     assert_eq!(tower.get::<String>("eu:5"), None);
 }
 
-/// A single-key function over the same keys shares the entries.
-#[cached_tower(config = "many_slice", key = "user:{id}")]
+/// A batch function and a single-key function over the same keys (a tower of their own: tests
+/// run in parallel in one process).
+#[cached_tower(config = "many_shared", key = "user:{ids}", many = "ids")]
+fn shared_users(ids: &[u64]) -> HashMap<u64, User> {
+    ids.iter().map(|&id| (id, User::sample(id))).collect()
+}
+
+#[cached_tower(config = "many_shared", key = "user:{id}")]
 fn user(id: u64) -> User {
     User::sample(id + 1_000)
 }
 
 #[test]
 fn a_single_key_function_over_the_same_keys_reads_the_batch_entries() {
-    register_memory("many_slice");
-    let _ = users(&[42]);
+    register_memory("many_shared");
+    let _ = shared_users(&[42]);
     assert_eq!(user(42), User::sample(42), "stored by the batch, read by the single-key function");
 }

@@ -120,18 +120,18 @@ impl<'s, 'k, 'a, T: Cacheable> GetOrSetMany<'s, 'k, 'a, T> {
         // A failed look leaves every key to load (the driver counted and logged the failure).
         if let Ok(found) = reply.and_then(Reply::into_values) {
             if found.len() == self.led.len() {
-                let mut at = 0;
-                for stored in found {
+                let (led, leaders) = (std::mem::take(&mut self.led), std::mem::take(&mut self.leaders));
+                for ((key, leader), stored) in led.into_iter().zip(leaders).zip(found) {
                     // Decoded without counting: the read counted this key's miss already.
-                    match stored.as_ref().map(StoredValue::decode::<T>) {
-                        Some(Ok(value)) => {
-                            self.set(self.led[at], value);
-                            self.led.remove(at);
-                            if let Some(stored) = stored {
-                                self.leaders.remove(at).land(stored);
-                            }
+                    match stored.map(|stored| (stored.decode::<T>(), stored)) {
+                        Some((Ok(value), stored)) => {
+                            self.set(key, value);
+                            leader.land(stored);
                         }
-                        _ => at += 1,
+                        _ => {
+                            self.led.push(key);
+                            self.leaders.push(leader);
+                        }
                     }
                 }
             }
