@@ -138,10 +138,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
     };
     let nodes = Nodes::connect(cluster, data)?;
     cluster_support::fill(&nodes, data)?;
-    let batches: Vec<Vec<&str>> = redis_support::batches(BATCH)
-        .iter()
-        .map(|batch| batch.iter().map(|&n| data.keys[n].as_str()).collect())
-        .collect();
+    let batches: Vec<Vec<&str>> = redis_support::key_batches(data, BATCH);
     let mut notes = Vec::new();
 
     let runtime = cluster_support::runtime()?;

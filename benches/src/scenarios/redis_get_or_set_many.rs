@@ -378,10 +378,7 @@ fn run(data: &Dataset, settings: &Settings, services: &Services) -> BoxResult<Ou
         Err(reason) => return Ok(redis_support::skipped(SCENARIO.id, reason)),
     };
     redis_support::fill(&redis.url, data)?;
-    let batches: Vec<Vec<&str>> = redis_support::batches(BATCH)
-        .iter()
-        .map(|batch| batch.iter().map(|&n| data.keys[n].as_str()).collect())
-        .collect();
+    let batches: Vec<Vec<&str>> = redis_support::key_batches(data, BATCH);
     let missing: Vec<Vec<&str>> =
         batches.iter().map(|batch| batch.iter().step_by(MISSING_EVERY).copied().collect()).collect();
     let mut notes = Vec::new();

@@ -147,10 +147,7 @@ fn run_batch(
     notes: &mut Vec<String>,
 ) -> BoxResult<(Vec<Row>, Vec<Trips>)> {
     eprintln!("  batches of {size}:");
-    let batches: Vec<Vec<&str>> = redis_support::batches(size)
-        .iter()
-        .map(|batch| batch.iter().map(|&n| data.keys[n].as_str()).collect())
-        .collect();
+    let batches: Vec<Vec<&str>> = redis_support::key_batches(data, size);
 
     let clients = Clients::new(&redis.url, BOUND, EvictionPolicy::S3Fifo)?;
     let timed = contenders(&clients, &batches);

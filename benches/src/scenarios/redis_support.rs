@@ -204,6 +204,11 @@ pub(super) fn batches(size: usize) -> Vec<Vec<usize>> {
     order.chunks(size).map(<[usize]>::to_vec).collect()
 }
 
+/// [`batches`] of `size` as the dataset's keys.
+pub(super) fn key_batches(data: &Dataset, size: usize) -> Vec<Vec<&str>> {
+    batches(size).iter().map(|batch| batch.iter().map(|&n| data.keys[n].as_str()).collect()).collect()
+}
+
 /// Counts failed raw operations, so a figure made partly of errors is flagged, not published.
 #[derive(Debug, Default)]
 pub(super) struct Failures(AtomicU64);

@@ -41,6 +41,11 @@ impl<'a> Positions<'a> {
     }
 }
 
+/// Every element, cloned: what the body gets when no tower is registered.
+fn every<K: Clone>(elements: &[(MemoKey, &K)]) -> Vec<K> {
+    elements.iter().map(|(_, element)| (*element).clone()).collect()
+}
+
 /// The keys of `elements`, for the tower.
 fn keys<'a, K>(elements: &'a [(MemoKey, &K)]) -> Vec<&'a str> {
     elements.iter().map(|(key, _)| key.as_str()).collect()
@@ -103,8 +108,7 @@ where
     let elements = keyed(elements, &key_of);
     // Any key will do: `cache_for` finds the tower and warns of a blocking call on a runtime.
     let Some((tower, _)) = site.cache_for(Some(""), true) else {
-        let all = elements.iter().map(|(_, element)| (*element).clone()).collect();
-        return body(all).map(|loaded| loaded.into_iter().collect());
+        return body(every(&elements)).map(|loaded| loaded.into_iter().collect());
     };
     let positions = Positions::of(&elements);
     let load = |missing: &[&str]| body(subset(&elements, &positions, missing)).map(|loaded| named(loaded, &key_of));
@@ -157,8 +161,7 @@ where
 {
     let elements = keyed(elements, &key_of);
     let Some((tower, _)) = site.cache_for(Some(""), false) else {
-        let all = elements.iter().map(|(_, element)| (*element).clone()).collect();
-        return body(all).await.map(|loaded| loaded.into_iter().collect());
+        return body(every(&elements)).await.map(|loaded| loaded.into_iter().collect());
     };
     let positions = Positions::of(&elements);
     let key_of = &key_of;
