@@ -426,7 +426,8 @@ fn a_frozen_redis_leaves_warm_keys_answering_from_memory_and_the_thaw_brings_the
         })
         .collect();
     let answers: Vec<_> = callers.into_iter().flat_map(|caller| caller.join().unwrap()).collect();
-    assert!(answers.iter().all(|answer| answer.as_deref() == Ok("old")), "every call answered from memory");
+    let odd: Vec<_> = answers.iter().filter(|answer| answer.as_deref() != Ok("old")).take(5).collect();
+    assert!(odd.is_empty(), "every call answered from memory: {odd:?}");
     assert_eq!(loads.load(Ordering::SeqCst), 0, "the source was never asked");
     assert!(tower.stats()[0].stale_served > 0, "answered as stale once the listener saw the freeze");
     assert_eq!(tower.get::<String>("warm"), None, "never as fresh: a plain read misses it");
