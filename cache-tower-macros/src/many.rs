@@ -10,8 +10,8 @@
 //! another caller failed).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote_spanned};
-use syn::{FnArg, Ident, Pat, Signature as FnSignature, Type};
+use quote::{ToTokens, format_ident, quote_spanned};
+use syn::{Ident, Signature as FnSignature, Type};
 
 use crate::expand::{Names, call_with, span_range, template_key};
 use crate::validate::{Checked, Key, Many, Passing, ReturnKind};
@@ -43,11 +43,7 @@ pub(crate) fn bodies(
     let key_of = quote_spanned! {mixed=>
         |#element| ::core::option::Option::unwrap_or_default(#key)
     };
-    let by_reference = sig.inputs.iter().any(|input| {
-        matches!(input, FnArg::Typed(typed) if matches!(&*typed.pat, Pat::Ident(pat) if pat.ident == *param)
-            && matches!(&*typed.ty, Type::Reference(_)))
-    });
-    let elements = if by_reference {
+    let elements = if matches!(many.passing, Passing::Slice | Passing::Reference) {
         quote_spanned! {mixed=> ::cache_tower::__private::elements(#param) }
     } else {
         quote_spanned! {mixed=> ::cache_tower::__private::elements(&#param) }
@@ -95,7 +91,7 @@ pub(crate) fn bodies(
     };
 
     let value_type = &many.value_type;
-    let (first, _) = span_range(&quote_spanned! {mixed=> #value_type });
+    let (first, _) = span_range(&value_type.to_token_stream());
     let assertion = quote_spanned! {first=> ::cache_tower::__private::assert_cached::<#value_type>(); };
     let base = match signature.kind {
         ReturnKind::Result => "memoize_many_result",

@@ -187,12 +187,16 @@ pub fn invalidate_many<'a, K: 'a>(
     let Some(tower) = site.tower() else { return Ok(()) };
     let mut first_error = Ok(());
     for element in elements {
-        let deleted = tower.delete(&key_of(element));
-        if first_error.is_ok() {
-            first_error = deleted;
-        }
+        keep_first(&mut first_error, tower.delete(&key_of(element)));
     }
     first_error
+}
+
+/// Keeps in `first` the first error of a series of deletes.
+fn keep_first(first: &mut crate::Result<()>, deleted: crate::Result<()>) {
+    if first.is_ok() {
+        *first = deleted;
+    }
 }
 
 /// The async twin of [`invalidate_many`].
@@ -206,13 +210,11 @@ pub async fn invalidate_many_async<'a, K: 'a>(
     key_of: impl Fn(&K) -> MemoKey,
 ) -> crate::Result<()> {
     let Some(tower) = site.tower() else { return Ok(()) };
+    // The keys first: the future then holds no borrow of the caller's collection across awaits.
     let keys: Vec<MemoKey> = elements.into_iter().map(key_of).collect();
     let mut first_error = Ok(());
     for key in &keys {
-        let deleted = tower.delete_async(key).await;
-        if first_error.is_ok() {
-            first_error = deleted;
-        }
+        keep_first(&mut first_error, tower.delete_async(key).await);
     }
     first_error
 }
