@@ -190,6 +190,16 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// Removes every key of this layer's namespace, and only those.
     fn flush(&self) -> Result<()>;
 
+    /// Makes every key of this layer's namespace a miss, for every instance sharing the layer,
+    /// at a cost that does not grow with what the layer holds: a *logical* clear, where
+    /// [`flush`](Self::flush) removes keys one by one. The default is `flush`: right for a layer
+    /// that holds little or lives in this process. Redis moves its namespace to a new
+    /// generation in one round trip (the old keys are unreachable at once and expire by their
+    /// TTL); see [`CacheTower::clear`](crate::CacheTower::clear).
+    fn clear(&self) -> Result<()> {
+        self.flush()
+    }
+
     /// What the adapter counts itself (evictions, expirations); zeros by default.
     fn stats(&self) -> AdapterStats {
         AdapterStats::default()

@@ -17,7 +17,7 @@
 //!
 //! # Write path
 //!
-//! `set`, `mset`, `delete` and `flush` go to every layer, from the bottom (shared, slow) up to
+//! `set`, `mset`, `delete`, `flush` and `clear` go to every layer, from the bottom (shared, slow) up to
 //! layer 0 ([`WriteLayers`](plan::WriteLayers)). Bottom up, a reader that misses the top layer
 //! during a write finds the new value below rather than backfilling the old one. A layer that
 //! fails is skipped; the others are still written, and the call returns the error of the topmost
@@ -383,6 +383,38 @@ impl CacheTower {
         self.write(Write::Flush)
     }
 
+    /// Makes every entry of every layer a miss, in every instance that shares the layers, at a
+    /// cost that does not grow with what they hold: a logical clear, where
+    /// [`flush`](Self::flush) removes keys one by one.
+    ///
+    /// * A memory layer is emptied (its listener hears
+    ///   [`RemovalCause::Invalidated`](crate::adapter::RemovalCause::Invalidated)).
+    /// * A Redis layer moves its namespace to a new *generation* with one `INCR` of its
+    ///   generation record, `<namespace>\0generation`: one round trip, whether the namespace holds
+    ///   ten keys or ten million. Keys of generation `N > 0` are `<namespace>\0g<N>\0<key>`
+    ///   (generation 0 is the plain `<namespace><key>`); the old ones are unreachable at once,
+    ///   and go by their TTL or with the next `flush`.
+    /// * Other instances hear of it through their invalidation listener (Redis client
+    ///   tracking), move to the new generation and empty their memory layers, within the same
+    ///   latency as any other change; an instance without invalidation reads the record again
+    ///   at most a second after its last read, so it follows a clear within a second.
+    ///
+    /// A cleared entry is never served again, not even by get-or-set's fail-safe.
+    ///
+    /// ```
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.set("k", 1)?;
+    /// tower.clear()?;
+    /// assert!(!tower.exists("k"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set): a layer that could not be cleared (the others still are).
+    pub fn clear(&self) -> Result<()> {
+        self.write(Write::Clear)
+    }
+
     fn write(&self, write: Write<'_>) -> Result<()> {
         let stack = self.stack.load();
         if let Some(written) = fast_lane::write_alone(&stack, &write) {
@@ -718,6 +750,14 @@ impl CacheTower {
     /// As for [`set`](Self::set).
     pub async fn flush_async(&self) -> Result<()> {
         self.write_async(Write::Flush).await
+    }
+
+    /// The async twin of [`clear`](Self::clear).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn clear_async(&self) -> Result<()> {
+        self.write_async(Write::Clear).await
     }
 
     async fn write_async(&self, write: Write<'_>) -> Result<()> {

@@ -433,3 +433,48 @@ fn batches_over_every_master_round_trip_on_both_paths_and_survive_a_script_flush
         assert!(layered.stats().iter().all(|layer| layer.errors == 0), "{:?}", layered.stats());
     }
 }
+
+#[test]
+fn a_clear_reaches_every_instance_on_a_cluster_with_and_without_a_hash_tag() {
+    let cluster = TestCluster::start();
+    for ns in [unique_namespace("cluster-clear"), format!("{{{}}}", unique_namespace("cluster-clear-tagged"))] {
+        let writer = instance(cluster_layer(&cluster, &ns));
+        let reader = instance(cluster_layer(&cluster, &ns));
+        std::thread::sleep(Duration::from_millis(500));
+        // A hash-tagged namespace puts every key on one master.
+        let keys = if ns.starts_with('{') {
+            (0..10).map(|n| format!("k{n}")).collect()
+        } else {
+            keys_on_every_master(&cluster, &ns, 3)
+        };
+        let items: Vec<(&str, u64)> = keys.iter().map(|key| (key.as_str(), 1)).collect();
+        writer.mset(items).unwrap();
+        for key in &keys {
+            assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(key) == Some(1)), "{ns}{key}: never read");
+        }
+
+        writer.clear().unwrap();
+
+        for key in &keys {
+            assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(key).is_none()), "{ns}{key}: not cleared");
+        }
+        let items: Vec<(&str, u64)> = keys.iter().map(|key| (key.as_str(), 2)).collect();
+        writer.mset(items).unwrap();
+        let read = reader.mget::<u64, _>(&keys);
+        assert!(
+            read.values().all(|value| *value == Some(2)),
+            "{ns}: a batch over every master after the clear: {read:?}"
+        );
+        let mut raw = raw_cluster(&cluster);
+        let stored: Option<String> = redis::cmd("GET").arg(format!("{ns}\0g1\0{}", keys[0])).query(&mut raw).unwrap();
+        assert_eq!(stored.as_deref(), Some("2"), "{ns}: written under generation 1");
+        if ns.starts_with('{') {
+            let slot = cluster.slot_of_key(&ns);
+            assert_eq!(
+                cluster.slot_of_key(&format!("{ns}\0g1\0{}", keys[0])),
+                slot,
+                "a hash-tagged namespace keeps its slot"
+            );
+        }
+    }
+}

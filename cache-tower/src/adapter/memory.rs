@@ -65,8 +65,8 @@ pub enum RemovalCause {
     /// for this cause too.
     Replaced,
     /// The tower removed it because the value changed in a shared layer below (another process,
-    /// or anyone, wrote the key in Redis), or because the tower lost sight of such changes and
-    /// emptied the layer.
+    /// or anyone, wrote the key in Redis), because the tower lost sight of such changes and
+    /// emptied the layer, or because the tower was cleared (`clear`, here or in another process).
     Invalidated,
     /// Removed on request: `delete`, `flush`, or the tower's own `delete` and `flush`.
     Removed,
@@ -702,7 +702,7 @@ impl MemoryAdapter {
     }
 
     /// Removes every entry, for `cause` (a `flush`, or the tower's invalidation).
-    pub(crate) fn clear(&self, cause: RemovalCause) {
+    pub(crate) fn remove_all(&self, cause: RemovalCause) {
         for index in 0..self.inner.shards.len() {
             self.write_shard(index, |shard| shard.clear(cause, &mut Now::new(&self.inner.clock)));
         }
@@ -1050,7 +1050,14 @@ impl CacheAdapter for MemoryAdapter {
     }
 
     fn flush(&self) -> Result<()> {
-        self.clear(RemovalCause::Removed);
+        self.remove_all(RemovalCause::Removed);
+        Ok(())
+    }
+
+    /// Removes every entry, as [`flush`](CacheAdapter::flush) does, but the listener hears
+    /// [`RemovalCause::Invalidated`]: the entries went because the tower was cleared.
+    fn clear(&self) -> Result<()> {
+        self.remove_all(RemovalCause::Invalidated);
         Ok(())
     }
 

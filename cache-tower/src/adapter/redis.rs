@@ -15,6 +15,7 @@ mod changes;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod connection;
+mod generation;
 mod ops;
 mod settings;
 #[cfg(feature = "cluster")]
@@ -498,6 +499,7 @@ impl RedisAdapterBuilder {
                 ));
             }
         };
+        let generation = Arc::clone(ops.generation());
         Ok(RedisAdapter {
             inner: Arc::new(Inner {
                 ops,
@@ -509,6 +511,7 @@ impl RedisAdapterBuilder {
                     secrets: target.secrets,
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
+                    generation,
                 },
                 backend,
                 #[cfg(feature = "tokio")]
@@ -576,14 +579,52 @@ impl RedisAdapter {
 
     /// Carries out `request` on the blocking path.
     fn send(&self, request: Request<'_>) -> Result<Reply> {
-        let op = self.inner.ops.op(request)?;
-        match &self.inner.backend {
+        under_generation!(self, request, |op| match &self.inner.backend {
             Backend::Node { pool, .. } => pool.send(&self.inner.connector, op),
             #[cfg(feature = "cluster")]
             Backend::Cluster(cluster) => cluster.send_blocking(&self.inner.connector, op),
-        }
+        })
     }
 }
+
+/// Carries out a request under the namespace's current generation (`generation.rs`), sending
+/// each op with `$send` (blocking or awaited: both paths run this once-written logic):
+///
+/// * a request of data keys first reads the generation record when that is due (nobody follows
+///   it, and the last read is over a second old); a failed read fails the request, so an
+///   unreachable server costs one timeout, not two;
+/// * a request of data keys that learnt of another generation while it ran (the handshake of
+///   the connection it opened, or the listener hearing a `clear`) runs once more under it.
+macro_rules! under_generation {
+    ($adapter:expr, $request:expr, |$op:ident| $send:expr) => {{
+        let adapter: &RedisAdapter = $adapter;
+        let request: Request<'_> = $request;
+        let ops = &adapter.inner.ops;
+        let generation = ops.generation();
+        let of_data = generation::of_data_keys(&request);
+        let mut reply = Ok(Reply::Done);
+        if of_data && generation.is_due() {
+            let $op = ops.read_generation();
+            reply = $send;
+        }
+        if reply.is_ok() {
+            for attempt in 0..2 {
+                let seen = generation.current();
+                let $op = ops.op(request)?;
+                reply = $send;
+                if !of_data || attempt == 1 || generation.current() == seen {
+                    break;
+                }
+                tracing::debug!(
+                    operation = request.name(),
+                    "the cache namespace moved to a new generation meanwhile; running again under it"
+                );
+            }
+        }
+        reply
+    }};
+}
+use under_generation;
 
 impl fmt::Debug for RedisAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -665,6 +706,12 @@ impl CacheAdapter for RedisAdapter {
         self.send(Request::Flush)?.into_done()
     }
 
+    /// One `INCR` of the namespace's generation record: see
+    /// [`CacheTower::clear`](crate::CacheTower::clear).
+    fn clear(&self) -> Result<()> {
+        self.send(Request::Clear)?.into_done()
+    }
+
     #[cfg(feature = "tokio")]
     fn as_async(&self) -> Option<&dyn crate::adapter::AsyncCacheAdapter> {
         Some(self)
@@ -680,6 +727,7 @@ impl CacheAdapter for RedisAdapter {
             endpoint: self.inner.connector.endpoint.clone(),
             secrets: self.inner.connector.secrets.clone(),
             sink,
+            generation: Arc::clone(self.inner.ops.generation()),
         };
         Some(listener.spawn())
     }
@@ -689,12 +737,11 @@ impl CacheAdapter for RedisAdapter {
 impl crate::adapter::AsyncCacheAdapter for RedisAdapter {
     fn call<'a>(&'a self, request: Request<'a>) -> crate::adapter::BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
-            let op = self.inner.ops.op(request)?;
-            match &self.inner.backend {
+            under_generation!(self, request, |op| match &self.inner.backend {
                 Backend::Node { shared, .. } => shared.send(&self.inner.connector, op).await,
                 #[cfg(feature = "cluster")]
                 Backend::Cluster(cluster) => cluster.send(&self.inner.connector, op).await,
-            }
+            })
         })
     }
 }

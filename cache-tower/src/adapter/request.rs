@@ -41,6 +41,8 @@ pub enum Request<'a> {
     Exists(&'a str),
     /// [`CacheAdapter::flush`]; answered by [`Reply::Done`].
     Flush,
+    /// [`CacheAdapter::clear`]; answered by [`Reply::Done`].
+    Clear,
     /// [`CacheAdapter::lock`] of a key with an owner token for a time; answered by
     /// [`Reply::Locked`].
     Lock {
@@ -74,8 +76,8 @@ pub enum Reply {
     Values(Vec<Option<StoredValue>>),
     /// To [`Request::Exists`].
     Exists(bool),
-    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`])
-    /// or [`Request::Unlock`].
+    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`],
+    /// [`Request::Clear`]) or [`Request::Unlock`].
     Done,
     /// To [`Request::Lock`]: whether the lock was taken.
     Locked(bool),
@@ -92,6 +94,7 @@ impl Request<'_> {
             Request::Delete(_) => "delete",
             Request::Exists(_) => "exists",
             Request::Flush => "flush",
+            Request::Clear => "clear",
             Request::Lock { .. } => "lock",
             Request::Unlock { .. } => "unlock",
         }
@@ -127,6 +130,10 @@ impl Request<'_> {
             Request::Exists(key) => Reply::Exists(adapter.exists(key)?),
             Request::Flush => {
                 adapter.flush()?;
+                Reply::Done
+            }
+            Request::Clear => {
+                adapter.clear()?;
                 Reply::Done
             }
             Request::Lock { key, token, ttl } => Reply::Locked(adapter.lock(key, token, ttl)?),

@@ -74,7 +74,7 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>, shared
     let flush = |locals: &[Arc<dyn CacheAdapter>]| {
         for local in locals {
             match local.as_memory(Token(())) {
-                Some(memory) => memory.clear(RemovalCause::Invalidated),
+                Some(memory) => memory.remove_all(RemovalCause::Invalidated),
                 None => {
                     let _ = local.flush();
                 }

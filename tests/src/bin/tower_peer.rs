@@ -16,6 +16,7 @@
 //! | `mset <k> <v> [<k> <v>]...` | `ok` or `err <message>` |
 //! | `delete <key>` | `ok` or `err <message>` |
 //! | `flush` | `ok` or `err <message>` |
+//! | `clear` | `ok` or `err <message>` |
 //! | `l0 <key>` | `yes` or `no`: whether the memory layer holds the key |
 //! | `stampede <key> <callers> <work_ms> <lock_ms>` | `ok <slowest caller's ms> <values>`: that many threads call `get_or_set` of the key at once with the distributed lock (`lock_ms`), the computation counting itself with `INCR stampede:<namespace><key>` in Redis, then taking `work_ms` |
 //! | `ping` | `pong` |
@@ -136,6 +137,7 @@ enum Command {
     Mset(Vec<(String, String)>),
     Delete(String),
     Flush,
+    Clear,
     L0(String),
     Stampede { key: String, callers: usize, work_ms: u64, lock_ms: u64 },
     Ping,
@@ -157,6 +159,7 @@ fn parse_command(line: &str) -> Result<Command, String> {
         "mset" => Ok(Command::Mset(args.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect())),
         "delete" => arity(1).map(|()| Command::Delete(args[0].clone())),
         "flush" => arity(0).map(|()| Command::Flush),
+        "clear" => arity(0).map(|()| Command::Clear),
         "l0" => arity(1).map(|()| Command::L0(args[0].clone())),
         "stampede" => {
             arity(4)?;
@@ -171,7 +174,9 @@ fn parse_command(line: &str) -> Result<Command, String> {
         }
         "ping" => arity(0).map(|()| Command::Ping),
         "quit" => arity(0).map(|()| Command::Quit),
-        other => Err(format!("unknown command {other:?} (get, set, mset, delete, flush, l0, stampede, ping, quit)")),
+        other => {
+            Err(format!("unknown command {other:?} (get, set, mset, delete, flush, clear, l0, stampede, ping, quit)"))
+        }
     }
 }
 
@@ -257,6 +262,7 @@ fn run(tower: &CacheTower, memory: &dyn CacheAdapter, options: &Options, command
         Command::Mset(items) => done(tower.mset(items)),
         Command::Delete(key) => done(tower.delete(&key)),
         Command::Flush => done(tower.flush()),
+        Command::Clear => done(tower.clear()),
         Command::L0(key) => match memory.exists(&key) {
             Ok(true) => "yes".to_owned(),
             Ok(false) => "no".to_owned(),

@@ -40,6 +40,7 @@ pub(crate) trait Calls {
     fn delete(&self, tower: &CacheTower, key: &str) -> Result<()>;
     fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
+    fn clear(&self, tower: &CacheTower) -> Result<()>;
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
     /// `try_get_or_set_many`, the loader given the missing keys as `&str`s on both paths.
     fn try_get_or_set_many<T: Cacheable>(
@@ -82,6 +83,9 @@ impl Calls for Blocking {
     }
     fn flush(&self, tower: &CacheTower) -> Result<()> {
         tower.flush()
+    }
+    fn clear(&self, tower: &CacheTower) -> Result<()> {
+        tower.clear()
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         tower.get_or_set(key, compute)
@@ -137,6 +141,9 @@ impl Calls for OnTokio {
     }
     fn flush(&self, tower: &CacheTower) -> Result<()> {
         self.0.block_on(tower.flush_async())
+    }
+    fn clear(&self, tower: &CacheTower) -> Result<()> {
+        self.0.block_on(tower.clear_async())
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         self.0.block_on(tower.get_or_set_async(key, move || async move { compute() }))

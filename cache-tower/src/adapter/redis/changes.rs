@@ -26,6 +26,7 @@ use std::time::Duration;
 use redis::{Client, PushInfo, PushKind, Value};
 
 use super::connection::{Source, in_words};
+use super::generation::{self, Generation, Learnt, RECORD_SUFFIX};
 use super::settings::{Secrets, scrub};
 use crate::adapter::{Change, ChangeSink, ChangeWatch};
 
@@ -66,6 +67,9 @@ pub(super) struct Listener {
     /// The passwords, to scrub from any error text of the redis client that might echo one.
     pub(super) secrets: Secrets,
     pub(super) sink: ChangeSink,
+    /// The namespace's generation, which the listener follows while subscribed: when the
+    /// record changes (a `clear`), it reads it and, if it moved, reports [`Change::All`].
+    pub(super) generation: Arc<Generation>,
 }
 
 /// The servers of one subscription, and (on a cluster) what tells that the masters changed.
@@ -108,7 +112,10 @@ impl Listener {
         let mut warned = false;
         while !stop.load(Ordering::Acquire) {
             let mut subscribed = false;
-            let Err(err) = self.session(stop, &mut subscribed).await else { return };
+            let ended = self.session(stop, &mut subscribed).await;
+            // Unsubscribed: operations read the generation record themselves again.
+            self.generation.set_followed(false);
+            let Err(err) = ended else { return };
             if subscribed {
                 // Changes may be missed from now on: the tower drops its local copies and keeps
                 // new ones only briefly until the listener subscribes again.
@@ -157,7 +164,9 @@ impl Listener {
             tracking.query_async::<()>(&mut connection).await.map_err(|err| self.described(&err))?;
             connections.push(connection);
         }
-        // Subscribed from now on; what changed before is unknown.
+        // Subscribed from now on; what changed before is unknown, the generation included.
+        self.read_generation(&mut connections, &mut nodes).await?;
+        self.generation.set_followed(true);
         *subscribed = true;
         (self.sink)(Change::All);
         tracing::debug!(endpoint = %self.endpoint, namespace = %self.namespace, servers = connections.len(), "cache invalidation subscribed");
@@ -166,7 +175,12 @@ impl Listener {
         loop {
             tokio::select! {
                 push = pushes.recv() => match push {
-                    Some(PushInfo { kind: PushKind::Invalidate, data }) => self.deliver(data),
+                    Some(PushInfo { kind: PushKind::Invalidate, data }) => {
+                        if self.deliver(data) && self.read_generation(&mut connections, &mut nodes).await? {
+                            // A `clear`: every key changed.
+                            (self.sink)(Change::All);
+                        }
+                    }
                     Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => {
                         return Err("the connection closed".to_owned());
                     }
@@ -252,16 +266,54 @@ impl Listener {
         in_words(err).map_or_else(|| scrub(&err.to_string(), &self.secrets), str::to_owned)
     }
 
-    /// Reports an `invalidate` push: the keys under the namespace (as tower keys), or
-    /// everything for `invalidate null` (a flush).
-    fn deliver(&self, data: Vec<Value>) {
+    /// Reads the generation record (one read, on the server that holds it) and moves the layer
+    /// to the generation it holds: whether that changed it.
+    async fn read_generation(
+        &self,
+        connections: &mut [redis::aio::MultiplexedConnection],
+        nodes: &mut Nodes,
+    ) -> Result<bool, String> {
+        let get = self.generation.read();
+        #[cfg(feature = "cluster")]
+        let cluster = nodes.cluster.as_mut().map(|(cluster, _)| cluster);
+        #[cfg(not(feature = "cluster"))]
+        let cluster: Option<&mut redis::aio::MultiplexedConnection> = {
+            let _ = nodes;
+            None
+        };
+        let read = async {
+            match (cluster, connections.first_mut()) {
+                (Some(cluster), _) => get.query_async::<Value>(cluster).await,
+                (None, Some(connection)) => get.query_async::<Value>(connection).await,
+                (None, None) => Ok(Value::Nil),
+            }
+        };
+        let reply = match tokio::time::timeout(self.timeout, read).await {
+            Ok(reply) => reply.map_err(|err| self.described(&err))?,
+            Err(_) => return Err(format!("reading the generation record timed out after {:?}", self.timeout)),
+        };
+        match generation::parse(&reply) {
+            Ok(number) => Ok(self.generation.learn(number, Learnt::Read)),
+            Err(what) => {
+                tracing::warn!(record = %String::from_utf8_lossy(self.generation.record()), problem = %what,
+                    "the cache namespace's generation record holds no generation number; keeping the one known");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reports an `invalidate` push: the keys under the namespace (as tower keys, whatever
+    /// their generation), or everything for `invalidate null` (a flush). Whether the generation
+    /// record may have changed (then the caller reads it).
+    fn deliver(&self, data: Vec<Value>) -> bool {
         let keys = match data.into_iter().next() {
             Some(Value::Array(keys) | Value::Set(keys)) => keys,
             _ => {
                 (self.sink)(Change::All);
-                return;
+                return true;
             }
         };
+        let mut record_changed = false;
         let namespace = self.namespace.as_bytes();
         let keys: Vec<String> = keys
             .into_iter()
@@ -274,14 +326,21 @@ impl Listener {
                 if !bytes.starts_with(namespace) {
                     return None;
                 }
-                // The namespace comes off in place: one buffer per key, the one received.
-                bytes.drain(..namespace.len());
+                let rest = &bytes[namespace.len()..];
+                if rest == RECORD_SUFFIX {
+                    record_changed = true;
+                }
+                // The namespace (and generation) come off in place: one buffer per key, the
+                // one received. The layer's own bookkeeping keys (locks, records) are no keys.
+                let start = bytes.len() - generation::tower_key(rest)?.len();
+                bytes.drain(..start);
                 String::from_utf8(bytes).ok()
             })
             .collect();
         if !keys.is_empty() {
             (self.sink)(Change::Keys(&keys));
         }
+        record_changed
     }
 }
 

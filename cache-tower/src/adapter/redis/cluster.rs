@@ -25,7 +25,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{RedisError, RedisResult, Value};
 
 use super::connection::{Connector, Shared};
-use super::ops::{Command, Failed, Op, Progress, is_noscript, script_sources};
+use super::ops::{Command, Failed, Op, Progress, handshaken, is_noscript, script_sources};
 use super::slot_owners::SlotOwners;
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
@@ -120,9 +120,13 @@ impl ClusterShared {
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(connector.connect_timeout.min(connector.timeout))
                 .set_response_timeout(connector.timeout);
+            let generation = Arc::clone(&connector.generation);
             let made = self.runtime.spawn(async move {
                 let mut connection = client.get_async_connection_with_config(config).await?;
                 load_scripts(&mut connection).await?;
+                // The generation record lives on one slot's master: a read of its own.
+                let record: Value = generation.read().query_async(&mut connection).await?;
+                handshaken(&generation, std::slice::from_ref(&record));
                 Ok::<_, RedisError>(connection)
             });
             let connection = match made.await {

@@ -2,9 +2,9 @@
 //! multiplexed async connection (feature `tokio`), each with one function that carries out any
 //! [`Op`] (`SyncPool::send`, `AsyncShared::send`).
 //!
-//! * A new connection loads the layer's scripts before its first use ([`load_scripts`], one
-//!   pipelined round trip within the connect timeout), so every operation is one round trip
-//!   from the first call.
+//! * A new connection loads the layer's scripts and reads the namespace's generation before its
+//!   first use ([`handshake`], one pipelined round trip within the connect timeout), so every
+//!   operation is one round trip from the first call.
 //! * A connection that fails is dropped and a new one is made on the next call, so the adapter
 //!   recovers by itself once Redis is back.
 //! * A connection the server had already closed while it sat idle (the server's `timeout`,
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult, Value};
 
-use super::ops::{Command, Failed, Op, Progress, is_noscript, load_scripts};
+use super::generation::Generation;
+use super::ops::{Command, Failed, Op, Progress, handshake, handshaken, is_noscript, load_scripts};
 use super::settings::{Scrubbed, Secrets, scrub};
 use crate::adapter::Reply;
 use crate::error::{Error, Fault, Result};
@@ -88,6 +89,8 @@ pub(super) struct Connector {
     pub(super) secrets: Secrets,
     pub(super) timeout: Duration,
     pub(super) connect_timeout: Duration,
+    /// The namespace's generation, which a new connection reads in its handshake.
+    pub(super) generation: std::sync::Arc<Generation>,
 }
 
 impl Connector {
@@ -135,13 +138,15 @@ impl Connector {
     fn connect(&self, operation: &str, within: Duration) -> Result<Connection> {
         let within = within.min(self.connect_timeout).max(Duration::from_millis(1));
         let source = self.source.clone();
+        let generation = std::sync::Arc::clone(&self.generation);
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new().name("cache-tower-redis-connect".into()).spawn(move || {
             let started = Instant::now();
             let opened = source.client().and_then(|client| client.get_connection_with_timeout(within)).and_then(
                 |mut connection| {
                     set_timeouts(&connection, within.saturating_sub(started.elapsed()).max(Duration::from_millis(1)))?;
-                    load_scripts().exec(&mut connection)?;
+                    let replies: Vec<Value> = handshake(&generation).query(&mut connection)?;
+                    handshaken(&generation, &replies);
                     Ok(connection)
                 },
             );
@@ -438,7 +443,8 @@ impl AsyncShared {
                     .set_response_timeout(Some(connector.timeout));
                 let client = connector.source.client_async().await?;
                 let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
-                load_scripts().exec_async(&mut connection).await?;
+                let replies: Vec<Value> = handshake(&connector.generation).query_async(&mut connection).await?;
+                handshaken(&connector.generation, &replies);
                 Ok(connection)
             })
             .await

@@ -22,9 +22,12 @@
 //! (each entry's TTL is carried as a duration computed before the first send, so a resend at
 //! most restarts it a few milliseconds later).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{Cmd, Pipeline, RedisError, Script, Value};
+
+use super::generation::{self, Generation, Learnt};
 
 use crate::adapter::{Reply, Request};
 use crate::error::{Error, Fault, Result};
@@ -80,6 +83,27 @@ pub(super) fn load_scripts() -> redis::Pipeline {
     pipeline
 }
 
+/// What a connection sends when it opens, in one round trip: the scripts
+/// ([`load_scripts`]), then a read of the generation record, whose reply goes to [`handshaken`].
+pub(super) fn handshake(generation: &Generation) -> redis::Pipeline {
+    let mut pipeline = load_scripts();
+    pipeline.add_command(generation.read());
+    pipeline
+}
+
+/// Takes in the reply of a [`handshake`]: the generation the record holds. A record that holds
+/// no generation number is logged and the known generation kept (`clear` then fails, naming it).
+pub(super) fn handshaken(generation: &Generation, replies: &[Value]) {
+    let Some(reply) = replies.last() else { return };
+    match generation::parse(reply) {
+        Ok(number) => {
+            generation.learn(number, Learnt::Read);
+        }
+        Err(what) => tracing::warn!(record = %String::from_utf8_lossy(generation.record()), problem = %what,
+            "the cache namespace's generation record holds no generation number; keeping the one known"),
+    }
+}
+
 /// Whether a reply says the script is not loaded on the server (`SCRIPT FLUSH` since the
 /// connection loaded it, or a failover to a replica that never had it).
 pub(super) fn is_noscript(err: &RedisError) -> bool {
@@ -90,6 +114,8 @@ pub(super) fn is_noscript(err: &RedisError) -> bool {
 #[derive(Debug, Clone)]
 pub(super) struct Ops {
     namespace: Vec<u8>,
+    /// The namespace's generation: every data key is under its prefix (`generation.rs`).
+    generation: Arc<Generation>,
     /// Whether the keys live in a Redis Cluster: commands of many keys are then split by hash
     /// slot, and `flush` scans every master.
     #[cfg(feature = "cluster")]
@@ -222,9 +248,10 @@ impl Command {
     }
 }
 
-/// A tower key as a command argument: the namespace, then the key, as one argument.
+/// A tower key as a command argument: the prefix (the namespace, and the generation past 0),
+/// then the key, as one argument.
 struct RedisKey<'a> {
-    namespace: &'a [u8],
+    prefix: &'a [u8],
     /// Between the two: empty, or [`LOCK_INFIX`].
     infix: &'a [u8],
     key: &'a str,
@@ -236,7 +263,7 @@ impl redis::ToRedisArgs for RedisKey<'_> {
         let mut arg = out.writer_for_next_arg();
         // Writing into the command's own buffer cannot fail.
         let _ = arg
-            .write_all(self.namespace)
+            .write_all(self.prefix)
             .and_then(|()| arg.write_all(self.infix))
             .and_then(|()| arg.write_all(self.key.as_bytes()));
     }
@@ -299,6 +326,8 @@ enum Parse {
     ExistsFresh(Window),
     /// `SET NX`: `OK` when the lock was taken, nil when somebody holds it.
     Locked,
+    /// A read or `INCR` of the generation record: the layer learns the generation (`generation.rs`).
+    Generation(Learnt),
     Done,
 }
 
@@ -387,6 +416,7 @@ impl Ops {
         let hash = |source| Script::new(source).get_hash().to_owned();
         Self {
             namespace: namespace.as_bytes().to_vec(),
+            generation: Arc::new(Generation::new(namespace.as_bytes())),
             #[cfg(feature = "cluster")]
             cluster: false,
             ttl,
@@ -414,6 +444,28 @@ impl Ops {
         self.stale
     }
 
+    /// The namespace's generation, as the layer's connections and listener share it.
+    pub(super) fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// The read of the generation record, when it is due (`Generation::is_due`): its reply moves
+    /// the layer to the generation the record holds.
+    pub(super) fn read_generation(&self) -> Op<'_> {
+        let read = self.generation.read();
+        self.bookkeeping("generation", State::Once(Command::One(read), Parse::Generation(Learnt::Read)))
+    }
+
+    fn bookkeeping(&self, name: &'static str, state: State) -> Op<'_> {
+        Op {
+            ops: self,
+            name,
+            state,
+            #[cfg(feature = "cluster")]
+            masters: Vec::new(),
+        }
+    }
+
     fn window(&self, stale_too: bool) -> Window {
         Window { stale: self.stale, stale_too }
     }
@@ -424,61 +476,70 @@ impl Ops {
     /// An entry to write whose value cannot be encoded.
     pub(super) fn op<'a>(&'a self, request: Request<'_>) -> Result<Op<'a>> {
         let once = |cmd, parse| State::Once(Command::One(cmd), parse);
+        // One generation for the whole operation, even if a `clear` moves it meanwhile.
+        let prefix = self.generation.prefix_of(self.generation.current());
+        let prefix = &*prefix;
         // With a stale window, only the time a key has left tells fresh from stale: every read
         // asks for it.
         let keeps_stale = !self.stale.is_zero();
         let get = |key, stale_too, value_only| {
             let parse = Parse::GetWithTtl { window: self.window(stale_too), value_only };
-            State::Once(self.with_ttls(self.keyed("GET", [key]), [key]), parse)
+            State::Once(self.with_ttls(prefix, self.keyed(prefix, "GET", [key]), [key]), parse)
         };
         let mget = |keys: &[&str], values_only| {
             let parse = Parse::MgetWithTtl { count: keys.len(), window: self.window(false), values_only };
             #[cfg(feature = "cluster")]
             if self.cluster {
-                return self.per_slot(keys, parse, |group| {
+                return self.per_slot(prefix, keys, parse, |group| {
                     let group = || group.iter().map(|&index| keys[index]);
-                    Ok(self.with_ttls(self.slot_read(group()), group()))
+                    Ok(self.with_ttls(prefix, self.slot_read(prefix, group()), group()))
                 });
             }
-            Ok(State::Once(self.with_ttls(self.keyed("MGET", keys.iter().copied()), keys.iter().copied()), parse))
+            let read = self.keyed(prefix, "MGET", keys.iter().copied());
+            Ok(State::Once(self.with_ttls(prefix, read, keys.iter().copied()), parse))
         };
         let state = match request {
             Request::Get(key) => get(key, false, false),
             Request::GetStale(key) => get(key, true, false),
             Request::GetValue(key) if keeps_stale => get(key, false, true),
-            Request::GetValue(key) => once(self.keyed("GET", [key]), Parse::GetValue),
+            Request::GetValue(key) => once(self.keyed(prefix, "GET", [key]), Parse::GetValue),
             Request::Mget([]) => State::Ready(Some(Reply::Entries(Vec::new()))),
             Request::Mget(keys) => mget(keys, false)?,
             Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
             Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
             #[cfg(feature = "cluster")]
-            Request::MgetValues(keys) if self.cluster => self.per_slot(keys, Parse::MgetValues, |group| {
-                Ok(Command::One(self.slot_read(group.iter().map(|&index| keys[index]))))
+            Request::MgetValues(keys) if self.cluster => self.per_slot(prefix, keys, Parse::MgetValues, |group| {
+                Ok(Command::One(self.slot_read(prefix, group.iter().map(|&index| keys[index]))))
             })?,
-            Request::MgetValues(keys) => once(self.keyed("MGET", keys.iter().copied()), Parse::MgetValues),
-            Request::Set(key, entry) => once(self.set(key, entry)?, Parse::Done),
+            Request::MgetValues(keys) => once(self.keyed(prefix, "MGET", keys.iter().copied()), Parse::MgetValues),
+            Request::Set(key, entry) => once(self.set(prefix, key, entry)?, Parse::Done),
             Request::Mset([]) => State::Ready(Some(Reply::Done)),
             #[cfg(feature = "cluster")]
             Request::Mset(items) if self.cluster => {
                 let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
-                self.per_slot(&keys, Parse::Done, |group| {
+                self.per_slot(prefix, &keys, Parse::Done, |group| {
                     Ok(Command::One(match group {
                         // One key: a plain `SET` (or `DEL`) is atomic, and cheaper for the node
                         // than the script.
-                        [index] => self.set(items[*index].0, &items[*index].1)?,
-                        _ => self.mset(group.iter().map(|&index| &items[index]))?,
+                        [index] => self.set(prefix, items[*index].0, &items[*index].1)?,
+                        _ => self.mset(prefix, group.iter().map(|&index| &items[index]))?,
                     }))
                 })?
             }
-            Request::Mset(items) => once(self.mset(items.iter())?, Parse::Done),
-            Request::Delete(key) => once(self.keyed("UNLINK", [key]), Parse::Done),
+            Request::Mset(items) => once(self.mset(prefix, items.iter())?, Parse::Done),
+            Request::Delete(key) => once(self.keyed(prefix, "UNLINK", [key]), Parse::Done),
             Request::Exists(key) if keeps_stale => {
-                once(self.keyed("PTTL", [key]), Parse::ExistsFresh(self.window(false)))
+                once(self.keyed(prefix, "PTTL", [key]), Parse::ExistsFresh(self.window(false)))
             }
-            Request::Exists(key) => once(self.keyed("EXISTS", [key]), Parse::Exists),
+            Request::Exists(key) => once(self.keyed(prefix, "EXISTS", [key]), Parse::Exists),
             #[cfg(feature = "cluster")]
             Request::Flush if self.cluster => State::Masters(Command::AllMasters(redis::cmd("PING"))),
             Request::Flush => State::Scanning(Command::One(self.scan(0))),
+            Request::Clear => {
+                let mut cmd = redis::cmd("INCR");
+                cmd.arg(self.generation.record());
+                once(cmd, Parse::Generation(Learnt::Incremented))
+            }
             Request::Lock { key, token, ttl } => {
                 // `SET NX PX`: taken only if free, and it expires if its holder dies.
                 let mut cmd = redis::cmd("SET");
@@ -498,49 +559,48 @@ impl Ops {
                 return Err(Error::layer_fault(Fault::Other, format!("redis layer cannot carry out {}", other.name())));
             }
         };
-        Ok(Op {
-            ops: self,
-            name: request.name(),
-            state,
-            #[cfg(feature = "cluster")]
-            masters: Vec::new(),
-        })
+        Ok(self.bookkeeping(request.name(), state))
     }
 
     #[cfg(feature = "cluster")]
     /// A command per hash slot of `keys` (made by `command` from that slot's keys), sent at
     /// once; the replies are read by `parse` and put back in request order.
-    fn per_slot(&self, keys: &[&str], parse: Parse, command: impl Fn(&[usize]) -> Result<Command>) -> Result<State> {
-        let groups = SlotGroups::new(&self.namespace, keys);
+    fn per_slot(
+        &self,
+        prefix: &[u8],
+        keys: &[&str],
+        parse: Parse,
+        command: impl Fn(&[usize]) -> Result<Command>,
+    ) -> Result<State> {
+        let groups = SlotGroups::new(prefix, keys);
         let parts = groups.iter().map(|(slot, group)| Ok((slot, command(group)?))).collect::<Result<Vec<_>>>()?;
         Ok(State::PerSlot { command: Command::PerSlot(parts), groups, total: keys.len(), parse })
     }
 
-    /// The Redis key of a tower key: the namespace, then the key, written straight into the
-    /// command (no allocation of its own).
-    fn key<'a>(&'a self, key: &'a str) -> RedisKey<'a> {
-        RedisKey { namespace: &self.namespace, infix: b"", key }
+    /// The Redis key of a tower key: the prefix of the operation's generation, then the key,
+    /// written straight into the command (no allocation of its own).
+    fn key<'a>(prefix: &'a [u8], key: &'a str) -> RedisKey<'a> {
+        RedisKey { prefix, infix: b"", key }
     }
 
     /// The Redis key of the lock of tower key `key` (see [`LOCK_INFIX`]).
     fn lock_key<'a>(&'a self, key: &'a str) -> RedisKey<'a> {
-        RedisKey { namespace: &self.namespace, infix: LOCK_INFIX, key }
+        RedisKey { prefix: &self.namespace, infix: LOCK_INFIX, key }
     }
 
     /// `name` with every key as an argument (its buffers sized once).
-    fn keyed<'k, I>(&self, name: &str, keys: I) -> Cmd
+    fn keyed<'k, I>(&self, prefix: &[u8], name: &str, keys: I) -> Cmd
     where
         I: IntoIterator<Item = &'k str>,
         I::IntoIter: Clone,
     {
         let keys = keys.into_iter();
-        let (count, bytes) = keys
-            .clone()
-            .fold((1, name.len()), |(count, bytes), key| (count + 1, bytes + self.namespace.len() + key.len()));
+        let (count, bytes) =
+            keys.clone().fold((1, name.len()), |(count, bytes), key| (count + 1, bytes + prefix.len() + key.len()));
         let mut cmd = Cmd::with_capacity(count, bytes);
         cmd.arg(name);
         for key in keys {
-            cmd.arg(self.key(key));
+            cmd.arg(Self::key(prefix, key));
         }
         cmd
     }
@@ -549,15 +609,15 @@ impl Ops {
     /// (most slots of a spread batch), cheaper for the node and for the reply's parser. The
     /// parser tells the two apart by the group's size (`scatter`).
     #[cfg(feature = "cluster")]
-    fn slot_read<'k, I>(&self, keys: I) -> Cmd
+    fn slot_read<'k, I>(&self, prefix: &[u8], keys: I) -> Cmd
     where
         I: ExactSizeIterator<Item = &'k str> + Clone,
     {
-        self.keyed(if keys.len() == 1 { "GET" } else { "MGET" }, keys)
+        self.keyed(prefix, if keys.len() == 1 { "GET" } else { "MGET" }, keys)
     }
 
     /// `read`, then a `PTTL` of each of `keys`, pipelined.
-    fn with_ttls<'k, I>(&self, read: Cmd, keys: I) -> Command
+    fn with_ttls<'k, I>(&self, prefix: &[u8], read: Cmd, keys: I) -> Command
     where
         I: IntoIterator<Item = &'k str>,
         I::IntoIter: Clone,
@@ -566,14 +626,14 @@ impl Ops {
         let mut pipeline = redis::Pipeline::with_capacity(keys.clone().count() + 1);
         pipeline.ignore_errors().add_command(read);
         for key in keys {
-            pipeline.add_command(self.keyed("PTTL", [key]));
+            pipeline.add_command(self.keyed(prefix, "PTTL", [key]));
         }
         Command::Pipeline(pipeline)
     }
 
     /// `SET` with the entry's TTL (`PX`), or `DEL` when it has no time left.
-    fn set(&self, key: &str, entry: &Entry) -> Result<Cmd> {
-        let full = self.key(key);
+    fn set(&self, prefix: &[u8], key: &str, entry: &Entry) -> Result<Cmd> {
+        let full = Self::key(prefix, key);
         match self.ttl_millis(entry) {
             Some(0) => {
                 let mut cmd = redis::cmd("DEL");
@@ -593,11 +653,11 @@ impl Ops {
 
     /// Every `SET` in one atomic script call, each key with its own TTL from the start (never
     /// briefly immortal).
-    fn mset<'i>(&self, items: impl Iterator<Item = &'i (&'i str, Entry)> + Clone) -> Result<Cmd> {
+    fn mset<'i>(&self, prefix: &[u8], items: impl Iterator<Item = &'i (&'i str, Entry)> + Clone) -> Result<Cmd> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.mset_with_ttl).arg(items.clone().count());
         for (key, _) in items.clone() {
-            cmd.arg(self.key(key));
+            cmd.arg(Self::key(prefix, key));
         }
         for (_, entry) in items {
             let ttl = self.ttl_millis(entry).map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
@@ -660,6 +720,23 @@ impl Op<'_> {
             };
         };
         match state {
+            State::Once(_, Parse::Generation(how)) => {
+                let corrupt = |what: String| {
+                    let record = String::from_utf8_lossy(self.ops.generation.record()).into_owned();
+                    Failed::Reply(mismatch(&format!(
+                        "redis {}: the generation record {record:?} holds {what}",
+                        self.name
+                    )))
+                };
+                let reply = match reply {
+                    // `INCR` of a record that holds no integer.
+                    Err(err) if err.code().is_some() => return Err(corrupt(format!("no generation number ({err})"))),
+                    reply => reply.map_err(Failed::Redis)?,
+                };
+                let number = generation::parse(&reply).map_err(corrupt)?;
+                self.ops.generation.learn(number, how);
+                Ok(Progress::Done(Reply::Done))
+            }
             State::Once(_, parse) => parse.reply(reply).map(Progress::Done),
             #[cfg(feature = "cluster")]
             State::PerSlot { groups, total, parse, .. } => {
@@ -687,7 +764,10 @@ impl Op<'_> {
                 Ok(self.scan_master())
             }
             State::Scanning(_) => {
-                let (next, keys): (u64, Vec<Vec<u8>>) = decode(reply.map_err(Failed::Redis)?)?;
+                let (next, mut keys): (u64, Vec<Vec<u8>>) = decode(reply.map_err(Failed::Redis)?)?;
+                // The generation record stays: a generation never goes back, or an instance that
+                // missed the flush would go on with its own.
+                keys.retain(|key| key.as_slice() != self.ops.generation.record());
                 if !keys.is_empty() {
                     let mut unlink = redis::cmd("UNLINK");
                     unlink.arg(keys);
@@ -780,7 +860,7 @@ impl Parse {
             ),
             Parse::Exists => Reply::Exists(decode::<i64>(value)? > 0),
             Parse::Locked => Reply::Locked(!matches!(value, Value::Nil)),
-            Parse::Done => Reply::Done,
+            Parse::Generation(_) | Parse::Done => Reply::Done,
         })
     }
 }

@@ -14,6 +14,8 @@ pub(in crate::tower) enum Write<'k> {
     Mset(Vec<(&'k str, Entry)>),
     Delete(&'k str),
     Flush,
+    /// The logical clear: each layer's [`clear`](crate::adapter::CacheAdapter::clear).
+    Clear,
 }
 
 impl<'k> Write<'k> {
@@ -40,6 +42,7 @@ impl<'k> Write<'k> {
             Write::Mset(items) => Request::Mset(items),
             Write::Delete(key) => Request::Delete(key),
             Write::Flush => Request::Flush,
+            Write::Clear => Request::Clear,
         }
     }
 
@@ -55,7 +58,7 @@ impl<'k> Write<'k> {
         match self {
             Write::Set(key, _) => vec![*key],
             Write::Mset(items) => items.iter().map(|(key, _)| *key).collect(),
-            Write::Delete(_) | Write::Flush => Vec::new(),
+            Write::Delete(_) | Write::Flush | Write::Clear => Vec::new(),
         }
     }
 }
@@ -122,7 +125,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             _ if !context.stack.iter().any(|layer| layer.follows_changes) => None,
             Write::Set(key, entry) => Some(log.begin_own_write([(*key, entry.value())])),
             Write::Mset(items) => Some(log.begin_own_write(items.iter().map(|(key, entry)| (*key, entry.value())))),
-            Write::Delete(_) | Write::Flush => None,
+            Write::Delete(_) | Write::Flush | Write::Clear => None,
         };
         let since = own.map_or_else(|| log.now(), |own| own.since);
         let mut plan = Self::new(context, write, since, Purpose::Store, 0, high, skip);
@@ -187,6 +190,12 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             return Some(plain);
         }
         let log = self.context.log;
+        if matches!(self.write, Write::Clear) {
+            // Every key changed: a backfill that read a layer below before it was cleared (an
+            // older generation in Redis) is refused, even if it lands after this layer is emptied.
+            log.record_all();
+            return Some(plain);
+        }
         if log.is_blind() {
             // A copy put in now could go stale without anyone noticing: keep it only briefly, so
             // memory still shields the source during an outage but never serves anything for long.
@@ -197,7 +206,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             let only = match &self.write {
                 Write::Set(key, entry) => Write::Set(key, brief(entry)),
                 Write::Mset(items) => Write::Mset(items.iter().map(|(key, entry)| (*key, brief(entry))).collect()),
-                Write::Delete(_) | Write::Flush => return Some(plain),
+                Write::Delete(_) | Write::Flush | Write::Clear => return Some(plain),
             };
             return Some(Phase::Writing { only: Some(only), recheck: false });
         }
@@ -213,7 +222,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
                     _ => Some(Phase::Writing { only: Some(Write::Mset(left)), recheck: true }),
                 }
             }
-            Write::Delete(_) | Write::Flush => Some(plain),
+            Write::Delete(_) | Write::Flush | Write::Clear => Some(plain),
         }
     }
 
