@@ -162,6 +162,12 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// Removes one key; removing an absent key is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
+    /// Removes many keys, each as [`delete`](Self::delete) would. The default loops over
+    /// `delete`; Redis removes them all with one `UNLINK` (one per hash slot on a cluster).
+    fn delete_many(&self, keys: &[&str]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
+
     /// Whether this layer can hold the distributed lock of get-or-set
     /// ([`LoadOptions::lock`](crate::LoadOptions::lock)): [`lock`](Self::lock) and
     /// [`unlock`](Self::unlock). `false` by default; Redis says `true`.

@@ -17,7 +17,7 @@
 //!
 //! # Write path
 //!
-//! `set`, `mset`, `delete`, `flush` and `clear` go to every layer, from the bottom (shared, slow) up to
+//! `set`, `mset`, `delete`, `delete_many`, `flush` and `clear` go to every layer, from the bottom (shared, slow) up to
 //! layer 0 ([`WriteLayers`](plan::WriteLayers)). Bottom up, a reader that misses the top layer
 //! during a write finds the new value below rather than backfilling the old one. A layer that
 //! fails is skipped; the others are still written, and the call returns the error of the topmost
@@ -365,6 +365,23 @@ impl CacheTower {
     /// As for [`set`](Self::set).
     pub fn delete(&self, key: &str) -> Result<()> {
         self.write(Write::Delete(key))
+    }
+
+    /// Removes every key of `keys` from every layer: one batch per layer (one `UNLINK` on
+    /// Redis, one per hash slot on a cluster) however many keys.
+    ///
+    /// ```
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.mset([("a", 1), ("b", 2), ("c", 3)])?;
+    /// tower.delete_many(&["a", "b"])?;
+    /// assert!(!tower.exists("a") && !tower.exists("b") && tower.exists("c"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<()> {
+        self.write(Write::DeleteMany(keys.iter().map(AsRef::as_ref).collect()))
     }
 
     /// Empties every layer (each layer removes only the keys of its own namespace).
@@ -742,6 +759,14 @@ impl CacheTower {
     /// As for [`set`](Self::set).
     pub async fn delete_async(&self, key: &str) -> Result<()> {
         self.write_async(Write::Delete(key)).await
+    }
+
+    /// The async twin of [`delete_many`](Self::delete_many).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn delete_many_async<K: AsRef<str>>(&self, keys: &[K]) -> Result<()> {
+        self.write_async(Write::DeleteMany(keys.iter().map(AsRef::as_ref).collect())).await
     }
 
     /// The async twin of [`flush`](Self::flush).

@@ -429,6 +429,13 @@ fn batches_over_every_master_round_trip_on_both_paths_and_survive_a_script_flush
         let stored: Option<String> = redis::cmd("GET").arg(format!("{ns}{{tagged}}:3")).query(&mut raw).unwrap();
         assert_eq!(stored.as_deref(), Some((round * 1000 + keys.len() as u64 - 17).to_string().as_str()));
     }
+    // One `UNLINK` per slot, every master's in one pipeline: gone for both instances.
+    tower.delete_many(&keys).unwrap();
+    assert!(tower.mget::<u64, _>(&keys).values().all(Option::is_none), "deleted for the writer");
+    assert!(
+        eventually(Duration::from_secs(1), || other.mget::<u64, _>(&keys).values().all(Option::is_none)),
+        "deleted for the other instance"
+    );
     for layered in [&tower, &other] {
         assert!(layered.stats().iter().all(|layer| layer.errors == 0), "{:?}", layered.stats());
     }

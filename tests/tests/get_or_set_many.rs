@@ -26,6 +26,7 @@ on_both_paths!(
     a_key_another_caller_is_computing_is_waited_for_not_loaded,
     a_key_whose_computation_failed_elsewhere_is_loaded_again,
     memory_over_redis_reads_and_writes_redis_once_each,
+    delete_many_removes_every_key_from_every_layer_in_one_unlink,
 );
 
 /// How long a test waits for a thread before declaring it stuck. Not a performance bound.
@@ -187,6 +188,39 @@ fn memory_over_redis_reads_and_writes_redis_once_each(api: &impl Calls) {
     );
     assert_eq!(peek::<String>(&redis, "k7").as_deref(), Some("value:k7"), "loaded value written to Redis");
     assert!(tower.stats().iter().all(|layer| layer.errors == 0));
+}
+
+/// What the `_invalidate` companion of a `many` function sends: one `UNLINK` for all its keys.
+fn delete_many_removes_every_key_from_every_layer_in_one_unlink(api: &impl Calls) {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("delete-many");
+    let redis =
+        RedisAdapter::builder().url(server.url()).namespace(namespace.as_str()).invalidation(false).build().unwrap();
+    let memory = MemoryAdapter::new();
+    let tower = CacheTower::new();
+    tower.add_layer(memory.clone());
+    tower.add_layer(redis.clone());
+    let items: Vec<(String, u32)> = (0..500).map(|n| (format!("k{n}"), n)).collect();
+    api.mset(&tower, &items).unwrap();
+    let keys: Vec<String> = (0..400).map(|n| format!("k{n}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut raw = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let before = command_calls(&mut raw);
+
+    api.delete_many(&tower, &keys).unwrap();
+
+    let mut commands = command_calls(&mut raw);
+    for (name, calls) in &mut commands {
+        *calls -= before.get(name).copied().unwrap_or(0);
+    }
+    commands.retain(|name, calls| *calls > 0 && name != "info" && name != "script|load" && name != "getrange");
+    assert_eq!(commands, [("unlink".to_owned(), 1)].into(), "one UNLINK for the 400 keys");
+    for key in ["k0", "k399"] {
+        assert_eq!(peek::<u32>(&memory, key), None, "{key} gone from memory");
+        assert_eq!(peek::<u32>(&redis, key), None, "{key} gone from Redis");
+    }
+    assert_eq!(api.get::<u32>(&tower, "k400"), Some(400), "the other keys stay");
+    api.delete_many(&tower, &[]).unwrap();
 }
 
 #[test]

@@ -694,6 +694,10 @@ impl CacheAdapter for RedisAdapter {
         self.send(Request::Mset(items))?.into_done()
     }
 
+    fn delete_many(&self, keys: &[&str]) -> Result<()> {
+        self.send(Request::DeleteMany(keys))?.into_done()
+    }
+
     fn delete(&self, key: &str) -> Result<()> {
         self.send(Request::Delete(key))?.into_done()
     }

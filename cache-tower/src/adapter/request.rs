@@ -37,6 +37,8 @@ pub enum Request<'a> {
     Mset(&'a [(&'a str, Entry)]),
     /// [`CacheAdapter::delete`]; answered by [`Reply::Done`].
     Delete(&'a str),
+    /// [`CacheAdapter::delete_many`]; answered by [`Reply::Done`].
+    DeleteMany(&'a [&'a str]),
     /// [`CacheAdapter::exists`]; answered by [`Reply::Exists`].
     Exists(&'a str),
     /// [`CacheAdapter::flush`]; answered by [`Reply::Done`].
@@ -76,7 +78,7 @@ pub enum Reply {
     Values(Vec<Option<StoredValue>>),
     /// To [`Request::Exists`].
     Exists(bool),
-    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::Flush`],
+    /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::DeleteMany`], [`Request::Flush`],
     /// [`Request::Clear`]) or [`Request::Unlock`].
     Done,
     /// To [`Request::Lock`]: whether the lock was taken.
@@ -92,6 +94,7 @@ impl Request<'_> {
             Request::Set(..) => "set",
             Request::Mset(_) => "mset",
             Request::Delete(_) => "delete",
+            Request::DeleteMany(_) => "delete_many",
             Request::Exists(_) => "exists",
             Request::Flush => "flush",
             Request::Clear => "clear",
@@ -125,6 +128,10 @@ impl Request<'_> {
             }
             Request::Delete(key) => {
                 adapter.delete(key)?;
+                Reply::Done
+            }
+            Request::DeleteMany(keys) => {
+                adapter.delete_many(keys)?;
                 Reply::Done
             }
             Request::Exists(key) => Reply::Exists(adapter.exists(key)?),

@@ -72,6 +72,12 @@ impl Default for MemoKey {
     }
 }
 
+impl AsRef<str> for MemoKey {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
 impl Deref for MemoKey {
     type Target = str;
 

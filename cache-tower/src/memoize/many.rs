@@ -177,26 +177,16 @@ where
 /// function).
 ///
 /// # Errors
-/// The first error of a delete (see [`CacheTower::delete`](crate::CacheTower::delete)); the
-/// other keys are still deleted. `Ok` when no tower is registered.
+/// As [`CacheTower::delete_many`](crate::CacheTower::delete_many) (one batch per layer; a
+/// layer that fails does not stop the others). `Ok` when no tower is registered.
 pub fn invalidate_many<'a, K: 'a>(
     site: &CallSite,
     elements: impl IntoIterator<Item = &'a K>,
     key_of: impl Fn(&K) -> MemoKey,
 ) -> crate::Result<()> {
     let Some(tower) = site.tower() else { return Ok(()) };
-    let mut first_error = Ok(());
-    for element in elements {
-        keep_first(&mut first_error, tower.delete(&key_of(element)));
-    }
-    first_error
-}
-
-/// Keeps in `first` the first error of a series of deletes.
-fn keep_first(first: &mut crate::Result<()>, deleted: crate::Result<()>) {
-    if first.is_ok() {
-        *first = deleted;
-    }
+    let keys: Vec<MemoKey> = elements.into_iter().map(key_of).collect();
+    tower.delete_many(&keys)
 }
 
 /// The async twin of [`invalidate_many`].
@@ -212,9 +202,5 @@ pub async fn invalidate_many_async<'a, K: 'a>(
     let Some(tower) = site.tower() else { return Ok(()) };
     // The keys first: the future then holds no borrow of the caller's collection across awaits.
     let keys: Vec<MemoKey> = elements.into_iter().map(key_of).collect();
-    let mut first_error = Ok(());
-    for key in &keys {
-        keep_first(&mut first_error, tower.delete_async(key).await);
-    }
-    first_error
+    tower.delete_many_async(&keys).await
 }

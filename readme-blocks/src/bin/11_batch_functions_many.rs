@@ -12,6 +12,6 @@ fn main() -> cache_tower::Result<()> {
     registry::register_json(r#"{"users": [{"adapter": "memory", "ttl": 60}]}"#)?;
     assert_eq!(user_names(&[1, 2]).len(), 2); // prints "loading [1, 2]"
     assert_eq!(user_names(&[2, 3]).len(), 2); // prints "loading [3]"
-    user_names_invalidate(&[1, 2, 3])?; // forgets each element's entry
+    user_names_invalidate(&[1, 2, 3])?; // forgets each element's entry (one `delete_many`)
     Ok(())
 }

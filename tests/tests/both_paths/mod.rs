@@ -41,6 +41,7 @@ pub(crate) trait Calls {
     fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
     fn clear(&self, tower: &CacheTower) -> Result<()>;
+    fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()>;
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
     /// `try_get_or_set_many`, the loader given the missing keys as `&str`s on both paths.
     fn try_get_or_set_many<T: Cacheable>(
@@ -86,6 +87,9 @@ impl Calls for Blocking {
     }
     fn clear(&self, tower: &CacheTower) -> Result<()> {
         tower.clear()
+    }
+    fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()> {
+        tower.delete_many(keys)
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         tower.get_or_set(key, compute)
@@ -144,6 +148,9 @@ impl Calls for OnTokio {
     }
     fn clear(&self, tower: &CacheTower) -> Result<()> {
         self.0.block_on(tower.clear_async())
+    }
+    fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()> {
+        self.0.block_on(tower.delete_many_async(keys))
     }
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T {
         self.0.block_on(tower.get_or_set_async(key, move || async move { compute() }))

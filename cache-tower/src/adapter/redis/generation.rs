@@ -142,6 +142,7 @@ pub(super) fn of_data_keys(request: &crate::adapter::Request<'_>) -> bool {
             | Request::Set(..)
             | Request::Mset(_)
             | Request::Delete(_)
+            | Request::DeleteMany(_)
             | Request::Exists(_)
     )
 }

@@ -528,6 +528,12 @@ impl Ops {
             }
             Request::Mset(items) => once(self.mset(prefix, items.iter())?, Parse::Done),
             Request::Delete(key) => once(self.keyed(prefix, "UNLINK", [key]), Parse::Done),
+            Request::DeleteMany([]) => State::Ready(Some(Reply::Done)),
+            #[cfg(feature = "cluster")]
+            Request::DeleteMany(keys) if self.cluster => self.per_slot(prefix, keys, Parse::Done, |group| {
+                Ok(Command::One(self.keyed(prefix, "UNLINK", group.iter().map(|&index| keys[index]))))
+            })?,
+            Request::DeleteMany(keys) => once(self.keyed(prefix, "UNLINK", keys.iter().copied()), Parse::Done),
             Request::Exists(key) if keeps_stale => {
                 once(self.keyed(prefix, "PTTL", [key]), Parse::ExistsFresh(self.window(false)))
             }
@@ -1180,9 +1186,17 @@ mod tests {
     }
 
     #[test]
+    fn delete_many_is_one_unlink_of_every_key() {
+        let ops = Ops::new("n:", None);
+        let op = ops.op(Request::DeleteMany(&["a", "b"])).unwrap();
+        let packed = op.command().unwrap().packed();
+        assert!(packed.contains("UNLINK") && packed.contains("n:a") && packed.contains("n:b"), "{packed}");
+    }
+
+    #[test]
     fn empty_batches_need_no_round_trip() {
         let ops = Ops::new("", None);
-        for request in [Request::Mget(&[]), Request::MgetValues(&[]), Request::Mset(&[])] {
+        for request in [Request::Mget(&[]), Request::MgetValues(&[]), Request::Mset(&[]), Request::DeleteMany(&[])] {
             let mut op = ops.op(request).unwrap();
             assert!(op.command().is_none());
             assert!(matches!(op.feed(None), Ok(Progress::Done(_))));

@@ -13,6 +13,7 @@ pub(in crate::tower) enum Write<'k> {
     Set(&'k str, Entry),
     Mset(Vec<(&'k str, Entry)>),
     Delete(&'k str),
+    DeleteMany(Vec<&'k str>),
     Flush,
     /// The logical clear: each layer's [`clear`](crate::adapter::CacheAdapter::clear).
     Clear,
@@ -41,6 +42,7 @@ impl<'k> Write<'k> {
             Write::Set(key, entry) => Request::Set(key, entry),
             Write::Mset(items) => Request::Mset(items),
             Write::Delete(key) => Request::Delete(key),
+            Write::DeleteMany(keys) => Request::DeleteMany(keys),
             Write::Flush => Request::Flush,
             Write::Clear => Request::Clear,
         }
@@ -58,7 +60,7 @@ impl<'k> Write<'k> {
         match self {
             Write::Set(key, _) => vec![*key],
             Write::Mset(items) => items.iter().map(|(key, _)| *key).collect(),
-            Write::Delete(_) | Write::Flush | Write::Clear => Vec::new(),
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => Vec::new(),
         }
     }
 }
@@ -125,7 +127,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             _ if !context.stack.iter().any(|layer| layer.follows_changes) => None,
             Write::Set(key, entry) => Some(log.begin_own_write([(*key, entry.value())])),
             Write::Mset(items) => Some(log.begin_own_write(items.iter().map(|(key, entry)| (*key, entry.value())))),
-            Write::Delete(_) | Write::Flush | Write::Clear => None,
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => None,
         };
         let since = own.map_or_else(|| log.now(), |own| own.since);
         let mut plan = Self::new(context, write, since, Purpose::Store, 0, high, skip);
@@ -206,7 +208,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             let only = match &self.write {
                 Write::Set(key, entry) => Write::Set(key, brief(entry)),
                 Write::Mset(items) => Write::Mset(items.iter().map(|(key, entry)| (*key, brief(entry))).collect()),
-                Write::Delete(_) | Write::Flush | Write::Clear => return Some(plain),
+                Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => return Some(plain),
             };
             return Some(Phase::Writing { only: Some(only), recheck: false });
         }
@@ -222,7 +224,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
                     _ => Some(Phase::Writing { only: Some(Write::Mset(left)), recheck: true }),
                 }
             }
-            Write::Delete(_) | Write::Flush | Write::Clear => Some(plain),
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => Some(plain),
         }
     }
 
