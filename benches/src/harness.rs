@@ -37,6 +37,10 @@ pub struct Settings {
     pub staleness_writes: usize,
     /// Operations of each contender's run in `memory/bounded-rss`.
     pub rss_ops: usize,
+    /// Keys of the namespace `redis/clear` clears (its bar is for 1,000,000).
+    pub clear_entries: usize,
+    /// Clears after which `redis/clear` times how long another instance keeps its memory copy.
+    pub followed_clears: usize,
 }
 
 impl Settings {
@@ -49,6 +53,8 @@ impl Settings {
             io_ops_per_sample: 500,
             staleness_writes: 200,
             rss_ops: 300_000,
+            clear_entries: 100_000,
+            followed_clears: 200,
         }
     }
 
@@ -61,6 +67,8 @@ impl Settings {
             io_ops_per_sample: 2_000,
             staleness_writes: 1_000,
             rss_ops: 1_000_000,
+            clear_entries: 1_000_000,
+            followed_clears: 1_000,
         }
     }
 }
@@ -298,6 +306,8 @@ mod tests {
             io_ops_per_sample: 0,
             staleness_writes: 0,
             rss_ops: 0,
+            clear_entries: 0,
+            followed_clears: 0,
         };
         let mut calls = vec![0; 4];
         let samples = interleave(4, &settings, |c| {

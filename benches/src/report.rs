@@ -119,10 +119,22 @@ impl Row {
 
     /// The ratio cell: the ratio of the medians, then the p10–p90 of the per-round ratios.
     fn ratio_cell(&self) -> String {
+        let ratio = ratio_number(self.ratio());
         match self.ratio_p10_p90 {
-            Some((p10, p90)) => format!("{:.2}x ({p10:.2}–{p90:.2})", self.ratio()),
-            None => format!("{:.2}x", self.ratio()),
+            Some((p10, p90)) => format!("{ratio}x ({}–{})", ratio_number(p10), ratio_number(p90)),
+            None => format!("{ratio}x"),
         }
+    }
+}
+
+/// A ratio with two decimals, or with two significant digits below 0.01 (`redis/clear` sets a
+/// call of microseconds against one of seconds), so that it never reads `0.00`.
+fn ratio_number(ratio: f64) -> String {
+    if ratio.is_finite() && ratio > 0.0 && ratio < 0.01 {
+        let decimals = (-ratio.log10()).floor() as usize + 2;
+        format!("{ratio:.decimals$}")
+    } else {
+        format!("{ratio:.2}")
     }
 }
 
@@ -227,6 +239,17 @@ mod tests {
             table.contains("| 60.0 ns/op (55.0–70.0), **hits 50.0%** | peer | 40.0 ns/op | 1.50x (1.25–1.75) |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn tiny_ratios_keep_two_significant_digits() {
+        assert_eq!(ratio_number(1.5), "1.50");
+        assert_eq!(ratio_number(0.01), "0.01");
+        assert_eq!(ratio_number(0.005), "0.0050");
+        assert_eq!(ratio_number(0.000_041_2), "0.000041");
+        assert_eq!(ratio_number(0.0), "0.00");
+        let row = Row::single("clear", Figure::MicrosPerOp(50.0), "flush", Figure::MicrosPerOp(2_000_000.0));
+        assert!(markdown_table(&[row]).contains("| 0.000025x |"));
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! The Redis scenarios (`redis/...`) compare cache-tower over a Redis server with the raw
 //! redis-rs client doing the same work (`redis/get-or-set-many`: the batch read-through
 //! `get_or_set_many` of a memory-over-Redis tower against a hand-written `MGET` + loader +
-//! pipelined `SET`s); the memoize scenarios (`memoize/...`) compare `#[cached_tower]` with
-//! `cached`'s `#[cached]`. See each file.
+//! pipelined `SET`s; `redis/clear`: the logical `clear` of a namespace of 1,000,000 keys against
+//! `flush` of the same keys, and how soon another instance follows); the memoize scenarios
+//! (`memoize/...`) compare `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
 //!
 //! Four scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
 //! [`child`]): `coherence/staleness` and `coherence/cluster-staleness` (two towers in two
@@ -44,6 +45,7 @@ mod insert_evict;
 mod memoize_hit;
 mod memoize_refreshing;
 mod memoize_stampede;
+mod redis_clear;
 mod redis_get_backfill;
 mod redis_get_hit;
 mod redis_get_or_set_many;
@@ -95,6 +97,7 @@ pub fn all() -> Vec<Scenario> {
         redis_get_backfill::SCENARIO,
         redis_mget_backfill::SCENARIO,
         redis_get_or_set_many::SCENARIO,
+        redis_clear::SCENARIO,
         cluster_get::SCENARIO,
         cluster_mget::SCENARIO,
         cluster_mset::SCENARIO,

@@ -330,6 +330,18 @@ impl Counter {
     /// times between two snapshots: its costs per operation.
     pub(super) fn count(&mut self, scenario: &str, contender: &Contender<'_>, indices: &[u32]) -> BoxResult<Trips> {
         contender.run(&indices[..indices.len().min(10)]);
+        self.count_settled(scenario, contender, indices)
+    }
+
+    /// [`count`](Self::count) without its settling runs: for an operation whose first run changes
+    /// what the next one costs (a `flush` empties what the next would remove). The caller opens
+    /// the contender's connections beforehand.
+    pub(super) fn count_settled(
+        &mut self,
+        scenario: &str,
+        contender: &Contender<'_>,
+        indices: &[u32],
+    ) -> BoxResult<Trips> {
         let trips_before = self.relay.as_ref().map(Relay::round_trips);
         let before = self.snapshot()?;
         contender.run(indices);
