@@ -206,6 +206,18 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
         self.flush()
     }
 
+    /// Makes every entry whose value carries `tag` ([`StoredValue::tags`]) a miss, for every
+    /// instance sharing the layer, at a cost that does not grow with how many carry it. The
+    /// default is [`flush`](Self::flush), which is always right (it removes more than asked):
+    /// a layer that keeps tags overrides it. The memory layer removes the entries holding the tag
+    /// (it indexes them); Redis writes a new version of the tag, which every entry written
+    /// under the old one no longer matches; see
+    /// [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag).
+    fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        let _ = tag;
+        self.flush()
+    }
+
     /// What the adapter counts itself (evictions, expirations); zeros by default.
     fn stats(&self) -> AdapterStats {
         AdapterStats::default()
@@ -291,6 +303,9 @@ pub enum Change<'a> {
     /// Anything may have changed (the store was flushed, or the watch has just started or
     /// restarted); from now on changes are reported.
     All,
+    /// Every entry carrying one of these tags was invalidated (by
+    /// [`CacheAdapter::invalidate_tag`], here or in another instance).
+    Tags(&'a [String]),
     /// The watch lost sight of the store (its connection broke): anything may have changed, and
     /// changes go unreported until the next [`Change::All`]. Meanwhile the tower keeps copies in
     /// the process-local layers above for one second at most, since it could not tell when one

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::value::TagList;
+
 /// How [`get_or_set_with`](crate::CacheTower::get_or_set_with) and its relatives load a value:
 /// the computed value's TTL and stale window, the fail-safe, timeouts and eager refresh.
 ///
@@ -56,7 +58,7 @@ use std::time::Duration;
 /// assert_eq!(tower.get::<u32>("price"), Some(10));
 /// # Ok::<(), cache_tower::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[must_use]
 #[non_exhaustive]
 pub struct LoadOptions {
@@ -74,6 +76,8 @@ pub struct LoadOptions {
     pub refresh_ahead: Option<f64>,
     /// The distributed lock's timeout; `None`: no lock (single flight within the process only).
     pub lock: Option<Duration>,
+    /// The tags the computed value is stored with (see [`tags`](Self::tags)).
+    tags: TagList,
 }
 
 impl LoadOptions {
@@ -87,7 +91,45 @@ impl LoadOptions {
             hard_timeout: None,
             refresh_ahead: None,
             lock: None,
+            tags: None,
         }
+    }
+
+    /// Stores the computed value with these tags:
+    /// [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag) of any of them makes it
+    /// a miss everywhere. Tags name groups of entries (`"user:42"`, `"tenant:acme"`); they are
+    /// per call, so a tower's default options ([`CacheTower::set_load_options`](crate::CacheTower::set_load_options))
+    /// give tags only to calls that set none. A hit returns the value whatever tags the call
+    /// names: tags are written with a value, not checked against the call.
+    ///
+    /// ```
+    /// use cache_tower::{CacheTower, LoadOptions};
+    ///
+    /// let tower = CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// let options = LoadOptions::new().tags(["user:42", "tenant:acme"]);
+    /// let name = tower.get_or_set_with("user:42:name", &options, || "Ada".to_string());
+    /// assert_eq!(name, "Ada");
+    /// tower.invalidate_tag("tenant:acme")?;
+    /// assert_eq!(tower.get::<String>("user:42:name"), None);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        self.tags = crate::value::StoredValue::new(()).with_tags(tags).tag_list().clone();
+        self
+    }
+
+    /// The tags set with [`tags`](Self::tags).
+    pub fn tag_names(&self) -> &[Box<str>] {
+        self.tags.as_deref().unwrap_or(&[])
+    }
+
+    /// The tags as the stored value takes them.
+    pub(crate) fn tag_list(&self) -> &TagList {
+        &self.tags
     }
 
     /// The computed value's own TTL (`Duration::ZERO`: none of its own, each layer's applies).
@@ -158,7 +200,7 @@ impl LoadOptions {
     }
 
     /// The settings of `self`, each unset one taken from `defaults`.
-    pub fn or(self, defaults: &LoadOptions) -> Self {
+    pub fn or(&self, defaults: &LoadOptions) -> Self {
         Self {
             ttl: self.ttl.or(defaults.ttl),
             stale: self.stale.or(defaults.stale),
@@ -167,6 +209,7 @@ impl LoadOptions {
             hard_timeout: self.hard_timeout.or(defaults.hard_timeout),
             refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
             lock: self.lock.or(defaults.lock),
+            tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
 }

@@ -63,7 +63,7 @@ use coherence::Coherence;
 pub(crate) use fast_lane::return_fast_hit;
 pub(crate) use layer::Layer;
 pub(crate) use load::RefreshAhead;
-use plan::{Context, Exists, GetOrSet, Mget, Read, Write, WriteLayers, mset_entries, own_ttl};
+use plan::{Context, Exists, GetOrSet, Mget, Read, StoreAs, Write, WriteLayers, mset_entries, own_ttl};
 
 /// A snapshot of a tower's stack, as its reads hold it.
 pub(crate) type Stack = arc_swap::Guard<Arc<Vec<Layer>>>;
@@ -306,6 +306,29 @@ impl CacheTower {
         self.write(Write::Set(key, Entry::new(StoredValue::new(value), own_ttl(ttl))))
     }
 
+    /// [`set`](Self::set) with the storing part of `options`: the entry's own TTL
+    /// ([`LoadOptions::ttl`]), its stale window in memory layers ([`LoadOptions::stale`]) and its
+    /// tags ([`LoadOptions::tags`]), which [`invalidate_tag`](Self::invalidate_tag) acts on. The
+    /// other options are about computing a value and do nothing here.
+    ///
+    /// ```
+    /// use cache_tower::LoadOptions;
+    ///
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// tower.set_with("order:7", 70, &LoadOptions::new().tags(["customer:3"]))?;
+    /// tower.set_with("order:8", 80, &LoadOptions::new().tags(["customer:4"]))?;
+    /// tower.invalidate_tag("customer:3")?;
+    /// assert_eq!(tower.get::<i32>("order:7"), None);
+    /// assert_eq!(tower.get::<i32>("order:8"), Some(80));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub fn set_with<T: Cacheable>(&self, key: &str, value: T, options: &LoadOptions) -> Result<()> {
+        self.write(Write::Set(key, StoreAs::of(options).entry(StoredValue::new(value))))
+    }
+
     /// Writes many keys into every layer (one batch per layer).
     ///
     /// ```
@@ -432,6 +455,45 @@ impl CacheTower {
         self.write(Write::Clear)
     }
 
+    /// Makes every entry written with `tag` ([`set_with`](Self::set_with),
+    /// [`LoadOptions::tags`], `#[cached_tower(tags = [...])]`) a miss in every layer of every
+    /// instance, at a cost that does not grow with the number of entries:
+    ///
+    /// * a memory layer removes the entries carrying the tag at once (it keeps an index from
+    ///   each tag to its keys): they are reclaimed, not only hidden;
+    /// * a Redis layer writes a new random version of the tag into one record,
+    ///   `<namespace>\0tag\0<tag>` (one `SET`, one round trip). Each tagged entry is stored with
+    ///   the versions its tags had when it was written, and a read that finds a version no longer
+    ///   current is a miss; the old entries expire by their TTL. The record lives as long as the
+    ///   layer keeps an entry (its TTL plus its stale window; no expiry without a TTL);
+    /// * other instances with invalidation on hear the record change (client tracking) and
+    ///   remove the tag's entries from their memory layers, within the coherence figures; a lost
+    ///   tracking connection empties their memory layers as for any change. Without invalidation,
+    ///   every read of a tagged entry from Redis checks its tags' records (one more round trip).
+    ///
+    /// An invalidated entry is never served again, not even by get-or-set's fail-safe. Untagged
+    /// entries cost nothing more on any path.
+    ///
+    /// ```
+    /// use cache_tower::LoadOptions;
+    ///
+    /// let tower = cache_tower::CacheTower::from_json(r#"[{"adapter": "memory"}]"#)?;
+    /// let by_tenant = LoadOptions::new().tags(["tenant:acme"]);
+    /// tower.set_with("report:1", 1, &by_tenant)?;
+    /// tower.set_with("report:2", 2, &by_tenant)?;
+    /// tower.set("report:3", 3)?;
+    /// tower.invalidate_tag("tenant:acme")?;
+    /// assert!(!tower.exists("report:1") && !tower.exists("report:2") && tower.exists("report:3"));
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set): a layer that could not invalidate the tag (the others still
+    /// did).
+    pub fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        self.write(Write::InvalidateTag(tag))
+    }
+
     fn write(&self, write: Write<'_>) -> Result<()> {
         let stack = self.stack.load();
         if let Some(written) = fast_lane::write_alone(&stack, &write) {
@@ -544,7 +606,7 @@ impl CacheTower {
 
     /// The tower's default [`LoadOptions`] ([`set_load_options`](Self::set_load_options)).
     pub fn load_options(&self) -> LoadOptions {
-        **self.load_options.load()
+        LoadOptions::clone(&self.load_options.load())
     }
 
     /// Whether a read that misses the top layer may wait on I/O: some layer is not in-process.
@@ -725,6 +787,14 @@ impl CacheTower {
         self.write_async(Write::Set(key, Entry::new(StoredValue::new(value), own_ttl(ttl)))).await
     }
 
+    /// The async twin of [`set_with`](Self::set_with).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn set_with_async<T: Cacheable>(&self, key: &str, value: T, options: &LoadOptions) -> Result<()> {
+        self.write_async(Write::Set(key, StoreAs::of(options).entry(StoredValue::new(value)))).await
+    }
+
     /// The async twin of [`mset`](Self::mset).
     ///
     /// # Errors
@@ -783,6 +853,14 @@ impl CacheTower {
     /// As for [`set`](Self::set).
     pub async fn clear_async(&self) -> Result<()> {
         self.write_async(Write::Clear).await
+    }
+
+    /// The async twin of [`invalidate_tag`](Self::invalidate_tag).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn invalidate_tag_async(&self, tag: &str) -> Result<()> {
+        self.write_async(Write::InvalidateTag(tag)).await
     }
 
     async fn write_async(&self, write: Write<'_>) -> Result<()> {

@@ -61,7 +61,16 @@ trait Erased: Send + Sync {
     /// The JSON bytes this value arrived as, moved out (it is not used afterwards); `None` for
     /// a typed value.
     fn take_json(&mut self) -> Option<Vec<u8>>;
+    /// The tags the value carries.
+    fn tags(&self) -> &TagList;
+    /// Sets the tags (on a value nobody else holds).
+    fn set_tags(&mut self, tags: TagList);
+    /// A copy of this value carrying `tags` instead (for a value held elsewhere too).
+    fn retagged(&self, tags: TagList) -> Arc<dyn Erased>;
 }
+
+/// The tags of a value: `None` for an untagged one (most values), so they cost one word.
+pub(crate) type TagList = Option<Arc<[Box<str>]>>;
 
 /// What an `Arc` adds to the value it holds: its two counts.
 const ARC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
@@ -84,11 +93,13 @@ impl std::io::Write for ByteCount {
 struct Typed<T> {
     value: T,
     json: OnceLock<Vec<u8>>,
+    tags: TagList,
 }
 
 /// A value that arrived as bytes from a shared layer (kept as received: no copy to shrink it).
 struct Encoded {
     json: Vec<u8>,
+    tags: TagList,
 }
 
 impl<T: Cacheable> Erased for Typed<T> {
@@ -117,12 +128,35 @@ impl<T: Cacheable> Erased for Typed<T> {
         };
         // The JSON length stands for what the value holds on the heap (text in strings, one
         // or a few bytes a number); the JSON kept once encoded counts too.
-        ARC_COUNTS + std::mem::size_of::<Self>() + encoded + self.json.get().map_or(0, Vec::capacity)
+        ARC_COUNTS
+            + std::mem::size_of::<Self>()
+            + encoded
+            + self.json.get().map_or(0, Vec::capacity)
+            + tags_weight(&self.tags)
     }
 
     fn take_json(&mut self) -> Option<Vec<u8>> {
         None
     }
+
+    fn tags(&self) -> &TagList {
+        &self.tags
+    }
+
+    fn set_tags(&mut self, tags: TagList) {
+        self.tags = tags;
+    }
+
+    fn retagged(&self, tags: TagList) -> Arc<dyn Erased> {
+        Arc::new(Typed { value: self.value.clone(), json: self.json.clone(), tags })
+    }
+}
+
+/// What a value's tags add to its weight: the list and the names.
+fn tags_weight(tags: &TagList) -> usize {
+    tags.as_ref().map_or(0, |tags| {
+        ARC_COUNTS + tags.iter().map(|tag| std::mem::size_of::<Box<str>>() + tag.len()).sum::<usize>()
+    })
 }
 
 impl Erased for Encoded {
@@ -135,37 +169,108 @@ impl Erased for Encoded {
     }
 
     fn weight(&self) -> usize {
-        ARC_COUNTS + std::mem::size_of::<Self>() + self.json.capacity()
+        ARC_COUNTS + std::mem::size_of::<Self>() + self.json.capacity() + tags_weight(&self.tags)
     }
 
     fn take_json(&mut self) -> Option<Vec<u8>> {
         Some(std::mem::take(&mut self.json))
+    }
+
+    fn tags(&self) -> &TagList {
+        &self.tags
+    }
+
+    fn set_tags(&mut self, tags: TagList) {
+        self.tags = tags;
+    }
+
+    fn retagged(&self, tags: TagList) -> Arc<dyn Erased> {
+        Arc::new(Encoded { json: self.json.clone(), tags })
     }
 }
 
 impl StoredValue {
     /// Wraps a Rust value. Nothing is encoded until a layer asks for [`json`](Self::json).
     pub fn new<T: Cacheable>(value: T) -> Self {
-        Self { inner: Arc::new(Typed { value, json: OnceLock::new() }) }
+        Self { inner: Arc::new(Typed { value, json: OnceLock::new(), tags: None }) }
     }
 
     /// Wraps JSON bytes read from a shared layer. They are decoded when a caller asks for a type.
     pub fn from_json(json: impl Into<Vec<u8>>) -> Self {
-        Self { inner: Arc::new(Encoded { json: json.into() }) }
+        Self { inner: Arc::new(Encoded { json: json.into(), tags: None }) }
+    }
+
+    /// This value, carrying `tags` (instead of any it carried): [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag)
+    /// of any of them makes it a miss in every layer. Repeated names count once; no tags makes
+    /// the value untagged.
+    ///
+    /// A layer that stores bytes must keep a value's tags beside them and give them back on a
+    /// read, or tag invalidation cannot reach what it holds: see
+    /// [`CacheAdapter::invalidate_tag`](crate::adapter::CacheAdapter::invalidate_tag).
+    ///
+    /// ```
+    /// use cache_tower::adapter::StoredValue;
+    ///
+    /// let value = StoredValue::new(7).with_tags(["user:1", "tenant:acme", "user:1"]);
+    /// assert_eq!(value.tags().len(), 2);
+    /// assert!(value.has_tag("tenant:acme"));
+    /// assert!(!value.has_tag("user:2"));
+    /// assert!(StoredValue::new(7).tags().is_empty());
+    /// ```
+    #[must_use]
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let mut list: Vec<Box<str>> = Vec::new();
+        for tag in tags {
+            let tag = tag.into();
+            if !list.contains(&tag) {
+                list.push(tag);
+            }
+        }
+        let tags: TagList = (!list.is_empty()).then(|| list.into());
+        self.set_tag_list(tags);
+        self
+    }
+
+    /// Sets the tags, in place when this handle is the only one, else on a copy.
+    pub(crate) fn set_tag_list(&mut self, tags: TagList) {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.set_tags(tags),
+            None => self.inner = self.inner.retagged(tags),
+        }
+    }
+
+    /// The tags the value carries (none for most values).
+    pub fn tags(&self) -> &[Box<str>] {
+        self.inner.tags().as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the value carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags().iter().any(|own| &**own == tag)
+    }
+
+    /// The shared list of tags, for a copy of the value made elsewhere.
+    pub(crate) fn tag_list(&self) -> &TagList {
+        self.inner.tags()
     }
 
     /// This value known in both forms: `value` was just decoded from it. Its JSON goes along,
     /// moved when this handle was the only one (as a value just read from a shared layer is),
-    /// else copied; a value with no JSON becomes `value` alone.
+    /// else copied; a value with no JSON becomes `value` alone. Its tags go along.
     pub(crate) fn with_typed<T: Cacheable>(mut self, value: T) -> Self {
+        let tags = self.inner.tags().clone();
         let json = match Arc::get_mut(&mut self.inner).and_then(|inner| inner.take_json()) {
-            Some(json) => json,
+            Some(json) => OnceLock::from(json),
             None => match self.inner.json() {
-                Ok(json) => json.to_vec(),
-                Err(_) => return Self::new(value),
+                Ok(json) => OnceLock::from(json.to_vec()),
+                Err(_) => OnceLock::new(),
             },
         };
-        Self { inner: Arc::new(Typed { value, json: OnceLock::from(json) }) }
+        Self { inner: Arc::new(Typed { value, json, tags }) }
     }
 
     /// Whether `other` is this very value (a clone of the same handle), not merely an equal one.

@@ -40,8 +40,10 @@ use crate::error::Result;
 use crate::value::{Entry, StoredValue, effective_ttl};
 
 mod shard;
+mod tag_index;
 
 use self::shard::{Found, NEVER, Removals, Shard, Window, hash_key};
+use self::tag_index::TagIndex;
 
 /// Why an entry left a [`MemoryAdapter`], as its removal listener hears it
 /// ([`MemoryAdapterBuilder::on_removal`]) and its [`stats`](CacheAdapter::stats) count it.
@@ -337,6 +339,8 @@ struct Inner {
     expiring: AtomicBool,
     /// Which shard the next write sweeps for expired entries.
     sweep_cursor: AtomicUsize,
+    /// The keys of the entries carrying each tag (`memory/tag_index.rs`).
+    tags: TagIndex,
 }
 
 /// Keeps each shard's lock on its own cache lines, so threads on different shards do not slow
@@ -567,6 +571,7 @@ impl MemoryAdapterBuilder {
                 len: AtomicUsize::new(0),
                 expiring: AtomicBool::new(false),
                 sweep_cursor: AtomicUsize::new(0),
+                tags: TagIndex::default(),
             }),
         }
     }
@@ -706,6 +711,16 @@ impl MemoryAdapter {
         for index in 0..self.inner.shards.len() {
             self.write_shard(index, |shard| shard.clear(cause, &mut Now::new(&self.inner.clock)));
         }
+        self.inner.tags.clear();
+    }
+
+    /// Whether the entry of `key` (live or not yet reclaimed) carries `tag`; a plain lookup
+    /// under the shard's read lock, which changes no order.
+    fn carries(&self, key: &str, tag: &str) -> bool {
+        let hash = self.hash(key);
+        let mut now = Now::new(&self.inner.clock);
+        let shard = self.shard(hash).read();
+        matches!(shard.read(hash, key, &mut now), Found::Live(item) if item.value.has_tag(tag))
     }
 
     #[inline]
@@ -904,6 +919,11 @@ impl MemoryAdapter {
         self.settle(shard, before);
         if let Some(written) = written {
             self.evict_over_limit(index, written);
+            let tags = entry.value().tags();
+            if !tags.is_empty() {
+                let entries = self.inner.len.load(Ordering::Acquire);
+                self.inner.tags.add(key, tags, entries, |key, tag| self.carries(key, tag));
+            }
         }
     }
 
@@ -1058,6 +1078,27 @@ impl CacheAdapter for MemoryAdapter {
     /// [`RemovalCause::Invalidated`]: the entries went because the tower was cleared.
     fn clear(&self) -> Result<()> {
         self.remove_all(RemovalCause::Invalidated);
+        Ok(())
+    }
+
+    /// Removes every entry carrying `tag` at once (the listener hears
+    /// [`RemovalCause::Invalidated`]): the layer keeps an index from each tag to its keys, so
+    /// this costs what the tag covers, not what the layer holds.
+    ///
+    /// ```
+    /// use cache_tower::{MemoryAdapter, adapter::{CacheAdapter, Entry, StoredValue}};
+    ///
+    /// let memory = MemoryAdapter::new();
+    /// memory.set("a", &Entry::new(StoredValue::new(1).with_tags(["team:7"]), None))?;
+    /// memory.set("b", &Entry::new(StoredValue::new(2), None))?;
+    /// memory.invalidate_tag("team:7")?;
+    /// assert!(!memory.exists("a")? && memory.exists("b")?);
+    /// # Ok::<(), cache_tower::Error>(())
+    /// ```
+    fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        for key in self.inner.tags.take(tag) {
+            self.remove_unless(&key, RemovalCause::Invalidated, |value| !value.has_tag(tag));
+        }
         Ok(())
     }
 

@@ -45,6 +45,8 @@ pub enum Request<'a> {
     Flush,
     /// [`CacheAdapter::clear`]; answered by [`Reply::Done`].
     Clear,
+    /// [`CacheAdapter::invalidate_tag`] of a tag; answered by [`Reply::Done`].
+    InvalidateTag(&'a str),
     /// [`CacheAdapter::lock`] of a key with an owner token for a time; answered by
     /// [`Reply::Locked`].
     Lock {
@@ -79,7 +81,7 @@ pub enum Reply {
     /// To [`Request::Exists`].
     Exists(bool),
     /// To a write ([`Request::Set`], [`Request::Mset`], [`Request::Delete`], [`Request::DeleteMany`], [`Request::Flush`],
-    /// [`Request::Clear`]) or [`Request::Unlock`].
+    /// [`Request::Clear`], [`Request::InvalidateTag`]) or [`Request::Unlock`].
     Done,
     /// To [`Request::Lock`]: whether the lock was taken.
     Locked(bool),
@@ -98,6 +100,7 @@ impl Request<'_> {
             Request::Exists(_) => "exists",
             Request::Flush => "flush",
             Request::Clear => "clear",
+            Request::InvalidateTag(_) => "invalidate_tag",
             Request::Lock { .. } => "lock",
             Request::Unlock { .. } => "unlock",
         }
@@ -141,6 +144,10 @@ impl Request<'_> {
             }
             Request::Clear => {
                 adapter.clear()?;
+                Reply::Done
+            }
+            Request::InvalidateTag(tag) => {
+                adapter.invalidate_tag(tag)?;
                 Reply::Done
             }
             Request::Lock { key, token, ttl } => Reply::Locked(adapter.lock(key, token, ttl)?),

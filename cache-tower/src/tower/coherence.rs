@@ -100,6 +100,19 @@ fn evicting_sink(log: Arc<ChangeLog>, locals: Vec<Arc<dyn CacheAdapter>>, shared
                 evict_unless(&locals, key, json);
             }
         }
+        Change::Tags(tags) => {
+            // Every key may carry one of the tags: a write under way must not put back a copy
+            // read before the invalidation (as after `All`); then each local layer drops what
+            // carries them (the memory layer: by its index of tags, the rest of it kept).
+            log.record_all();
+            for local in &locals {
+                for tag in tags {
+                    if local.invalidate_tag(tag).is_err() {
+                        let _ = local.flush();
+                    }
+                }
+            }
+        }
         Change::All => {
             log.record_all();
             flush(&locals);

@@ -149,8 +149,7 @@ impl CacheTower {
             background: self.background(stack),
             key: key.to_owned(),
             leader,
-            ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
-            stale_window: options.stale,
+            store_as: super::plan::StoreAs::of(options),
             lock: None,
             _value: std::marker::PhantomData,
         })

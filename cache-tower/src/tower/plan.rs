@@ -185,6 +185,39 @@ impl Background {
     }
 }
 
+/// How a computed value is stored: its own TTL, stale window and tags, from the call's
+/// [`LoadOptions`](crate::LoadOptions).
+#[derive(Clone)]
+pub(super) struct StoreAs {
+    /// The computed value's own TTL (each layer keeps it for the shorter of this and its own).
+    ttl: Option<std::time::Duration>,
+    /// The computed value's own stale window (memory layers), when the call gives one.
+    stale_window: Option<std::time::Duration>,
+    tags: crate::value::TagList,
+}
+
+impl StoreAs {
+    pub(super) fn of(options: &crate::LoadOptions) -> Self {
+        Self {
+            ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
+            stale_window: options.stale,
+            tags: options.tag_list().clone(),
+        }
+    }
+
+    /// The entry that stores `stored` (tagged in place when nothing else holds it yet).
+    pub(super) fn entry(&self, mut stored: crate::value::StoredValue) -> crate::value::Entry {
+        if self.tags.is_some() {
+            stored.set_tag_list(self.tags.clone());
+        }
+        let entry = crate::value::Entry::new(stored, self.ttl);
+        match self.stale_window {
+            Some(window) => entry.with_stale_window(window),
+            None => entry,
+        }
+    }
+}
+
 /// A computation handed to the background: the leadership of its key's flight, and how to
 /// store its value (see `GetOrSet`). The driver that runs it stores the value with
 /// [`store`](Self::store) and then [`land`](Self::land)s.
@@ -192,8 +225,7 @@ pub(super) struct Detached<T> {
     pub(super) background: Background,
     pub(super) key: String,
     pub(super) leader: crate::flight::Leader,
-    pub(super) ttl: Option<std::time::Duration>,
-    pub(super) stale_window: Option<std::time::Duration>,
+    pub(super) store_as: StoreAs,
     /// The distributed lock the computation holds (the layer and the token), released after the
     /// store.
     pub(super) lock: Option<(usize, String)>,
@@ -203,10 +235,7 @@ pub(super) struct Detached<T> {
 impl<T: crate::Cacheable> Detached<T> {
     /// The write that stores `stored` (the computed value) in every layer.
     pub(super) fn store<'d>(&'d self, stored: &StoredValue) -> WriteLayers<'d, 'd> {
-        let mut entry = crate::value::Entry::new(stored.clone(), self.ttl);
-        if let Some(window) = self.stale_window {
-            entry = entry.with_stale_window(window);
-        }
+        let entry = self.store_as.entry(stored.clone());
         WriteLayers::store(self.background.context(), Write::Set(&self.key, entry), Faults::default())
     }
 

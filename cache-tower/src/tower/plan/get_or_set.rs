@@ -3,7 +3,7 @@
 
 use super::read::{Read, Stale};
 use super::write::{Write, WriteLayers};
-use super::{Background, Context, Detached, Faults, Input, Plan, Step, finished, no_reply};
+use super::{Background, Context, Detached, Faults, Input, Plan, Step, StoreAs, finished, no_reply};
 use crate::LoadOptions;
 use crate::adapter::{Reply, Request};
 use crate::flight::{Flight, Flights, Joined, Leader};
@@ -54,10 +54,8 @@ use std::time::{Duration, Instant};
 pub(in crate::tower) struct GetOrSet<'s, 'k, T> {
     context: Context<'s>,
     key: &'k str,
-    /// The computed value's own TTL (each layer keeps it for the shorter of this and its own).
-    ttl: Option<Duration>,
-    /// The computed value's own stale window (memory layers), when the call gives one.
-    stale_window: Option<Duration>,
+    /// How the computed value is stored.
+    store_as: StoreAs,
     /// The fail-safe's throttle period, when the fail-safe is on.
     fail_safe: Option<Duration>,
     faults: Faults,
@@ -160,8 +158,7 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
         Self {
             context,
             key,
-            ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
-            stale_window: options.stale,
+            store_as: StoreAs::of(options),
             fail_safe: options.fail_safe,
             faults: Faults::default(),
             stale: None,
@@ -325,11 +322,8 @@ impl<'s, 'k, T: Cacheable> GetOrSet<'s, 'k, T> {
 
     /// The leader's computed value: store it everywhere, then land.
     fn store(&mut self, leader: Leader, value: T) -> Option<T> {
-        let stored = StoredValue::new(value.clone());
-        let mut entry = Entry::new(stored.clone(), self.ttl);
-        if let Some(window) = self.stale_window {
-            entry = entry.with_stale_window(window);
-        }
+        let entry = self.store_as.entry(StoredValue::new(value.clone()));
+        let stored = entry.value().clone();
         let write = Write::Set(self.key, entry);
         let mut writes = WriteLayers::store(self.context, write, self.faults);
         // A store failure is counted and logged by the driver; the value still goes out.
@@ -553,8 +547,7 @@ impl<'s, T: Cacheable> Plan for GetOrSet<'s, '_, T> {
                 background,
                 key: self.key.to_owned(),
                 leader,
-                ttl: self.ttl,
-                stale_window: self.stale_window,
+                store_as: self.store_as.clone(),
                 lock: self.locked.then(|| self.lock_layer().map(|index| (index, self.token.clone()))).flatten(),
                 _value: std::marker::PhantomData,
             }),

@@ -17,6 +17,8 @@ pub(in crate::tower) enum Write<'k> {
     Flush,
     /// The logical clear: each layer's [`clear`](crate::adapter::CacheAdapter::clear).
     Clear,
+    /// Each layer's [`invalidate_tag`](crate::adapter::CacheAdapter::invalidate_tag) of a tag.
+    InvalidateTag(&'k str),
 }
 
 impl<'k> Write<'k> {
@@ -45,6 +47,7 @@ impl<'k> Write<'k> {
             Write::DeleteMany(keys) => Request::DeleteMany(keys),
             Write::Flush => Request::Flush,
             Write::Clear => Request::Clear,
+            Write::InvalidateTag(tag) => Request::InvalidateTag(tag),
         }
     }
 
@@ -60,7 +63,9 @@ impl<'k> Write<'k> {
         match self {
             Write::Set(key, _) => vec![*key],
             Write::Mset(items) => items.iter().map(|(key, _)| *key).collect(),
-            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => Vec::new(),
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear | Write::InvalidateTag(_) => {
+                Vec::new()
+            }
         }
     }
 }
@@ -127,7 +132,7 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             _ if !context.stack.iter().any(|layer| layer.follows_changes) => None,
             Write::Set(key, entry) => Some(log.begin_own_write([(*key, entry.value())])),
             Write::Mset(items) => Some(log.begin_own_write(items.iter().map(|(key, entry)| (*key, entry.value())))),
-            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => None,
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear | Write::InvalidateTag(_) => None,
         };
         let since = own.map_or_else(|| log.now(), |own| own.since);
         let mut plan = Self::new(context, write, since, Purpose::Store, 0, high, skip);
@@ -192,9 +197,10 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             return Some(plain);
         }
         let log = self.context.log;
-        if matches!(self.write, Write::Clear) {
-            // Every key changed: a backfill that read a layer below before it was cleared (an
-            // older generation in Redis) is refused, even if it lands after this layer is emptied.
+        if matches!(self.write, Write::Clear | Write::InvalidateTag(_)) {
+            // Every key changed (or may carry the tag): a backfill that read a layer below
+            // before it was cleared (an older generation in Redis) or before the tag's new
+            // version is refused, even if it lands after this layer is emptied.
             log.record_all();
             return Some(plain);
         }
@@ -208,7 +214,9 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
             let only = match &self.write {
                 Write::Set(key, entry) => Write::Set(key, brief(entry)),
                 Write::Mset(items) => Write::Mset(items.iter().map(|(key, entry)| (*key, brief(entry))).collect()),
-                Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => return Some(plain),
+                Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear | Write::InvalidateTag(_) => {
+                    return Some(plain);
+                }
             };
             return Some(Phase::Writing { only: Some(only), recheck: false });
         }
@@ -224,7 +232,9 @@ impl<'s, 'k> WriteLayers<'s, 'k> {
                     _ => Some(Phase::Writing { only: Some(Write::Mset(left)), recheck: true }),
                 }
             }
-            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear => Some(plain),
+            Write::Delete(_) | Write::DeleteMany(_) | Write::Flush | Write::Clear | Write::InvalidateTag(_) => {
+                Some(plain)
+            }
         }
     }
 
