@@ -454,6 +454,11 @@ impl Entry {
         self.ttl
     }
 
+    /// This entry with `value` instead (its TTL and staleness kept).
+    pub(crate) fn with_value(self, value: StoredValue) -> Self {
+        Self { value, ..self }
+    }
+
     /// Splits the entry into its value and TTL (its stale window and staleness dropped).
     pub fn into_parts(self) -> (StoredValue, Option<Duration>) {
         (self.value, self.ttl)

@@ -693,17 +693,29 @@ impl MemoryAdapter {
     /// Removes `key` for `cause`, unless it holds a live value that `keep` accepts — checked
     /// and removed under one lock (the tower keeps a copy that still equals the shared value).
     pub(crate) fn remove_unless(&self, key: &str, cause: RemovalCause, keep: impl FnOnce(&StoredValue) -> bool) {
+        let removals = self.remove_unless_untold(key, cause, keep);
+        self.tell(removals);
+        self.sweep_another_shard();
+    }
+
+    /// [`remove_unless`](Self::remove_unless), returning what the listener is to be told
+    /// instead of telling it (for a caller that holds a lock the listener could need).
+    fn remove_unless_untold(
+        &self,
+        key: &str,
+        cause: RemovalCause,
+        keep: impl FnOnce(&StoredValue) -> bool,
+    ) -> Removals {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
-        self.write_shard(self.shard_index(hash), |shard| {
-            if let Found::Live(item) = shard.read(hash, key, &mut now)
-                && keep(&item.value)
-            {
-                return;
-            }
+        let index = self.shard_index(hash);
+        let mut shard = self.inner.shards[index].0.write();
+        let before = (shard.len, shard.bytes);
+        let live_and_kept = matches!(shard.read(hash, key, &mut now), Found::Live(item) if keep(&item.value));
+        if !live_and_kept {
             shard.remove_key(hash, key, cause, &mut now);
-        });
-        self.sweep_another_shard();
+        }
+        self.settle_untold(shard, before)
     }
 
     /// Removes every entry, for `cause` (a `flush`, or the tower's invalidation).
@@ -751,12 +763,16 @@ impl MemoryAdapter {
 
     /// Ends a write to a shard that held `before` entries and bytes: keeps the adapter's counts
     /// in step, releases the lock, then tells the listener what the write removed.
-    fn settle(&self, mut shard: RwLockWriteGuard<'_, Shard>, before: (usize, usize)) {
+    fn settle(&self, shard: RwLockWriteGuard<'_, Shard>, before: (usize, usize)) {
+        let removals = self.settle_untold(shard, before);
+        self.tell(removals);
+    }
+
+    /// [`settle`](Self::settle), returning what the listener is to be told instead of telling it.
+    fn settle_untold(&self, mut shard: RwLockWriteGuard<'_, Shard>, before: (usize, usize)) -> Removals {
         count(&self.inner.len, before.0, shard.len);
         count(&self.inner.bytes, before.1, shard.bytes);
-        let removals = shard.take_removals();
-        drop(shard);
-        self.tell(removals);
+        shard.take_removals()
     }
 
     /// Tells the listener of `removals`, every one even if a call panics (see
@@ -1096,9 +1112,13 @@ impl CacheAdapter for MemoryAdapter {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
-        for key in self.inner.tags.take(tag) {
-            self.remove_unless(&key, RemovalCause::Invalidated, |value| !value.has_tag(tag));
-        }
+        // The listener is told once the index's lock is released: it may write to this layer.
+        let mut removals = Removals::new();
+        self.inner.tags.invalidate(tag, |key| {
+            removals.extend(self.remove_unless_untold(key, RemovalCause::Invalidated, |value| !value.has_tag(tag)));
+        });
+        self.tell(removals);
+        self.sweep_another_shard();
         Ok(())
     }
 
@@ -1162,6 +1182,43 @@ mod tests {
 
     fn get(memory: &MemoryAdapter, key: &str) -> Option<i32> {
         memory.get(key).unwrap().map(|e| e.value().decode().unwrap())
+    }
+
+    fn tagged(v: i32, tags: &[&str]) -> Entry {
+        Entry::new(StoredValue::new(v).with_tags(tags.iter().copied()), None)
+    }
+
+    #[test]
+    fn the_tag_index_stays_within_a_constant_factor_of_the_entries_held() {
+        let memory = MemoryAdapter::builder().maxsize(100).build();
+        for n in 0..20_000 {
+            memory.set(&format!("k{n}"), &tagged(n, &["a", "b"])).unwrap();
+            assert!(memory.inner.tags.len() <= 2 * 2 * 100 + 1024 + 2, "pruned as it grows");
+        }
+        memory.invalidate_tag("a").unwrap();
+        assert_eq!(memory.len(), 0, "every live entry carried the tag");
+        memory.set("k", &tagged(1, &["a"])).unwrap();
+        memory.flush().unwrap();
+        assert_eq!(memory.inner.tags.len(), 0, "a flush empties the index");
+    }
+
+    #[test]
+    fn a_removal_listener_may_write_tagged_entries_back_while_a_tag_is_invalidated() {
+        let slot: Arc<std::sync::OnceLock<MemoryAdapter>> = Arc::default();
+        let inside = Arc::clone(&slot);
+        let memory = MemoryAdapter::builder()
+            .on_removal(move |key, cause| {
+                if cause == RemovalCause::Invalidated && key == "a" {
+                    let memory = inside.get().expect("set before any removal");
+                    memory.set("again", &tagged(9, &["t"])).unwrap();
+                }
+            })
+            .build();
+        slot.set(memory.clone()).ok();
+        memory.set("a", &tagged(1, &["t"])).unwrap();
+        memory.set("b", &tagged(2, &["u"])).unwrap();
+        memory.invalidate_tag("t").unwrap();
+        assert_eq!((get(&memory, "a"), get(&memory, "b"), get(&memory, "again")), (None, Some(2), Some(9)));
     }
 
     #[test]

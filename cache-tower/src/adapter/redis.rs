@@ -20,6 +20,7 @@ mod ops;
 mod settings;
 #[cfg(feature = "cluster")]
 mod slot_owners;
+mod tags;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -587,14 +588,19 @@ impl RedisAdapter {
     }
 }
 
-/// Carries out a request under the namespace's current generation (`generation.rs`), sending
-/// each op with `$send` (blocking or awaited: both paths run this once-written logic):
+/// Carries out a request under the namespace's current generation (`generation.rs`) and with
+/// its tags checked (`tags.rs`), sending each op with `$send` (blocking or awaited: both paths
+/// run this once-written logic):
 ///
 /// * a request of data keys first reads the generation record when that is due (nobody follows
 ///   it, and the last read is over a second old); a failed read fails the request, so an
 ///   unreachable server costs one timeout, not two;
+/// * a write of tagged entries first takes the current versions of their tags (kept ones, or
+///   one read of their records), which the entries are written with;
 /// * a request of data keys that learnt of another generation while it ran (the handshake of
-///   the connection it opened, or the listener hearing a `clear`) runs once more under it.
+///   the connection it opened, or the listener hearing a `clear`) runs once more under it;
+/// * a read that found tagged values checks them against the current versions of their tags
+///   (kept ones, or one read of their records): a value whose tag was invalidated is a miss.
 macro_rules! under_generation {
     ($adapter:expr, $request:expr, |$op:ident| $send:expr) => {{
         let adapter: &RedisAdapter = $adapter;
@@ -607,10 +613,18 @@ macro_rules! under_generation {
             let $op = ops.read_generation();
             reply = $send;
         }
+        let written = tags::written(&request);
+        let mut versions = tags::Versions::new();
+        if reply.is_ok() && !written.is_empty() {
+            match current_versions!(ops, &written, |$op| $send) {
+                Ok(current) => versions = current,
+                Err(err) => reply = Err(err),
+            }
+        }
         if reply.is_ok() {
             for attempt in 0..2 {
                 let seen = generation.current();
-                let $op = ops.op(request)?;
+                let $op = ops.op(request, &versions)?;
                 reply = $send;
                 if !of_data || attempt == 1 || generation.current() == seen {
                     break;
@@ -621,10 +635,39 @@ macro_rules! under_generation {
                 );
             }
         }
-        reply
+        if let Request::InvalidateTag(tag) = request {
+            ops.tags().forget(tag);
+        }
+        match reply {
+            Ok(found) => match tags::read(&found) {
+                None => Ok(found),
+                Some(read) => {
+                    let read: Vec<&str> = read.iter().map(String::as_str).collect();
+                    current_versions!(ops, &read, |$op| $send).map(|current| tags::checked(found, &current))
+                }
+            },
+            Err(err) => Err(err),
+        }
     }};
 }
 use under_generation;
+
+/// The current versions of the tags `$tags`: those the layer keeps, the others read from their
+/// records with one op sent by `$send` (see [`under_generation!`]).
+macro_rules! current_versions {
+    ($ops:expr, $tags:expr, |$op:ident| $send:expr) => {{
+        let lookup = $ops.tags().lookup($tags);
+        if lookup.missing.is_empty() {
+            Ok(lookup.known)
+        } else {
+            match $ops.read_tag_records(&lookup.missing) {
+                Ok($op) => $send.and_then(Reply::into_values).map(|records| $ops.tags().learn(lookup, &records)),
+                Err(err) => Err(err),
+            }
+        }
+    }};
+}
+use current_versions;
 
 impl fmt::Debug for RedisAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -712,6 +755,10 @@ impl CacheAdapter for RedisAdapter {
 
     /// One `INCR` of the namespace's generation record: see
     /// [`CacheTower::clear`](crate::CacheTower::clear).
+    fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        self.send(Request::InvalidateTag(tag))?.into_done()
+    }
+
     fn clear(&self) -> Result<()> {
         self.send(Request::Clear)?.into_done()
     }
@@ -732,6 +779,7 @@ impl CacheAdapter for RedisAdapter {
             secrets: self.inner.connector.secrets.clone(),
             sink,
             generation: Arc::clone(self.inner.ops.generation()),
+            tags: Arc::clone(self.inner.ops.tags()),
         };
         Some(listener.spawn())
     }

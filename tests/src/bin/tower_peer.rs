@@ -17,6 +17,8 @@
 //! | `delete <key>` | `ok` or `err <message>` |
 //! | `flush` | `ok` or `err <message>` |
 //! | `clear` | `ok` or `err <message>` |
+//! | `tagged <key> <value> <tag> [<tag>]...` | `ok` or `err <message>`: `set_with` the tags |
+//! | `invalidate-tag <tag>` | `ok` or `err <message>` |
 //! | `l0 <key>` | `yes` or `no`: whether the memory layer holds the key |
 //! | `stampede <key> <callers> <work_ms> <lock_ms>` | `ok <slowest caller's ms> <values>`: that many threads call `get_or_set` of the key at once with the distributed lock (`lock_ms`), the computation counting itself with `INCR stampede:<namespace><key>` in Redis, then taking `work_ms` |
 //! | `ping` | `pong` |
@@ -138,6 +140,8 @@ enum Command {
     Delete(String),
     Flush,
     Clear,
+    Tagged(String, String, Vec<String>),
+    InvalidateTag(String),
     L0(String),
     Stampede { key: String, callers: usize, work_ms: u64, lock_ms: u64 },
     Ping,
@@ -160,6 +164,11 @@ fn parse_command(line: &str) -> Result<Command, String> {
         "delete" => arity(1).map(|()| Command::Delete(args[0].clone())),
         "flush" => arity(0).map(|()| Command::Flush),
         "clear" => arity(0).map(|()| Command::Clear),
+        "tagged" if args.len() < 3 => {
+            Err(format!("tagged takes a key, a value and tags, got {} argument(s)", args.len()))
+        }
+        "tagged" => Ok(Command::Tagged(args[0].clone(), args[1].clone(), args[2..].to_vec())),
+        "invalidate-tag" => arity(1).map(|()| Command::InvalidateTag(args[0].clone())),
         "l0" => arity(1).map(|()| Command::L0(args[0].clone())),
         "stampede" => {
             arity(4)?;
@@ -263,6 +272,10 @@ fn run(tower: &CacheTower, memory: &dyn CacheAdapter, options: &Options, command
         Command::Delete(key) => done(tower.delete(&key)),
         Command::Flush => done(tower.flush()),
         Command::Clear => done(tower.clear()),
+        Command::Tagged(key, value, tags) => {
+            done(tower.set_with(&key, value, &cache_tower::LoadOptions::new().tags(tags)))
+        }
+        Command::InvalidateTag(tag) => done(tower.invalidate_tag(&tag)),
         Command::L0(key) => match memory.exists(&key) {
             Ok(true) => "yes".to_owned(),
             Ok(false) => "no".to_owned(),

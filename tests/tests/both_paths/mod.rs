@@ -10,7 +10,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use cache_tower::{
-    CacheTower, Cacheable, RedisAdapter, Result,
+    CacheTower, Cacheable, LoadOptions, RedisAdapter, Result,
     adapter::{CacheAdapter, Entry, Request},
 };
 
@@ -41,6 +41,15 @@ pub(crate) trait Calls {
     fn exists(&self, tower: &CacheTower, key: &str) -> bool;
     fn flush(&self, tower: &CacheTower) -> Result<()>;
     fn clear(&self, tower: &CacheTower) -> Result<()>;
+    fn set_with<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, options: &LoadOptions) -> Result<()>;
+    fn invalidate_tag(&self, tower: &CacheTower, tag: &str) -> Result<()>;
+    fn get_or_set_with<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        key: &str,
+        options: &LoadOptions,
+        compute: impl FnOnce() -> T,
+    ) -> T;
     fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()>;
     fn get_or_set<T: Cacheable>(&self, tower: &CacheTower, key: &str, compute: impl FnOnce() -> T) -> T;
     /// `try_get_or_set_many`, the loader given the missing keys as `&str`s on both paths.
@@ -87,6 +96,21 @@ impl Calls for Blocking {
     }
     fn clear(&self, tower: &CacheTower) -> Result<()> {
         tower.clear()
+    }
+    fn set_with<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, options: &LoadOptions) -> Result<()> {
+        tower.set_with(key, value, options)
+    }
+    fn invalidate_tag(&self, tower: &CacheTower, tag: &str) -> Result<()> {
+        tower.invalidate_tag(tag)
+    }
+    fn get_or_set_with<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        key: &str,
+        options: &LoadOptions,
+        compute: impl FnOnce() -> T,
+    ) -> T {
+        tower.get_or_set_with(key, options, compute)
     }
     fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()> {
         tower.delete_many(keys)
@@ -148,6 +172,21 @@ impl Calls for OnTokio {
     }
     fn clear(&self, tower: &CacheTower) -> Result<()> {
         self.0.block_on(tower.clear_async())
+    }
+    fn set_with<T: Cacheable>(&self, tower: &CacheTower, key: &str, value: T, options: &LoadOptions) -> Result<()> {
+        self.0.block_on(tower.set_with_async(key, value, options))
+    }
+    fn invalidate_tag(&self, tower: &CacheTower, tag: &str) -> Result<()> {
+        self.0.block_on(tower.invalidate_tag_async(tag))
+    }
+    fn get_or_set_with<T: Cacheable>(
+        &self,
+        tower: &CacheTower,
+        key: &str,
+        options: &LoadOptions,
+        compute: impl FnOnce() -> T,
+    ) -> T {
+        self.0.block_on(tower.get_or_set_with_async(key, options, move || async move { compute() }))
     }
     fn delete_many(&self, tower: &CacheTower, keys: &[&str]) -> Result<()> {
         self.0.block_on(tower.delete_many_async(keys))

@@ -9,7 +9,8 @@
 //!   checked against the layer) when it holds more than twice as many names as the layer holds
 //!   entries, plus [`SLACK`]: so it stays within a constant factor of the layer's size, at an
 //!   amortised constant cost per tagged write.
-//! * Lock order: the index's lock, then a shard's; never the other way round.
+//! * Lock order: the index's lock, then a shard's (pruning and invalidating hold the index's
+//!   lock while they look into shards); never the other way round.
 
 use std::collections::{HashMap, HashSet};
 
@@ -49,12 +50,17 @@ impl TagIndex {
         }
     }
 
-    /// Takes out the keys noted under `tag` (some may no longer carry it).
-    pub(super) fn take(&self, tag: &str) -> HashSet<Box<str>, RandomState> {
+    /// Takes out the keys noted under `tag` (some may no longer carry it) and hands each to
+    /// `remove`, under the index's lock: a second invalidation of the tag (the listener hearing
+    /// of this one, say) waits until the first is done, rather than finding nothing to do and
+    /// returning while entries are still being removed.
+    pub(super) fn invalidate(&self, tag: &str, mut remove: impl FnMut(&str)) {
         let mut names = self.inner.lock();
         let keys = names.keys_of.remove(tag).unwrap_or_default();
         names.count -= keys.len();
-        keys
+        for key in &keys {
+            remove(key);
+        }
     }
 
     /// Forgets every name (the layer was emptied).

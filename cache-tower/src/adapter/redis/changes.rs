@@ -28,6 +28,7 @@ use redis::{Client, PushInfo, PushKind, Value};
 use super::connection::{Source, in_words};
 use super::generation::{self, Generation, Learnt, RECORD_SUFFIX};
 use super::settings::{Secrets, scrub};
+use super::tags::TagVersions;
 use crate::adapter::{Change, ChangeSink, ChangeWatch};
 
 /// How often an idle listener checks that its connection still answers (and whether to stop).
@@ -70,6 +71,9 @@ pub(super) struct Listener {
     /// The namespace's generation, which the listener follows while subscribed: when the
     /// record changes (a `clear`), it reads it and, if it moved, reports [`Change::All`].
     pub(super) generation: Arc<Generation>,
+    /// The versions of the namespace's tags, which the layer keeps while the listener is
+    /// subscribed: it forgets a tag whose record changes (and reports [`Change::Tags`]).
+    pub(super) tags: Arc<TagVersions>,
 }
 
 /// The servers of one subscription, and (on a cluster) what tells that the masters changed.
@@ -113,8 +117,9 @@ impl Listener {
         while !stop.load(Ordering::Acquire) {
             let mut subscribed = false;
             let ended = self.session(stop, &mut subscribed).await;
-            // Unsubscribed: operations read the generation record themselves again.
+            // Unsubscribed: operations read the generation and tag records themselves again.
             self.generation.set_followed(false);
+            self.tags.set_followed(false);
             let Err(err) = ended else { return };
             if subscribed {
                 // Changes may be missed from now on: the tower drops its local copies and keeps
@@ -167,6 +172,7 @@ impl Listener {
         // Subscribed from now on; what changed before is unknown, the generation included.
         self.read_generation(&mut connections, &mut nodes).await?;
         self.generation.set_followed(true);
+        self.tags.set_followed(true);
         *subscribed = true;
         (self.sink)(Change::All);
         tracing::debug!(endpoint = %self.endpoint, namespace = %self.namespace, servers = connections.len(), "cache invalidation subscribed");
@@ -309,11 +315,13 @@ impl Listener {
         let keys = match data.into_iter().next() {
             Some(Value::Array(keys) | Value::Set(keys)) => keys,
             _ => {
+                self.tags.forget_all();
                 (self.sink)(Change::All);
                 return true;
             }
         };
         let mut record_changed = false;
+        let mut tags: Vec<String> = Vec::new();
         let namespace = self.namespace.as_bytes();
         let keys: Vec<String> = keys
             .into_iter()
@@ -330,6 +338,11 @@ impl Listener {
                 if rest == RECORD_SUFFIX {
                     record_changed = true;
                 }
+                if let Some(tag) = TagVersions::tag_of(rest) {
+                    self.tags.forget(tag);
+                    tags.push(tag.to_owned());
+                    return None;
+                }
                 // The namespace (and generation) come off in place: one buffer per key, the
                 // one received. The layer's own bookkeeping keys (locks, records) are no keys.
                 let start = bytes.len() - generation::tower_key(rest)?.len();
@@ -339,6 +352,9 @@ impl Listener {
             .collect();
         if !keys.is_empty() {
             (self.sink)(Change::Keys(&keys));
+        }
+        if !tags.is_empty() {
+            (self.sink)(Change::Tags(&tags));
         }
         record_changed
     }

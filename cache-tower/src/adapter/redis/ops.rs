@@ -28,6 +28,7 @@ use std::time::Duration;
 use redis::{Cmd, Pipeline, RedisError, Script, Value};
 
 use super::generation::{self, Generation, Learnt};
+use super::tags::{self, TagVersions, Versions};
 
 use crate::adapter::{Reply, Request};
 use crate::error::{Error, Fault, Result};
@@ -116,6 +117,8 @@ pub(super) struct Ops {
     namespace: Vec<u8>,
     /// The namespace's generation: every data key is under its prefix (`generation.rs`).
     generation: Arc<Generation>,
+    /// The versions of the namespace's tags (`tags.rs`).
+    tags: Arc<TagVersions>,
     /// Whether the keys live in a Redis Cluster: commands of many keys are then split by hash
     /// slot, and `flush` scans every master.
     #[cfg(feature = "cluster")]
@@ -417,6 +420,7 @@ impl Ops {
         Self {
             namespace: namespace.as_bytes().to_vec(),
             generation: Arc::new(Generation::new(namespace.as_bytes())),
+            tags: Arc::new(TagVersions::new(namespace.as_bytes())),
             #[cfg(feature = "cluster")]
             cluster: false,
             ttl,
@@ -449,6 +453,30 @@ impl Ops {
         &self.generation
     }
 
+    /// The versions of the namespace's tags, as the layer's operations and listener share them.
+    pub(super) fn tags(&self) -> &Arc<TagVersions> {
+        &self.tags
+    }
+
+    /// The read of the records of `tags` (one `MGET`; per hash slot on a cluster): its reply's
+    /// values go to [`TagVersions::learn`].
+    pub(super) fn read_tag_records<'a>(&'a self, tags: &[&str]) -> Result<Op<'a>> {
+        let state = self.read_values(self.tags.prefix(), tags)?;
+        Ok(self.bookkeeping("tag versions", state))
+    }
+
+    /// `MGET` of `keys` under `prefix`, answered by [`Reply::Values`] (per hash slot on a
+    /// cluster, a slot's lone key read with `GET`).
+    fn read_values(&self, prefix: &[u8], keys: &[&str]) -> Result<State> {
+        #[cfg(feature = "cluster")]
+        if self.cluster {
+            return self.per_slot(prefix, keys, Parse::MgetValues, |group| {
+                Ok(Command::One(self.slot_read(prefix, group.iter().map(|&index| keys[index]))))
+            });
+        }
+        Ok(State::Once(Command::One(self.keyed(prefix, "MGET", keys.iter().copied())), Parse::MgetValues))
+    }
+
     /// The read of the generation record, when it is due (`Generation::is_due`): its reply moves
     /// the layer to the generation the record holds.
     pub(super) fn read_generation(&self) -> Op<'_> {
@@ -470,11 +498,18 @@ impl Ops {
         Window { stale: self.stale, stale_too }
     }
 
-    /// The operation that carries out `request`.
+    /// [`op`](Self::op) of a request that writes no tagged entry.
+    #[cfg(test)]
+    fn untagged_op<'a>(&'a self, request: Request<'_>) -> Result<Op<'a>> {
+        self.op(request, &Versions::new())
+    }
+
+    /// The operation that carries out `request`; tagged entries are written with `versions`,
+    /// the current versions of their tags (`tags.rs`).
     ///
     /// # Errors
     /// An entry to write whose value cannot be encoded.
-    pub(super) fn op<'a>(&'a self, request: Request<'_>) -> Result<Op<'a>> {
+    pub(super) fn op<'a>(&'a self, request: Request<'_>, versions: &Versions) -> Result<Op<'a>> {
         let once = |cmd, parse| State::Once(Command::One(cmd), parse);
         // One generation for the whole operation, even if a `clear` moves it meanwhile.
         let prefix = self.generation.prefix_of(self.generation.current());
@@ -507,12 +542,8 @@ impl Ops {
             Request::Mget(keys) => mget(keys, false)?,
             Request::MgetValues([]) => State::Ready(Some(Reply::Values(Vec::new()))),
             Request::MgetValues(keys) if keeps_stale => mget(keys, true)?,
-            #[cfg(feature = "cluster")]
-            Request::MgetValues(keys) if self.cluster => self.per_slot(prefix, keys, Parse::MgetValues, |group| {
-                Ok(Command::One(self.slot_read(prefix, group.iter().map(|&index| keys[index]))))
-            })?,
-            Request::MgetValues(keys) => once(self.keyed(prefix, "MGET", keys.iter().copied()), Parse::MgetValues),
-            Request::Set(key, entry) => once(self.set(prefix, key, entry)?, Parse::Done),
+            Request::MgetValues(keys) => self.read_values(prefix, keys)?,
+            Request::Set(key, entry) => once(self.set(prefix, key, entry, versions)?, Parse::Done),
             Request::Mset([]) => State::Ready(Some(Reply::Done)),
             #[cfg(feature = "cluster")]
             Request::Mset(items) if self.cluster => {
@@ -521,12 +552,12 @@ impl Ops {
                     Ok(Command::One(match group {
                         // One key: a plain `SET` (or `DEL`) is atomic, and cheaper for the node
                         // than the script.
-                        [index] => self.set(prefix, items[*index].0, &items[*index].1)?,
-                        _ => self.mset(prefix, group.iter().map(|&index| &items[index]))?,
+                        [index] => self.set(prefix, items[*index].0, &items[*index].1, versions)?,
+                        _ => self.mset(prefix, group.iter().map(|&index| &items[index]), versions)?,
                     }))
                 })?
             }
-            Request::Mset(items) => once(self.mset(prefix, items.iter())?, Parse::Done),
+            Request::Mset(items) => once(self.mset(prefix, items.iter(), versions)?, Parse::Done),
             Request::Delete(key) => once(self.keyed(prefix, "UNLINK", [key]), Parse::Done),
             Request::DeleteMany([]) => State::Ready(Some(Reply::Done)),
             #[cfg(feature = "cluster")]
@@ -545,6 +576,15 @@ impl Ops {
                 let mut cmd = redis::cmd("INCR");
                 cmd.arg(self.generation.record());
                 once(cmd, Parse::Generation(Learnt::Incremented))
+            }
+            Request::InvalidateTag(tag) => {
+                // A new version, kept as long as an entry can live (see `tags.rs`).
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(Self::key(self.tags.prefix(), tag)).arg(tags::new_version().to_string());
+                if let Some(ms) = self.ttl_millis(&Entry::new(StoredValue::new(()), None)) {
+                    cmd.arg("PX").arg(ms.max(1));
+                }
+                once(cmd, Parse::Done)
             }
             Request::Lock { key, token, ttl } => {
                 // `SET NX PX`: taken only if free, and it expires if its holder dies.
@@ -638,7 +678,7 @@ impl Ops {
     }
 
     /// `SET` with the entry's TTL (`PX`), or `DEL` when it has no time left.
-    fn set(&self, prefix: &[u8], key: &str, entry: &Entry) -> Result<Cmd> {
+    fn set(&self, prefix: &[u8], key: &str, entry: &Entry, versions: &Versions) -> Result<Cmd> {
         let full = Self::key(prefix, key);
         match self.ttl_millis(entry) {
             Some(0) => {
@@ -648,7 +688,7 @@ impl Ops {
             }
             ttl => {
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(full).arg(entry.value().json()?);
+                cmd.arg(full).arg(&*tags::stored_bytes(entry.value(), versions)?);
                 if let Some(ms) = ttl {
                     cmd.arg("PX").arg(ms);
                 }
@@ -659,7 +699,12 @@ impl Ops {
 
     /// Every `SET` in one atomic script call, each key with its own TTL from the start (never
     /// briefly immortal).
-    fn mset<'i>(&self, prefix: &[u8], items: impl Iterator<Item = &'i (&'i str, Entry)> + Clone) -> Result<Cmd> {
+    fn mset<'i>(
+        &self,
+        prefix: &[u8],
+        items: impl Iterator<Item = &'i (&'i str, Entry)> + Clone,
+        versions: &Versions,
+    ) -> Result<Cmd> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.mset_with_ttl).arg(items.clone().count());
         for (key, _) in items.clone() {
@@ -667,7 +712,7 @@ impl Ops {
         }
         for (_, entry) in items {
             let ttl = self.ttl_millis(entry).map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
-            cmd.arg(entry.value().json()?).arg(ttl);
+            cmd.arg(&*tags::stored_bytes(entry.value(), versions)?).arg(ttl);
         }
         Ok(cmd)
     }
@@ -1079,7 +1124,7 @@ mod tests {
         let ops = Ops::new("", Some(Duration::from_secs(60))).with_stale(Duration::from_secs(600));
         assert_eq!(ops.ttl_millis(&Entry::new(StoredValue::new(1), None)), Some(660_000));
         assert_eq!(ops.ttl_millis(&Entry::new(StoredValue::new(1), Some(Duration::ZERO))), Some(0));
-        let packed = |request| ops.op(request).unwrap().command().unwrap().packed();
+        let packed = |request| ops.untagged_op(request).unwrap().command().unwrap().packed();
         assert!(packed(Request::GetValue("k")).contains("PTTL"));
         assert!(packed(Request::MgetValues(&["a", "b"])).contains("PTTL"));
         assert_eq!(packed(Request::Exists("k")), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n");
@@ -1088,7 +1133,7 @@ mod tests {
     #[test]
     fn get_pipelines_get_and_pttl_and_reads_value_and_ttl() {
         let ops = Ops::new("ns:", None);
-        let mut op = ops.op(Request::Get("k")).unwrap();
+        let mut op = ops.untagged_op(Request::Get("k")).unwrap();
         let packed = op.command().unwrap().packed();
         assert_eq!(packed, "*2\r\n$3\r\nGET\r\n$4\r\nns:k\r\n*2\r\n$4\r\nPTTL\r\n$4\r\nns:k\r\n");
         let reply = Value::Array(vec![bulk("7"), Value::Int(1500)]);
@@ -1103,13 +1148,13 @@ mod tests {
             Ok(Value::ServerError(err)) => Value::ServerError(err),
             other => panic!("an error reply, got {other:?}"),
         };
-        let mut op = ops.op(Request::Get("k")).unwrap();
+        let mut op = ops.untagged_op(Request::Get("k")).unwrap();
         let wrong_type = Value::Array(vec![error("WRONGTYPE"), Value::Int(-1)]);
         assert!(matches!(op.feed(Some(Ok(wrong_type))), Ok(Progress::Done(Reply::Entry(None)))));
-        let mut op = ops.op(Request::Get("k")).unwrap();
+        let mut op = ops.untagged_op(Request::Get("k")).unwrap();
         let busy = Value::Array(vec![error("BUSY"), Value::Int(-1)]);
         assert!(matches!(op.feed(Some(Ok(busy))), Err(Failed::Redis(_))));
-        let mut op = ops.op(Request::Mget(&["a"])).unwrap();
+        let mut op = ops.untagged_op(Request::Mget(&["a"])).unwrap();
         let failed_pttl = Value::Array(vec![Value::Array(vec![bulk("1")]), error("ERR")]);
         assert!(matches!(op.feed(Some(Ok(failed_pttl))), Err(Failed::Redis(_))));
     }
@@ -1117,19 +1162,19 @@ mod tests {
     #[test]
     fn wrong_type_is_a_miss_for_a_plain_get_only() {
         let ops = Ops::new("", None);
-        let mut get = ops.op(Request::GetValue("k")).unwrap();
+        let mut get = ops.untagged_op(Request::GetValue("k")).unwrap();
         assert!(matches!(get.feed(Some(Err(server_error("WRONGTYPE")))), Ok(Progress::Done(Reply::Value(None)))));
-        let mut exists = ops.op(Request::Exists("k")).unwrap();
+        let mut exists = ops.untagged_op(Request::Exists("k")).unwrap();
         assert!(matches!(exists.feed(Some(Err(server_error("WRONGTYPE")))), Err(Failed::Redis(_))));
     }
 
     #[test]
     fn mget_with_ttl_checks_the_reply_length() {
         let ops = Ops::new("", None);
-        let mut op = ops.op(Request::Mget(&["a", "b"])).unwrap();
+        let mut op = ops.untagged_op(Request::Mget(&["a", "b"])).unwrap();
         let short = Value::Array(vec![Value::Array(vec![bulk("1"), Value::Nil]), Value::Int(-1)]);
         assert!(matches!(op.feed(Some(Ok(short))), Err(Failed::Reply(_))));
-        let mut op = ops.op(Request::Mget(&["a", "b"])).unwrap();
+        let mut op = ops.untagged_op(Request::Mget(&["a", "b"])).unwrap();
         let full = Value::Array(vec![Value::Array(vec![bulk("1"), Value::Nil]), Value::Int(-1), Value::Int(-2)]);
         let Ok(Progress::Done(Reply::Entries(entries))) = op.feed(Some(Ok(full))) else { panic!("entries") };
         assert_eq!(entries.len(), 2);
@@ -1142,7 +1187,7 @@ mod tests {
         let ops = Ops::new("", None).on_cluster();
         // `{a}x` and `{a}y` share a slot; `b` has its own.
         let keys = ["{a}x", "b", "{a}y"];
-        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let mut op = ops.untagged_op(Request::MgetValues(&keys)).unwrap();
         let Some(Command::PerSlot(parts)) = op.command() else { panic!("per slot") };
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].1.packed(), "*3\r\n$4\r\nMGET\r\n$4\r\n{a}x\r\n$4\r\n{a}y\r\n");
@@ -1156,11 +1201,11 @@ mod tests {
 
         // A lone key holding another type is a miss; another error reply is the operation's.
         let wrong_type = || Value::ServerError(server_error("WRONGTYPE").try_into().expect("a server error"));
-        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let mut op = ops.untagged_op(Request::MgetValues(&keys)).unwrap();
         let replies = Value::Array(vec![Value::Array(vec![Value::Nil, Value::Nil]), wrong_type()]);
         let Ok(Progress::Done(Reply::Values(values))) = op.feed(Some(Ok(replies))) else { panic!("values") };
         assert!(values.iter().all(Option::is_none));
-        let mut op = ops.op(Request::MgetValues(&keys)).unwrap();
+        let mut op = ops.untagged_op(Request::MgetValues(&keys)).unwrap();
         let replies = Value::Array(vec![
             Value::Array(vec![Value::Nil, Value::Nil]),
             Value::ServerError(server_error("ERR").try_into().expect("a server error")),
@@ -1177,7 +1222,7 @@ mod tests {
             ("b", Entry::new(StoredValue::new(2), None)),
             ("{a}y", Entry::new(StoredValue::new(3), None)),
         ];
-        let mut op = ops.op(Request::Mset(&items)).unwrap();
+        let mut op = ops.untagged_op(Request::Mset(&items)).unwrap();
         let Some(Command::PerSlot(parts)) = op.command() else { panic!("per slot") };
         assert!(parts[0].1.packed().contains("EVALSHA"));
         assert_eq!(parts[1].1.packed(), "*5\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n$2\r\nPX\r\n$5\r\n10000\r\n");
@@ -1188,7 +1233,7 @@ mod tests {
     #[test]
     fn delete_many_is_one_unlink_of_every_key() {
         let ops = Ops::new("n:", None);
-        let op = ops.op(Request::DeleteMany(&["a", "b"])).unwrap();
+        let op = ops.untagged_op(Request::DeleteMany(&["a", "b"])).unwrap();
         let packed = op.command().unwrap().packed();
         assert!(packed.contains("UNLINK") && packed.contains("n:a") && packed.contains("n:b"), "{packed}");
     }
@@ -1197,7 +1242,7 @@ mod tests {
     fn empty_batches_need_no_round_trip() {
         let ops = Ops::new("", None);
         for request in [Request::Mget(&[]), Request::MgetValues(&[]), Request::Mset(&[]), Request::DeleteMany(&[])] {
-            let mut op = ops.op(request).unwrap();
+            let mut op = ops.untagged_op(request).unwrap();
             assert!(op.command().is_none());
             assert!(matches!(op.feed(None), Ok(Progress::Done(_))));
         }
@@ -1210,7 +1255,7 @@ mod tests {
             ("a", Entry::new(StoredValue::new(1), None)),
             ("b", Entry::new(StoredValue::new(2), Some(Duration::ZERO))),
         ];
-        let op = ops.op(Request::Mset(&items)).unwrap();
+        let op = ops.untagged_op(Request::Mset(&items)).unwrap();
         let Some(Command::One(cmd)) = op.command() else { panic!("one command") };
         let args: Vec<Vec<u8>> = cmd
             .args_iter()
@@ -1226,7 +1271,7 @@ mod tests {
     #[test]
     fn flush_scans_unlinks_and_stops_at_cursor_zero() {
         let ops = Ops::new("n:", None);
-        let mut op = ops.op(Request::Flush).unwrap();
+        let mut op = ops.untagged_op(Request::Flush).unwrap();
         let name = |op: &Op<'_>| op.command().unwrap().packed();
         assert!(name(&op).contains("SCAN"));
         // A step that found keys: UNLINK them, then SCAN on from cursor 7.
