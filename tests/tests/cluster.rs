@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
+use cache_tower::{CacheTower, LoadOptions, MemoryAdapter, RedisAdapter};
 use cache_tower_tests::redis_cluster::TestCluster;
 use cache_tower_tests::redis_sentinel::{MASTER_NAME, TestSentinel};
 use cache_tower_tests::redis_server::unique_namespace;
@@ -484,4 +484,38 @@ fn a_clear_reaches_every_instance_on_a_cluster_with_and_without_a_hash_tag() {
             );
         }
     }
+}
+
+#[test]
+fn a_tag_invalidation_reaches_every_instance_on_a_cluster_with_records_on_several_masters() {
+    let cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-tags");
+    let writer = instance(cluster_layer(&cluster, &ns));
+    let reader = instance(cluster_layer(&cluster, &ns));
+    let bare = CacheTower::new();
+    bare.add_layer(cluster_layer(&cluster, &ns));
+    std::thread::sleep(Duration::from_millis(500));
+    let keys = keys_on_every_master(&cluster, &ns, 2);
+    // Tag records spread over the slots too: each key carries its own tag and a shared one.
+    for (n, key) in keys.iter().enumerate() {
+        writer.set_with(key, n as u64, &LoadOptions::new().tags([format!("own:{n}"), "shared".to_owned()])).unwrap();
+    }
+    writer.set("plain", 7u64).unwrap();
+    for key in &keys {
+        assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(key).is_some()), "{ns}{key}: never read");
+    }
+    let read = bare.mget::<u64, _>(&keys);
+    assert!(read.values().all(Option::is_some), "a batch checks the records of every slot: {read:?}");
+
+    writer.invalidate_tag("own:0").unwrap();
+    assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(&keys[0]).is_none()), "own:0 reached the reader");
+    assert_eq!(bare.get::<u64>(&keys[0]), None);
+    assert_eq!(reader.get::<u64>(&keys[1]), Some(1), "another tag's entry stays");
+
+    writer.invalidate_tag("shared").unwrap();
+    for key in &keys {
+        assert!(eventually(Duration::from_secs(1), || reader.get::<u64>(key).is_none()), "{ns}{key}: not invalidated");
+    }
+    assert!(bare.mget::<u64, _>(&keys).values().all(Option::is_none));
+    assert_eq!(reader.get::<u64>("plain"), Some(7), "untagged entries stay");
 }
