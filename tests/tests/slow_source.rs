@@ -109,7 +109,7 @@ fn callers_meanwhile_share_the_one_background_computation() {
     let options = LoadOptions::new().soft_timeout(SOFT);
     let callers: Vec<_> = (0..8)
         .map(|_| {
-            let (tower, source) = (tower.clone(), slow_source(&calls, "new"));
+            let (tower, source, options) = (tower.clone(), slow_source(&calls, "new"), options.clone());
             thread::spawn(move || tower.try_get_or_load("k", &options, source))
         })
         .collect();
@@ -200,6 +200,7 @@ fn a_hit_past_the_refresh_fraction_returns_at_once_and_refreshes_once() {
     let callers: Vec<_> = (0..64)
         .map(|_| {
             let (tower, source, slowest) = (tower.clone(), slow_source(&calls, "v2"), slowest.clone());
+            let options = options.clone();
             thread::spawn(move || {
                 let started = Instant::now();
                 let got = tower.try_get_or_load("k", &options, source);

@@ -170,8 +170,8 @@ fn memory_over_redis_and_another_instance_follow_the_model() {
         let model = check(&tower, &[&other], &ops)?;
         // What Redis holds follows the model too: read every key again with memory emptied.
         memory.flush().unwrap();
-        for key in 0..KEYS.len() {
-            prop_assert_eq!(tower.get::<u64>(KEYS[key]), model.get(key), "{} from Redis at the end", KEYS[key]);
+        for (at, key) in KEYS.iter().enumerate() {
+            prop_assert_eq!(tower.get::<u64>(key), model.get(at), "{} from Redis at the end", key);
         }
         Ok(())
     });
