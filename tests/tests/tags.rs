@@ -145,6 +145,7 @@ fn over_redis_an_invalidation_is_one_set_whatever_the_tag_covers(api: &impl Call
     assert_eq!(memory.len(), 1, "the memory layer reclaimed every tagged entry");
     assert!(raw.get("k1").is_some(), "the old entry is still in Redis, a miss by its version");
     for key in ["k0", "k1", "k1999"] {
+        assert!(!api.exists(&tower, key), "{key} does not exist any more");
         assert_eq!(api.get::<u32>(&tower, key), None, "{key} is invalidated");
         assert_eq!(peek::<u32>(&memory, key), None, "{key} is not backfilled");
     }
@@ -175,6 +176,11 @@ fn a_tagged_entry_is_stored_as_a_header_then_its_json(api: &impl Calls) {
     assert_eq!(api.get::<serde_json::Value>(&tower, "external"), Some(serde_json::json!({"plain": true})));
     api.set(&tower, "untagged", 5u32).unwrap();
     assert_eq!(raw.get("untagged").as_deref(), Some("5"), "an untagged entry is its plain JSON");
+
+    let too_many: Vec<String> = (0..2_000).map(|n| format!("a rather long tag name, number {n:>6}")).collect();
+    let err = api.set_with(&tower, "huge", 1u32, &LoadOptions::new().tags(too_many)).unwrap_err();
+    assert!(err.to_string().contains("tags of this value take"), "{err}");
+    assert_eq!(raw.get("huge"), None, "nothing written");
 }
 
 fn a_tower_without_invalidation_checks_the_records_and_misses_at_once(api: &impl Calls) {
@@ -191,7 +197,10 @@ fn a_tower_without_invalidation_checks_the_records_and_misses_at_once(api: &impl
 
     assert_eq!(api.get::<u32>(&reader, "k"), None, "another tower misses at once");
     assert_eq!(api.mget::<u32, _>(&reader, &["k"]).get("k").copied().flatten(), None);
-    assert!(!api.exists(&reader, "k") || api.get::<u32>(&reader, "k").is_none());
+    assert!(!api.exists(&reader, "k"), "exists checks the tags too");
+    api.set(&writer, "plain", 2u32).unwrap();
+    assert!(api.exists(&reader, "plain"));
+    assert!(!api.exists(&reader, "never written"));
 }
 
 fn a_get_or_set_with_tags_computes_again_after_an_invalidation(api: &impl Calls) {

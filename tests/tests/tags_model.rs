@@ -34,6 +34,7 @@ enum Op {
         tags: Vec<usize>,
     },
     Get(usize),
+    Exists(usize),
     Mget,
     Delete(usize),
     Invalidate(usize),
@@ -46,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (key.clone(), tags.clone()).prop_map(|(key, tags)| Op::Set { key, tags }),
         2 => (key.clone(), tags).prop_map(|(key, tags)| Op::GetOrSet { key, tags }),
         3 => key.clone().prop_map(Op::Get),
+        1 => key.clone().prop_map(Op::Exists),
         1 => Just(Op::Mget),
         1 => key.prop_map(Op::Delete),
         2 => (0..TAGS.len()).prop_map(Op::Invalidate),
@@ -107,6 +109,18 @@ fn check(tower: &CacheTower, others: &[&CacheTower], ops: &[Op]) -> Result<Model
                     prop_assert_eq!(
                         instance.get::<u64>(KEYS[*key]),
                         model.get(*key),
+                        "op {}: {:?} on instance {}",
+                        at,
+                        op,
+                        n
+                    );
+                }
+            }
+            Op::Exists(key) => {
+                for (n, instance) in std::iter::once(tower).chain(others.iter().copied()).enumerate() {
+                    prop_assert_eq!(
+                        instance.exists(KEYS[*key]),
+                        model.get(*key).is_some(),
                         "op {}: {:?} on instance {}",
                         at,
                         op,

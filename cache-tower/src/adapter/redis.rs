@@ -56,7 +56,7 @@ use crate::value::{Entry, StoredValue};
 /// * A connection the server closed while it was idle (its `timeout` setting, `CLIENT KILL`, a
 ///   proxy, a failover) costs nothing: the command that finds it closed (end of file, broken
 ///   pipe, reset) is sent once more on a fresh connection, within the same timeout. Every
-///   command of this layer may be sent twice safely: `GET`, `MGET`, `EXISTS`, `SCAN` and the
+///   command of this layer may be sent twice safely: `GET`, `MGET`, `GETRANGE`, `SCAN` and the
 ///   read scripts only read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values
 ///   again. A refused connection or a timeout is not retried: it is reported.
 /// * Passwords never appear in `Debug` output, errors or logs.
@@ -638,7 +638,7 @@ macro_rules! under_generation {
         if let Request::InvalidateTag(tag) = request {
             ops.tags().forget(tag);
         }
-        match reply {
+        let reply = match reply {
             Ok(found) => match tags::read(&found) {
                 None => Ok(found),
                 Some(read) => {
@@ -647,6 +647,11 @@ macro_rules! under_generation {
                 }
             },
             Err(err) => Err(err),
+        };
+        // `exists` read the value's first bytes (`ops.rs`): whether one is left after the check.
+        match (request, reply) {
+            (Request::Exists(_), Ok(Reply::Value(value))) => Ok(Reply::Exists(value.is_some())),
+            (_, reply) => reply,
         }
     }};
 }

@@ -36,6 +36,14 @@ pub(super) const TAG_INFIX: &[u8] = b"\0tag\0";
 /// How a tagged entry's bytes start.
 const HEADER: &[u8] = b"#ct-tags ";
 
+/// How many of a value's first bytes `exists` reads: its header must fit (see
+/// [`MAX_HEADER`]).
+pub(super) const PEEK: usize = 65_536;
+
+/// The longest header a tagged entry may have, its line end included: a value with more tags
+/// than fit is refused with an error.
+const MAX_HEADER: usize = PEEK - 1;
+
 /// The versions of tags, as an operation uses them: `(tag, version)`.
 pub(super) type Versions = Vec<(Box<str>, u64)>;
 
@@ -201,6 +209,16 @@ pub(super) fn stored_bytes<'v>(
         })
         .collect();
     let header = crate::codec::encode(&header)?;
+    if HEADER.len() + header.len() + 1 > MAX_HEADER {
+        return Err(crate::Error::new(
+            crate::error::ErrorKind::Encode,
+            format!(
+                "the {} tags of this value take {} bytes in Redis, more than the {MAX_HEADER} a value's tags may take",
+                tags.len(),
+                header.len()
+            ),
+        ));
+    }
     let mut bytes = Vec::with_capacity(HEADER.len() + header.len() + 1 + json.len());
     bytes.extend_from_slice(HEADER);
     bytes.extend_from_slice(&header);
