@@ -1,13 +1,13 @@
 //! The attribute's arguments: `config = "…"`, `key = "…"`, `ttl = "…"`, `stale = "…"`,
 //! `fail_safe = "…"`, `soft_timeout = "…"`, `hard_timeout = "…"`, `refresh_ahead = 0.8`,
-//! `result = bool`, `option = bool`, `cache_none = bool`, `many = "ids"`.
+//! `result = bool`, `option = bool`, `cache_none = bool`, `many = "ids"`, `tags = ["user:{id}"]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Token};
 
-const KNOWN: &str = "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, lock, result, option, cache_none, many";
+const KNOWN: &str = "config, key, ttl, stale, fail_safe, soft_timeout, hard_timeout, refresh_ahead, lock, result, option, cache_none, many, tags";
 
 /// The parsed arguments.
 #[derive(Default)]
@@ -40,6 +40,14 @@ pub(crate) struct Args {
     pub(crate) cache_none: Option<LitBool>,
     /// The collection parameter of a batch function (`many = "ids"`): memoized per element.
     pub(crate) many: Option<LitStr>,
+    /// The tag templates (`tags = ["user:{id}", "tenant:{tenant}"]`).
+    pub(crate) tags: Option<Tags>,
+}
+
+/// The `tags` argument: its templates, at least one, and where `tags` was written.
+pub(crate) struct Tags {
+    pub(crate) span: proc_macro2::Span,
+    pub(crate) templates: Vec<LitStr>,
 }
 
 impl Args {
@@ -103,6 +111,10 @@ impl Args {
             "option" => set(&mut self.option, path, boolean(&name_value.value, &name)?),
             "cache_none" => set(&mut self.cache_none, path, boolean(&name_value.value, &name)?),
             "many" => set(&mut self.many, path, string(&name_value.value, &name)?),
+            "tags" => {
+                let templates = strings(&name_value.value, &name)?;
+                set(&mut self.tags, path, Tags { span: path_span(path), templates })
+            }
             _ => Err(syn::Error::new_spanned(path, format!("unknown argument `{name}`; expected one of {KNOWN}"))),
         }
     }
@@ -178,6 +190,7 @@ fn example(name: &str) -> &'static str {
         "refresh_ahead" => "0.8",
         "result" | "option" | "cache_none" => "true",
         "many" => "\"ids\"",
+        "tags" => "[\"user:{id}\"]",
         _ => "...",
     }
 }
@@ -189,6 +202,37 @@ fn string(value: &Expr, name: &str) -> syn::Result<LitStr> {
             Err(syn::Error::new_spanned(other, format!("`{name}` takes a string literal, such as {}", example(name))))
         }
     }
+}
+
+/// A list of string literals (`tags = ["user:{id}", "tenant:{tenant}"]`), not empty. Every
+/// element that is not a string literal is reported, each at its tokens.
+fn strings(value: &Expr, name: &str) -> syn::Result<Vec<LitStr>> {
+    let Expr::Array(array) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` takes a list of string literals, such as {}", example(name)),
+        ));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            array,
+            format!("`{name} = []` gives no tags: leave `{name}` out, or list templates such as {}", example(name)),
+        ));
+    }
+    let mut errors = Errors::default();
+    let literals: Vec<LitStr> = array
+        .elems
+        .iter()
+        .filter_map(|element| match element {
+            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Some(lit.clone()),
+            other => errors.push(Err(syn::Error::new_spanned(
+                other,
+                "each tag is a template in a string literal, such as \"user:{id}\"",
+            ))),
+        })
+        .collect();
+    errors.finish()?;
+    Ok(literals)
 }
 
 /// The duration argument `name` (a string literal), in milliseconds, or an error at the literal.
@@ -277,6 +321,9 @@ mod tests {
         assert!(Args::flag(&args.result));
         assert!(!Args::flag(&args.cache_none));
         assert!(args.option.is_none());
+        let tags = Args::parse(quote!(tags = ["user:{id}", "tenant:{tenant}"])).unwrap().tags.unwrap();
+        let templates: Vec<String> = tags.templates.iter().map(LitStr::value).collect();
+        assert_eq!(templates, ["user:{id}", "tenant:{tenant}"]);
     }
 
     #[test]
@@ -302,6 +349,15 @@ mod tests {
         assert!(error(quote!(config = users)).contains("string literal"));
         assert!(error(quote!(result = "yes")).contains("`true` or `false`"));
         assert!(error(quote!(result = true, option = true)).contains("both"));
+        assert!(error(quote!(tags = "user:{id}")).contains("list of string literals"));
+        assert!(error(quote!(tags = [])).contains("gives no tags"));
+        assert!(error(quote!(tags)).contains(r#"such as `tags = ["user:{id}"]`"#));
+        let elements: Vec<String> = match Args::parse(quote!(tags = ["a", id, 7])) {
+            Ok(_) => panic!("should be rejected"),
+            Err(err) => err.into_iter().map(|err| err.to_string()).collect(),
+        };
+        assert_eq!(elements.len(), 2, "each element that is not a string literal: {elements:?}");
+        assert!(elements.iter().all(|message| message.contains("string literal")), "{elements:?}");
         let both = error(quote!(expires = 5, config = users));
         assert!(both.contains("unknown argument `expires`"), "{both}");
         let all: Vec<String> = match Args::parse(quote!(expires = 5, config = users)) {

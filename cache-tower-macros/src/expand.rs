@@ -8,12 +8,11 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Signature as FnSignature};
+use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Signature as FnSignature};
 
 use crate::args::Args;
 use crate::fallback;
-use crate::key;
-use crate::validate::{self, Checked, Key, ReturnKind};
+use crate::validate::{self, Checked, CheckedTemplate, Key, ReturnKind};
 
 /// The attribute's expansion: the memoized function and its companions, or, when the arguments
 /// or the function are wrong, the function as written, its companions, and the errors.
@@ -37,6 +36,7 @@ pub(crate) fn cached_tower(attr: TokenStream, item: TokenStream) -> TokenStream 
 /// The names the expansion gives its own locals and items.
 pub(crate) struct Names {
     pub(crate) key: Ident,
+    pub(crate) tags: Ident,
     pub(crate) body: Ident,
     pub(crate) site: Ident,
 }
@@ -44,7 +44,12 @@ pub(crate) struct Names {
 impl Names {
     fn new() -> Self {
         let mixed = Span::mixed_site();
-        Self { key: Ident::new("key", mixed), body: Ident::new("body", mixed), site: Ident::new("SITE", mixed) }
+        Self {
+            key: Ident::new("key", mixed),
+            tags: Ident::new("tags", mixed),
+            body: Ident::new("body", mixed),
+            site: Ident::new("SITE", mixed),
+        }
     }
 }
 
@@ -142,9 +147,24 @@ fn one_key_bodies(
     site_item: &TokenStream,
 ) -> (TokenStream, TokenStream) {
     let signature = &checked.signature;
-    let Names { key, body, site } = names;
+    let Names { key, tags, body, site } = names;
     let mixed = Span::mixed_site();
     let key_expression = key_expression(&checked.key, signature, name_text, names);
+    // The call's tags, each built as a key is (on the stack when short): the runtime makes them
+    // the computed value's only on a miss. Without `tags`, none.
+    let (tags_item, tags_argument) = if checked.tags.is_empty() {
+        (None, quote_spanned! {mixed=> &[] })
+    } else {
+        let rendered = checked.tags.iter().map(|tag| {
+            let tag = template_key(tag, names);
+            quote_spanned! {mixed=> ::core::option::Option::unwrap_or_default(#tag) }
+        });
+        let item = quote_spanned! {mixed=>
+            #[allow(clippy::needless_borrow)]
+            let #tags = [#(#rendered),*];
+        };
+        (Some(item), quote_spanned! {mixed=> &#tags })
+    };
     let call_uncached = call(sig, signature.associated, uncached_name);
 
     // Errors about the cached type point at it: the check says what to derive, and the memoize
@@ -156,13 +176,14 @@ fn one_key_bodies(
     let memoize = memoize_function(signature.kind, signature.is_async, args.background.is_some(), first);
     let memoize = quote_spanned! {first=> ::cache_tower::__private::#memoize };
     let mut memoize_arguments =
-        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #body });
+        Group::new(Delimiter::Parenthesis, quote_spanned! {mixed=> &#site, #key.as_deref(), #tags_argument, #body });
     memoize_arguments.set_span(last);
     let await_memoize = signature.is_async.then(|| quote_spanned! {mixed=> .await });
     let memoized = quote_spanned! {mixed=> {
         #assertion
         #[allow(clippy::needless_borrow)]
         let #key: ::core::option::Option<::cache_tower::__private::MemoKey> = #key_expression;
+        #tags_item
         let #body = move || #call_uncached;
         {
             #site_item
@@ -267,7 +288,7 @@ pub(crate) fn span_range(tokens: &TokenStream) -> (Span, Span) {
 fn key_expression(key: &Key, signature: &validate::Signature, name_text: &str, names: &Names) -> TokenStream {
     match key {
         Key::Default => default_key(signature, name_text, names),
-        Key::Template { literal, template, arguments } => template_key(literal, template, arguments, names),
+        Key::Template(template) => template_key(template, names),
     }
 }
 
@@ -292,14 +313,10 @@ fn default_key(signature: &validate::Signature, name_text: &str, names: &Names) 
     }}
 }
 
-/// The key of a template. Its placeholders' expressions are spanned at the template, so an error
-/// about one (no such field, not `Display`) points there.
-pub(crate) fn template_key(
-    literal: &LitStr,
-    template: &key::Template,
-    arguments: &[Expr],
-    names: &Names,
-) -> TokenStream {
+/// The key (or tag) of a template, an `Option<MemoKey>`. Its placeholders' expressions are
+/// spanned at the template, so an error about one (no such field, not `Display`) points there.
+pub(crate) fn template_key(checked: &CheckedTemplate, names: &Names) -> TokenStream {
+    let CheckedTemplate { literal, template, arguments } = checked;
     let mixed = Span::mixed_site();
     let key = &names.key;
     let span = literal.span();
@@ -456,6 +473,55 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("applies to functions"), "{err}");
+    }
+
+    #[test]
+    fn tags_are_built_as_keys_are_and_passed_to_the_runtime() {
+        let out = expand(
+            quote!(key = "user:{id}", tags = ["user:{id}", "tenant:{tenant.id:>4}"]),
+            quote!(
+                fn load(id: u64, tenant: Tenant) -> User {
+                    db(id)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(out.contains("let tags = [:: core :: option :: Option :: unwrap_or_default ({"), "{out}");
+        assert!(out.contains(r#"format_args ! ("tenant:{:>4}" , tenant . id)"#), "{out}");
+        assert!(out.contains("memoize (& SITE , key . as_deref () , & tags , body)"), "{out}");
+        let untagged = expand(
+            quote!(key = "user:{id}", refresh_ahead = 0.5),
+            quote!(
+                fn load(id: u64) -> User {
+                    db(id)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(untagged.contains("memoize_load (& SITE , key . as_deref () , & [] , body)"), "{untagged}");
+        assert!(!untagged.contains("let tags"), "{untagged}");
+    }
+
+    #[test]
+    fn tags_are_checked_as_the_key_is() {
+        let function = quote!(
+            fn f(id: u8) -> u8 {
+                id
+            }
+        );
+        let err = expand(quote!(tags = ["user:{id}", "{nope}", "a}"]), function.clone()).unwrap_err();
+        assert!(err.contains("unknown placeholder `{nope}` in tag: the parameters are id"), "{err}");
+        assert!(err.contains("unmatched `}` in tag template"), "every wrong tag is reported: {err}");
+        let err = expand(
+            quote!(key = "user:{ids}", many = "ids", tags = ["user:{ids}"]),
+            quote!(
+                fn users(ids: &[u64]) -> HashMap<u64, String> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(err.contains("`tags` cannot be combined with `many`"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Key templates: `"user:{id}"`, `"{tenant.id}:{page}"`, `"{self.region}:{id}"`, `"{id:08}"`.
+//! The `tags` are templates of the same kind, parsed here too.
 //!
 //! A placeholder is a parameter name (or `self`) followed by field accesses, and optionally a
 //! format spec after `:` as in `format!`. `{{` and `}}` stand for literal braces.
@@ -23,8 +24,9 @@ pub(crate) struct Placeholder {
     pub(crate) has_spec: bool,
 }
 
-/// Parses a template; the error says what is wrong with it.
-pub(crate) fn parse(template: &str) -> Result<Template, String> {
+/// Parses a template, a `key` or one of the `tags` (`what`, for the messages: `"key"`, `"tag"`);
+/// the error says what is wrong with it.
+pub(crate) fn parse(template: &str, what: &str) -> Result<Template, String> {
     let mut format = String::with_capacity(template.len());
     let mut placeholders = Vec::new();
     let mut texts = Vec::new();
@@ -42,7 +44,7 @@ pub(crate) fn parse(template: &str) -> Result<Template, String> {
                 format.push_str("}}");
                 text.push('}');
             }
-            '}' => return Err("unmatched `}` in key template (write `}}` for a literal brace)".to_owned()),
+            '}' => return Err(format!("unmatched `}}` in {what} template (write `}}}}` for a literal brace)")),
             '{' => {
                 let mut inside = String::new();
                 loop {
@@ -51,7 +53,7 @@ pub(crate) fn parse(template: &str) -> Result<Template, String> {
                         Some('{') => return Err("a placeholder cannot contain `{`".to_owned()),
                         Some(c) => inside.push(c),
                         None => {
-                            return Err("unclosed `{` in key template (write `{{` for a literal brace)".to_owned());
+                            return Err(format!("unclosed `{{` in {what} template (write `{{{{` for a literal brace)"));
                         }
                     }
                 }
@@ -59,7 +61,7 @@ pub(crate) fn parse(template: &str) -> Result<Template, String> {
                     Some((expression, spec)) => (expression.trim(), Some(spec)),
                     None => (inside.trim(), None),
                 };
-                let root = check_expression(expression)?;
+                let root = check_expression(expression, what)?;
                 format.push('{');
                 if let Some(spec) = spec {
                     format.push(':');
@@ -80,9 +82,9 @@ pub(crate) fn parse(template: &str) -> Result<Template, String> {
 }
 
 /// Checks `a.b.0` shapes and returns the root name.
-fn check_expression(expression: &str) -> Result<String, String> {
+fn check_expression(expression: &str, what: &str) -> Result<String, String> {
     if expression.is_empty() {
-        return Err("empty placeholder `{}` in key template: name a parameter, as in `{id}`".to_owned());
+        return Err(format!("empty placeholder `{{}}` in {what} template: name a parameter, as in `{{id}}`"));
     }
     let mut segments = expression.split('.');
     let root = segments.next().unwrap_or_default();
@@ -112,7 +114,7 @@ mod tests {
 
     #[test]
     fn parses_placeholders_fields_and_specs() {
-        let template = parse("{tenant.id}:{page}/{id:08}/{self.region}").unwrap();
+        let template = parse("{tenant.id}:{page}/{id:08}/{self.region}", "key").unwrap();
         assert_eq!(template.format, "{}:{}/{:08}/{}");
         assert_eq!(
             template.placeholders,
@@ -128,7 +130,7 @@ mod tests {
 
     #[test]
     fn keeps_escaped_braces() {
-        let template = parse("{{literal}}:{id}").unwrap();
+        let template = parse("{{literal}}:{id}", "key").unwrap();
         assert_eq!(template.format, "{{literal}}:{}");
         assert_eq!(template.texts, vec!["{literal}:", ""]);
         assert_eq!(template.placeholders.len(), 1);
@@ -137,9 +139,12 @@ mod tests {
     #[test]
     fn rejects_malformed_templates() {
         for bad in ["{", "}", "{}", "{ }", "{1abc}", "{a.}", "{a.b-c}", "{a{b}}", "{self.match}", "{Self}", "{_}"] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(parse(bad, "key").is_err(), "{bad}");
         }
-        assert!(parse("{pair.0}").is_ok());
-        assert_eq!(parse("{r#type.id}").unwrap().placeholders[0].root, "r#type");
+        assert!(parse("{pair.0}", "key").is_ok());
+        assert_eq!(parse("a}", "tag").unwrap_err(), "unmatched `}` in tag template (write `}}` for a literal brace)");
+        assert_eq!(parse("{a", "key").unwrap_err(), "unclosed `{` in key template (write `{{` for a literal brace)");
+        assert!(parse("{}", "tag").unwrap_err().starts_with("empty placeholder `{}` in tag template"));
+        assert_eq!(parse("{r#type.id}", "key").unwrap().placeholders[0].root, "r#type");
     }
 }

@@ -2,9 +2,9 @@
 //! as `cache_tower::cached_tower` and documents it there; the generated code calls into
 //! `cache_tower::__private`.
 //!
-//! One file per phase: `args` parses the attribute's arguments and `key` the key template,
-//! `validate` checks the function and the key against each other, `expand` writes the code (`many`
-//! for a batch function), and
+//! One file per phase: `args` parses the attribute's arguments and `key` the key and tag
+//! templates, `validate` checks the function and the templates against each other, `expand` writes
+//! the code (`many` for a batch function), and
 //! `fallback` writes the function unmemoized, next to the errors, when something is wrong.
 
 #![forbid(unsafe_code)]
@@ -19,7 +19,8 @@ mod validate;
 
 use proc_macro::TokenStream;
 
-/// Memoizes a function through a registered cache tower. See `cache_tower::cached_tower`.
+/// Memoizes a function through a registered cache tower. See `cache_tower::cached_tower`, which
+/// documents every argument (`config`, `key`, `tags`, `ttl`, `many`, ...) with examples.
 #[proc_macro_attribute]
 pub fn cached_tower(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached_tower(attr.into(), item.into()).into()

@@ -28,7 +28,7 @@ pub(crate) fn bodies(
     let signature = &checked.signature;
     let mixed = Span::mixed_site();
     let site = &names.site;
-    let Key::Template { literal, template, arguments } = &checked.key else {
+    let Key::Template(template) = &checked.key else {
         // `validate::check_many` refuses a batch function without a template.
         return (
             quote_spanned! {mixed=> { ::core::unreachable!() }},
@@ -38,8 +38,8 @@ pub(crate) fn bodies(
     let param = &many.param;
     // The element, named as the collection and spanned as the template's expressions are, so
     // that `{ids}` resolves to it inside the closure (and nowhere else).
-    let element = Ident::new(&param.to_string(), literal.span());
-    let key = template_key(literal, template, arguments, names);
+    let element = Ident::new(&param.to_string(), template.literal.span());
+    let key = template_key(template, names);
     let key_of = quote_spanned! {mixed=>
         |#element| ::core::option::Option::unwrap_or_default(#key)
     };

@@ -1,7 +1,7 @@
 //! Checks the function against what the macro can memoize, and the arguments against the
 //! function: plain parameter names, a receiver that is `&self` or `self`, what kind of value the
-//! function returns, and a key template whose placeholders name parameters. Every problem is
-//! reported, each at the tokens that are wrong.
+//! function returns, and key and tag templates whose placeholders name parameters. Every problem
+//! is reported, each at the tokens that are wrong.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -45,19 +45,24 @@ pub(crate) enum Key {
     /// The function's path and its arguments as JSON.
     Default,
     /// A `key` template.
-    Template {
-        /// The template literal, whose span the key's code takes.
-        literal: LitStr,
-        template: key::Template,
-        /// The placeholders' expressions, in order.
-        arguments: Vec<Expr>,
-    },
+    Template(CheckedTemplate),
+}
+
+/// A template checked against the parameters: the `key`, or one of the `tags`.
+pub(crate) struct CheckedTemplate {
+    /// The template literal, whose span the code that renders it takes.
+    pub(crate) literal: LitStr,
+    pub(crate) template: key::Template,
+    /// The placeholders' expressions, in order.
+    pub(crate) arguments: Vec<Expr>,
 }
 
 /// A function the macro can memoize, with its arguments.
 pub(crate) struct Checked {
     pub(crate) signature: Signature,
     pub(crate) key: Key,
+    /// The `tags` templates, in order (none without `tags`).
+    pub(crate) tags: Vec<CheckedTemplate>,
     /// A batch function's collection (`many = "ids"`).
     pub(crate) many: Option<Many>,
 }
@@ -94,13 +99,19 @@ pub(crate) fn check(attr: TokenStream, function: &ItemFn) -> syn::Result<(Args, 
         // The key is checked against the parameters, which are not known.
         _ => None,
     };
+    let tags = match (&args, &signature) {
+        (Some(args), Some(signature)) => errors.push(check_tags(args, signature)),
+        _ => None,
+    };
     let many = match (&args, &signature, &key) {
         (Some(args), Some(signature), Some(key)) => errors.push(check_many(args, signature, key)),
         _ => None,
     };
     errors.finish()?;
-    match (args, signature, key, many) {
-        (Some(args), Some(signature), Some(key), Some(many)) => Ok((args, Checked { signature, key, many })),
+    match (args, signature, key, tags, many) {
+        (Some(args), Some(signature), Some(key), Some(tags), Some(many)) => {
+            Ok((args, Checked { signature, key, tags, many }))
+        }
         _ => Err(syn::Error::new(Span::call_site(), "#[cached_tower]: internal error, no error was reported")),
     }
 }
@@ -222,8 +233,26 @@ pub(crate) fn mentions_self(tokens: &TokenStream) -> bool {
 
 /// Parses the key template and checks that each placeholder starts from a parameter.
 fn check_key(args: &Args, signature: &Signature) -> syn::Result<Key> {
-    let Some(literal) = &args.key else { return Ok(Key::Default) };
-    let template = key::parse(&literal.value()).map_err(|message| syn::Error::new(literal.span(), message))?;
+    match &args.key {
+        Some(literal) => Ok(Key::Template(check_template(literal, signature, "key")?)),
+        None => Ok(Key::Default),
+    }
+}
+
+/// Checks each of the `tags` as the key is checked; every wrong one is reported.
+fn check_tags(args: &Args, signature: &Signature) -> syn::Result<Vec<CheckedTemplate>> {
+    let Some(tags) = &args.tags else { return Ok(Vec::new()) };
+    let mut errors = Errors::default();
+    let checked: Vec<CheckedTemplate> =
+        tags.templates.iter().filter_map(|literal| errors.push(check_template(literal, signature, "tag"))).collect();
+    errors.finish()?;
+    Ok(checked)
+}
+
+/// Parses a template, the `key` or one of the `tags` (`what`, for the messages), and checks
+/// that each placeholder starts from a parameter.
+fn check_template(literal: &LitStr, signature: &Signature, what: &str) -> syn::Result<CheckedTemplate> {
+    let template = key::parse(&literal.value(), what).map_err(|message| syn::Error::new(literal.span(), message))?;
     let mut arguments = Vec::with_capacity(template.placeholders.len());
     for placeholder in &template.placeholders {
         let known = if placeholder.root == "self" {
@@ -239,7 +268,7 @@ fn check_key(args: &Args, signature: &Signature) -> syn::Result<Key> {
             let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
             return Err(syn::Error::new(
                 literal.span(),
-                format!("unknown placeholder `{{{}}}` in key: the parameters are {names}", placeholder.expression),
+                format!("unknown placeholder `{{{}}}` in {what}: the parameters are {names}", placeholder.expression),
             ));
         }
         let expression: Expr = syn::parse_str(&placeholder.expression).map_err(|err| {
@@ -247,7 +276,7 @@ fn check_key(args: &Args, signature: &Signature) -> syn::Result<Key> {
         })?;
         arguments.push(expression);
     }
-    Ok(Key::Template { literal: literal.clone(), template, arguments })
+    Ok(CheckedTemplate { literal: literal.clone(), template, arguments })
 }
 
 /// `many = "ids"`: `ids` is a parameter, the key template says where each element goes
@@ -269,9 +298,9 @@ fn check_many(args: &Args, signature: &Signature, key: &Key) -> syn::Result<Opti
     match key {
         // An unknown parameter is the one error to report.
         _ if param.is_none() => None,
-        Key::Template { template, .. } if template.placeholders.iter().any(|p| p.root == name) => None,
-        Key::Template { literal: key, .. } => errors.push::<()>(Err(syn::Error::new(
-            key.span(),
+        Key::Template(key) if key.template.placeholders.iter().any(|p| p.root == name) => None,
+        Key::Template(key) => errors.push::<()>(Err(syn::Error::new(
+            key.literal.span(),
             format!("with `many = {name:?}` the key must place each element, as in `key = \"user:{{{name}}}\"`"),
         ))),
         Key::Default => errors.push::<()>(Err(syn::Error::new(
@@ -301,6 +330,13 @@ fn check_many(args: &Args, signature: &Signature, key: &Key) -> syn::Result<Opti
                  options (each layer keeps the values for its own TTL)",
                 unsupported.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
             ),
+        )));
+    }
+    if let Some(tags) = &args.tags {
+        errors.push::<()>(Err(syn::Error::new(
+            tags.span,
+            "`tags` cannot be combined with `many`: a batch is stored with get_or_set_many, which stores its \
+             values without tags (forget a batch's entries with its `_invalidate` companion)",
         )));
     }
     if let Some(receiver) = signature.receiver.as_ref().filter(|receiver| receiver.reference.is_none()) {

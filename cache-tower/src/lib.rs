@@ -162,6 +162,15 @@ pub use value::Cacheable;
 ///   the path and the arguments' JSON are, and every argument must be `Serialize`. The receiver is
 ///   not part of the default key — give methods a `key` (two methods of the same name in one
 ///   module would otherwise share keys).
+/// * `tags = ["user:{id}", "tenant:{tenant}"]`: tags stored with each result the body computes,
+///   each a template like `key` (the same placeholders; a tag template that does not parse or
+///   names no parameter is the same compile error, at that tag). [`CacheTower::invalidate_tag`]
+///   (or [`invalidate_tag_async`](CacheTower::invalidate_tag_async)) of any of them makes every
+///   result carrying it a miss in every layer, so its next call runs the body again (see below).
+///   Tags are written with a result, not checked against a call: a hit returns the cached result
+///   whatever tags the call's arguments make ([`LoadOptions::tags`]). `tags = []` is a compile
+///   error (leave `tags` out for none), and so is an element that is not a string literal. Not
+///   taken with `many`.
 /// * `result = true` / `option = true`: treat the return type as a `Result` / `Option` when it is
 ///   an alias the macro cannot recognise by name. A return type whose name ends in `Result`
 ///   (`MyResult<T>`) without `result = …` (or `option = …`) is a compile error, since caching it
@@ -183,6 +192,29 @@ pub use value::Cacheable;
 ///   `Option` functions take none of the three.
 ///
 /// Unset load options are the tower's ([`CacheTower::set_load_options`]).
+///
+/// # Tags
+///
+/// A key names one result; a tag names a group of them, to forget together:
+///
+/// ```
+/// use cache_tower::{cached_tower, registry};
+///
+/// #[cached_tower(config = "doc_orders", key = "orders:{user}:{page}", tags = ["user:{user}"])]
+/// fn orders(user: u64, page: u32) -> Vec<String> {
+///     vec![format!("order of user {user}, page {page}")] // a query in real life
+/// }
+///
+/// registry::register_json(r#"{"doc_orders": [{"adapter": "memory"}]}"#)?;
+/// orders(1, 0);
+/// orders(1, 1);
+/// orders(2, 0);
+/// let tower = registry::get("doc_orders").expect("registered");
+/// tower.invalidate_tag("user:1")?; // every page of user 1: their next calls run the body
+/// assert!(!tower.exists("orders:1:0") && !tower.exists("orders:1:1"));
+/// assert!(tower.exists("orders:2:0")); // another user's result stays cached
+/// # Ok::<(), cache_tower::Error>(())
+/// ```
 ///
 /// # Batch functions: `many = "ids"`
 ///
@@ -221,6 +253,8 @@ pub use value::Cacheable;
 ///   (they must be `Clone`), and a method takes `&self`.
 /// * Load options (`ttl`, `stale`, `fail_safe`, timeouts, `lock`) and `option`/`cache_none` are
 ///   not taken with `many` (a compile error says so): each layer keeps the values for its own TTL.
+///   Nor is `tags` (a compile error too): a batch's values are stored without tags; forget them
+///   with `name_invalidate`.
 ///
 /// # What is cached
 ///
@@ -253,16 +287,16 @@ pub use value::Cacheable;
 /// compiled once, as `name_uncached`, which `name` calls on a miss.
 ///
 /// The names the expansion uses for its own locals and items are hygienic: a parameter or local
-/// called `key`, `body` or `SITE` means what the function says.
+/// called `key`, `tags`, `body` or `SITE` means what the function says.
 ///
 /// # Compile errors
 ///
-/// Wrong arguments, a parameter that is not a plain name, `&mut self`, a key template that does
-/// not parse or names no parameter, or a `many` function whose parameter, key or return type
+/// Wrong arguments, a parameter that is not a plain name, `&mut self`, a key or tag template that
+/// does not parse or names no parameter, or a `many` function whose parameter, key or return type
 /// does not fit (see above) are compile errors at the tokens that are wrong; the function
 /// and its companions are still defined, uncached, so that those errors are the only ones. A result
 /// that is not [`Cacheable`] is one error at its type, a placeholder whose value is not `Display`
-/// one error at the template, and an argument of a default key that is not `Serialize` one error
+/// one error at its template (key or tag), and an argument of a default key that is not `Serialize` one error
 /// at that parameter.
 ///
 /// The generated code names the runtime as `::cache_tower`, so depend on it under that name.

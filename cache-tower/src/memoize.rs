@@ -8,9 +8,15 @@
 //! built-in one until the user registers their own under that name ([`registry::DEFAULT_TOWER`]). With no tower of the
 //! function's name registered, the body runs uncached and a warning is given once per call site.
 //!
+//! Each memoize function takes the call's key (`None`: the body runs uncached) and its tags,
+//! rendered from the attribute's `tags` templates (empty: none). The tags go with the value the
+//! body computes, in the call's [`LoadOptions`]; a hit returns the cached value whatever tags
+//! the call names.
+//!
 //! Warnings go to `tracing` when a subscriber is installed, and to standard error otherwise
 //! (most newcomers have no subscriber, and a cache that silently does nothing is the worst kind).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 #[cfg(feature = "tokio")]
 use std::future::Future;
@@ -54,10 +60,22 @@ impl CallSite {
         Self { tower, function, options, warned: AtomicU8::new(0), binding: OnceLock::new() }
     }
 
-    /// This site's options with the tower's defaults, the hard timeout taken out
-    /// (`without_hard_timeout`) for a function with no error to give.
-    fn load_options(&self, tower: &CacheTower, without_hard_timeout: bool) -> LoadOptions {
-        let mut options = self.options.or(&tower.load_options());
+    /// This site's options for one call: with the call's `tags` (rendered from the `tags`
+    /// templates), when it has any, for the value it computes. Built on a miss only: a hit
+    /// returns the cached value whatever its tags.
+    fn options_for(&self, tags: &[MemoKey]) -> Cow<'_, LoadOptions> {
+        if tags.is_empty() {
+            Cow::Borrowed(&self.options)
+        } else {
+            Cow::Owned(self.options.clone().tags(tags.iter().map(MemoKey::as_str)))
+        }
+    }
+
+    /// This site's options for one call ([`options_for`](Self::options_for)) with the tower's
+    /// defaults, the hard timeout taken out (`without_hard_timeout`) for a function with no
+    /// error to give.
+    fn load_options(&self, tower: &CacheTower, tags: &[MemoKey], without_hard_timeout: bool) -> LoadOptions {
+        let mut options = self.options_for(tags).or(&tower.load_options());
         if without_hard_timeout {
             options.hard_timeout = None;
         }
@@ -229,12 +247,12 @@ impl Warning {
 }
 
 /// Memoizes a function returning a plain `T`.
-pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T) -> T {
+pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, tags: &[MemoKey], body: impl FnOnce() -> T) -> T {
     if let Some(key) = key {
         let stack = site.stack();
         return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| value.clone());
     }
-    match memoize_with(site, key, || Ok::<T, Infallible>(body())) {
+    match memoize_with(site, key, tags, || Ok::<T, Infallible>(body())) {
         Ok(value) => value,
         Err(never) => match never {},
     }
@@ -247,23 +265,29 @@ pub fn memoize<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOn
 pub fn memoize_result<T: Cacheable, E>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
     if let Some(key) = key {
         let stack = site.stack();
         return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| Ok(value.clone()));
     }
-    memoize_with(site, key, body)
+    memoize_with(site, key, tags, body)
 }
 
 /// Memoizes a function returning `Option<T>`: only `Some` values are cached.
-pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Option<T>) -> Option<T> {
+pub fn memoize_option<T: Cacheable>(
+    site: &CallSite,
+    key: Option<&str>,
+    tags: &[MemoKey],
+    body: impl FnOnce() -> Option<T>,
+) -> Option<T> {
     if let Some(key) = key {
         let stack = site.stack();
         return_fast_hit!(stack.as_ref().and_then(|stack| stack.first()), key, |value: &T| Some(value.clone()));
     }
     // `None` is not cached: it travels as an error, and comes back as `None`.
-    memoize_with(site, key, || body().ok_or(())).ok()
+    memoize_with(site, key, tags, || body().ok_or(())).ok()
 }
 
 /// The memoized call after the fast lane: the cached value (read through every layer), or else
@@ -271,21 +295,27 @@ pub fn memoize_option<T: Cacheable>(site: &CallSite, key: Option<&str>, body: im
 fn memoize_with<T: Cacheable, E>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
     let Some((tower, key)) = site.cache_for(key, true) else { return body() };
-    tower.get_or_compute(key, &site.options, body)
+    tower.get_or_compute(key, &site.options_for(tags), body)
 }
 
 /// The async twin of [`memoize`].
 #[cfg(feature = "tokio")]
-pub async fn memoize_async<T, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> T
+pub async fn memoize_async<T, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    tags: &[MemoKey],
+    body: impl FnOnce() -> Fut,
+) -> T
 where
     T: Cacheable,
     Fut: Future<Output = T>,
 {
     let body = || async { Ok::<T, Infallible>(body().await) };
-    match memoize_with_async(site, key, body).await {
+    match memoize_with_async(site, key, tags, body).await {
         Ok(value) => value,
         Err(never) => match never {},
     }
@@ -299,28 +329,39 @@ where
 pub async fn memoize_result_async<T, E, Fut>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Fut,
 ) -> Result<T, E>
 where
     T: Cacheable,
     Fut: Future<Output = Result<T, E>>,
 {
-    memoize_with_async(site, key, body).await
+    memoize_with_async(site, key, tags, body).await
 }
 
 /// The async twin of [`memoize_option`].
 #[cfg(feature = "tokio")]
-pub async fn memoize_option_async<T, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> Option<T>
+pub async fn memoize_option_async<T, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    tags: &[MemoKey],
+    body: impl FnOnce() -> Fut,
+) -> Option<T>
 where
     T: Cacheable,
     Fut: Future<Output = Option<T>>,
 {
     // `None` is not cached: it travels as an error, and comes back as `None`.
-    memoize_with_async(site, key, || async { body().await.ok_or(()) }).await.ok()
+    memoize_with_async(site, key, tags, || async { body().await.ok_or(()) }).await.ok()
 }
 
 #[cfg(feature = "tokio")]
-async fn memoize_with_async<T, E, Fut>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> Fut) -> Result<T, E>
+async fn memoize_with_async<T, E, Fut>(
+    site: &CallSite,
+    key: Option<&str>,
+    tags: &[MemoKey],
+    body: impl FnOnce() -> Fut,
+) -> Result<T, E>
 where
     T: Cacheable,
     Fut: Future<Output = Result<T, E>>,
@@ -330,21 +371,26 @@ where
         return Ok(value);
     }
     let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
-    tower.get_or_compute_async(key, &site.options, body).await
+    tower.get_or_compute_async(key, &site.options_for(tags), body).await
 }
 
 /// A memoized function whose body may be handed to the background (`soft_timeout`,
 /// `hard_timeout`, `refresh_ahead`): [`CacheTower::try_get_or_load`] with the body, which owns
 /// its arguments (the macro checks that). A plain function has no error to give, so a hard
 /// timeout (also one set on its tower) does not apply to it: its callers wait for the body.
-pub fn memoize_load<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn memoize_load<T: Cacheable>(
+    site: &CallSite,
+    key: Option<&str>,
+    tags: &[MemoKey],
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
     if let Some(key) = key {
         if let Some((stack, refresh)) = site.load_lane() {
             return_fast_hit!(stack.first(), key, refresh = refresh, |value: &T| value.clone());
         }
     }
     // Without a hard timeout a load gives up on nothing, and the body cannot fail.
-    match load_with(site, key, true, move || Ok::<T, crate::Error>(body())) {
+    match load_with(site, key, tags, true, move || Ok::<T, crate::Error>(body())) {
         Ok(value) => value,
         Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
     }
@@ -358,6 +404,7 @@ pub fn memoize_load<T: Cacheable>(site: &CallSite, key: Option<&str>, body: impl
 pub fn memoize_load_result<T, E>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, E>
 where
@@ -369,7 +416,7 @@ where
             return_fast_hit!(stack.first(), key, refresh = refresh, |value: &T| Ok(value.clone()));
         }
     }
-    load_with(site, key, false, body)
+    load_with(site, key, tags, false, body)
 }
 
 /// The memoized load: the body alone without a key or a tower, else the tower's get-or-load,
@@ -377,6 +424,7 @@ where
 fn load_with<T, E>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     without_hard_timeout: bool,
     body: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, E>
@@ -385,7 +433,7 @@ where
     E: From<crate::Error> + Send + 'static,
 {
     let Some((tower, key)) = site.cache_for(key, true) else { return body() };
-    tower.try_get_or_load(key, &site.load_options(&tower, without_hard_timeout), body)
+    tower.try_get_or_load(key, &site.load_options(&tower, tags, without_hard_timeout), body)
 }
 
 /// The async twin of [`memoize_load`].
@@ -393,6 +441,7 @@ where
 pub async fn memoize_load_async<T, Fut>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Fut + Send + 'static,
 ) -> T
 where
@@ -400,7 +449,7 @@ where
     Fut: Future<Output = T> + Send + 'static,
 {
     let body = move || async move { Ok::<T, crate::Error>(body().await) };
-    match load_with_async(site, key, true, body).await {
+    match load_with_async(site, key, tags, true, body).await {
         Ok(value) => value,
         Err(err) => unreachable!("a memoized function without a hard timeout timed out: {err}"),
     }
@@ -414,6 +463,7 @@ where
 pub async fn memoize_load_result_async<T, E, Fut>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     body: impl FnOnce() -> Fut + Send + 'static,
 ) -> Result<T, E>
 where
@@ -421,7 +471,7 @@ where
     E: From<crate::Error> + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    load_with_async(site, key, false, body).await
+    load_with_async(site, key, tags, false, body).await
 }
 
 /// The async twin of [`load_with`].
@@ -429,6 +479,7 @@ where
 async fn load_with_async<T, E, Fut>(
     site: &CallSite,
     key: Option<&str>,
+    tags: &[MemoKey],
     without_hard_timeout: bool,
     body: impl FnOnce() -> Fut + Send + 'static,
 ) -> Result<T, E>
@@ -442,7 +493,7 @@ where
         return Ok(value);
     }
     let Some((tower, key)) = site.cache_for(key, false) else { return body().await };
-    tower.try_get_or_load_async(key, &site.load_options(&tower, without_hard_timeout), body).await
+    tower.try_get_or_load_async(key, &site.load_options(&tower, tags, without_hard_timeout), body).await
 }
 
 /// Removes the cached entry of one call (the `<fn>_invalidate` companion).
@@ -490,7 +541,7 @@ mod tests {
         let site = site("unit_memoize_once");
         let runs = AtomicUsize::new(0);
         let call = |n: u32| {
-            memoize(&site, Some(&format!("k{n}")), || {
+            memoize(&site, Some(&format!("k{n}")), &[], || {
                 runs.fetch_add(1, Ordering::SeqCst);
                 n * 2
             })
@@ -503,14 +554,14 @@ mod tests {
     fn results_and_options_cache_only_success() {
         let tower = register_memory("unit_memoize_kinds");
         let site = site("unit_memoize_kinds");
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Err("no")), Err("no"));
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), &[], || Err("no")), Err("no"));
         assert!(!tower.exists("r"));
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Ok(1)), Ok(1));
-        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), || Err("cached")), Ok(1));
-        assert_eq!(memoize_option::<u8>(&site, Some("o"), || None), None);
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), &[], || Ok(1)), Ok(1));
+        assert_eq!(memoize_result::<u8, &str>(&site, Some("r"), &[], || Err("cached")), Ok(1));
+        assert_eq!(memoize_option::<u8>(&site, Some("o"), &[], || None), None);
         assert!(!tower.exists("o"));
-        assert_eq!(memoize_option(&site, Some("o"), || Some(5u8)), Some(5));
-        assert_eq!(memoize_option::<u8>(&site, Some("o"), || None), Some(5));
+        assert_eq!(memoize_option(&site, Some("o"), &[], || Some(5u8)), Some(5));
+        assert_eq!(memoize_option::<u8>(&site, Some("o"), &[], || None), Some(5));
     }
 
     #[test]
@@ -518,12 +569,12 @@ mod tests {
         let site = site("unit_memoize_never_registered");
         let runs = AtomicUsize::new(0);
         for _ in 0..3 {
-            memoize(&site, Some("k"), || runs.fetch_add(1, Ordering::SeqCst));
+            memoize(&site, Some("k"), &[], || runs.fetch_add(1, Ordering::SeqCst));
         }
         register_memory("unit_memoize_no_key");
         let keyless = CallSite::new("unit_memoize_no_key", "unit::g", LoadOptions::new());
         for _ in 0..3 {
-            memoize(&keyless, None, || runs.fetch_add(1, Ordering::SeqCst));
+            memoize(&keyless, None, &[], || runs.fetch_add(1, Ordering::SeqCst));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 6);
         assert!(site.has_warned(Warning::NoTower) && !site.has_warned(Warning::NoKey));
@@ -534,20 +585,35 @@ mod tests {
     fn invalidate_removes_the_entry() {
         let tower = register_memory("unit_memoize_invalidate");
         let site = site("unit_memoize_invalidate");
-        memoize(&site, Some("k"), || 1u8);
+        memoize(&site, Some("k"), &[], || 1u8);
         invalidate(&site, Some("k")).unwrap();
         assert!(!tower.exists("k"));
         assert!(invalidate(&CallSite::new("unit_nowhere", "f", LoadOptions::new()), Some("k")).is_ok());
     }
 
     #[test]
+    fn a_computed_value_carries_the_calls_tags_and_a_hit_ignores_them() {
+        let tower = register_memory("unit_memoize_tags");
+        let site = site("unit_memoize_tags");
+        let tags = [MemoKey::from("user:1".to_owned()), MemoKey::from("tenant:a".to_owned())];
+        assert_eq!(memoize(&site, Some("a"), &tags, || 1u8), 1);
+        assert_eq!(memoize(&site, Some("a"), &[], || 2u8), 1, "a hit, whatever the call's tags");
+        assert_eq!(memoize_load(&site, Some("b"), &tags[1..], || 3u8), 3);
+        tower.invalidate_tag("user:1").unwrap();
+        assert!(!tower.exists("a") && tower.exists("b"));
+        tower.invalidate_tag("tenant:a").unwrap();
+        assert!(!tower.exists("b"), "memoize_load stores the tags too");
+        assert_eq!(site.options_for(&[]).tag_names(), &[] as &[Box<str>], "the site's own options are untouched");
+    }
+
+    #[test]
     fn hits_are_counted_in_the_top_layer() {
         let tower = register_memory("unit_memoize_stats");
         let site = site("unit_memoize_stats");
-        assert_eq!(memoize(&site, Some("p"), || 1u8), 1);
-        assert_eq!(memoize(&site, Some("p"), || 2u8), 1);
-        assert_eq!(memoize_result::<u8, ()>(&site, Some("p"), || Ok(3)), Ok(1));
-        assert_eq!(memoize_option(&site, Some("p"), || Some(4u8)), Some(1));
+        assert_eq!(memoize(&site, Some("p"), &[], || 1u8), 1);
+        assert_eq!(memoize(&site, Some("p"), &[], || 2u8), 1);
+        assert_eq!(memoize_result::<u8, ()>(&site, Some("p"), &[], || Ok(3)), Ok(1));
+        assert_eq!(memoize_option(&site, Some("p"), &[], || Some(4u8)), Some(1));
         let stats = tower.stats();
         assert_eq!((stats[0].hits, stats[0].misses), (3, 1));
     }
@@ -557,7 +623,7 @@ mod tests {
         let site = site("unit_memoize_lifecycle");
         let runs = AtomicUsize::new(0);
         let call = || {
-            memoize(&site, Some("k"), || {
+            memoize(&site, Some("k"), &[], || {
                 runs.fetch_add(1, Ordering::SeqCst);
                 7u8
             })

@@ -1,8 +1,8 @@
 //! `#[cached_tower]` on `async fn` (tokio): plain values, `Result` with `?` and early `return`,
-//! `Option`, methods on `&self`, async companions, a tower that is not registered or whose only
-//! layer is dead, single flight across tasks, and cancellation and panics: a caller whose future is
-//! dropped (or whose body panics) in the middle of the body must not leave the callers waiting on it
-//! hanging.
+//! `Option`, methods on `&self`, `tags` and their invalidation, async companions, a tower that is
+//! not registered or whose only layer is dead, single flight across tasks, and cancellation and
+//! panics: a caller whose future is dropped (or whose body panics) in the middle of the body must
+//! not leave the callers waiting on it hanging.
 //!
 //! Each memoized function counts its body's runs in a static of its own and uses a tower name of
 //! its own (the registry is process-wide; tests run in parallel). Waits that could hang are
@@ -303,6 +303,54 @@ async fn methods_on_self_use_the_receiver_in_their_key() {
     eu.price_invalidate(3).await.unwrap();
     assert!(!tower.exists("eu:3"));
     assert!(tower.exists("us:3"));
+}
+
+// ===== tags =====
+
+static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns the number of the run that computed it. The key leaves the tenant out, so a call can
+/// name tags other than those its cached value was stored with.
+#[cached_tower(config = "async_tags", key = "profile:{id}", tags = ["user:{id}", "tenant:{tenant}"])]
+async fn profile(id: u32, tenant: &str) -> usize {
+    let _ = (id, tenant);
+    tokio::task::yield_now().await;
+    count(&PROFILE_RUNS)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalidating_a_tag_makes_the_results_carrying_it_computed_again_and_no_others() {
+    let tower = register_memory("async_tags");
+
+    assert_eq!((profile(1, "acme").await, profile(2, "acme").await), (1, 2));
+    tower.invalidate_tag_async("user:1").await.unwrap();
+    assert_eq!(profile(1, "acme").await, 3, "computed again: its tag was invalidated");
+    assert_eq!(profile(2, "acme").await, 2, "another id's result stays cached");
+    assert_eq!(profile(1, "globex").await, 3, "a hit: the call's tags are not checked");
+
+    tower.invalidate_tag_async("tenant:globex").await.unwrap();
+    assert_eq!(profile(1, "acme").await, 3, "stored with the first call's tags only");
+    tower.invalidate_tag_async("tenant:acme").await.unwrap();
+    assert_eq!((profile(1, "acme").await, profile(2, "acme").await), (4, 5), "both carried the tenant's tag");
+    assert_eq!(runs(&PROFILE_RUNS), 5);
+}
+
+static REPORT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A background load (`refresh_ahead`) stores its tags too.
+#[cached_tower(config = "async_tags_load", key = "report:{id}", tags = ["report:{id}"], refresh_ahead = 0.9)]
+async fn report(id: u32) -> usize {
+    let _ = id;
+    count(&REPORT_RUNS)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_background_load_stores_its_tags() {
+    let tower = register_memory("async_tags_load");
+
+    assert_eq!((report(1).await, report(2).await), (1, 2));
+    tower.invalidate_tag_async("report:1").await.unwrap();
+    assert_eq!((report(1).await, report(2).await), (3, 2));
 }
 
 // ===== companions =====

@@ -1,7 +1,8 @@
 //! `#[cached_tower]` on sync functions and methods: what is cached (plain values, `Ok`, `Some`,
 //! `None` with `cache_none`), the exact keys it writes (templates and the default key), the
-//! tower it uses (named, `"default"`, none registered), the companions `<name>_uncached` and
-//! `<name>_invalidate`, single flight across threads, a panicking body, and a dead layer.
+//! tower it uses (named, `"default"`, none registered), `tags` and their invalidation, the
+//! companions `<name>_uncached` and `<name>_invalidate`, single flight across threads, a
+//! panicking body, and a dead layer.
 //!
 //! Each memoized function counts its body's runs in a static of its own and uses a tower name of
 //! its own, because tests run in parallel in one process and the registry is process-wide.
@@ -580,6 +581,86 @@ fn with_no_tower_registered_the_body_runs_every_time_and_a_warning_is_logged_onc
     assert_eq!(warnings.len(), 1, "one warning for the memoized function:\n{logs}");
     assert!(warnings[0].contains("sync_never_registered"), "the warning names the tower: {logs}");
     assert!(warnings[0].contains("unregistered"), "the warning names the function: {logs}");
+}
+
+// ===== tags =====
+
+static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns the number of the run that computed it. The key leaves the tenant out, so a call can
+/// name tags other than those its cached value was stored with.
+#[cached_tower(config = "sync_tags", key = "profile:{id}", tags = ["user:{id}", "tenant:{tenant}"])]
+fn profile(id: u32, tenant: &str) -> usize {
+    let _ = (id, tenant);
+    count(&PROFILE_RUNS)
+}
+
+#[test]
+fn invalidating_a_tag_makes_the_results_carrying_it_computed_again_and_no_others() {
+    let tower = register_memory("sync_tags");
+
+    assert_eq!((profile(1, "acme"), profile(2, "acme")), (1, 2));
+    tower.invalidate_tag("user:1").unwrap();
+    assert_eq!(profile(1, "acme"), 3, "computed again: its tag was invalidated");
+    assert_eq!(profile(2, "acme"), 2, "another id's result stays cached");
+    assert_eq!(profile(1, "acme"), 3);
+
+    tower.invalidate_tag("tenant:acme").unwrap();
+    assert_eq!((profile(1, "acme"), profile(2, "acme")), (4, 5), "both carried the tenant's tag");
+    assert_eq!(runs(&PROFILE_RUNS), 5);
+}
+
+static MOVED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached_tower(config = "sync_tags_hit", key = "moved:{id}", tags = ["tenant:{tenant}"])]
+fn moved(id: u32, tenant: &str) -> usize {
+    let _ = (id, tenant);
+    count(&MOVED_RUNS)
+}
+
+#[test]
+fn a_hit_returns_the_cached_result_whatever_tags_the_call_names() {
+    let tower = register_memory("sync_tags_hit");
+
+    assert_eq!(moved(1, "acme"), 1);
+    assert_eq!(moved(1, "globex"), 1, "a hit: the call's tags are not checked");
+    tower.invalidate_tag("tenant:globex").unwrap();
+    assert_eq!(moved(1, "globex"), 1, "the result was stored with the first call's tags only");
+    tower.invalidate_tag("tenant:acme").unwrap();
+    assert_eq!(moved(1, "globex"), 2);
+}
+
+static REPORT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A background load (`soft_timeout`) stores its tags too, and so does a tag with a format spec.
+#[cached_tower(config = "sync_tags_load", key = "report:{id}", tags = ["report:{id:03}"], soft_timeout = "5s")]
+fn report(id: u32) -> usize {
+    let _ = id;
+    count(&REPORT_RUNS)
+}
+
+static TAGS_PARAMETER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A parameter named like the expansion's local for the tags means the parameter.
+#[cached_tower(config = "sync_tags_load", key = "named:{tags}", tags = ["named:{tags}"])]
+fn named_tags(tags: u32) -> u32 {
+    count(&TAGS_PARAMETER_RUNS);
+    tags * 2
+}
+
+#[test]
+fn background_loads_and_a_parameter_called_tags_store_their_tags() {
+    let tower = register_memory("sync_tags_load");
+
+    assert_eq!((report(1), report(2)), (1, 2));
+    tower.invalidate_tag("report:001").unwrap();
+    assert_eq!((report(1), report(2)), (3, 2));
+
+    assert_eq!((named_tags(4), named_tags(4)), (8, 8));
+    tower.invalidate_tag("named:4").unwrap();
+    assert!(!tower.exists("named:4"));
+    assert_eq!(named_tags(4), 8);
+    assert_eq!(runs(&TAGS_PARAMETER_RUNS), 2);
 }
 
 // ===== companions =====

@@ -1,7 +1,7 @@
 //! What `#[cached_tower]` checks at compile time, with messages that say what to do: the cached
-//! value must be [`Cacheable`], each placeholder of a key template `Display` ([`KeyValue`]), and
-//! each argument of a default key `Serialize`. The default key is built argument by argument
-//! ([`DefaultKey`]), so a wrong argument is one error, at its type.
+//! value must be [`Cacheable`], each placeholder of a key or tag template `Display`
+//! ([`KeyValue`]), and each argument of a default key `Serialize`. The default key is built
+//! argument by argument ([`DefaultKey`]), so a wrong argument is one error, at its type.
 
 use std::fmt;
 
@@ -40,10 +40,10 @@ pub trait KeyArgument: Serialize {}
 
 impl<T: Serialize + ?Sized> KeyArgument for T {}
 
-/// What a placeholder of a key template must be: `Display` (or a string).
+/// What a placeholder of a key or tag template must be: `Display` (or a string).
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be written into a cache key: it is not `Display` (nor a string)",
-    label = "a placeholder of the key template",
+    message = "`{Self}` cannot be written into a cache key or tag: it is not `Display` (nor a string)",
+    label = "a placeholder of this template",
     note = "name a field that is `Display`, as in `{{tenant.id}}`, or implement `Display` for it"
 )]
 pub trait KeyValue: fmt::Display {}
