@@ -238,9 +238,10 @@ struct Header {
 fn header(bytes: &[u8]) -> Option<Result<Header, ()>> {
     let rest = bytes.strip_prefix(HEADER)?;
     let Some(end) = rest.iter().position(|&byte| byte == b'\n') else { return Some(Err(())) };
-    let parsed = serde_json::from_slice::<HashMap<String, String>>(&rest[..end]).map_err(|_| ()).and_then(|map| {
-        map.into_iter().map(|(tag, version)| Ok((tag, version.parse::<u64>().map_err(|_| ())?))).collect()
-    });
+    let parsed =
+        serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&rest[..end]).map_err(|_| ()).and_then(
+            |map| map.into_iter().map(|(tag, version)| Ok((tag, version.parse::<u64>().map_err(|_| ())?))).collect(),
+        );
     Some(parsed.map(|versions| Header { versions, body: HEADER.len() + end + 1 }))
 }
 
