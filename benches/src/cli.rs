@@ -20,15 +20,17 @@ usage: cargo run --release -p cache-tower-benches -- [--quick] [--filter <substr
                         1,000, memory/bounded-rss runs 300,000 ops instead of 1,000,000,
                         redis/clear clears a namespace of 100,000 keys instead of
                         1,000,000 and follows 200 clears from another instance instead
-                        of 1,000)
+                        of 1,000, redis/invalidate-tag follows 200 invalidations instead
+                        of 1,000; its tag covers 10,000 entries in both)
   --filter <substring>  run only the scenarios whose id contains <substring>
                         (ids: memory/get-hit, memory/get-hit-arc, memory/get-miss,
                         memory/set-overwrite, memory/insert-evict, memory/get-2-threads,
                         memory/get-or-set-hit, memory/zipf-0.9, memory/zipf-1.1, memory/scan,
                         redis/get-hit, redis/mget-100, redis/mset-100, redis/get-backfill,
                         redis/mget-backfill, redis/get-or-set-many, redis/clear,
-                        cluster/get, cluster/mget-1000, cluster/mset-1000, memoize/hit,
-                        memoize/hit-over-redis, memoize/refreshing-hit, memoize/stampede-64,
+                        redis/invalidate-tag, cluster/get, cluster/mget-1000,
+                        cluster/mset-1000, memoize/hit, memoize/hit-over-redis,
+                        memoize/refreshing-hit, memoize/stampede-64,
                         redis/distributed-stampede, coherence/staleness,
                         coherence/cluster-staleness, memory/bounded-rss)
 

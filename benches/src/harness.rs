@@ -41,6 +41,9 @@ pub struct Settings {
     pub clear_entries: usize,
     /// Clears after which `redis/clear` times how long another instance keeps its memory copy.
     pub followed_clears: usize,
+    /// Invalidations of a tag after which `redis/invalidate-tag` times how long another
+    /// instance keeps its memory copies of the tag's entries.
+    pub followed_invalidations: usize,
 }
 
 impl Settings {
@@ -55,6 +58,7 @@ impl Settings {
             rss_ops: 300_000,
             clear_entries: 100_000,
             followed_clears: 200,
+            followed_invalidations: 200,
         }
     }
 
@@ -69,6 +73,7 @@ impl Settings {
             rss_ops: 1_000_000,
             clear_entries: 1_000_000,
             followed_clears: 1_000,
+            followed_invalidations: 1_000,
         }
     }
 }
@@ -308,6 +313,7 @@ mod tests {
             rss_ops: 0,
             clear_entries: 0,
             followed_clears: 0,
+            followed_invalidations: 0,
         };
         let mut calls = vec![0; 4];
         let samples = interleave(4, &settings, |c| {

@@ -13,8 +13,11 @@
 //! redis-rs client doing the same work (`redis/get-or-set-many`: the batch read-through
 //! `get_or_set_many` of a memory-over-Redis tower against a hand-written `MGET` + loader +
 //! pipelined `SET`s; `redis/clear`: the logical `clear` of a namespace of 1,000,000 keys against
-//! `flush` of the same keys, and how soon another instance follows); the memoize scenarios
-//! (`memoize/...`) compare `#[cached_tower]` with `cached`'s `#[cached]`. See each file.
+//! `flush` of the same keys, and how soon another instance follows; `redis/invalidate-tag`:
+//! `invalidate_tag` of a tag covering 10,000 entries against `delete_many` of the same keys, how
+//! soon another instance follows, and an untagged hit with tags in use against one without);
+//! the memoize scenarios (`memoize/...`) compare `#[cached_tower]` with `cached`'s `#[cached]`.
+//! See each file.
 //!
 //! Four scenarios run child processes, the runner's own binary re-executed in a hidden mode (see
 //! [`child`]): `coherence/staleness` and `coherence/cluster-staleness` (two towers in two
@@ -49,6 +52,7 @@ mod redis_clear;
 mod redis_get_backfill;
 mod redis_get_hit;
 mod redis_get_or_set_many;
+mod redis_invalidate_tag;
 mod redis_mget;
 mod redis_mget_backfill;
 mod redis_mset;
@@ -98,6 +102,7 @@ pub fn all() -> Vec<Scenario> {
         redis_mget_backfill::SCENARIO,
         redis_get_or_set_many::SCENARIO,
         redis_clear::SCENARIO,
+        redis_invalidate_tag::SCENARIO,
         cluster_get::SCENARIO,
         cluster_mget::SCENARIO,
         cluster_mset::SCENARIO,

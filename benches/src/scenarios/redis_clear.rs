@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use cache_tower::adapter::{CacheAdapter, Entry, StoredValue};
 use cache_tower::{CacheTower, MemoryAdapter, RedisAdapter};
 
-use super::redis_support::{self, COUNTED_OPS, Counter, Failures, Raw};
+use super::redis_support::{self, COUNTED_OPS, Counter, Failures, Raw, warn};
 use super::staleness::{percentile, sorted};
 use super::{BoxResult, Measured, Scenario};
 use crate::data::Dataset;
@@ -54,8 +54,8 @@ const WARM: usize = 10_000;
 /// The size the bar is stated for.
 const BAR_ENTRIES: usize = 1_000_000;
 
-/// The bar of Redis round trips per call.
-const ROUND_TRIPS_BAR: f64 = 2.0;
+/// The bar of Redis round trips per call (`redis/invalidate-tag` has the same one).
+pub(super) const ROUND_TRIPS_BAR: f64 = 2.0;
 
 /// A key no tower reads, planted in a memory layer to see its listener empty it.
 const SENTINEL: &str = "\u{0}bench-clear:sentinel";
@@ -64,13 +64,14 @@ const SENTINEL: &str = "\u{0}bench-clear:sentinel";
 const COPY: &str = "copy";
 
 /// How long a listener may take to subscribe, or to follow the namespace back to generation 0.
-const FOLLOW_WITHIN: Duration = Duration::from_secs(10);
+pub(super) const FOLLOW_WITHIN: Duration = Duration::from_secs(10);
 
-/// How long the second instance's copy may outlive a clear before it counts as a timeout.
-const GIVE_UP: Duration = Duration::from_secs(2);
+/// How long the second instance's copy may outlive a clear (or an invalidation) before it
+/// counts as a timeout.
+pub(super) const GIVE_UP: Duration = Duration::from_secs(2);
 
 /// Longer than an invalidation listener takes to notice its tower was dropped.
-const LISTENER_STOP: Duration = Duration::from_millis(500);
+pub(super) const LISTENER_STOP: Duration = Duration::from_millis(500);
 
 /// The tower key of key number `n`.
 fn key(n: usize) -> String {
@@ -83,7 +84,7 @@ fn record() -> String {
 }
 
 /// `n` with a comma every three digits.
-fn thousands(n: usize) -> String {
+pub(super) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (at, digit) in digits.chars().enumerate() {
@@ -97,11 +98,11 @@ fn thousands(n: usize) -> String {
 
 /// A Redis layer on the namespace, its invalidation listener on or off.
 fn redis_layer(url: &str, invalidation: bool) -> cache_tower::Result<RedisAdapter> {
-    RedisAdapter::builder().url(url).namespace(NAMESPACE).invalidation(invalidation).build()
+    redis_support::namespaced_layer(url, NAMESPACE, invalidation)
 }
 
 /// A tower of `memory` (shared with the caller) over `redis`.
-fn tower_of(memory: &MemoryAdapter, redis: RedisAdapter) -> CacheTower {
+pub(super) fn tower_of(memory: &MemoryAdapter, redis: RedisAdapter) -> CacheTower {
     let tower = CacheTower::new();
     tower.add_layer(memory.clone());
     tower.add_layer(redis);
@@ -114,7 +115,7 @@ fn plant(memory: &MemoryAdapter, key: &str) -> cache_tower::Result<()> {
 }
 
 /// Whether `key` is gone from `memory` within `within` (looked at every millisecond).
-fn gone_within(memory: &MemoryAdapter, key: &str, within: Duration) -> bool {
+pub(super) fn gone_within(memory: &MemoryAdapter, key: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if !memory.exists(key).unwrap_or(true) {
@@ -129,7 +130,7 @@ fn gone_within(memory: &MemoryAdapter, key: &str, within: Duration) -> bool {
 
 /// A tower of `memory` over `redis` whose invalidation listener has subscribed: the listener
 /// empties the memory layer when it subscribes, so a sentinel planted before is gone then.
-fn subscribed(memory: &MemoryAdapter, redis: RedisAdapter) -> BoxResult<CacheTower> {
+pub(super) fn subscribed(memory: &MemoryAdapter, redis: RedisAdapter) -> BoxResult<CacheTower> {
     plant(memory, SENTINEL)?;
     let tower = tower_of(memory, redis);
     if !gone_within(memory, SENTINEL, FOLLOW_WITHIN) {
@@ -209,7 +210,7 @@ impl Namespace {
 
 /// Reads `keys` through `tower` (memory misses, Redis hits, the memory layer backfilled);
 /// `Err` unless Redis had every one.
-fn warm(tower: &CacheTower, keys: &[String]) -> BoxResult<()> {
+pub(super) fn warm(tower: &CacheTower, keys: &[String]) -> BoxResult<()> {
     let found = tower.mget::<u64, _>(keys).values().filter(|value| value.is_some()).count();
     if found != keys.len() {
         return Err(format!("Redis had {found} of the {} keys read into the memory layer", keys.len()).into());
@@ -218,7 +219,7 @@ fn warm(tower: &CacheTower, keys: &[String]) -> BoxResult<()> {
 }
 
 /// The verdict of the round-trip bar on counted round trips per call.
-fn round_trips_verdict(trips: &Trips) -> String {
+pub(super) fn round_trips_verdict(trips: &Trips) -> String {
     match trips.round_trips {
         Some(n) if n <= ROUND_TRIPS_BAR => format!("{n:.2} round trips/op, met"),
         Some(n) => format!("{n:.2} round trips/op, MISSED"),
@@ -226,13 +227,8 @@ fn round_trips_verdict(trips: &Trips) -> String {
     }
 }
 
-fn round_trips(trips: &Trips) -> String {
+pub(super) fn round_trips(trips: &Trips) -> String {
     trips.round_trips.map_or_else(|| "not counted (no relay)".to_string(), |n| format!("{n:.2} round trips/op"))
-}
-
-fn warn(notes: &mut Vec<String>, note: String) {
-    eprintln!("  {note}");
-    notes.push(note);
 }
 
 /// The timed clears (warm-up rounds, then one sample each): µs per call.
@@ -277,15 +273,84 @@ fn time_clears(
     Ok(Samples::from(micros))
 }
 
-/// What the second instance saw of the first one's clears.
-struct Followed {
-    /// From the first tower's `clear()` returning to the copy gone, µs.
-    since_return: Vec<f64>,
-    /// From the first tower's `clear()` being called to the copy gone, µs.
-    since_call: Vec<f64>,
+/// What the second instance saw of the first one's calls (`clear()` here, `invalidate_tag` in
+/// `redis/invalidate-tag`).
+pub(super) struct Followed {
+    /// From the first tower's call returning to the copy gone, µs.
+    pub(super) since_return: Vec<f64>,
+    /// From the first tower's call being called to the copy gone, µs.
+    pub(super) since_call: Vec<f64>,
     /// The copy was gone at the first look after the call returned.
-    gone_at_return: usize,
-    timeouts: usize,
+    pub(super) gone_at_return: usize,
+    pub(super) timeouts: usize,
+}
+
+impl Followed {
+    /// Room for `calls` calls.
+    pub(super) fn new(calls: usize) -> Self {
+        Self {
+            since_return: Vec::with_capacity(calls),
+            since_call: Vec::with_capacity(calls),
+            gone_at_return: 0,
+            timeouts: 0,
+        }
+    }
+
+    /// Looks at `gone` (a `yield_now` between looks) from `returned` on, until it says the copy
+    /// is gone or [`GIVE_UP`] has passed (a timeout, counted as [`GIVE_UP`]), and records how
+    /// long that took since the call was `called` and since it `returned`.
+    pub(super) fn record(&mut self, called: Instant, returned: Instant, gone: impl Fn() -> bool) {
+        self.record_stamped(called, returned, || gone().then(Instant::now));
+    }
+
+    /// [`record`](Self::record) for a copy whose going is stamped where it happens: `gone` says
+    /// when the copy went, once it has. A copy gone before the call returned counts 0 from the
+    /// return.
+    pub(super) fn record_stamped(&mut self, called: Instant, returned: Instant, gone: impl Fn() -> Option<Instant>) {
+        let mut first_look = true;
+        loop {
+            if let Some(gone) = gone() {
+                self.since_return.push(gone.saturating_duration_since(returned).as_secs_f64() * 1e6);
+                self.since_call.push(gone.saturating_duration_since(called).as_secs_f64() * 1e6);
+                self.gone_at_return += usize::from(first_look);
+                return;
+            }
+            if returned.elapsed() > GIVE_UP {
+                self.timeouts += 1;
+                self.since_return.push(GIVE_UP.as_secs_f64() * 1e6);
+                self.since_call.push(GIVE_UP.as_secs_f64() * 1e6);
+                return;
+            }
+            first_look = false;
+            std::thread::yield_now();
+        }
+    }
+
+    /// The markdown table of the figures: a row measured from `call` (as the table names it,
+    /// `` `clear()` ``) returning, and one from its being called; `calls` heads the count's
+    /// column (`clears`).
+    pub(super) fn table(&self, call: &str, calls: &str) -> String {
+        let mut table = format!(
+            "| measured from | {calls} | p50 | p99 | max | gone at the first look after the call returned | timeouts |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n"
+        );
+        for (from, micros) in [
+            (format!("the first tower's {call} returning"), &self.since_return),
+            (format!("the first tower's {call} being called"), &self.since_call),
+        ] {
+            let sorted = sorted(micros);
+            table.push_str(&format!(
+                "| {from} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {} | {} |\n",
+                sorted.len(),
+                percentile(&sorted, 50.0),
+                percentile(&sorted, 99.0),
+                sorted.last().copied().unwrap_or(f64::NAN),
+                self.gone_at_return,
+                self.timeouts
+            ));
+        }
+        table
+    }
 }
 
 /// `clears` clears by `tower`, each on the full namespace, with a second tower (its own memory
@@ -299,12 +364,7 @@ fn follow_clears(
 ) -> BoxResult<Followed> {
     let other_memory = MemoryAdapter::new();
     let other = subscribed(&other_memory, redis_layer(url, true)?)?;
-    let mut followed = Followed {
-        since_return: Vec::with_capacity(clears),
-        since_call: Vec::with_capacity(clears),
-        gone_at_return: 0,
-        timeouts: 0,
-    };
+    let mut followed = Followed::new(clears);
     for _ in 0..clears {
         ns.back_to_full(&[memory, &other_memory])?;
         // The copy, kept 1 ms: no late news of the reset is on its way.
@@ -323,24 +383,7 @@ fn follow_clears(
         let called = Instant::now();
         tower.clear()?;
         let returned = Instant::now();
-        let mut first_look = true;
-        loop {
-            if !other_memory.exists(COPY).unwrap_or(true) {
-                let gone = Instant::now();
-                followed.since_return.push(gone.duration_since(returned).as_secs_f64() * 1e6);
-                followed.since_call.push(gone.duration_since(called).as_secs_f64() * 1e6);
-                followed.gone_at_return += usize::from(first_look);
-                break;
-            }
-            if returned.elapsed() > GIVE_UP {
-                followed.timeouts += 1;
-                followed.since_return.push(GIVE_UP.as_secs_f64() * 1e6);
-                followed.since_call.push(GIVE_UP.as_secs_f64() * 1e6);
-                break;
-            }
-            first_look = false;
-            std::thread::yield_now();
-        }
+        followed.record(called, returned, || !other_memory.exists(COPY).unwrap_or(true));
     }
     if other.get::<u64>(&key(0)).is_some() {
         return Err("the second instance still reads a cleared key from Redis".into());
@@ -359,29 +402,13 @@ fn followed_section(followed: &Followed, entries: usize) -> String {
          kept 1 ms). The first tower calls `clear()`; the runner then polls the second tower's memory layer \
          (`exists`, a `yield_now` between looks) until the copy is gone: the second tower's listener heard the \
          record change (client tracking), read it (`GETRANGE`) and emptied its memory layer. A copy still there \
-         after {} s counts as {} s.\n\n\
-         | measured from | clears | p50 | p99 | max | gone at the first look after the call returned | timeouts |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+         after {} s counts as {} s.\n\n",
         SCENARIO.id,
         thousands(entries),
         GIVE_UP.as_secs(),
         GIVE_UP.as_secs()
     );
-    for (from, micros) in [
-        ("the first tower's `clear()` returning", &followed.since_return),
-        ("the first tower's `clear()` being called", &followed.since_call),
-    ] {
-        let sorted = sorted(micros);
-        section.push_str(&format!(
-            "| {from} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {} | {} |\n",
-            sorted.len(),
-            percentile(&sorted, 50.0),
-            percentile(&sorted, 99.0),
-            sorted.last().copied().unwrap_or(f64::NAN),
-            followed.gone_at_return,
-            followed.timeouts
-        ));
-    }
+    section.push_str(&followed.table("`clear()`", "clears"));
     section
 }
 

@@ -86,6 +86,11 @@ pub(super) fn redis_layer_with(
     }
 }
 
+/// A Redis layer on `url` under `namespace`, its invalidation listener on or off (no TTL).
+pub(super) fn namespaced_layer(url: &str, namespace: &str, invalidation: bool) -> cache_tower::Result<RedisAdapter> {
+    RedisAdapter::builder().url(url).namespace(namespace).invalidation(invalidation).build()
+}
+
 /// A tower whose only layer is Redis: reads take the top-layer path (plain `GET` / `MGET`).
 pub(super) fn redis_only(url: &str, ttl: Option<Duration>) -> cache_tower::Result<CacheTower> {
     let tower = CacheTower::new();
@@ -275,7 +280,8 @@ pub(super) fn check_tower(name: &str, tower: &CacheTower, must_hit: bool, notes:
     }
 }
 
-fn warn(notes: &mut Vec<String>, note: String) {
+/// Adds `note` to the notes, and prints it on stderr at once.
+pub(super) fn warn(notes: &mut Vec<String>, note: String) {
     eprintln!("  {note}");
     notes.push(note);
 }
