@@ -693,29 +693,17 @@ impl MemoryAdapter {
     /// Removes `key` for `cause`, unless it holds a live value that `keep` accepts — checked
     /// and removed under one lock (the tower keeps a copy that still equals the shared value).
     pub(crate) fn remove_unless(&self, key: &str, cause: RemovalCause, keep: impl FnOnce(&StoredValue) -> bool) {
-        let removals = self.remove_unless_untold(key, cause, keep);
-        self.tell(removals);
-        self.sweep_another_shard();
-    }
-
-    /// [`remove_unless`](Self::remove_unless), returning what the listener is to be told
-    /// instead of telling it (for a caller that holds a lock the listener could need).
-    fn remove_unless_untold(
-        &self,
-        key: &str,
-        cause: RemovalCause,
-        keep: impl FnOnce(&StoredValue) -> bool,
-    ) -> Removals {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
-        let index = self.shard_index(hash);
-        let mut shard = self.inner.shards[index].0.write();
-        let before = (shard.len, shard.bytes);
-        let live_and_kept = matches!(shard.read(hash, key, &mut now), Found::Live(item) if keep(&item.value));
-        if !live_and_kept {
+        self.write_shard(self.shard_index(hash), |shard| {
+            if let Found::Live(item) = shard.read(hash, key, &mut now)
+                && keep(&item.value)
+            {
+                return;
+            }
             shard.remove_key(hash, key, cause, &mut now);
-        }
-        self.settle_untold(shard, before)
+        });
+        self.sweep_another_shard();
     }
 
     /// Removes every entry, for `cause` (a `flush`, or the tower's invalidation).
@@ -1112,10 +1100,24 @@ impl CacheAdapter for MemoryAdapter {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
-        // The listener is told once the index's lock is released: it may write to this layer.
+        // The keys grouped by shard, so each shard is locked once, and the listener told once
+        // the index's lock is released (it may write to this layer).
         let mut removals = Removals::new();
-        self.inner.tags.invalidate(tag, |key| {
-            removals.extend(self.remove_unless_untold(key, RemovalCause::Invalidated, |value| !value.has_tag(tag)));
+        self.inner.tags.invalidate(tag, |keys| {
+            let mut by_shard: Vec<Vec<(u64, &str)>> = vec![Vec::new(); self.inner.shards.len()];
+            for key in keys {
+                let hash = self.hash(key);
+                by_shard[self.shard_index(hash)].push((hash, key));
+            }
+            let mut now = Now::new(&self.inner.clock);
+            for (index, keys) in by_shard.iter().enumerate().filter(|(_, keys)| !keys.is_empty()) {
+                let mut shard = self.inner.shards[index].0.write();
+                let before = (shard.len, shard.bytes);
+                for &(hash, key) in keys {
+                    shard.remove_key_if(hash, key, RemovalCause::Invalidated, &mut now, |value| value.has_tag(tag));
+                }
+                removals.extend(self.settle_untold(shard, before));
+            }
         });
         self.tell(removals);
         self.sweep_another_shard();

@@ -426,7 +426,22 @@ impl Shard {
 
     /// Removes `key` if present, for `cause` — or as expired, if it was.
     pub(super) fn remove_key(&mut self, hash: u64, key: &str, cause: RemovalCause, now: &mut Now<'_>) {
+        self.remove_key_if(hash, key, cause, now, |_| true);
+    }
+
+    /// Removes `key` if present and its value passes `remove` (one lookup).
+    pub(super) fn remove_key_if(
+        &mut self,
+        hash: u64,
+        key: &str,
+        cause: RemovalCause,
+        now: &mut Now<'_>,
+        remove: impl FnOnce(&StoredValue) -> bool,
+    ) {
         let Some(item) = self.items.find(hash, |item| item.is(key)) else { return };
+        if !remove(&item.value) {
+            return;
+        }
         let cause = item.removal_cause(cause, now);
         self.remove(item.link, cause);
     }

@@ -50,17 +50,18 @@ impl TagIndex {
         }
     }
 
-    /// Takes out the keys noted under `tag` (some may no longer carry it) and hands each to
+    /// Takes out the keys noted under `tag` (some may no longer carry it) and hands them to
     /// `remove`, under the index's lock: a second invalidation of the tag (the listener hearing
     /// of this one, say) waits until the first is done, rather than finding nothing to do and
     /// returning while entries are still being removed.
-    pub(super) fn invalidate(&self, tag: &str, mut remove: impl FnMut(&str)) {
+    pub(super) fn invalidate(&self, tag: &str, remove: impl FnOnce(&HashSet<Box<str>, RandomState>)) {
         let mut names = self.inner.lock();
         let keys = names.keys_of.remove(tag).unwrap_or_default();
         names.count -= keys.len();
-        for key in &keys {
-            remove(key);
-        }
+        remove(&keys);
+        // Freed after the lock is released.
+        drop(names);
+        drop(keys);
     }
 
     /// Forgets every name (the layer was emptied).
