@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::value::TagList;
+use crate::value::TagNames;
 
 /// How [`get_or_set_with`](crate::CacheTower::get_or_set_with) and its relatives load a value:
 /// the computed value's TTL and stale window, the fail-safe, timeouts and eager refresh.
@@ -77,7 +77,7 @@ pub struct LoadOptions {
     /// The distributed lock's timeout; `None`: no lock (single flight within the process only).
     pub lock: Option<Duration>,
     /// The tags the computed value is stored with (see [`tags`](Self::tags)).
-    tags: TagList,
+    tags: TagNames,
 }
 
 impl LoadOptions {
@@ -118,7 +118,7 @@ impl LoadOptions {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.tags = crate::value::StoredValue::new(()).with_tags(tags).tag_list().clone();
+        self.tags = crate::value::tag_names(tags);
         self
     }
 
@@ -128,7 +128,7 @@ impl LoadOptions {
     }
 
     /// The tags as the stored value takes them.
-    pub(crate) fn tag_list(&self) -> &TagList {
+    pub(crate) fn tag_names_shared(&self) -> &TagNames {
         &self.tags
     }
 

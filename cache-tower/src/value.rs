@@ -70,7 +70,66 @@ trait Erased: Send + Sync {
 }
 
 /// The tags of a value: `None` for an untagged one (most values), so they cost one word.
-pub(crate) type TagList = Option<Arc<[Box<str>]>>;
+pub(crate) type TagList = Option<Arc<TagSet>>;
+
+/// Tag names, as options carry them before they are given to a value.
+pub(crate) type TagNames = Option<Arc<[Box<str>]>>;
+
+/// A tagged value's tags, and when they were given to it.
+#[derive(Debug)]
+pub(crate) struct TagSet {
+    names: Arc<[Box<str>]>,
+    /// [`tag_clock::now`] when the value got its tags: a memory layer misses it once one of the
+    /// tags is invalidated there later (`adapter/memory/tag_index.rs`).
+    stamp: u64,
+}
+
+impl TagSet {
+    /// When the value got its tags.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// The names.
+    pub(crate) fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+}
+
+/// The process-wide count of tag invalidations in memory layers: what stamps tagged values and
+/// marks invalidated tags, so that "invalidated after it was tagged" is one comparison.
+pub(crate) mod tag_clock {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
+
+    /// The count now: a value tagged now carries it.
+    pub(crate) fn now() -> u64 {
+        INVALIDATIONS.load(Ordering::Acquire)
+    }
+
+    /// Counts one invalidation and returns its number: every value tagged before it carries a
+    /// lower stamp.
+    pub(crate) fn advance() -> u64 {
+        INVALIDATIONS.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+/// Distinct tag names (repeats count once); `None` for none.
+pub(crate) fn tag_names<I, S>(tags: I) -> TagNames
+where
+    I: IntoIterator<Item = S>,
+    S: Into<Box<str>>,
+{
+    let mut list: Vec<Box<str>> = Vec::new();
+    for tag in tags {
+        let tag = tag.into();
+        if !list.contains(&tag) {
+            list.push(tag);
+        }
+    }
+    (!list.is_empty()).then(|| list.into())
+}
 
 /// What an `Arc` adds to the value it holds: its two counts.
 const ARC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
@@ -155,7 +214,9 @@ impl<T: Cacheable> Erased for Typed<T> {
 /// What a value's tags add to its weight: the list and the names.
 fn tags_weight(tags: &TagList) -> usize {
     tags.as_ref().map_or(0, |tags| {
-        ARC_COUNTS + tags.iter().map(|tag| std::mem::size_of::<Box<str>>() + tag.len()).sum::<usize>()
+        2 * ARC_COUNTS
+            + std::mem::size_of::<TagSet>()
+            + tags.names.iter().map(|tag| std::mem::size_of::<Box<str>>() + tag.len()).sum::<usize>()
     })
 }
 
@@ -223,20 +284,14 @@ impl StoredValue {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        let mut list: Vec<Box<str>> = Vec::new();
-        for tag in tags {
-            let tag = tag.into();
-            if !list.contains(&tag) {
-                list.push(tag);
-            }
-        }
-        let tags: TagList = (!list.is_empty()).then(|| list.into());
-        self.set_tag_list(tags);
+        self.set_tag_names(tag_names(tags));
         self
     }
 
-    /// Sets the tags, in place when this handle is the only one, else on a copy.
-    pub(crate) fn set_tag_list(&mut self, tags: TagList) {
+    /// Gives the value these tags (none: untagged), stamped now; in place when this handle is
+    /// the only one, else on a copy.
+    pub(crate) fn set_tag_names(&mut self, names: TagNames) {
+        let tags = names.map(|names| Arc::new(TagSet { names, stamp: tag_clock::now() }));
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.set_tags(tags),
             None => self.inner = self.inner.retagged(tags),
@@ -245,7 +300,7 @@ impl StoredValue {
 
     /// The tags the value carries (none for most values).
     pub fn tags(&self) -> &[Box<str>] {
-        self.inner.tags().as_deref().unwrap_or(&[])
+        self.inner.tags().as_ref().map_or(&[], |tags| tags.names())
     }
 
     /// Whether the value carries `tag`.
@@ -253,9 +308,10 @@ impl StoredValue {
         self.tags().iter().any(|own| &**own == tag)
     }
 
-    /// The shared list of tags, for a copy of the value made elsewhere.
-    pub(crate) fn tag_list(&self) -> &TagList {
-        self.inner.tags()
+    /// The value's tags and their stamp; `None` for an untagged value.
+    #[inline]
+    pub(crate) fn tag_set(&self) -> Option<&TagSet> {
+        self.inner.tags().as_deref()
     }
 
     /// This value known in both forms: `value` was just decoded from it. Its JSON goes along,

@@ -36,10 +36,12 @@
 //! * **Another instance**: a second tower (its own memory layer over its own Redis adapter, same
 //!   namespace, subscribed) holds copies of the 10,000 tagged entries and of the 10,000 users in
 //!   its memory layer (planted straight into it, as the first tower's); after each of
-//!   [`Settings::followed_invalidations`] invalidations by the first tower, the runner waits for
-//!   the moment its memory layer has removed all 10,000 copies (stamped by the layer's
-//!   `on_removal` listener when it is told of the last one), and checks that only the users are
-//!   left.
+//!   [`Settings::followed_invalidations`] invalidations by the first tower, a watcher thread
+//!   stamps the moment the second memory layer misses the tagged copies (three of them read,
+//!   first, middle and last: the memory layer marks a tag invalidated in one step, so all miss
+//!   together), which the bar is held to; then the runner checks that only the users are left
+//!   once the layer has reclaimed what it hid (`len()` reclaims), each removal told to its
+//!   `on_removal` listener as `Invalidated`.
 //! * **Costs** are counted through the relay, outside the timed runs, each contender with only
 //!   its own clients alive: [`COUNTED_CALLS`] calls of the call alone (listener off), of the
 //!   call with the listener on, and of `delete_many` of the keys, and `COUNTED_OPS` of each
@@ -438,8 +440,8 @@ fn redis_hit<'a>(
 // ===== another instance =====
 
 /// `calls` invalidations by `tower` (its memory layer holding the 10,000 entries), with a second
-/// tower (its own memory layer and Redis adapter) holding copies of them and of the users; and
-/// how long each call took, µs.
+/// tower (its own memory layer and Redis adapter) holding copies of them and of the users: when
+/// the second memory layer missed the copies, and how long each call took, µs.
 fn follow_invalidations(
     tagged: &Tagged,
     url: &str,
@@ -448,15 +450,13 @@ fn follow_invalidations(
     memory: &MemoryAdapter,
     calls: usize,
 ) -> BoxResult<(Followed, Vec<f64>)> {
-    // Counts the entries the second instance's listener removes, and stamps the moment the last
-    // one is told: what the runner waits for (no lock the removal needs, no look that lags).
+    // Counts the entries the second instance's memory layer reclaims.
     let invalidated = Arc::new(AtomicUsize::new(0));
-    let all_gone: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let (heard, stamp) = (Arc::clone(&invalidated), Arc::clone(&all_gone));
+    let heard = Arc::clone(&invalidated);
     let other_memory = MemoryAdapter::builder()
         .on_removal(move |_, cause| {
-            if cause == RemovalCause::Invalidated && heard.fetch_add(1, Ordering::Relaxed) + 1 == TAGGED {
-                *caches::lock(&stamp) = Some(Instant::now());
+            if cause == RemovalCause::Invalidated {
+                heard.fetch_add(1, Ordering::Relaxed);
             }
         })
         .build();
@@ -464,8 +464,9 @@ fn follow_invalidations(
     for (key, user) in data.keys.iter().zip(&data.users) {
         other_memory.set(key, &Entry::new(StoredValue::new(user.clone()), None))?;
     }
+    let probes: Vec<String> = [0, TAGGED / 2, TAGGED - 1].into_iter().map(item).collect();
     let kept = data.keys.len();
-    let mut followed = Followed::new(calls);
+    let mut missed = Followed::new(calls);
     let mut took = Vec::with_capacity(calls);
     for _ in 0..calls {
         tagged.back_to_live(&[memory, &other_memory])?;
@@ -484,14 +485,37 @@ fn follow_invalidations(
             }
         }
         invalidated.store(0, Ordering::Relaxed);
-        *caches::lock(&all_gone) = None;
-        let called = Instant::now();
-        tower.invalidate_tag(TAG)?;
-        let returned = Instant::now();
+        let watching = AtomicBool::new(true);
+        let (called, returned, missed_at) = std::thread::scope(|scope| {
+            // Reads the probes until all miss (a `yield_now` between looks).
+            let watcher = scope.spawn(|| {
+                while watching.load(Ordering::Acquire) {
+                    if probes.iter().all(|key| other_memory.get_value(key).is_ok_and(|value| value.is_none())) {
+                        return Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                None
+            });
+            let called = Instant::now();
+            let result = tower.invalidate_tag(TAG);
+            let returned = Instant::now();
+            let give_up = returned + GIVE_UP;
+            while !watcher.is_finished() && Instant::now() < give_up {
+                std::thread::yield_now();
+            }
+            watching.store(false, Ordering::Release);
+            let missed_at = watcher.join().ok().flatten();
+            result.map(|()| (called, returned, missed_at))
+        })?;
         took.push(returned.duration_since(called).as_secs_f64() * 1e6);
-        followed.record_stamped(called, returned, || *caches::lock(&all_gone));
+        missed.record_stamped(called, returned, || missed_at);
+        // `len()` reclaims what the invalidation hid.
         if other_memory.len() != kept || !memory.exists(&data.keys[0])? {
             return Err("an invalidation left tagged copies, or took untagged ones".into());
+        }
+        if invalidated.load(Ordering::Relaxed) != TAGGED {
+            return Err("the second memory layer did not reclaim every invalidated copy".into());
         }
     }
     if other.get::<u64>(&item(0)).is_some() {
@@ -500,7 +524,7 @@ fn follow_invalidations(
     if data.keys.iter().any(|key| !other_memory.exists(key).unwrap_or(false)) {
         return Err("the second instance lost untagged entries to the invalidations".into());
     }
-    Ok((followed, took))
+    Ok((missed, took))
 }
 
 /// The markdown section of the second instance's figures; `calls`: how long each of the first
@@ -514,16 +538,16 @@ fn followed_section(followed: &Followed, calls: &[f64]) -> String {
          entries in Redis were written with (see the notes), and both memory layers hold copies of those entries, \
          tagged, and of the {} users, untagged (planted straight into them, kept 1 ms). The first tower calls \
          `invalidate_tag(\"{TAG}\")` (the layers are written bottom up: one `SET` of the tag's record, then its own \
-         memory layer's entries removed); the second tower's listener hears the record change (client tracking), \
-         forgets the version and removes the tag's entries through its memory layer's index, on the listener's \
-         thread, while the first tower's call may still be removing its own (both in this process, on this \
-         machine's cores). The second memory layer's `on_removal` listener (the only addition to it) counts the \
-         removals of cause `Invalidated` and stamps the moment it is told of the {}th (the layer tells it once the \
-         index's lock is released, after the last removal: a little late, never early); the runner waits (a \
-         `yield_now` between looks) for that stamp, and checks afterwards that the layer holds exactly the users. A \
-         stamp before the call returned counts 0 µs from the return. Copies still there after {} s count as {} s. \
-         The first tower's call itself took {} (p50 / p99 / max), its own memory layer's removal of the {} entries \
-         included: its own memory layer misses them when it returns.\n\n",
+         memory layer marks the tag invalidated: from then on every copy carrying it misses, and the layer \
+         reclaims them as it is used); the second tower's listener hears the record change (client tracking), \
+         forgets the version and marks the tag invalidated in its memory layer, on the listener's thread. A \
+         watcher thread reads three of the tagged copies (first, middle, last) from the second memory layer, \
+         sleeping 20 µs between looks, and stamps the moment all three miss. Afterwards the runner has the layer \
+         reclaim what it hid (`len()`) and checks that it holds exactly the users and that its `on_removal` \
+         listener heard the {} copies removed as `Invalidated`. A stamp before the call returned counts 0 µs \
+         from the return. Copies still there after {} s count as {} s. The first tower's call itself took {} \
+         (p50 / p99 / max), its own memory layer's marking of the {} entries included: its own memory layer \
+         misses them when it returns.\n\n",
         SCENARIO.id,
         thousands(TAGGED),
         thousands(crate::data::ENTRIES),

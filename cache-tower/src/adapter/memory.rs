@@ -205,6 +205,7 @@ pub(crate) struct Lookup<'a> {
     key: &'a str,
     hash: u64,
     clock: &'a Clock,
+    tags: &'a TagIndex,
 }
 
 impl Lookup<'_> {
@@ -221,10 +222,11 @@ impl Lookup<'_> {
         item.fresh(&mut Now::new(self.clock)).then_some(FreshCopy { item, clock: self.clock })
     }
 
-    /// The item stored under the key the shard was locked for, if it is live.
+    /// The item stored under the key the shard was locked for, if it is live (and, tagged,
+    /// none of its tags was invalidated since: `memory/tag_index.rs`).
     #[inline]
     fn item(&self) -> Option<&shard::Item> {
-        self.shard.live(self.hash, self.key)
+        self.shard.live(self.hash, self.key).filter(|item| self.tags.is_current(&item.value))
     }
 }
 
@@ -266,6 +268,8 @@ impl<'a> FreshCopy<'a> {
 
 /// Expired entries removed at most per operation, so no single call pays for a mass expiry.
 const PURGE_BATCH: usize = 8;
+/// Keys an invalidated tag hid that a write reclaims at most (see `memory/tag_index.rs`).
+const RECLAIM_BATCH: usize = 32;
 /// What an entry is assumed to weigh when only `max_bytes` says how many there will be (to choose
 /// the number of shards): generous, so that large values do not leave shards nearly empty.
 const BYTES_PER_ENTRY_GUESS: usize = 4096;
@@ -661,7 +665,8 @@ impl MemoryAdapter {
         self.len() == 0
     }
 
-    /// Removes every expired entry now, and returns how many there were. Expired entries are
+    /// Removes every expired entry now, and returns how many there were; also every entry an
+    /// invalidated tag hides ([`CacheAdapter::invalidate_tag`]). Expired entries are
     /// reclaimed anyway as the adapter is used; call this to free their memory when the adapter
     /// sits idle.
     ///
@@ -670,6 +675,7 @@ impl MemoryAdapter {
     /// assert_eq!(memory.purge_expired(), 0);
     /// ```
     pub fn purge_expired(&self) -> usize {
+        self.reclaim(usize::MAX);
         let now = self.inner.clock.now_nanos();
         (0..self.inner.shards.len())
             .map(|index| self.write_shard(index, |shard| shard.purge_expired(now, usize::MAX)))
@@ -681,6 +687,7 @@ impl MemoryAdapter {
     /// S3-FIFO: its main queue, then its small one). Meant for tests and debugging: it locks each
     /// shard in turn.
     pub fn keys(&self) -> Vec<String> {
+        self.reclaim(usize::MAX);
         let now = self.inner.clock.now_nanos();
         self.inner.shards.iter().flat_map(|shard| shard.0.read().keys(now)).collect()
     }
@@ -712,6 +719,37 @@ impl MemoryAdapter {
             self.write_shard(index, |shard| shard.clear(cause, &mut Now::new(&self.inner.clock)));
         }
         self.inner.tags.clear();
+    }
+
+    /// Removes, of up to `most` keys that invalidations queued, the entries no longer current
+    /// (a tag of theirs was invalidated since they got it); the listener hears
+    /// [`RemovalCause::Invalidated`]. The keys are taken shard by shard, each shard locked once.
+    fn reclaim(&self, most: usize) {
+        if !self.inner.tags.has_to_reclaim() {
+            return;
+        }
+        let keys = self.inner.tags.take_to_reclaim(most);
+        let mut placed: Vec<(usize, u64, &str)> = keys
+            .iter()
+            .map(|key| {
+                let hash = self.hash(key);
+                (self.shard_index(hash), hash, &**key)
+            })
+            .collect();
+        placed.sort_unstable_by_key(|(index, ..)| *index);
+        let tags = &self.inner.tags;
+        let mut removals = Removals::new();
+        let mut now = Now::new(&self.inner.clock);
+        for group in placed.chunk_by(|a, b| a.0 == b.0) {
+            let mut shard = self.inner.shards[group[0].0].0.write();
+            let before = (shard.len, shard.bytes);
+            for &(_, hash, key) in group {
+                shard.remove_key_if(hash, key, RemovalCause::Invalidated, &mut now, |value| !tags.is_current(value));
+            }
+            removals.extend(self.settle_untold(shard, before));
+        }
+        tags.reclaimed(keys.len());
+        self.tell(removals);
     }
 
     /// Whether the entry of `key` (live or not yet reclaimed) carries `tag`; a plain lookup
@@ -921,6 +959,7 @@ impl MemoryAdapter {
             {}
         }
         self.settle(shard, before);
+        self.reclaim(RECLAIM_BATCH);
         if let Some(written) = written {
             self.evict_over_limit(index, written);
             let tags = entry.value().tags();
@@ -953,7 +992,7 @@ impl MemoryAdapter {
         if shard.top_expired(&mut Now::new(&self.inner.clock)) {
             return None;
         }
-        Some(Lookup { shard, key, hash, clock: &self.inner.clock })
+        Some(Lookup { shard, key, hash, clock: &self.inner.clock, tags: &self.inner.tags })
     }
 
     /// Reads `key` and hands its item to `found` (under the shard's lock), for live entries:
@@ -977,12 +1016,15 @@ impl MemoryAdapter {
         }
         // An LRU hit reorders, and expired entries are reclaimed: under the write lock.
         self.write_shard(self.shard_index(hash), |shard| {
+            let tags = &self.inner.tags;
             if lru {
-                let item = shard.read_lru(hash, key, &mut now)?;
+                let item = shard.read_lru(hash, key, &mut now).filter(|item| tags.is_current(&item.value))?;
                 return Some(found(item, &mut now));
             }
             shard.purge_expired_lazily(&mut now);
             match shard.read(hash, key, &mut now) {
+                // A tag of it was invalidated: a miss (the invalidation reclaims it).
+                Found::Live(item) if !tags.is_current(&item.value) => None,
                 Found::Live(item) => {
                     shard.accessed(item);
                     Some(found(item, &mut now))
@@ -1070,7 +1112,8 @@ impl CacheAdapter for MemoryAdapter {
         let hash = self.hash(key);
         let mut now = Now::new(&self.inner.clock);
         let shard = self.shard(hash).read();
-        Ok(matches!(shard.read(hash, key, &mut now), Found::Live(item) if item.fresh(&mut now)))
+        Ok(matches!(shard.read(hash, key, &mut now),
+            Found::Live(item) if item.fresh(&mut now) && self.inner.tags.is_current(&item.value)))
     }
 
     fn flush(&self) -> Result<()> {
@@ -1085,9 +1128,12 @@ impl CacheAdapter for MemoryAdapter {
         Ok(())
     }
 
-    /// Removes every entry carrying `tag` at once (the listener hears
-    /// [`RemovalCause::Invalidated`]): the layer keeps an index from each tag to its keys, so
-    /// this costs what the tag covers, not what the layer holds.
+    /// Makes every entry carrying `tag` a miss at once, whatever their number (one mark, see
+    /// `memory/tag_index.rs`), and reclaims them as the layer is used: a batch after each write,
+    /// all of them on [`len`](MemoryAdapter::len), [`keys`](MemoryAdapter::keys) and
+    /// [`purge_expired`](MemoryAdapter::purge_expired), as expired entries are (the listener
+    /// hears [`RemovalCause::Invalidated`] then). The layer keeps an index from each tag to its
+    /// keys, so reclaiming costs what the tag covers, not what the layer holds.
     ///
     /// ```
     /// use cache_tower::{MemoryAdapter, adapter::{CacheAdapter, Entry, StoredValue}};
@@ -1100,27 +1146,7 @@ impl CacheAdapter for MemoryAdapter {
     /// # Ok::<(), cache_tower::Error>(())
     /// ```
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
-        // The keys grouped by shard, so each shard is locked once, and the listener told once
-        // the index's lock is released (it may write to this layer).
-        let mut removals = Removals::new();
-        self.inner.tags.invalidate(tag, |keys| {
-            let mut by_shard: Vec<Vec<(u64, &str)>> = vec![Vec::new(); self.inner.shards.len()];
-            for key in keys {
-                let hash = self.hash(key);
-                by_shard[self.shard_index(hash)].push((hash, key));
-            }
-            let mut now = Now::new(&self.inner.clock);
-            for (index, keys) in by_shard.iter().enumerate().filter(|(_, keys)| !keys.is_empty()) {
-                let mut shard = self.inner.shards[index].0.write();
-                let before = (shard.len, shard.bytes);
-                for &(hash, key) in keys {
-                    shard.remove_key_if(hash, key, RemovalCause::Invalidated, &mut now, |value| value.has_tag(tag));
-                }
-                removals.extend(self.settle_untold(shard, before));
-            }
-        });
-        self.tell(removals);
-        self.sweep_another_shard();
+        self.inner.tags.invalidate(tag);
         Ok(())
     }
 
@@ -1199,13 +1225,54 @@ mod tests {
         }
         memory.invalidate_tag("a").unwrap();
         assert_eq!(memory.len(), 0, "every live entry carried the tag");
+        for n in 0..5_000 {
+            memory.set(&format!("t{n}"), &tagged(n, &[&format!("tag{n}")])).unwrap();
+            memory.invalidate_tag(&format!("tag{n}")).unwrap();
+        }
+        assert!(memory.inner.tags.marks() <= 1024 + 1, "marks are forgotten once what they hid is reclaimed");
         memory.set("k", &tagged(1, &["a"])).unwrap();
         memory.flush().unwrap();
         assert_eq!(memory.inner.tags.len(), 0, "a flush empties the index");
     }
 
     #[test]
-    fn a_removal_listener_may_write_tagged_entries_back_while_a_tag_is_invalidated() {
+    fn writes_reclaim_what_an_invalidation_hid_a_batch_at_a_time() {
+        let memory = MemoryAdapter::new();
+        for n in 0..100 {
+            memory.set(&format!("k{n}"), &tagged(n, &["t"])).unwrap();
+        }
+        memory.invalidate_tag("t").unwrap();
+        assert_eq!(memory.stats().invalidations, 0, "hidden at once, not reclaimed yet");
+        memory.set("again", &tagged(1, &["t"])).unwrap();
+        assert_eq!(memory.stats().invalidations, RECLAIM_BATCH as u64, "one batch per write");
+        for n in 0..3 {
+            memory.set(&format!("plain{n}"), &entry(n)).unwrap();
+        }
+        assert_eq!(memory.stats().invalidations, 100, "every one reclaimed");
+        assert_eq!(get(&memory, "again"), Some(1), "tagged after the invalidation: kept");
+    }
+
+    #[test]
+    fn an_invalidated_tag_misses_at_once_on_every_read_and_a_value_tagged_later_does_not() {
+        for policy in EvictionPolicy::ALL {
+            let memory = MemoryAdapter::builder().policy(policy).build();
+            let old = StoredValue::new(1).with_tags(["t"]);
+            memory.invalidate_tag("other").unwrap();
+            memory.invalidate_tag("t").unwrap();
+            // Tagged before the invalidation, written after (a write racing it): a miss anyway.
+            memory.set("old", &Entry::new(old, None)).unwrap();
+            memory.set("new", &tagged(2, &["t"])).unwrap();
+            memory.set("plain", &entry(3)).unwrap();
+            assert_eq!(get(&memory, "old"), None, "{policy:?}");
+            assert!(memory.get_value("old").unwrap().is_none() && memory.get_stale("old").unwrap().is_none());
+            assert!(!memory.exists("old").unwrap());
+            assert!(memory.lock_for_lookup("old").is_none_or(|lookup| lookup.value().is_none()));
+            assert_eq!((get(&memory, "new"), get(&memory, "plain")), (Some(2), Some(3)), "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn a_removal_listener_may_write_tagged_entries_back_while_invalidated_ones_are_reclaimed() {
         let slot: Arc<std::sync::OnceLock<MemoryAdapter>> = Arc::default();
         let inside = Arc::clone(&slot);
         let memory = MemoryAdapter::builder()
@@ -1220,6 +1287,8 @@ mod tests {
         memory.set("a", &tagged(1, &["t"])).unwrap();
         memory.set("b", &tagged(2, &["u"])).unwrap();
         memory.invalidate_tag("t").unwrap();
+        assert_eq!((get(&memory, "a"), get(&memory, "again")), (None, None), "a miss at once, reclaimed later");
+        assert_eq!(memory.len(), 2, "reclaimed now: the listener heard it and wrote again");
         assert_eq!((get(&memory, "a"), get(&memory, "b"), get(&memory, "again")), (None, Some(2), Some(9)));
     }
 

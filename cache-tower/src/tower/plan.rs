@@ -193,7 +193,7 @@ pub(super) struct StoreAs {
     ttl: Option<std::time::Duration>,
     /// The computed value's own stale window (memory layers), when the call gives one.
     stale_window: Option<std::time::Duration>,
-    tags: crate::value::TagList,
+    tags: crate::value::TagNames,
 }
 
 impl StoreAs {
@@ -201,14 +201,14 @@ impl StoreAs {
         Self {
             ttl: options.ttl.filter(|ttl| !ttl.is_zero()),
             stale_window: options.stale,
-            tags: options.tag_list().clone(),
+            tags: options.tag_names_shared().clone(),
         }
     }
 
-    /// The entry that stores `stored` (tagged in place when nothing else holds it yet).
+    /// The entry that stores `stored` (tagged now, in place when nothing else holds it yet).
     pub(super) fn entry(&self, mut stored: crate::value::StoredValue) -> crate::value::Entry {
         if self.tags.is_some() {
-            stored.set_tag_list(self.tags.clone());
+            stored.set_tag_names(self.tags.clone());
         }
         let entry = crate::value::Entry::new(stored, self.ttl);
         match self.stale_window {

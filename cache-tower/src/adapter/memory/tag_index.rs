@@ -1,5 +1,20 @@
-//! The memory layer's index from a tag to the keys of the entries carrying it, so that
-//! `invalidate_tag` removes those entries (reclaims them) without walking the whole layer.
+//! The memory layer's tags: marks that make a tag's entries misses at once, and an index from a
+//! tag to the keys of the entries carrying it, so that `invalidate_tag` then removes those
+//! entries (reclaims them) without walking the whole layer.
+//!
+//! * **Marks.** Every tagged value carries a stamp, the process-wide count of invalidations when
+//!   it got its tags (`value::tag_clock`). `invalidate_tag` counts one more invalidation and marks
+//!   the tag with its number; from then on, a read of a value that carries the tag and was
+//!   stamped before is a miss ([`TagIndex::is_current`]): all the tag's entries miss in one map
+//!   insert, however many there are. An untagged value is current without a look, and a tagged
+//!   one stamped after the layer's latest mark too (one atomic load); only older tagged values
+//!   look the marks up. A mark is forgotten once no key is noted under its tag any more (the
+//!   entries it hid were reclaimed), when the marks outnumber the index's tags by [`SLACK`].
+//! * **Reclaiming.** The keys noted under an invalidated tag move to a queue; the layer removes
+//!   the entries that are no longer current a batch at a time after each write (and all of them
+//!   on `len`, `keys` and `purge_expired`), as it reclaims expired entries: so an invalidation
+//!   costs one mark and a move of the key list, whatever the tag covers, and no thread of its
+//!   own is needed.
 //!
 //! * A write of a tagged value adds its key under each of its tags; an untagged write does not
 //!   touch the index (one check of an empty list).
@@ -13,9 +28,12 @@
 //!   lock while they look into shards); never the other way round.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use foldhash::fast::RandomState;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+
+use crate::value::{StoredValue, TagSet, tag_clock};
 
 /// Names the index may hold beyond twice the layer's entries before it is pruned.
 const SLACK: usize = 1024;
@@ -24,6 +42,14 @@ const SLACK: usize = 1024;
 #[derive(Default)]
 pub(super) struct TagIndex {
     inner: Mutex<Names>,
+    /// Tag → the number of its latest invalidation in this layer.
+    marks: RwLock<HashMap<Box<str>, u64, RandomState>>,
+    /// The highest number in `marks` (0: none yet).
+    latest: AtomicU64,
+    /// Keys whose entries may be invalidated and still held: reclaimed a batch at a time.
+    reclaim: Mutex<Vec<Box<str>>>,
+    /// How many keys `reclaim` holds (read without its lock after every write).
+    to_reclaim: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -50,25 +76,81 @@ impl TagIndex {
         }
     }
 
-    /// Takes out the keys noted under `tag` (some may no longer carry it) and hands them to
-    /// `remove`, under the index's lock: a second invalidation of the tag (the listener hearing
-    /// of this one, say) waits until the first is done, rather than finding nothing to do and
-    /// returning while entries are still being removed.
-    pub(super) fn invalidate(&self, tag: &str, remove: impl FnOnce(&HashSet<Box<str>, RandomState>)) {
-        let mut names = self.inner.lock();
-        let keys = names.keys_of.remove(tag).unwrap_or_default();
-        names.count -= keys.len();
-        remove(&keys);
-        // Freed after the lock is released.
-        drop(names);
-        drop(keys);
+    /// Whether `value` is current here: untagged, or none of its tags was invalidated in this
+    /// layer after it got them.
+    #[inline]
+    pub(super) fn is_current(&self, value: &StoredValue) -> bool {
+        match value.tag_set() {
+            None => true,
+            Some(tags) => tags.stamp() >= self.latest.load(Ordering::Acquire) || self.unmarked(tags),
+        }
     }
 
-    /// Forgets every name (the layer was emptied).
+    /// Whether no tag of `tags` was marked after they were given.
+    #[cold]
+    fn unmarked(&self, tags: &TagSet) -> bool {
+        let marks = self.marks.read();
+        tags.names().iter().all(|tag| marks.get(tag).is_none_or(|&mark| mark <= tags.stamp()))
+    }
+
+    /// Invalidates `tag`: marks it, so that every value carrying it misses from now on, and
+    /// queues the keys noted under it for reclaiming ([`take_to_reclaim`](Self::take_to_reclaim)).
+    pub(super) fn invalidate(&self, tag: &str) {
+        let mut names = self.inner.lock();
+        let number = tag_clock::advance();
+        let mut marks = self.marks.write();
+        marks.insert(tag.into(), number);
+        self.latest.fetch_max(number, Ordering::AcqRel);
+        let keys = names.keys_of.remove(tag).unwrap_or_default();
+        names.count -= keys.len();
+        // A mark is needed while an entry it hides may be held: its tag still has keys noted,
+        // or keys wait to be (or are being) reclaimed. So marks are forgotten only with nothing
+        // to reclaim.
+        if marks.len() > names.keys_of.len().saturating_add(SLACK) && !self.has_to_reclaim() {
+            marks.retain(|marked, _| names.keys_of.contains_key(marked));
+        }
+        if !keys.is_empty() {
+            marks.insert(tag.into(), number);
+            self.to_reclaim.fetch_add(keys.len(), Ordering::AcqRel);
+            self.reclaim.lock().extend(keys);
+        }
+    }
+
+    /// Whether keys wait to be reclaimed.
+    #[inline]
+    pub(super) fn has_to_reclaim(&self) -> bool {
+        self.to_reclaim.load(Ordering::Acquire) > 0
+    }
+
+    /// Takes out up to `most` keys to reclaim: the layer removes their entries that are no
+    /// longer current, then calls [`reclaimed`](Self::reclaimed) with their number.
+    pub(super) fn take_to_reclaim(&self, most: usize) -> Vec<Box<str>> {
+        let mut queue = self.reclaim.lock();
+        let keep = queue.len().saturating_sub(most);
+        queue.split_off(keep)
+    }
+
+    /// `count` keys taken out were reclaimed.
+    pub(super) fn reclaimed(&self, count: usize) {
+        let _ =
+            self.to_reclaim.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| Some(left.saturating_sub(count)));
+    }
+
+    /// Forgets every name (the layer was emptied). The marks stay: a write racing the emptying
+    /// may still hold a value tagged before one.
     pub(super) fn clear(&self) {
         let mut names = self.inner.lock();
         names.keys_of.clear();
         names.count = 0;
+        let mut queue = self.reclaim.lock();
+        self.reclaimed(queue.len());
+        queue.clear();
+    }
+
+    /// How many marks are kept.
+    #[cfg(test)]
+    pub(super) fn marks(&self) -> usize {
+        self.marks.read().len()
     }
 
     /// How many (tag, key) names the index holds.
