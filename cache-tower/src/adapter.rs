@@ -209,9 +209,9 @@ pub trait CacheAdapter: fmt::Debug + Send + Sync + 'static {
     /// Makes every entry whose value carries `tag` ([`StoredValue::tags`]) a miss, for every
     /// instance sharing the layer, at a cost that does not grow with how many carry it. The
     /// default is [`flush`](Self::flush), which is always right (it removes more than asked):
-    /// a layer that keeps tags overrides it. The memory layer removes the entries holding the tag
-    /// (it indexes them); Redis writes a new version of the tag, which every entry written
-    /// under the old one no longer matches; see
+    /// a layer that keeps tags overrides it. The memory layer marks the tag (its entries miss
+    /// at once, and are reclaimed as it is used); Redis writes a new version of the tag, which
+    /// every entry written under the old one no longer matches; see
     /// [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag).
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
         let _ = tag;

@@ -459,15 +459,16 @@ impl CacheTower {
     /// [`LoadOptions::tags`], `#[cached_tower(tags = [...])]`) a miss in every layer of every
     /// instance, at a cost that does not grow with the number of entries:
     ///
-    /// * a memory layer removes the entries carrying the tag at once (it keeps an index from
-    ///   each tag to its keys): they are reclaimed, not only hidden;
+    /// * a memory layer marks the tag: every entry carrying it misses at once, and the layer
+    ///   reclaims them as it is used (it keeps an index from each tag to its keys; see
+    ///   [`MemoryAdapter`](crate::MemoryAdapter)'s `invalidate_tag`);
     /// * a Redis layer writes a new random version of the tag into one record,
     ///   `<namespace>\0tag\0<tag>` (one `SET`, one round trip). Each tagged entry is stored with
     ///   the versions its tags had when it was written, and a read that finds a version no longer
     ///   current is a miss; the old entries expire by their TTL. The record lives as long as the
     ///   layer keeps an entry (its TTL plus its stale window; no expiry without a TTL);
     /// * other instances with invalidation on hear the record change (client tracking) and
-    ///   remove the tag's entries from their memory layers, within the coherence figures; a lost
+    ///   mark the tag in their memory layers, within the coherence figures; a lost
     ///   tracking connection empties their memory layers as for any change. Without invalidation,
     ///   every read of a tagged entry from Redis checks its tags' records (one more round trip).
     ///
