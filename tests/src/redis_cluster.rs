@@ -197,6 +197,18 @@ impl TestCluster {
         self.killed.insert(port, Killed { at: Instant::now(), replica, slots });
     }
 
+    /// Freezes the node on `port` (SIGSTOP): its connections stay open but nothing answers, and
+    /// new connections are accepted by the kernel but never served. [`TestCluster::thaw_node`]
+    /// resumes it; a frozen node is still killed when the cluster is dropped.
+    pub fn freeze_node(&mut self, port: u16) {
+        self.node_mut(port).signal("-STOP");
+    }
+
+    /// Resumes the node on `port` after [`TestCluster::freeze_node`] (SIGCONT).
+    pub fn thaw_node(&mut self, port: u16) {
+        self.node_mut(port).signal("-CONT");
+    }
+
     /// Waits (up to `within`) until, on every live node, the cluster is `cluster_state:ok` again
     /// and the slots the master on `dead_master_port` served belong to its former replica, which
     /// answers `ROLE` as a master. Returns the time from [`TestCluster::kill_node`] until then.
@@ -417,6 +429,14 @@ impl ClusterNode {
     fn kill(&mut self) {
         if let Some(child) = self.child.take() {
             kill_child(child);
+        }
+    }
+
+    /// Sends `which` (`-STOP`, `-CONT`) to the node's process, when it runs.
+    fn signal(&self, which: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill").args([which, &child.id().to_string()]).status();
+            assert!(status.is_ok_and(|status| status.success()), "kill {which} of the node on port {}", self.port);
         }
     }
 }

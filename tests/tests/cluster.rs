@@ -519,3 +519,126 @@ fn a_tag_invalidation_reaches_every_instance_on_a_cluster_with_records_on_severa
     assert!(bare.mget::<u64, _>(&keys).values().all(Option::is_none));
     assert_eq!(reader.get::<u64>("plain"), Some(7), "untagged entries stay");
 }
+
+#[test]
+fn a_frozen_cluster_master_under_load() {
+    // A master that stops answering (SIGSTOP) for less than the cluster's node timeout: no
+    // failover, its slots just hang until it is thawed. Calls on its keys time out; no call
+    // waits past the timeout, on the blocking path's sync connections (a Redis-only tower: each
+    // blocking `get` and `set` is one command) or on the async connection.
+    let mut cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-freeze");
+    let tower = Arc::new(CacheTower::new());
+    tower.add_layer(cluster_layer(&cluster, &ns));
+    let keys = Arc::new(keys_on_every_master(&cluster, &ns, 20));
+    for key in keys.iter() {
+        tower.set(key, 0u64).unwrap();
+    }
+    let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
+    let workers = start_load(&tower, &keys, &stop, &load);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let victim = cluster.masters()[0];
+    let victim_key = keys.iter().find(|key| cluster.master_of_key(&format!("{ns}{key}")) == victim).unwrap().clone();
+    cluster.freeze_node(victim);
+    std::thread::sleep(Duration::from_millis(700));
+    cluster.thaw_node(victim);
+    first_write_within(&tower, &victim_key, 7, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("writes to the frozen master's slots did not resume within 3 s of thawing it"));
+    std::thread::sleep(Duration::from_millis(300));
+    stop_load(&stop, workers);
+    assert!(
+        load.slowest() <= TIMEOUT + SLACK,
+        "a call took {:?}, past the timeout {TIMEOUT:?} + {SLACK:?} ({} calls, {} failed)",
+        load.slowest(),
+        load.calls.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed)
+    );
+    eprintln!(
+        "slowest call {:?} ({} calls, {} failed)",
+        load.slowest(),
+        load.calls.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed)
+    );
+
+    // No stale read afterwards: the last write is what is read, on both paths.
+    for key in keys.iter() {
+        tower.set(key, 99u64).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for key in keys.iter() {
+        assert_eq!(tower.get::<u64>(key), Some(99), "{key}");
+        assert_eq!(runtime.block_on(tower.get_async::<u64>(key)), Some(99), "{key}");
+    }
+}
+
+/// `CLIENT KILL` of every normal client of every node (the layer's connections, sync and
+/// async), then a pause of 20 ms, as between a server closing an idle connection and the next
+/// call (see `redis_connections.rs`).
+fn kill_clients_on_every_node(cluster: &TestCluster) {
+    for seed in cluster.seeds() {
+        let client = redis::Client::open(format!("redis://{seed}")).expect("a node URL");
+        let mut raw = client.get_connection_with_timeout(Duration::from_secs(5)).expect("connecting to a node");
+        let _: u64 = redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query(&mut raw)
+            .expect("CLIENT KILL");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+#[test]
+fn blocking_single_commands_survive_killed_connections_and_a_script_flush() {
+    // Every blocking call of one command (`SET`, `GET`, `SET NX`, the unlock script) goes out on
+    // one of the layer's sync cluster connections when one is idle; connections the servers
+    // closed, and scripts they forgot, cost no error.
+    let cluster = TestCluster::start();
+    let ns = unique_namespace("cluster-single");
+    let layer = RedisAdapter::builder()
+        .cluster(cluster.seeds())
+        .namespace(&ns)
+        .ttl(Duration::from_secs(600))
+        // Off: its connections would be killed too.
+        .invalidation(false)
+        .timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("building the cluster layer");
+    let tower = CacheTower::new();
+    tower.add_layer(layer.clone());
+    let keys = keys_on_every_master(&cluster, &ns, 5);
+    // Calls for a while, so that the layer's sync connections are made (in the background) and used.
+    let warm_up = |value: u64| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(200) {
+            for key in &keys {
+                assert_eq!(tower.get::<u64>(key), Some(value), "{key}");
+            }
+        }
+    };
+    for key in &keys {
+        tower.set(key, 1u64).unwrap();
+    }
+    warm_up(1);
+    for round in 0..3u64 {
+        kill_clients_on_every_node(&cluster);
+        for key in &keys {
+            tower.set(key, round).expect("a set after a kill");
+        }
+        kill_clients_on_every_node(&cluster);
+        for key in &keys {
+            assert_eq!(tower.get::<u64>(key), Some(round), "{key}, a get after a kill");
+        }
+        warm_up(round);
+    }
+
+    // Every node forgets the layer's scripts: the unlock script is loaded again.
+    use cache_tower::adapter::CacheAdapter as _;
+    let mut raw = raw_cluster(&cluster);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
+    assert!(layer.lock("locked", "one", Duration::from_secs(10)).unwrap(), "a free lock is taken");
+    assert!(!layer.lock("locked", "two", Duration::from_secs(10)).unwrap(), "a held lock is not");
+    layer.unlock("locked", "one").unwrap();
+    assert!(layer.lock("locked", "two", Duration::from_secs(10)).unwrap(), "the unlock released it");
+    assert!(tower.stats().iter().all(|layer| layer.errors == 0), "{:?}", tower.stats());
+}

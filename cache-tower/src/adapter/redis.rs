@@ -367,6 +367,11 @@ impl RedisAdapterBuilder {
 
     /// How many idle sync connections to keep for reuse (default 16). More may be open at once
     /// under load; the extra ones are closed after use.
+    ///
+    /// On a cluster ([`cluster`](Self::cluster)) it is how many sync cluster connections (each
+    /// one connection to every node) the blocking path may have: they are made in the
+    /// background as blocking callers need them, and a blocking call that finds none idle goes
+    /// through the layer's async connection (with 0, every blocking call does).
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
         self
@@ -468,19 +473,26 @@ impl RedisAdapterBuilder {
                     .iter()
                     .map(|node| node.clone().set_redis_settings(node_settings(node, redis::ProtocolVersion::RESP2)))
                     .collect();
-                let cluster_client = || {
-                    redis::cluster::ClusterClient::builder(seeds.clone())
+                // `sync`: for the blocking path's sync connections, which never retry (each call
+                // is one write and one read, what they cannot settle goes to the async
+                // connection) and time out a little early (`cluster.rs`, ADR 20).
+                let cluster_client = |sync: bool| {
+                    let builder = redis::cluster::ClusterClient::builder(seeds.clone())
                         .use_protocol(redis::ProtocolVersion::RESP2)
-                        .connection_timeout(self.connect_timeout.min(self.timeout))
-                        .response_timeout(self.timeout)
-                        .build()
-                        .map_err(client_error)
+                        .connection_timeout(self.connect_timeout.min(self.timeout));
+                    let builder = if sync {
+                        builder.retries(0).response_timeout(cluster::sync_timeout(self.timeout))
+                    } else {
+                        builder.response_timeout(self.timeout)
+                    };
+                    builder.build().map_err(client_error)
                 };
                 ops = ops.on_cluster();
                 let shared =
-                    cluster::ClusterShared::start(cluster_client()?).map_err(|err| cluster::cannot_start(&err))?;
+                    cluster::ClusterShared::start(cluster_client(false)?, cluster_client(true)?, self.pool_size)
+                        .map_err(|err| cluster::cannot_start(&err))?;
                 let watched = changes::Watched::Cluster(Box::new(changes::ClusterWatch {
-                    client: cluster_client()?,
+                    client: cluster_client(false)?,
                     node: node_settings(&nodes[0], redis::ProtocolVersion::RESP3),
                     tls: matches!(nodes[0].addr(), redis::ConnectionAddr::TcpTls { .. }),
                 }));

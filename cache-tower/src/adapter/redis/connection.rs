@@ -122,7 +122,7 @@ impl Connector {
     }
 
     /// The error of an operation whose reply failed it.
-    fn failed(&self, operation: &str, failed: Failed) -> Error {
+    pub(super) fn failed(&self, operation: &str, failed: Failed) -> Error {
         match failed {
             Failed::Redis(err) => self.error(operation, &err),
             Failed::Reply(err) => err,
@@ -232,6 +232,8 @@ macro_rules! drive {
         }
     }};
 }
+#[cfg(feature = "cluster")]
+pub(super) use drive;
 
 // ===== impl SyncPool =====
 
