@@ -511,6 +511,7 @@ impl Entry {
     }
 
     /// This entry with `value` instead (its TTL and staleness kept).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn with_value(self, value: StoredValue) -> Self {
         Self { value, ..self }
     }
