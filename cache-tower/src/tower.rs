@@ -472,8 +472,9 @@ impl CacheTower {
     ///   tracking connection empties their memory layers as for any change. Without invalidation,
     ///   every read of a tagged entry from Redis checks its tags' records (one more round trip).
     ///
-    /// An invalidated entry is never served again, not even by get-or-set's fail-safe. Untagged
-    /// entries cost nothing more on any path.
+    /// An invalidated entry is never served again, not even by get-or-set's fail-safe. An
+    /// untagged entry costs one check that it has no tags on a memory read, and a first-byte
+    /// check on a Redis read.
     ///
     /// ```
     /// use cache_tower::LoadOptions;

@@ -291,7 +291,14 @@ impl StoredValue {
     /// Gives the value these tags (none: untagged), stamped now; in place when this handle is
     /// the only one, else on a copy.
     pub(crate) fn set_tag_names(&mut self, names: TagNames) {
-        let tags = names.map(|names| Arc::new(TagSet { names, stamp: tag_clock::now() }));
+        self.set_tags_stamped(names, tag_clock::now());
+    }
+
+    /// Gives the value these tags with an earlier stamp: a value read from a shared layer is
+    /// stamped when the read was sent, so an invalidation in memory while it was under way
+    /// still hides it.
+    pub(crate) fn set_tags_stamped(&mut self, names: TagNames, stamp: u64) {
+        let tags = names.map(|names| Arc::new(TagSet { names, stamp }));
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.set_tags(tags),
             None => self.inner = self.inner.retagged(tags),

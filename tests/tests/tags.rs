@@ -220,8 +220,10 @@ fn a_get_or_set_with_tags_computes_again_after_an_invalidation(api: &impl Calls)
     assert_eq!(load(&tower), "v1", "a hit");
     assert!(peek::<String>(&memory, "profile:1").is_some());
 
+    api.set_with(&tower, "profile:2", "kept".to_owned(), &tagged(&["user:2"])).unwrap();
     api.invalidate_tag(&tower, "user:1").unwrap();
 
+    assert_eq!(api.get::<String>(&tower, "profile:2").as_deref(), Some("kept"), "another tag's entry stays");
     assert_eq!(load(&tower), "v2", "computed again");
     memory.flush().unwrap();
     assert_eq!(load(&tower), "v2", "the new value is in Redis under the new version");
@@ -242,9 +244,13 @@ fn the_fail_safe_never_serves_an_invalidated_entry(api: &impl Calls) {
     let tower = subscribed_tower(&memory, &redis);
     let options = LoadOptions::new().fail_safe(Duration::from_secs(1)).tags(["t"]);
     assert_eq!(tower.try_get_or_set_with("k", &options, || Ok::<_, String>(1u32)), Ok(1));
+    let other = LoadOptions::new().fail_safe(Duration::from_secs(1)).tags(["u"]);
+    assert_eq!(tower.try_get_or_set_with("other", &other, || Ok::<_, String>(2u32)), Ok(2));
     std::thread::sleep(Duration::from_millis(80));
     // Past its TTL, in its stale window: the fail-safe would serve it ...
     api.invalidate_tag(&tower, "t").unwrap();
+    let kept = tower.try_get_or_set_with("other", &other, || Err::<u32, _>("source down".to_owned()));
+    assert_eq!(kept, Ok(2), "another tag's stale entry is still a fallback");
 
     // ... but not once its tag is invalidated.
     let got = tower.try_get_or_set_with("k", &options, || Err::<u32, _>("source down".to_owned()));

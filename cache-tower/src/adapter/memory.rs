@@ -665,8 +665,8 @@ impl MemoryAdapter {
         self.len() == 0
     }
 
-    /// Removes every expired entry now, and returns how many there were; also every entry an
-    /// invalidated tag hides ([`CacheAdapter::invalidate_tag`]). Expired entries are
+    /// Removes every expired entry now, and returns how many there were; also removes (not
+    /// counted in the return) every entry an invalidated tag hides ([`CacheAdapter::invalidate_tag`]). Expired entries are
     /// reclaimed anyway as the adapter is used; call this to free their memory when the adapter
     /// sits idle.
     ///
@@ -933,10 +933,25 @@ impl MemoryAdapter {
         if expiry.is_some_and(|(expires_at, _)| expires_at != NEVER) && !self.inner.expiring.load(Ordering::Relaxed) {
             self.inner.expiring.store(true, Ordering::Relaxed);
         }
+        let tag_set = entry.value().tag_set();
+        if let Some(tag_set) = tag_set {
+            // Noted before it is stored: an invalidation from now on queues the key.
+            let entries = self.inner.len.load(Ordering::Acquire);
+            self.inner.tags.add(key, tag_set.names(), entries, |key, tag| self.carries(key, tag));
+        }
         let mut shard = self.inner.shards[index].0.write();
         let before = (shard.len, shard.bytes);
         shard.purge_expired_lazily(&mut now);
+        // A value whose tag was invalidated since it was tagged is not stored (it replaces the
+        // key's old value by nothing), checked under the shard's lock.
+        let invalidated = tag_set.is_some_and(|tag_set| {
+            !self.inner.tags.may_write(tag_set.stamp()) || !self.inner.tags.is_current(entry.value())
+        });
         let written = match expiry {
+            Some(_) if invalidated => {
+                shard.remove_key(hash, key, RemovalCause::Replaced, &mut now);
+                None
+            }
             Some(_) if weight > self.inner.max_bytes && self.inner.max_bytes > 0 => {
                 shard.refuse(hash, key, &mut now);
                 None
@@ -962,11 +977,6 @@ impl MemoryAdapter {
         self.reclaim(RECLAIM_BATCH);
         if let Some(written) = written {
             self.evict_over_limit(index, written);
-            let tags = entry.value().tags();
-            if !tags.is_empty() {
-                let entries = self.inner.len.load(Ordering::Acquire);
-                self.inner.tags.add(key, tags, entries, |key, tag| self.carries(key, tag));
-            }
         }
     }
 
@@ -1147,6 +1157,9 @@ impl CacheAdapter for MemoryAdapter {
     /// ```
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
         self.inner.tags.invalidate(tag);
+        // A batch reclaimed here too, so that an instance that only hears invalidations (no
+        // writes) still drains its queue, and its marks can be forgotten.
+        self.reclaim(RECLAIM_BATCH);
         Ok(())
     }
 
@@ -1236,15 +1249,52 @@ mod tests {
     }
 
     #[test]
+    fn a_value_tagged_before_an_invalidation_is_never_stored_after_it_even_once_marks_are_forgotten() {
+        let memory = MemoryAdapter::new();
+        for n in 0..3_000 {
+            memory.invalidate_tag(&format!("x{n}")).unwrap();
+        }
+        assert!(memory.inner.tags.marks() <= 1024 + 2, "marks of tags with nothing cached are forgotten");
+        let old = StoredValue::new(1).with_tags(["t"]);
+        memory.invalidate_tag("t").unwrap();
+        memory.set("k", &Entry::new(old, None)).unwrap();
+        assert_eq!(get(&memory, "k"), None, "the mark just made is kept");
+        let older = StoredValue::new(2).with_tags(["u"]);
+        for n in 0..3_000 {
+            memory.invalidate_tag(&format!("y{n}")).unwrap();
+        }
+        memory.set("k", &Entry::new(older, None)).unwrap();
+        assert_eq!(get(&memory, "k"), None, "stamped before a forgotten mark: refused");
+        memory.set("k", &tagged(3, &["u"])).unwrap();
+        assert_eq!(get(&memory, "k"), Some(3));
+    }
+
+    #[test]
+    fn pruning_the_index_stays_cheap_with_many_tags_per_entry() {
+        let memory = MemoryAdapter::builder().maxsize(200).build();
+        let tags: Vec<String> = (0..5).map(|n| format!("tag{n}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let started = std::time::Instant::now();
+        for n in 0..20_000 {
+            memory.set(&format!("k{n}"), &tagged(n, &tags)).unwrap();
+            assert!(memory.inner.tags.len() <= 2 * 5 * 200 * 2 + 1024 + 5, "bounded by the entries' names");
+        }
+        // Generous: a pruning on every write (the bug this guards against) takes minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+
+    #[test]
     fn writes_reclaim_what_an_invalidation_hid_a_batch_at_a_time() {
         let memory = MemoryAdapter::new();
         for n in 0..100 {
             memory.set(&format!("k{n}"), &tagged(n, &["t"])).unwrap();
         }
         memory.invalidate_tag("t").unwrap();
-        assert_eq!(memory.stats().invalidations, 0, "hidden at once, not reclaimed yet");
+        let batch = RECLAIM_BATCH as u64;
+        assert_eq!(memory.stats().invalidations, batch, "hidden at once, one batch reclaimed by the call");
+        assert_eq!(get(&memory, "k99").or(get(&memory, "k0")), None);
         memory.set("again", &tagged(1, &["t"])).unwrap();
-        assert_eq!(memory.stats().invalidations, RECLAIM_BATCH as u64, "one batch per write");
+        assert_eq!(memory.stats().invalidations, 2 * batch, "one batch per write");
         for n in 0..3 {
             memory.set(&format!("plain{n}"), &entry(n)).unwrap();
         }
@@ -1287,8 +1337,7 @@ mod tests {
         memory.set("a", &tagged(1, &["t"])).unwrap();
         memory.set("b", &tagged(2, &["u"])).unwrap();
         memory.invalidate_tag("t").unwrap();
-        assert_eq!((get(&memory, "a"), get(&memory, "again")), (None, None), "a miss at once, reclaimed later");
-        assert_eq!(memory.len(), 2, "reclaimed now: the listener heard it and wrote again");
+        assert_eq!(memory.len(), 2, "reclaimed: the listener heard it and wrote again");
         assert_eq!((get(&memory, "a"), get(&memory, "b"), get(&memory, "again")), (None, Some(2), Some(9)));
     }
 

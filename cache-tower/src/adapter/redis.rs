@@ -633,6 +633,8 @@ macro_rules! under_generation {
                 Err(err) => reply = Err(err),
             }
         }
+        // What a tagged value read now is stamped with (`tags::checked`).
+        let stamp = crate::value::tag_clock::now();
         if reply.is_ok() {
             for attempt in 0..2 {
                 let seen = generation.current();
@@ -655,7 +657,7 @@ macro_rules! under_generation {
                 None => Ok(found),
                 Some(read) => {
                     let read: Vec<&str> = read.iter().map(String::as_str).collect();
-                    current_versions!(ops, &read, |$op| $send).map(|current| tags::checked(found, &current))
+                    current_versions!(ops, &read, |$op| $send).map(|current| tags::checked(found, &current, stamp))
                 }
             },
             Err(err) => Err(err),
@@ -770,12 +772,14 @@ impl CacheAdapter for RedisAdapter {
         self.send(Request::Flush)?.into_done()
     }
 
-    /// One `INCR` of the namespace's generation record: see
-    /// [`CacheTower::clear`](crate::CacheTower::clear).
+    /// One `SET` of a new random version into the tag's record, `<namespace>\0tag\0<tag>`:
+    /// see [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag).
     fn invalidate_tag(&self, tag: &str) -> Result<()> {
         self.send(Request::InvalidateTag(tag))?.into_done()
     }
 
+    /// One `INCR` of the namespace's generation record: see
+    /// [`CacheTower::clear`](crate::CacheTower::clear).
     fn clear(&self) -> Result<()> {
         self.send(Request::Clear)?.into_done()
     }

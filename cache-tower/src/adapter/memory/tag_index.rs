@@ -46,6 +46,9 @@ pub(super) struct TagIndex {
     marks: RwLock<HashMap<Box<str>, u64, RandomState>>,
     /// The highest number in `marks` (0: none yet).
     latest: AtomicU64,
+    /// One past the highest mark forgotten (0: none): a tagged value stamped below it may
+    /// predate a mark no longer known, so it is not written any more.
+    forgotten_upto: AtomicU64,
     /// Keys whose entries may be invalidated and still held: reclaimed a batch at a time.
     reclaim: Mutex<Vec<Box<str>>>,
     /// How many keys `reclaim` holds (read without its lock after every write).
@@ -57,23 +60,44 @@ struct Names {
     keys_of: HashMap<Box<str>, HashSet<Box<str>, RandomState>, RandomState>,
     /// The number of (tag, key) names held.
     count: usize,
+    /// `count` after the last pruning.
+    after_pruning: usize,
 }
 
 impl TagIndex {
-    /// Notes that `key` holds a value carrying `tags`. When the index has outgrown a layer of
-    /// `entries` entries, it is pruned first: `carries(key, tag)` says whether the layer's entry
-    /// of `key` still carries `tag`.
+    /// Notes that `key` is about to hold a value carrying `tags` (before the value is stored, so
+    /// that an invalidation from then on queues the key). When the index has outgrown both a
+    /// layer of `entries` entries and twice its size after its last pruning, it is pruned first:
+    /// `carries(key, tag)` says whether the layer's entry of `key` still carries `tag`. So a
+    /// pruning walks the index at most once per doubling: an amortised constant per write,
+    /// however many tags an entry has.
     pub(super) fn add(&self, key: &str, tags: &[Box<str>], entries: usize, carries: impl Fn(&str, &str) -> bool) {
         let mut names = self.inner.lock();
-        if names.count > entries.saturating_mul(2).saturating_add(SLACK) {
+        let bound = entries.max(names.after_pruning).saturating_mul(2).saturating_add(SLACK);
+        if names.count > bound {
             names.prune(carries);
         }
         for tag in tags {
-            let keys = names.keys_of.entry(tag.clone()).or_default();
-            if keys.insert(key.into()) {
+            // No allocation for a name already noted.
+            let added = match names.keys_of.get_mut(&**tag) {
+                Some(keys) if keys.contains(key) => false,
+                Some(keys) => keys.insert(key.into()),
+                None => {
+                    names.keys_of.insert(tag.clone(), HashSet::from_iter([key.into()]));
+                    true
+                }
+            };
+            if added {
                 names.count += 1;
             }
         }
+    }
+
+    /// Whether a value stamped `stamp` may still be written: not when a mark it could predate
+    /// was forgotten (a value that old is refused rather than risked).
+    #[inline]
+    pub(super) fn may_write(&self, stamp: u64) -> bool {
+        stamp >= self.forgotten_upto.load(Ordering::Acquire)
     }
 
     /// Whether `value` is current here: untagged, or none of its tags was invalidated in this
@@ -104,13 +128,21 @@ impl TagIndex {
         let keys = names.keys_of.remove(tag).unwrap_or_default();
         names.count -= keys.len();
         // A mark is needed while an entry it hides may be held: its tag still has keys noted,
-        // or keys wait to be (or are being) reclaimed. So marks are forgotten only with nothing
-        // to reclaim.
+        // or keys wait to be (or are being) reclaimed. So older marks are forgotten only with
+        // nothing to reclaim, never the one just made; a value stamped before a forgotten mark
+        // is refused by later writes (`may_write`).
         if marks.len() > names.keys_of.len().saturating_add(SLACK) && !self.has_to_reclaim() {
-            marks.retain(|marked, _| names.keys_of.contains_key(marked));
+            let mut forgotten = 0;
+            marks.retain(|marked, &mut mark| {
+                let keep = mark == number || names.keys_of.contains_key(marked);
+                if !keep {
+                    forgotten = forgotten.max(mark);
+                }
+                keep
+            });
+            self.forgotten_upto.fetch_max(forgotten.saturating_add(1), Ordering::AcqRel);
         }
         if !keys.is_empty() {
-            marks.insert(tag.into(), number);
             self.to_reclaim.fetch_add(keys.len(), Ordering::AcqRel);
             self.reclaim.lock().extend(keys);
         }
@@ -168,5 +200,6 @@ impl Names {
             !keys.is_empty()
         });
         self.count = self.keys_of.values().map(HashSet::len).sum();
+        self.after_pruning = self.count;
     }
 }

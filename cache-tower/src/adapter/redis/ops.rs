@@ -15,10 +15,11 @@
 //! ([`load_scripts`]), so the first `EVALSHA` finds it. `flush` is the one operation of several
 //! steps: `SCAN`, `UNLINK` of what it found, and again until the cursor is back at zero.
 //!
-//! Every command here is idempotent (sending it twice leaves Redis as sending it once would), which
+//! Every command here may be sent twice (twice leaves Redis as once would, or as good), which
 //! is what lets the connections resend one on a fresh connection when the one it went out on
 //! turns out to have been closed by the server: `GET`, `MGET`, `PTTL`, `GETRANGE` and `SCAN` only
-//! read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values again
+//! read; `SET`, `DEL`, `UNLINK` and the `mset` script write the same values again; `clear`'s
+//! `INCR` sent twice moves the generation by two, which is as good as one
 //! (each entry's TTL is carried as a duration computed before the first send, so a resend at
 //! most restarts it a few milliseconds later).
 
@@ -829,8 +830,11 @@ impl Op<'_> {
             State::Scanning(_) => {
                 let (next, mut keys): (u64, Vec<Vec<u8>>) = decode(reply.map_err(Failed::Redis)?)?;
                 // The generation record stays: a generation never goes back, or an instance that
-                // missed the flush would go on with its own.
-                keys.retain(|key| key.as_slice() != self.ops.generation.record());
+                // missed the flush would go on with its own. So do the tag records (they expire
+                // by their TTL): a missing record is version 0, which an entry written before
+                // the tag's first invalidation, and not yet unlinked by this flush, still carries.
+                let tag_records = self.ops.tags.prefix();
+                keys.retain(|key| key.as_slice() != self.ops.generation.record() && !key.starts_with(tag_records));
                 if !keys.is_empty() {
                     let mut unlink = redis::cmd("UNLINK");
                     unlink.arg(keys);

@@ -33,6 +33,10 @@ use crate::value::{Entry, StoredValue};
 /// What a tag record's Redis key has between the namespace and the tag.
 pub(super) const TAG_INFIX: &[u8] = b"\0tag\0";
 
+/// The most versions kept (`TagVersions`): past it they are all forgotten and read again, so a
+/// process that meets millions of distinct tags keeps a bounded map.
+const MAX_KEPT: usize = 100_000;
+
 /// How a tagged entry's bytes start.
 const HEADER: &[u8] = b"#ct-tags ";
 
@@ -114,6 +118,9 @@ impl TagVersions {
         if self.followed.load(Ordering::Acquire) {
             let mut kept = self.known.lock();
             if self.forgets.load(Ordering::Acquire) == forgets {
+                if kept.len() + read.len() > MAX_KEPT {
+                    kept.clear();
+                }
                 kept.extend(read.iter().cloned());
             }
         }
@@ -279,8 +286,9 @@ pub(super) fn read(reply: &Reply) -> Option<Vec<String>> {
 }
 
 /// The reply with each tagged value checked against `current`: its header taken off and its
-/// tags set when every version is current, else a miss.
-pub(super) fn checked(reply: Reply, current: &Versions) -> Reply {
+/// tags set (stamped `stamp`, taken before the read was sent) when every version is current,
+/// else a miss.
+pub(super) fn checked(reply: Reply, current: &Versions, stamp: u64) -> Reply {
     let check = |value: StoredValue| -> Option<StoredValue> {
         let Ok(json) = value.json() else { return Some(value) };
         match header(json) {
@@ -296,8 +304,9 @@ pub(super) fn checked(reply: Reply, current: &Versions) -> Reply {
                 if !versions.iter().all(is_current) {
                     return None;
                 }
-                let body = json[start..].to_vec();
-                Some(StoredValue::from_json(body).with_tags(versions.into_iter().map(|(tag, _)| tag)))
+                let mut value = StoredValue::from_json(json[start..].to_vec());
+                value.set_tags_stamped(crate::value::tag_names(versions.into_iter().map(|(tag, _)| tag)), stamp);
+                Some(value)
             }
         }
     };
@@ -340,11 +349,11 @@ mod tests {
         let reply = || Reply::Value(Some(StoredValue::from_json(bytes.to_vec())));
         assert_eq!(read(&reply()), Some(vec!["a".to_owned(), "b\n\"odd".to_owned()]));
         let current: Versions = vec![("a".into(), 7), ("b\n\"odd".into(), 0)];
-        let Reply::Value(Some(value)) = checked(reply(), &current) else { panic!("a hit") };
+        let Reply::Value(Some(value)) = checked(reply(), &current, 0) else { panic!("a hit") };
         assert_eq!(value.json().unwrap(), b"[1]");
         assert!(value.has_tag("a") && value.has_tag("b\n\"odd"));
         let moved: Versions = vec![("a".into(), 8), ("b\n\"odd".into(), 0)];
-        assert!(matches!(checked(reply(), &moved), Reply::Value(None)), "a version moved: a miss");
+        assert!(matches!(checked(reply(), &moved, 0), Reply::Value(None)), "a version moved: a miss");
     }
 
     #[test]
@@ -352,11 +361,11 @@ mod tests {
         for broken in [&b"#ct-tags {\"a\":\"x\"}\n1"[..], b"#ct-tags {\"a\":\"1\"}", b"#ct-tags nope\n1"] {
             let reply = Reply::Values(vec![Some(StoredValue::from_json(broken.to_vec()))]);
             assert_eq!(read(&reply), Some(Vec::new()), "checked, with no versions to read");
-            assert!(matches!(&checked(reply, &Versions::new()), Reply::Values(values) if values[0].is_none()));
+            assert!(matches!(&checked(reply, &Versions::new(), 0), Reply::Values(values) if values[0].is_none()));
         }
         let reply = Reply::Values(vec![Some(StoredValue::from_json(b"{\"a\":1}".to_vec())), None]);
         assert_eq!(read(&reply), None);
-        let Reply::Values(values) = checked(reply, &Versions::new()) else { panic!() };
+        let Reply::Values(values) = checked(reply, &Versions::new(), 0) else { panic!() };
         assert_eq!(values[0].as_ref().unwrap().json().unwrap(), b"{\"a\":1}");
     }
 
