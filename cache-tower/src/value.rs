@@ -47,7 +47,14 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 /// ```
 #[derive(Clone)]
 pub struct StoredValue {
-    inner: Arc<dyn Erased>,
+    inner: Arc<Shared<dyn Erased>>,
+}
+
+/// A value's tags beside the value itself: a read of the tags (every memory hit checks them) is
+/// a field at a fixed offset, not a call through the value's vtable.
+struct Shared<E: ?Sized> {
+    tags: TagList,
+    value: E,
 }
 
 /// The object-safe face of the two representations.
@@ -61,12 +68,8 @@ trait Erased: Send + Sync {
     /// The JSON bytes this value arrived as, moved out (it is not used afterwards); `None` for
     /// a typed value.
     fn take_json(&mut self) -> Option<Vec<u8>>;
-    /// The tags the value carries.
-    fn tags(&self) -> &TagList;
-    /// Sets the tags (on a value nobody else holds).
-    fn set_tags(&mut self, tags: TagList);
-    /// A copy of this value carrying `tags` instead (for a value held elsewhere too).
-    fn retagged(&self, tags: TagList) -> Arc<dyn Erased>;
+    /// A copy of this value carrying `tags` (for a value held elsewhere too).
+    fn retagged(&self, tags: TagList) -> Arc<Shared<dyn Erased>>;
 }
 
 /// The tags of a value: `None` for an untagged one (most values), so they cost one word.
@@ -152,13 +155,11 @@ impl std::io::Write for ByteCount {
 struct Typed<T> {
     value: T,
     json: OnceLock<Vec<u8>>,
-    tags: TagList,
 }
 
 /// A value that arrived as bytes from a shared layer (kept as received: no copy to shrink it).
 struct Encoded {
     json: Vec<u8>,
-    tags: TagList,
 }
 
 impl<T: Cacheable> Erased for Typed<T> {
@@ -187,27 +188,15 @@ impl<T: Cacheable> Erased for Typed<T> {
         };
         // The JSON length stands for what the value holds on the heap (text in strings, one
         // or a few bytes a number); the JSON kept once encoded counts too.
-        ARC_COUNTS
-            + std::mem::size_of::<Self>()
-            + encoded
-            + self.json.get().map_or(0, Vec::capacity)
-            + tags_weight(&self.tags)
+        ARC_COUNTS + std::mem::size_of::<Shared<Self>>() + encoded + self.json.get().map_or(0, Vec::capacity)
     }
 
     fn take_json(&mut self) -> Option<Vec<u8>> {
         None
     }
 
-    fn tags(&self) -> &TagList {
-        &self.tags
-    }
-
-    fn set_tags(&mut self, tags: TagList) {
-        self.tags = tags;
-    }
-
-    fn retagged(&self, tags: TagList) -> Arc<dyn Erased> {
-        Arc::new(Typed { value: self.value.clone(), json: self.json.clone(), tags })
+    fn retagged(&self, tags: TagList) -> Arc<Shared<dyn Erased>> {
+        Arc::new(Shared { tags, value: Typed { value: self.value.clone(), json: self.json.clone() } })
     }
 }
 
@@ -230,35 +219,27 @@ impl Erased for Encoded {
     }
 
     fn weight(&self) -> usize {
-        ARC_COUNTS + std::mem::size_of::<Self>() + self.json.capacity() + tags_weight(&self.tags)
+        ARC_COUNTS + std::mem::size_of::<Shared<Self>>() + self.json.capacity()
     }
 
     fn take_json(&mut self) -> Option<Vec<u8>> {
         Some(std::mem::take(&mut self.json))
     }
 
-    fn tags(&self) -> &TagList {
-        &self.tags
-    }
-
-    fn set_tags(&mut self, tags: TagList) {
-        self.tags = tags;
-    }
-
-    fn retagged(&self, tags: TagList) -> Arc<dyn Erased> {
-        Arc::new(Encoded { json: self.json.clone(), tags })
+    fn retagged(&self, tags: TagList) -> Arc<Shared<dyn Erased>> {
+        Arc::new(Shared { tags, value: Encoded { json: self.json.clone() } })
     }
 }
 
 impl StoredValue {
     /// Wraps a Rust value. Nothing is encoded until a layer asks for [`json`](Self::json).
     pub fn new<T: Cacheable>(value: T) -> Self {
-        Self { inner: Arc::new(Typed { value, json: OnceLock::new(), tags: None }) }
+        Self { inner: Arc::new(Shared { tags: None, value: Typed { value, json: OnceLock::new() } }) }
     }
 
     /// Wraps JSON bytes read from a shared layer. They are decoded when a caller asks for a type.
     pub fn from_json(json: impl Into<Vec<u8>>) -> Self {
-        Self { inner: Arc::new(Encoded { json: json.into(), tags: None }) }
+        Self { inner: Arc::new(Shared { tags: None, value: Encoded { json: json.into() } }) }
     }
 
     /// This value, carrying `tags` (instead of any it carried): [`CacheTower::invalidate_tag`](crate::CacheTower::invalidate_tag)
@@ -300,14 +281,14 @@ impl StoredValue {
     pub(crate) fn set_tags_stamped(&mut self, names: TagNames, stamp: u64) {
         let tags = names.map(|names| Arc::new(TagSet { names, stamp }));
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.set_tags(tags),
-            None => self.inner = self.inner.retagged(tags),
+            Some(inner) => inner.tags = tags,
+            None => self.inner = self.inner.value.retagged(tags),
         }
     }
 
     /// The tags the value carries (none for most values).
     pub fn tags(&self) -> &[Box<str>] {
-        self.inner.tags().as_ref().map_or(&[], |tags| tags.names())
+        self.inner.tags.as_ref().map_or(&[], |tags| tags.names())
     }
 
     /// Whether the value carries `tag`.
@@ -318,22 +299,22 @@ impl StoredValue {
     /// The value's tags and their stamp; `None` for an untagged value.
     #[inline]
     pub(crate) fn tag_set(&self) -> Option<&TagSet> {
-        self.inner.tags().as_deref()
+        self.inner.tags.as_deref()
     }
 
     /// This value known in both forms: `value` was just decoded from it. Its JSON goes along,
     /// moved when this handle was the only one (as a value just read from a shared layer is),
     /// else copied; a value with no JSON becomes `value` alone. Its tags go along.
     pub(crate) fn with_typed<T: Cacheable>(mut self, value: T) -> Self {
-        let tags = self.inner.tags().clone();
-        let json = match Arc::get_mut(&mut self.inner).and_then(|inner| inner.take_json()) {
+        let tags = self.inner.tags.clone();
+        let json = match Arc::get_mut(&mut self.inner).and_then(|inner| inner.value.take_json()) {
             Some(json) => OnceLock::from(json),
-            None => match self.inner.json() {
+            None => match self.inner.value.json() {
                 Ok(json) => OnceLock::from(json.to_vec()),
                 Err(_) => OnceLock::new(),
             },
         };
-        Self { inner: Arc::new(Typed { value, json, tags }) }
+        Self { inner: Arc::new(Shared { tags, value: Typed { value, json } }) }
     }
 
     /// Whether `other` is this very value (a clone of the same handle), not merely an equal one.
@@ -347,12 +328,12 @@ impl StoredValue {
     /// [`ErrorKind::Encode`](crate::error::ErrorKind::Encode) when the typed value cannot be written as
     /// JSON (for example a map whose keys are not strings).
     pub fn json(&self) -> Result<&[u8]> {
-        self.inner.json()
+        self.inner.value.json()
     }
 
     /// Whether this value holds a typed `T`, so [`decode`](Self::decode) is a clone, not a parse.
     pub fn is<T: Cacheable>(&self) -> bool {
-        self.inner.typed().is_some_and(|any| any.is::<T>())
+        self.inner.value.typed().is_some_and(|any| any.is::<T>())
     }
 
     /// The value as a `T`: a clone when it holds a typed `T`, otherwise a JSON decode.
@@ -364,7 +345,7 @@ impl StoredValue {
         if let Some(value) = self.typed::<T>() {
             return Ok(value.clone());
         }
-        codec::decode(self.inner.json()?)
+        codec::decode(self.inner.value.json()?)
     }
 
     /// The typed `T` this value holds, if it holds one (no clone, no parse): `None` for a value
@@ -380,7 +361,7 @@ impl StoredValue {
     /// ```
     #[inline]
     pub fn typed<T: Cacheable>(&self) -> Option<&T> {
-        self.inner.typed().and_then(|any| any.downcast_ref::<T>())
+        self.inner.value.typed().and_then(|any| any.downcast_ref::<T>())
     }
 
     /// About how many bytes of memory the value holds, as a memory layer with `max_bytes` weighs
@@ -399,14 +380,14 @@ impl StoredValue {
     /// assert!(long.weight() - short.weight() >= 9_990);
     /// ```
     pub fn weight(&self) -> usize {
-        self.inner.weight()
+        self.inner.value.weight() + tags_weight(&self.inner.tags)
     }
 }
 
 impl fmt::Debug for StoredValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Values may hold personal data; show only the form, never the content.
-        let form = if self.inner.typed().is_some() { "typed" } else { "encoded" };
+        let form = if self.inner.value.typed().is_some() { "typed" } else { "encoded" };
         f.debug_struct("StoredValue").field("form", &form).finish_non_exhaustive()
     }
 }

@@ -974,7 +974,9 @@ impl MemoryAdapter {
             {}
         }
         self.settle(shard, before);
-        self.reclaim(RECLAIM_BATCH);
+        if self.inner.tags.has_to_reclaim() {
+            self.reclaim(RECLAIM_BATCH);
+        }
         if let Some(written) = written {
             self.evict_over_limit(index, written);
         }
