@@ -99,6 +99,7 @@ pub fn tower_of(layers: &[MemoryAdapter]) -> CacheTower {
     tower
 }
 
+pub mod commandstats;
 pub mod logs;
 pub mod memoized;
 pub mod peer;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cache_tower::{CacheTower, LoadOptions, MemoryAdapter, RedisAdapter, adapter::CacheAdapter};
+use cache_tower_tests::commandstats::{command_calls, settled_calls};
 use cache_tower_tests::peer::{DELIVERY, Peer};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::tracking::subscribed_tower;
@@ -43,34 +44,6 @@ fn redis_layer(server: &RedisServer, namespace: &str, invalidation: bool) -> Red
 /// The record a clear increments.
 fn record(namespace: &str) -> String {
     format!("{namespace}\0generation")
-}
-
-/// The calls of each command once the server has been idle for 100 ms (the listener's
-/// read-back of an own write, on its own thread, has come and gone).
-fn settled_calls(raw: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = command_calls(raw);
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = command_calls(raw);
-        if now == last || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
-}
-
-/// Calls of each command on the server (`INFO commandstats`), without the `INFO` itself.
-fn command_calls(raw: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(raw).unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .filter(|(name, _)| name != "info")
-        .collect()
 }
 
 fn a_memory_stack_is_emptied_and_its_listener_hears_invalidated(api: &impl Calls) {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use cache_tower::adapter::{CacheAdapter, RemovalCause};
 use cache_tower::{CacheTower, LoadOptions, MemoryAdapter, RedisAdapter};
+use cache_tower_tests::commandstats::{command_calls, settled_calls};
 use cache_tower_tests::peer::{DELIVERY, Peer};
 use cache_tower_tests::redis_server::{RedisServer, unique_namespace};
 use cache_tower_tests::tracking::subscribed_tower;
@@ -53,33 +54,6 @@ fn tagged(tags: &[&str]) -> LoadOptions {
 /// The Redis key of a tag's record.
 fn record(namespace: &str, tag: &str) -> String {
     format!("{namespace}\0tag\0{tag}")
-}
-
-/// Calls of each command on the server (`INFO commandstats`), without the `INFO` itself.
-fn command_calls(raw: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(raw).unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .filter(|(name, _)| name != "info")
-        .collect()
-}
-
-/// The calls of each command once the server has been idle for 100 ms.
-fn settled_calls(raw: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = command_calls(raw);
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = command_calls(raw);
-        if now == last || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
 }
 
 fn a_memory_layer_removes_the_tagged_entries_at_once_and_keeps_the_rest(api: &impl Calls) {
